@@ -1,0 +1,33 @@
+# Wharf — the two commands: `make run` (the whole service) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench system-deps clean-var
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+## run: start web + worker + beat (and embedded Postgres/Redis/S3 where none are configured)
+run: $(STAMP)
+	$(PY) deploy/run.py
+
+## system-deps: the registry clients the end-to-end tests drive (Debian packages)
+system-deps:
+	bash deploy/install-system-deps.sh
+
+## test: install everything the tests need, then run the suite against real services
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: performance figures (see bench/README.md)
+bench: $(STAMP) system-deps
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean-var:
+	rm -rf var/

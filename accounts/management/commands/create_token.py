@@ -1,0 +1,29 @@
+"""create_token USERNAME [--name N] [--scopes pull,push,delete] [--expires-days D] → the secret alone."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import User
+from accounts.services import ALL_SCOPES, access_token_issue
+from gateway.core.errors import ApplicationError
+
+
+class Command(BaseCommand):
+    help = "Issue a personal access token for a user and print the secret (shown only this once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--name", default="cli")
+        parser.add_argument("--scopes", default=",".join(ALL_SCOPES), help="comma-separated: pull,push,delete")
+        parser.add_argument("--expires-days", type=int, default=None)
+
+    def handle(self, *args, username, name, scopes, expires_days, **options):
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user {username!r}.")
+        try:
+            issued = access_token_issue(
+                user=user, name=name, scopes=[s.strip() for s in scopes.split(",") if s.strip()], expires_in_days=expires_days
+            )
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(issued.secret)

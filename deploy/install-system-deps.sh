@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian packages the end-to-end tests and benchmarks drive: real registry clients
+# (skopeo, docker CLI + daemon, containerd's ctr) and CNCF Distribution as a yardstick.
+# Idempotent: installs only what is missing.
+set -euo pipefail
+
+need=()
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+[ -x /usr/bin/docker ] && [ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v ctr >/dev/null 2>&1 || need+=(containerd)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "install-system-deps: need root (or sudo) to install: ${need[*]}" >&2; exit 1
+  fi
+else
+  SUDO=
+fi
+echo "install-system-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

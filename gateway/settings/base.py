@@ -1,0 +1,132 @@
+"""Settings shared by every environment. Values come from the environment only (see env.py)."""
+
+from __future__ import annotations
+
+from gateway.settings import env as E
+from gateway.settings.env import BASE_DIR, VAR_DIR
+
+DEBUG = E.boolean("DJANGO_DEBUG", False)
+SECRET_KEY = E.raw("DJANGO_SECRET_KEY") or ""  # production.py refuses an empty one
+PORT = E.integer("PORT", 8000, minimum=1, maximum=65535)
+
+REGISTRY_DOMAIN = E.domain("GATEWAY_REGISTRY_DOMAIN", f"127.0.0.1:{PORT}")
+# The URL clients reach us at (behind a proxy this differs from what the request says).
+EXTERNAL_URL = E.url("GATEWAY_EXTERNAL_URL", f"http://{REGISTRY_DOMAIN}", schemes=("http", "https")).rstrip("/")
+ALLOWED_HOSTS = E.hostnames(
+    "DJANGO_ALLOWED_HOSTS", f"127.0.0.1,localhost,.{REGISTRY_DOMAIN.split(':')[0]},{REGISTRY_DOMAIN.split(':')[0]}"
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "gateway.core",
+    "accounts",
+    "gateway.registry",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "gateway.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# Registry paths look like /v2/acme/app/manifests/1 — never redirect them to add a slash.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "gateway.urls"
+WSGI_APPLICATION = "gateway.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": E.database("DATABASE_URL", None)}
+DATABASES["default"]["CONN_MAX_AGE"] = E.integer("GATEWAY_DB_CONN_MAX_AGE", 60, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = E.url("REDIS_URL", None, schemes=("redis", "rediss", "unix"))
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+CELERY_BROKER_URL = E.url("CELERY_BROKER_URL", REDIS_URL, schemes=("redis", "rediss", "unix"))
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# Blob store (S3 API; Storj's gateway in production). Names as django-storages spells them.
+GATEWAY_S3 = {
+    "endpoint_url": E.url("AWS_S3_ENDPOINT_URL", "https://gateway.storjshare.io", schemes=("http", "https")),
+    "access_key": E.string("AWS_ACCESS_KEY_ID", ""),
+    "secret_key": E.string("AWS_SECRET_ACCESS_KEY", ""),
+    "bucket": E.string("AWS_STORAGE_BUCKET_NAME", "wharf"),
+    "region": E.string("AWS_S3_REGION_NAME", "us-1"),
+    "addressing_style": E.choice("AWS_S3_ADDRESSING_STYLE", "path", ("path", "virtual")),
+    "part_size": E.integer("GATEWAY_S3_PART_SIZE", 64 * 1024 * 1024, minimum=5 * 1024 * 1024, maximum=5 * 1024**3),
+    "max_pool": E.integer("GATEWAY_S3_MAX_POOL", 32, minimum=1, maximum=500),
+    "storj_guard": E.boolean("GATEWAY_S3_STORJ_GUARD", False),
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOG_FORMAT = E.choice("GATEWAY_LOG_FORMAT", "text", ("text", "json"))
+LOG_LEVEL = E.choice("GATEWAY_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "gateway.core.logging.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "gateway.core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024  # manifests are at most 4 MiB

@@ -1,0 +1,19 @@
+"""Production: every secret comes from the environment, with no default."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from gateway.settings.base import *  # noqa: F403
+
+SECRET_KEY = E.required("DJANGO_SECRET_KEY", "a long random string")  # noqa: F405
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long.")
+E.required("DATABASE_URL")  # noqa: F405
+E.required("REDIS_URL")  # noqa: F405
+E.required("AWS_ACCESS_KEY_ID")  # noqa: F405
+E.required("AWS_SECRET_ACCESS_KEY")  # noqa: F405
+
+LOG_FORMAT = E.choice("GATEWAY_LOG_FORMAT", "json", ("text", "json"))  # noqa: F405
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
+SESSION_COOKIE_SECURE = E.boolean("GATEWAY_SECURE_COOKIES", True)  # noqa: F405
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,19 @@
+"""Tests: the machine's PostgreSQL and Redis when they answer, else embedded ones.
+
+SeaweedFS is started per test session by tests/conftest.py, which points GATEWAY_S3 at it.
+"""
+
+import os
+
+from gateway import embedded
+
+# Decide the service addresses before base.py reads them.
+if "DATABASE_URL" not in os.environ:
+    os.environ["DATABASE_URL"] = embedded.machine_postgres_url() or embedded.test_postgres_url()
+if "REDIS_URL" not in os.environ:
+    os.environ["REDIS_URL"] = (embedded.machine_redis_url() or embedded.test_redis_url()).replace("/0", "/9")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+
+from gateway.settings.base import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; production uses the default

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from gateway.core import health
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("admin/", admin.site.urls),
+]
