@@ -91,6 +91,10 @@ GATEWAY_S3 = {
     "max_pool": E.integer("GATEWAY_S3_MAX_POOL", 32, minimum=1, maximum=500),
     "storj_guard": E.boolean("GATEWAY_S3_STORJ_GUARD", False),
 }
+# Full parts uploading while the next fills, per upload: memory ≈ (1 + this) × part size.
+GATEWAY_UPLOAD_INFLIGHT_PARTS = E.integer("GATEWAY_UPLOAD_INFLIGHT_PARTS", 1, minimum=1, maximum=8)
+# Presigned blob URLs (tenants with redirect downloads) live this long.
+GATEWAY_PRESIGN_SECONDS = E.integer("GATEWAY_PRESIGN_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

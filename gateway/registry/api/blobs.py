@@ -1,0 +1,70 @@
+"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from gateway.registry import selectors
+from gateway.registry.api.base import RegistryView, Target
+from gateway.registry.api.http import byte_range
+from gateway.registry.digests import parse_digest
+from gateway.registry.errors import BlobUnknown
+from gateway.registry.models import Blob
+from gateway.registry.services import events
+from gateway.registry.services.uploads import blob_unlink
+from gateway.storage import get_blob_store
+
+STREAM_RELEASE_DB_BYTES = 8 * 1024 * 1024
+
+
+def _blob(target: Target, digest: str) -> Blob:
+    parse_digest(digest)
+    blob = selectors.blob_get_linked(tenant=target.tenant, repository=target.repository(), digest=digest)
+    if blob is None:
+        raise BlobUnknown(detail={"digest": digest})
+    return blob
+
+
+class BlobView(RegistryView):
+    scope_map = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}
+
+    def head(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
+        blob = _blob(target, digest)
+        response = HttpResponse(content_type="application/octet-stream")
+        response["Content-Length"] = str(blob.size)
+        response["Docker-Content-Digest"] = blob.digest
+        response["Accept-Ranges"] = "bytes"
+        response["ETag"] = f'"{blob.digest}"'
+        return response
+
+    def get(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
+        blob = _blob(target, digest)
+        store = get_blob_store()
+        rng = byte_range(request, blob.size)
+        if target.tenant.redirect_blob_downloads:
+            events.record(tenant=target.tenant, repository=target.name, digest=blob.digest, size=blob.size, kind="blob", direction="pull", mode="redirect")
+            response = HttpResponse(status=307)
+            response["Location"] = store.presign_get(blob.storage_key, expires=settings.GATEWAY_PRESIGN_SECONDS)
+            response["Docker-Content-Digest"] = blob.digest
+            return response
+        start, end = rng if rng else (0, blob.size - 1)
+        length = max(end - start + 1, 0)
+        chunks = store.open_read(blob.storage_key, start=start, end=end) if length else iter(())
+        events.record(tenant=target.tenant, repository=target.name, digest=blob.digest, size=length, kind="blob", direction="pull")
+        if length >= STREAM_RELEASE_DB_BYTES:
+            connection.close()  # do not hold a database connection for the whole transfer
+        response = StreamingHttpResponse(chunks, status=206 if rng else 200, content_type="application/octet-stream")
+        response["Content-Length"] = str(length)
+        response["Docker-Content-Digest"] = blob.digest
+        response["Accept-Ranges"] = "bytes"
+        response["ETag"] = f'"{blob.digest}"'
+        if rng:
+            response["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+        return response
+
+    def delete(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
+        parse_digest(digest)
+        blob_unlink(tenant=target.tenant, repository=target.repository(), digest=digest)
+        return HttpResponse(status=202)

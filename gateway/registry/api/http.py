@@ -1,0 +1,91 @@
+"""Small HTTP helpers shared by the registry views: bodies, ranges, pagination."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+from django.http import HttpRequest
+
+from gateway.registry.errors import BlobUploadInvalid, PaginationInvalid, RangeInvalid, SizeInvalid
+from gateway.registry.services.uploads import Body
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MAX_PAGE = 1000
+
+
+def request_body(request: HttpRequest) -> Body:
+    """The request body as a stream. Chunked bodies (no Content-Length) are read from the
+    WSGI input directly: Django reads them as empty, gunicorn de-chunks them."""
+    stream = request.META["wsgi.input"]
+    raw_length = request.META.get("CONTENT_LENGTH") or ""
+    if raw_length.strip():
+        try:
+            length = int(raw_length)
+        except ValueError:
+            raise SizeInvalid(f"invalid Content-Length {raw_length[:30]!r}") from None
+        if length < 0:
+            raise SizeInvalid("negative Content-Length")
+        return Body(stream, length)
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return Body(stream, None)
+    return Body(stream, 0)
+
+
+def content_range_start(request: HttpRequest, body: Body) -> int | None:
+    """The start offset a PATCH's Content-Range names (None without one); 416 when malformed."""
+    value = request.META.get("HTTP_CONTENT_RANGE", "").strip()
+    if not value:
+        return None
+    m = _CONTENT_RANGE.match(value)
+    if not m:
+        raise RangeInvalid(f"invalid Content-Range {value[:60]!r}")
+    start, end = int(m.group(1)), int(m.group(2))
+    if end < start:
+        raise RangeInvalid(f"invalid Content-Range {value[:60]!r}")
+    if body.length is not None and body.length != end - start + 1:
+        raise RangeInvalid(f"Content-Range covers {end - start + 1} bytes, Content-Length is {body.length}")
+    return start
+
+
+def byte_range(request: HttpRequest, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive from a `Range: bytes=a-b` header; None for the whole; 416 if unsatisfiable."""
+    value = request.META.get("HTTP_RANGE", "").strip()
+    if not value:
+        return None
+    m = _RANGE.match(value)
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # malformed or multi-range: serve the whole (RFC 9110 allows ignoring Range)
+    if m.group(1):
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) else size - 1
+    else:
+        suffix = int(m.group(2))
+        start, end = max(size - suffix, 0), size - 1
+    end = min(end, size - 1)
+    if start >= size or start > end:
+        raise RangeInvalid("requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def page_params(request: HttpRequest) -> tuple[int | None, str | None]:
+    raw_n = request.GET.get("n")
+    n: int | None = None
+    if raw_n is not None:
+        try:
+            n = int(raw_n)
+        except ValueError:
+            raise PaginationInvalid(f"n must be an integer, got {raw_n[:20]!r}") from None
+        if n < 0:
+            raise PaginationInvalid("n must not be negative")
+        n = min(n, MAX_PAGE)
+    return n, request.GET.get("last") or None
+
+
+def next_link(path: str, n: int, last: str, **extra: str) -> str:
+    return f'<{path}?{urlencode({**extra, "n": n, "last": last})}>; rel="next"'
+
+
+def upload_invalid(message: str) -> BlobUploadInvalid:
+    return BlobUploadInvalid(message)

@@ -1,0 +1,80 @@
+"""/v2/ itself, tag lists, the catalog and the referrers API."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse
+
+from accounts.models import Membership
+from gateway.registry import selectors
+from gateway.registry.api.auth import Identity
+from gateway.registry.api.base import RegistryView, Target, host_tenant_slug, role_for, tenants
+from gateway.registry.api.http import next_link, page_params
+from gateway.registry.digests import parse_digest
+from gateway.registry.errors import Denied, Unauthorized
+from gateway.registry.services.manifests import referrers_index
+from accounts.selectors import tenant_get
+
+
+def _json(doc: dict, status: int = 200, content_type: str = "application/json") -> HttpResponse:
+    return HttpResponse(json.dumps(doc), status=status, content_type=content_type)
+
+
+class BaseView(RegistryView):
+    """GET /v2/: 200 for a known identity, 401 (with the challenge) otherwise."""
+
+    def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
+        if identity.anonymous:
+            raise Unauthorized()
+        return _json({})
+
+    head = get
+
+
+class TagsView(RegistryView):
+    scope_map = {"GET": "pull"}
+
+    def get(self, request: HttpRequest, target: Target) -> HttpResponse:
+        n, last = page_params(request)
+        names = selectors.tag_list(tenant=target.tenant, repository=target.repository(), last=last, n=n)
+        response = _json({"name": target.full_name, "tags": names[:n] if n is not None else names})
+        if n is not None and len(names) > n and n > 0:
+            response["Link"] = next_link(target.url("tags/list"), n, names[n - 1])
+        return response
+
+
+class ReferrersView(RegistryView):
+    scope_map = {"GET": "pull"}
+
+    def get(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
+        parse_digest(digest)
+        artifact_type = request.GET.get("artifactType") or None
+        manifests = selectors.referrers_list(tenant=target.tenant, repository=target.repository(), digest=digest, artifact_type=artifact_type)
+        response = HttpResponse(referrers_index(manifests), content_type="application/vnd.oci.image.index.v1+json")
+        if artifact_type:
+            response["OCI-Filters-Applied"] = "artifactType"
+        return response
+
+
+class CatalogView(RegistryView):
+    """GET /v2/_catalog: the repositories of the tenant(s) the caller belongs to."""
+
+    def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
+        if identity.anonymous:
+            raise Unauthorized()
+        n, last = page_params(request)
+        slug = host_tenant_slug(request)
+        if slug is not None:
+            tenant = tenants.get(slug, lambda: tenant_get(slug=slug))
+            if tenant is None or role_for(identity, tenant) is None:
+                raise Denied()
+            tenant_ids, with_slug = [tenant.pk], False
+        else:
+            tenant_ids = list(Membership.objects.filter(user=identity.user).values_list("tenant_id", flat=True))
+            with_slug = True
+        names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n)
+        response = _json({"repositories": names[:n] if n is not None else names})
+        if n is not None and len(names) > n and n > 0:
+            response["Link"] = next_link("/v2/_catalog", n, names[n - 1])
+        return response

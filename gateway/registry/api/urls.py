@@ -1,0 +1,21 @@
+"""/v2/ routes. Repository names contain slashes, so each route anchors on its suffix."""
+
+from django.urls import re_path
+
+from gateway.registry.api.blobs import BlobView
+from gateway.registry.api.listing import BaseView, CatalogView, ReferrersView, TagsView
+from gateway.registry.api.manifests import ManifestView
+from gateway.registry.api.uploads import UploadStartView, UploadView
+
+_NAME = r"(?P<name>[^?#]+?)"
+
+urlpatterns = [
+    re_path(r"^v2/?$", BaseView.as_view()),
+    re_path(r"^v2/_catalog$", CatalogView.as_view()),
+    re_path(rf"^v2/{_NAME}/blobs/uploads/?$", UploadStartView.as_view()),
+    re_path(rf"^v2/{_NAME}/blobs/uploads/(?P<upload_id>[^/]+)$", UploadView.as_view()),
+    re_path(rf"^v2/{_NAME}/blobs/(?P<digest>[^/]+)$", BlobView.as_view()),
+    re_path(rf"^v2/{_NAME}/manifests/(?P<reference>[^/]+)$", ManifestView.as_view()),
+    re_path(rf"^v2/{_NAME}/tags/list$", TagsView.as_view()),
+    re_path(rf"^v2/{_NAME}/referrers/(?P<digest>[^/]+)$", ReferrersView.as_view()),
+]

@@ -1,0 +1,118 @@
+"""The OCI distribution domain: repositories, blobs, manifests, tags and upload sessions.
+
+PostgreSQL is the truth for metadata; S3 holds bytes. A blob is stored once per tenant
+(`Blob`, unique on tenant + digest) at the key its upload session wrote, and is visible
+in a repository only through a `RepositoryBlob` link. Manifests keep their exact bytes
+here (for fast serving) and in the bucket (so the bucket alone can rebuild the registry).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from gateway.core.models import TenantOwnedModel
+
+
+class Repository(TenantOwnedModel):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private"
+        PUBLIC = "public"
+
+    name = models.CharField(max_length=255)
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="repository_unique_tenant_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Blob(TenantOwnedModel):
+    digest = models.CharField(max_length=135)
+    size = models.BigIntegerField()
+    storage_key = models.CharField(max_length=512)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "digest"], name="blob_unique_tenant_digest")]
+
+
+class RepositoryBlob(TenantOwnedModel):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_links")
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="repository_links")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "blob"], name="repositoryblob_unique")]
+
+
+class Manifest(TenantOwnedModel):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="manifests")
+    digest = models.CharField(max_length=135)
+    media_type = models.CharField(max_length=255)
+    size = models.IntegerField()
+    payload = models.BinaryField()
+    artifact_type = models.CharField(max_length=255, blank=True, default="")
+    subject_digest = models.CharField(max_length=135, blank=True, default="", db_index=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "digest"], name="manifest_unique_repository_digest")]
+        indexes = [models.Index(fields=["repository", "subject_digest"], name="manifest_subject_idx")]
+
+
+class ManifestBlob(models.Model):
+    """A blob a manifest references (config and layers): keeps the blob alive."""
+
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="blob_refs")
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="manifest_refs")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["manifest", "blob"], name="manifestblob_unique")]
+
+
+class ManifestChild(models.Model):
+    """A manifest an index / manifest list references."""
+
+    parent = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="child_refs")
+    child = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="parent_refs")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["parent", "child"], name="manifestchild_unique")]
+
+
+class Tag(TenantOwnedModel):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=128)
+    manifest = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="tags")
+    last_pushed_at = models.DateTimeField()
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_repository_name")]
+
+
+class BlobUpload(TenantOwnedModel):
+    """An upload session. Survives restarts: hash state, offset, parts and tail live here."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        DONE = "done"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="uploads")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    storage_key = models.CharField(max_length=512)
+    multipart_id = models.CharField(max_length=1024, blank=True, default="")
+    offset = models.BigIntegerField(default=0)
+    hash_state = models.BinaryField()
+    # [[part_number, etag, size], ...] of parts already in S3.
+    parts = models.JSONField(default=list)
+    # Bytes received but not yet in S3 (fewer than S3's 5 MiB minimum part size).
+    tail = models.BinaryField(default=b"")
+    # A request holds the session while it streams; the lease expires if that worker dies.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True)

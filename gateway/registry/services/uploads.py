@@ -1,0 +1,292 @@
+"""Blob uploads: start, append (PATCH), finish (PUT), cancel, monolithic and mount.
+
+Every session writes its own object key (Storj overwrites a pending multipart upload that
+starts on the same key, and has no UploadPartCopy); PostgreSQL maps digest → key. The
+SHA-256 state, offset, finished parts and a sub-5 MiB tail live on the BlobUpload row, so
+any web process continues a session after a restart. A request holds a short lease on the
+row while it streams; nothing is written to the row until the request's bytes are in S3.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Tenant
+from gateway.registry import selectors
+from gateway.registry.digests import ResumableSha256
+from gateway.registry.errors import BlobUnknown, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
+from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
+from gateway.registry.services import events
+from gateway.registry.streaming import PartWriter, Reader, ShortRead
+from gateway.storage import BlobStore, get_blob_store, keys
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+
+
+def _store(tenant: Tenant) -> BlobStore:
+    # Bring-your-own-bucket targets plug in here (one store per tenant target).
+    return get_blob_store()
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body to consume: a reader and its announced length (None: read to EOF)."""
+
+    reader: Reader
+    length: int | None
+
+
+def repository_ensure(*, tenant: Tenant, name: str) -> Repository:
+    """The repository, created on first push. Callers have checked push permission."""
+    repo = selectors.repository_get(tenant=tenant, name=name)
+    if repo is not None:
+        return repo
+    try:
+        with transaction.atomic():
+            return Repository.objects.create(tenant=tenant, name=name)
+    except IntegrityError:
+        return Repository.objects.get(tenant=tenant, name=name)
+
+
+def blob_upload_start(*, tenant: Tenant, repository: Repository) -> BlobUpload:
+    """Open an upload session with its own object key."""
+    upload_id = uuid.uuid4()
+    return BlobUpload.objects.create(
+        id=upload_id,
+        tenant=tenant,
+        repository=repository,
+        storage_key=keys.upload_key(tenant.pk, upload_id),
+        hash_state=ResumableSha256().state(),
+    )
+
+
+def _lease(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> BlobUpload:
+    """Take the session for this request, or fail: unknown (404) or busy (416)."""
+    now = timezone.now()
+    taken = (
+        BlobUpload.objects.filter(tenant=tenant, repository=repository, pk=upload_id, state=BlobUpload.State.ACTIVE)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .update(leased_until=now + LEASE, last_activity_at=now)
+    )
+    upload = selectors.upload_get(tenant=tenant, repository=repository, upload_id=upload_id)
+    if upload is None:
+        raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
+    if not taken:
+        raise RangeInvalid("another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=_range_headers(upload))
+    return upload
+
+
+def _release(upload: BlobUpload) -> None:
+    BlobUpload.objects.filter(pk=upload.pk).update(leased_until=None)
+
+
+def _range_headers(upload: BlobUpload) -> dict[str, str]:
+    return {"Range": f"0-{max(upload.offset - 1, 0)}"}
+
+
+def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableSha256) -> PartWriter:
+    def multipart_started(multipart_id: str) -> None:
+        # Persist at once, so the sweep can abort it even if this request dies.
+        BlobUpload.objects.filter(pk=upload.pk).update(multipart_id=multipart_id)
+
+    def part_submitted() -> None:
+        BlobUpload.objects.filter(pk=upload.pk).update(leased_until=timezone.now() + LEASE)
+
+    return PartWriter(
+        store=store,
+        key=upload.storage_key,
+        multipart_id=upload.multipart_id,
+        parts=upload.parts,
+        tail=bytes(upload.tail),
+        hasher=hasher,
+        on_multipart_start=multipart_started,
+        on_part_submitted=part_submitted,
+        inflight=settings.GATEWAY_UPLOAD_INFLIGHT_PARTS,
+    )
+
+
+def _consume(writer: PartWriter, body: Body) -> None:
+    try:
+        writer.consume(body.reader, body.length)
+    except ShortRead as exc:
+        writer.abandon()
+        raise SizeInvalid(str(exc)) from None
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+def blob_upload_append(
+    *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, body: Body, range_start: int | None = None
+) -> BlobUpload:
+    """PATCH: stream a chunk into the session. Offset, hash, parts and tail advance together."""
+    upload = _lease(tenant=tenant, repository=repository, upload_id=upload_id)
+    try:
+        if range_start is not None and range_start != upload.offset:
+            raise RangeInvalid(
+                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=_range_headers(upload)
+            )
+        hasher = ResumableSha256(bytes(upload.hash_state))
+        writer = _writer(upload, _store(tenant), hasher)
+        _consume(writer, body)
+        tail = writer.checkpoint()
+        upload.multipart_id = writer.multipart_id
+        upload.offset += writer.received
+        upload.hash_state = hasher.state()
+        upload.parts = writer.parts
+        upload.tail = tail
+        upload.leased_until = None
+        upload.last_activity_at = timezone.now()
+        upload.save(update_fields=["multipart_id", "offset", "hash_state", "parts", "tail", "leased_until", "last_activity_at"])
+        return upload
+    finally:
+        if upload.leased_until is not None:
+            _release(upload)
+
+
+def blob_upload_finish(
+    *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, digest: str, body: Body | None
+) -> Blob:
+    """PUT ?digest=: take the last chunk, check digest and size, commit the blob and link it."""
+    upload = _lease(tenant=tenant, repository=repository, upload_id=upload_id)
+    store = _store(tenant)
+    try:
+        hasher = ResumableSha256(bytes(upload.hash_state))
+        writer = _writer(upload, store, hasher)
+        if body is not None:
+            _consume(writer, body)
+        return _commit(tenant=tenant, repository=repository, upload=upload, writer=writer, digest=digest, store=store)
+    finally:
+        _release(upload)
+
+
+def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, writer: PartWriter, digest: str, store: BlobStore) -> Blob:
+    size = upload.offset + writer.received
+    actual = writer.hasher.digest()
+    if actual != digest:
+        writer.abandon()
+        _discard(upload, writer, store)
+        raise DigestInvalid(detail={"expected": digest, "actual": actual})
+    _check_quota(tenant=tenant, size=size, digest=digest, upload=upload, writer=writer, store=store)
+    existing = selectors.blob_get(tenant=tenant, digest=digest)
+    if existing is not None:
+        # Stored already for this tenant: link it; our copy of the bytes goes.
+        writer.abandon()
+        _discard(upload, writer, store)
+        return _link(tenant=tenant, repository=repository, blob=existing, upload=upload, key_to_drop=None)
+    if writer.multipart_id:
+        writer.flush_last_part()
+        store.multipart_complete(upload.storage_key, writer.multipart_id, [(p[0], p[1]) for p in writer.parts])
+    else:
+        store.put(upload.storage_key, bytes(writer.buffer))
+    store.put_json(keys.blob_index_key(tenant.pk, digest), {"digest": digest, "size": size, "key": upload.storage_key})
+    try:
+        with transaction.atomic():
+            blob = Blob.objects.create(tenant=tenant, digest=digest, size=size, storage_key=upload.storage_key)
+    except IntegrityError:
+        # A concurrent push of the same layer committed first: use theirs, drop ours.
+        blob = Blob.objects.get(tenant=tenant, digest=digest)
+        return _link(tenant=tenant, repository=repository, blob=blob, upload=upload, key_to_drop=upload.storage_key)
+    events.record(tenant=tenant, repository=repository.name, digest=digest, size=size, kind="blob", direction="push")
+    return _link(tenant=tenant, repository=repository, blob=blob, upload=upload, key_to_drop=None)
+
+
+def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
+    quota = Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
+    if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
+        return
+    used = selectors.usage_bytes(tenant=tenant)
+    if used + size > quota:
+        writer.abandon()
+        _discard(upload, writer, store)
+        raise Denied(
+            f"storage quota exceeded: this blob needs {size} bytes, {max(quota - used, 0)} of the tenant's {quota}-byte storage quota are left",
+            detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "blob_bytes": size},
+        )
+
+
+def _discard(upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
+    """End the session without a blob: abort its multipart upload and forget it."""
+    if writer.multipart_id:
+        store.multipart_abort(upload.storage_key, writer.multipart_id)
+    BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", leased_until=None)
+
+
+def _link(*, tenant: Tenant, repository: Repository, blob: Blob, upload: BlobUpload | None, key_to_drop: str | None) -> Blob:
+    with transaction.atomic():
+        RepositoryBlob.objects.get_or_create(tenant=tenant, repository=repository, blob=blob)
+        if upload is not None:
+            BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.DONE, tail=b"", leased_until=None)
+    if key_to_drop:
+        store = _store(tenant)
+        transaction.on_commit(lambda: store.delete([key_to_drop]))
+    return blob
+
+
+def blob_upload_monolithic(*, tenant: Tenant, repository: Repository, digest: str, body: Body) -> Blob:
+    """POST ?digest= with the whole blob. A blob the tenant already has is only hashed, not stored again."""
+    existing = selectors.blob_get(tenant=tenant, digest=digest)
+    if existing is not None:
+        hasher = ResumableSha256()
+        received = _hash_only(body, hasher)
+        if hasher.digest() != digest:
+            raise DigestInvalid(detail={"expected": digest, "actual": hasher.digest()})
+        if received != existing.size:
+            raise SizeInvalid()
+        return _link(tenant=tenant, repository=repository, blob=existing, upload=None, key_to_drop=None)
+    upload = blob_upload_start(tenant=tenant, repository=repository)
+    return blob_upload_finish(tenant=tenant, repository=repository, upload_id=upload.pk, digest=digest, body=body)
+
+
+def _hash_only(body: Body, hasher: ResumableSha256) -> int:
+    total = 0
+    remaining = body.length
+    while remaining is None or remaining > 0:
+        chunk = body.reader.read(1024 * 1024 if remaining is None else min(1024 * 1024, remaining))
+        if not chunk:
+            if remaining is not None:
+                raise SizeInvalid(f"expected {body.length} bytes, got {total}")
+            break
+        hasher.update(chunk)
+        total += len(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    return total
+
+
+def blob_upload_cancel(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> None:
+    """DELETE: abort the session and its multipart upload."""
+    upload = _lease(tenant=tenant, repository=repository, upload_id=upload_id)
+    store = _store(tenant)
+    if upload.multipart_id:
+        store.multipart_abort(upload.storage_key, upload.multipart_id)
+    BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", leased_until=None)
+
+
+def blob_mount(*, tenant: Tenant, repository: Repository, source: Repository, digest: str) -> Blob | None:
+    """Link a blob from another repository of the same tenant; None when `source` lacks it."""
+    blob = selectors.blob_get_linked(tenant=tenant, repository=source, digest=digest)
+    if blob is None:
+        return None
+    return _link(tenant=tenant, repository=repository, blob=blob, upload=None, key_to_drop=None)
+
+
+def blob_unlink(*, tenant: Tenant, repository: Repository, digest: str) -> None:
+    """DELETE a blob from a repository: the link goes; GC reclaims the bytes later."""
+    blob = selectors.blob_get_linked(tenant=tenant, repository=repository, digest=digest)
+    if blob is None:
+        raise BlobUnknown(detail={"digest": digest})
+    used_by = ManifestBlob.objects.filter(blob=blob, manifest__repository=repository).values_list("manifest__digest", flat=True).first()
+    if used_by:
+        raise Denied(f"blob is referenced by manifest {used_by} in this repository; delete the manifest first")
+    RepositoryBlob.objects.filter(tenant=tenant, repository=repository, blob=blob).delete()
