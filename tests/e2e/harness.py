@@ -56,8 +56,9 @@ SKOPEO = "/usr/bin/skopeo"
 DISTRIBUTION = "/usr/bin/docker-registry"
 
 # Extra `--insecure-registry` values for the test dockerd. dockerd always treats 127.0.0.0/8 as
-# insecure and matches host names against that CIDR by resolving them on every push/pull, so a
-# name added with `hosts_entry` (-> 127.0.0.1) needs nothing here. dockerd rejects wildcards
+# insecure and matches host names against that CIDR by resolving them on every push/pull (verified
+# with dockerd 20.10: acme.wharf.test -> 127.0.0.1 via /etc/hosts is plain HTTP), so a name added
+# with `hosts_entry` needs nothing here. dockerd rejects wildcards
 # such as "*.wharf.test" ("invalid host"); list exact "name:port" values or CIDRs only.
 INSECURE_REGISTRIES: tuple[str, ...] = ()
 
@@ -113,9 +114,9 @@ def require_binary(path: str) -> str:
     raise Unavailable(f"{path} not found (Debian package {package}; `make system-deps` installs it)")
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without proxy variables (tests only talk to 127.0.0.1), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+def child_env(extra: Mapping[str, str] | None = None, *, drop_prefixes: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment without proxy variables (tests only talk to 127.0.0.1) and `drop_prefixes`, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS and not k.startswith(tuple(drop_prefixes))}
     env.update(extra or {})
     return env
 
@@ -166,11 +167,13 @@ class ManagedProcess:
     log: Path
 
     @classmethod
-    def start(cls, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> ManagedProcess:
+    def start(
+        cls, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None, *, drop_env_prefixes: Sequence[str] = ()
+    ) -> ManagedProcess:
         """Start `argv` in a new session (so its children can be signalled together), output to `log`."""
         with log.open("ab") as out:
             proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=child_env(env), start_new_session=True)
+                                    env=child_env(env, drop_prefixes=drop_env_prefixes), start_new_session=True)
         return cls(name, proc, log)
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -305,6 +308,7 @@ def _write_stream(directory: Path, chunks: Iterable[bytes], *, gzip_level: int |
     size = 0
     compressor = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip_level is not None else None  # 31: gzip, mtime 0
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    os.fchmod(fd, 0o644)
     with os.fdopen(fd, "wb") as f:
         for chunk in chunks:
             raw.update(chunk)
@@ -555,7 +559,7 @@ def hosts_entry(name: str, ip: str = "127.0.0.1", *, hosts_file: Path = HOSTS_FI
     exit, under an flock on the file (concurrent test runs each add and remove their own line;
     lines left by dead processes are swept). If the name already resolves to `ip` via an untagged
     line, nothing is written. Edits in place (no rename) so a bind-mounted /etc/hosts works.
-    dockerd resolves registry host names on every push/pull, so it sees the entry at once.
+    The harness's dockerd uses glibc's resolver (see `DockerDaemon`), so it sees the entry at once.
     """
     if not re.fullmatch(r"[A-Za-z0-9.-]+", name):
         raise ValueError(f"not a host name: {name!r}")
@@ -777,7 +781,11 @@ class DockerClient:
 class DockerDaemon:
     """A private dockerd (vfs storage, own data/exec root and unix socket) started as environment.md says.
 
-    dockerd runs its own containerd child in the same process group; `stop()` ends both.
+    dockerd starts its own containerd (in a process group of its own, pid in
+    exec/containerd/containerd.pid); `stop()` ends both and undoes dockerd's bind mount of the
+    data root. dockerd runs with GODEBUG=netdns=cgo: Go's own resolver caches /etc/hosts for 5 s,
+    so a name added by `hosts_entry` would be missed ("no such host") for up to 5 s; glibc's
+    resolver reads the file on every lookup.
     `run()` uses a DOCKER_CONFIG under the daemon's root; use `client(dir)` for per-test logins.
     """
 
@@ -807,7 +815,7 @@ class DockerDaemon:
             f"--pidfile={root}/dockerd.pid", "-H", f"unix://{root}/docker.sock", "--log-level=warn",
             *(f"--insecure-registry={r}" for r in insecure_registries),
         ]
-        process = ManagedProcess.start("dockerd", argv, root / "dockerd.log")
+        process = ManagedProcess.start("dockerd", argv, root / "dockerd.log", env={"GODEBUG": "netdns=cgo"})
         self = cls(root, process, tuple(insecure_registries))
         client = self.client(root / "docker-config")
 
@@ -830,9 +838,49 @@ class DockerDaemon:
         return self.client(self.root / "docker-config").run(*args, input=input, check=check, timeout=timeout)
 
     def stop(self) -> None:
-        """Stop dockerd (and its containerd) and delete its directories."""
+        """Stop dockerd (and its containerd), unmount what it left mounted and delete its directories."""
+        containerd_pid = _read_pid(self.root / "exec" / "containerd" / "containerd.pid")
         self.process.stop(timeout=30)
+        if containerd_pid and str(self.root) in _cmdline(containerd_pid):  # dockerd was killed before stopping it
+            _terminate_pid(containerd_pid)
+        for mount_point in _mounts_under(self.root):
+            subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _terminate_pid(pid: int, timeout: float = 10) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root`, deepest first."""
+    prefix = str(root.resolve())
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = [ln.split()[1].replace("\\040", " ") for ln in lines if len(ln.split()) > 1]
+    return sorted({p for p in points if p == prefix or p.startswith(prefix + "/")}, key=len, reverse=True)
 
 
 # --- oras ------------------------------------------------------------------------------------------------
@@ -853,7 +901,7 @@ def oras_client(host: str, user: str | None = None, secret: str | None = None) -
         client.auth.set_basic_auth(user, secret or "")
     else:
         client = oras.client.OrasClient(hostname=host, insecure=True)
-    client.remote.session.trust_env = False
+    client.session.trust_env = False
     return client
 
 
@@ -1061,7 +1109,10 @@ def start_distribution(
         config["auth"] = {"htpasswd": {"realm": "wharf-e2e", "path": str(htpasswd)}}
     config_path = root / "config.yml"
     config_path.write_text(json.dumps(config, indent=1))
-    process = ManagedProcess.start("docker-registry", [DISTRIBUTION, "serve", str(config_path)], root / "registry.log")
+    # No AWS_* variables: the config says everything, and the AWS SDK in Distribution 2.8 panics
+    # on AWS_CA_BUNDLE ("unable to load custom CA bundle, HTTPClient's transport unsupported type").
+    process = ManagedProcess.start("docker-registry", [DISTRIBUTION, "serve", str(config_path)], root / "registry.log",
+                                   drop_env_prefixes=("AWS_",))
     registry = DistributionRegistry(root, port, process, storage, redirect, dict(users or {}), s3_prefix)
 
     def answers() -> bool:

@@ -117,7 +117,8 @@ def reg(tenant, owner_token):
 def make_reg(tenant):
     def _make(role: str | None = None, scopes=("pull", "push", "delete"), tenant_obj=None, username=None):
         t = tenant_obj or tenant
-        user = make_member(t, role, username=username) if role else UserFactory(username=username) if username else UserFactory()
+        kwargs = {"username": username} if username else {}
+        user = make_member(t, role, **kwargs) if role else UserFactory(**kwargs)
         return Reg(Client(), basic(user.username, make_token(user, scopes=scopes)))
 
     return _make
@@ -126,3 +127,15 @@ def make_reg(tenant):
 @pytest.fixture
 def anon(tenant):
     return Reg(Client(), None)
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "oci"
+
+
+def fixture_manifest(name: str, **values: object) -> bytes:
+    """A manifest from tests/fixtures/oci with @KEY@ placeholders filled in (exact bytes)."""
+    text = (FIXTURES / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key.upper()}@", str(value))
+    assert "@" not in text.replace("@sha", ""), f"unfilled placeholder in {name}"
+    return text.encode()

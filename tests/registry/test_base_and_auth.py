@@ -1,0 +1,72 @@
+"""/v2/ and Basic authentication (the Docker token service replaces it in a later issue)."""
+
+import pytest
+
+from tests.registry.conftest import Reg, basic
+
+pytestmark = pytest.mark.django_db
+
+
+def test_v2_challenges_anonymous_clients(anon):
+    r = anon.get("/v2/")
+    assert r.status_code == 401
+    assert r["WWW-Authenticate"].startswith("Basic realm=")
+    assert r["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_v2_answers_200_with_a_token_or_a_password(reg, tenant, client):
+    assert reg.get("/v2/").status_code == 200
+    assert Reg(client, basic("owner", "pw-secret-123")).get("/v2/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    [basic("owner", "wrong"), basic("nobody", "pw-secret-123"), "Basic !!!notbase64", "Basic " + "b3duZXI=", "Digest abc", basic("owner", "wharf_pat_bogus")],
+)
+def test_bad_credentials_are_401_without_saying_which_part_is_wrong(tenant, client, header):
+    r = client.get("/v2/", HTTP_AUTHORIZATION=header)
+    assert r.status_code == 401
+    assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    assert "owner" not in r.content.decode()
+
+
+def test_revoked_token_stops_working_once_the_cache_expires(tenant, client):
+    from accounts.models import User
+    from accounts.services import access_token_issue, access_token_revoke
+    from gateway.registry.api import auth
+
+    user = User.objects.get(username="owner")
+    issued = access_token_issue(user=user, name="t")
+    r = Reg(client, basic("owner", issued.secret))
+    assert r.get("/v2/").status_code == 200
+    access_token_revoke(user=user, token_id=issued.token.pk)
+    auth.forget_cached_credentials()  # what CACHE_SECONDS does in production
+    assert r.get("/v2/").status_code == 401
+
+
+def test_role_and_scope_decide_what_is_allowed(reg, make_reg):
+    reg.push_image("app", "1", [b"x"])
+    reader = make_reg("reader")
+    assert reader.get("/v2/acme/app/manifests/1").status_code == 200
+    r = reader.post("/v2/acme/app/blobs/uploads/")
+    assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
+    writer_pull_only = make_reg("writer", scopes=("pull",))
+    assert writer_pull_only.post("/v2/acme/app/blobs/uploads/").status_code == 403
+    writer = make_reg("writer")
+    assert writer.post("/v2/acme/app/blobs/uploads/").status_code == 202
+    assert writer.delete("/v2/acme/app/manifests/1").status_code == 403
+    outsider = make_reg(None)
+    assert outsider.get("/v2/acme/app/manifests/1").status_code == 403
+
+
+def test_anonymous_pull_of_a_private_repository_is_401(reg, anon):
+    reg.push_image("app", "1", [b"x"])
+    r = anon.get("/v2/acme/app/manifests/1")
+    assert r.status_code == 401
+    assert "WWW-Authenticate" in r
+
+
+def test_unknown_tenant_looks_like_a_forbidden_one(reg, anon):
+    assert reg.get("/v2/nosuchtenant/app/manifests/1").status_code == 403
+    assert anon.get("/v2/nosuchtenant/app/manifests/1").status_code == 401
