@@ -4,8 +4,11 @@ import os
 
 from celery import Celery
 
+from gateway.schedule import BEAT_SCHEDULE
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
 
 app = Celery("gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["gateway", "accounts", "billing"])
+app.conf.beat_schedule = BEAT_SCHEDULE

@@ -116,3 +116,40 @@ class BlobUpload(TenantOwnedModel):
     # A request holds the session while it streams; the lease expires if that worker dies.
     leased_until = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(auto_now_add=True)
+
+
+class UsageEvent(TenantOwnedModel):
+    """One push or pull of a blob or manifest, moved here from Redis by `usage_events_flush`.
+
+    History, not state: the repository is kept by name (it may be deleted later) and the
+    row is never updated. `(batch, seq)` says where in which flushed batch the event came
+    from; it is unique, so replaying a batch whose acknowledgement was lost inserts nothing twice.
+    """
+
+    class Kind(models.TextChoices):
+        BLOB = "blob"
+        MANIFEST = "manifest"
+
+    class Direction(models.TextChoices):
+        PUSH = "push"
+        PULL = "pull"
+
+    class Mode(models.TextChoices):
+        PROXIED = "proxied"
+        REDIRECT = "redirect"
+
+    repository_name = models.CharField(max_length=255)
+    digest = models.CharField(max_length=135)
+    bytes = models.BigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    direction = models.CharField(max_length=4, choices=Direction.choices)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PROXIED)
+    # The tag or digest the client asked for (manifests); empty for blobs.
+    reference = models.CharField(max_length=255, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    batch = models.UUIDField()
+    seq = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "seq"], name="usageevent_unique_batch_seq")]
+        indexes = [models.Index(fields=["tenant", "occurred_at"], name="usageevent_tenant_time_idx")]

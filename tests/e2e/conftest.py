@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pytest
 
@@ -27,6 +27,9 @@ from tests.e2e.harness import (
     Unavailable,
 )
 
+if TYPE_CHECKING:
+    from oras.client import OrasClient
+
 T = TypeVar("T")
 
 E2E_DIR = Path(__file__).parent
@@ -35,7 +38,7 @@ E2E_DIR = Path(__file__).parent
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test collected from tests/e2e/ with `e2e`."""
     for item in items:
-        if E2E_DIR in Path(str(item.fspath)).parents:
+        if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
 
 
@@ -69,9 +72,14 @@ def _short_tempdir(prefix: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def docker_daemon() -> Iterator[DockerDaemon]:
-    """A private dockerd for the session (vfs, own root and socket), stopped at the end."""
-    insecure = harness.INSECURE_REGISTRIES
+def docker_daemon(request: pytest.FixtureRequest) -> Iterator[DockerDaemon]:
+    """A private dockerd for the session (vfs, own root and socket), stopped at the end.
+
+    `--insecure-registry` values: harness.INSECURE_REGISTRIES, or indirect parametrization
+    (`@pytest.mark.parametrize("docker_daemon", [("reg.example:5000",)], indirect=True)`).
+    Host names resolving to 127.0.0.1 (see `host_alias`) need none.
+    """
+    insecure: tuple[str, ...] = tuple(getattr(request, "param", harness.INSECURE_REGISTRIES))
     daemon = needs(lambda: DockerDaemon.start(_short_tempdir("wharf-dockerd-"), insecure_registries=insecure))
     yield daemon
     daemon.stop()
@@ -105,7 +113,7 @@ def skopeo() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture(scope="session")
-def make_oras_client() -> Callable[..., object]:
+def make_oras_client() -> Callable[..., OrasClient]:
     """`harness.oras_client(host, user=None, secret=None)` once the oras package is known to import."""
     try:
         import oras.client  # noqa: F401
@@ -133,7 +141,10 @@ def host_alias() -> Iterator[Callable[[str], str]]:
 
 @pytest.fixture(scope="session")
 def start_distribution_registry() -> Iterator[Callable[..., DistributionRegistry]]:
-    """Factory: `start_distribution_registry(**kwargs)` -> a running registry (harness.start_distribution), stopped at session end."""
+    """Factory: `start_distribution_registry(**kwargs)` -> a running registry (see harness.start_distribution).
+
+    Every registry it starts is stopped at the end of the session.
+    """
     started: list[DistributionRegistry] = []
 
     def start(**kwargs: object) -> DistributionRegistry:

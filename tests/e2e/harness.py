@@ -13,8 +13,9 @@ them too; `tests/e2e/conftest.py` wraps them in fixtures and turns `Unavailable`
 - `start_distribution`: CNCF Distribution 2.8 (`/usr/bin/docker-registry`) on a free port, with
   filesystem or S3 storage and optional htpasswd auth, as a yardstick.
 
-Everything listens on 127.0.0.1 only, and every process started here runs in its own process
-group that `stop()` signals as a whole.
+Everything listens on 127.0.0.1 only. Every daemon started here runs in its own process group
+that `stop()` signals as a whole (dockerd's own containerd, which dockerd puts in a group of its
+own, is stopped by pid), and its temporary directory is deleted.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
     import oras.client
@@ -70,6 +71,8 @@ MT_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 MT_OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MT_OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MT_DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_ACCEPT = f"{MT_OCI_MANIFEST}, {MT_OCI_INDEX}, {MT_DOCKER_MANIFEST}, {MT_DOCKER_MANIFEST_LIST}"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -109,8 +112,14 @@ def require_binary(path: str) -> str:
     """`path` if it is an executable file, else raise `Unavailable` naming the Debian package."""
     if os.path.isfile(path) and os.access(path, os.X_OK):
         return path
-    package = {DOCKERD: "docker.io", DOCKER: "docker.io", CONTAINERD: "containerd", CTR: "containerd",
-               SKOPEO: "skopeo", DISTRIBUTION: "docker-registry"}.get(path, "?")
+    package = {
+        DOCKERD: "docker.io",
+        DOCKER: "docker.io",
+        CONTAINERD: "containerd",
+        CTR: "containerd",
+        SKOPEO: "skopeo",
+        DISTRIBUTION: "docker-registry",
+    }.get(path, "?")
     raise Unavailable(f"{path} not found (Debian package {package}; `make system-deps` installs it)")
 
 
@@ -132,9 +141,16 @@ def run_command(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command with a timeout and captured text output; on failure raise `CommandError` with both streams."""
     try:
-        proc = subprocess.run(
-            list(argv), input=input, env=child_env(env), timeout=timeout, capture_output=True, text=True,
-            errors="replace", cwd=cwd, stdin=None if input is not None else subprocess.DEVNULL,
+        proc = subprocess.run(  # noqa: PLW1510 - checked below, to raise with both streams
+            list(argv),
+            input=input,
+            env=child_env(env),
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            cwd=cwd,
+            stdin=None if input is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -168,12 +184,24 @@ class ManagedProcess:
 
     @classmethod
     def start(
-        cls, name: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None, *, drop_env_prefixes: Sequence[str] = ()
+        cls,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        drop_env_prefixes: Sequence[str] = (),
     ) -> ManagedProcess:
         """Start `argv` in a new session (so its children can be signalled together), output to `log`."""
         with log.open("ab") as out:
-            proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=child_env(env, drop_prefixes=drop_env_prefixes), start_new_session=True)
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=child_env(env, drop_prefixes=drop_env_prefixes),
+                start_new_session=True,
+            )
         return cls(name, proc, log)
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -189,12 +217,10 @@ class ManagedProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)  # stragglers (e.g. dockerd's containerd) even after the leader exited
+            os.killpg(pgid, signal.SIGKILL)  # whatever is left in the group, even after the leader exited
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
 
@@ -353,7 +379,9 @@ def image_config(diff_ids: Sequence[str], *, seed: int, layer_sizes: Sequence[in
             "Labels": {"org.wharf.e2e.seed": str(seed)},
         },
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-        "history": [{"created": EPOCH, "created_by": f"wharf e2e harness: layer {i}, {n} random bytes"} for i, n in enumerate(layer_sizes)],
+        "history": [
+            {"created": EPOCH, "created_by": f"wharf e2e harness: layer {i}, {n} random bytes"} for i, n in enumerate(layer_sizes)
+        ],
     }
 
 
@@ -389,22 +417,25 @@ def build_oci_layout(
 
     config_bytes = canonical_json(image_config([b.diff_id for b in layer_blobs], seed=seed, layer_sizes=layers))
     config = Blob(_put_blob_bytes(blobs_dir, config_bytes), len(config_bytes), MT_OCI_CONFIG)
-    manifest_bytes = canonical_json({
-        "schemaVersion": 2,
-        "mediaType": MT_OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": [b.descriptor() for b in layer_blobs],
-    })
+    manifest_bytes = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MT_OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": [b.descriptor() for b in layer_blobs],
+        }
+    )
     manifest = Blob(_put_blob_bytes(blobs_dir, manifest_bytes), len(manifest_bytes), MT_OCI_MANIFEST)
 
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
     index_path = layout / "index.json"
-    index: dict[str, object] = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": []}
+    index: dict[str, Any] = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": []}
     if index_path.exists():
         index = json.loads(index_path.read_text())
-    entries = [m for m in index.get("manifests", []) if (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) != tag]  # type: ignore[union-attr]
-    entries.append({**manifest.descriptor(), "annotations": {ANNOTATION_REF_NAME: tag},
-                    "platform": {"architecture": "amd64", "os": "linux"}})
+    entries = [m for m in index.get("manifests", []) if (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) != tag]
+    entries.append(
+        {**manifest.descriptor(), "annotations": {ANNOTATION_REF_NAME: tag}, "platform": {"architecture": "amd64", "os": "linux"}}
+    )
     index["manifests"] = entries
     index_path.write_text(json.dumps(index, indent=1))
     return ImageInfo(layout, tag, manifest, config, tuple(layer_blobs), manifest_bytes)
@@ -445,7 +476,7 @@ class _BytesReader:
 
     def read(self, n: int = -1) -> bytes:
         end = len(self._data) if n < 0 else self._pos + n
-        chunk = self._data[self._pos:end]
+        chunk = self._data[self._pos : end]
         self._pos += len(chunk)
         return chunk
 
@@ -483,12 +514,14 @@ def build_docker_archive(path: Path | str, *, layers: Sequence[int], repo_tag: s
             info.size = tar_size(size)
             info.mode = 0o644
             reader = _ChunkReader(_layer_tar_chunks(size, _layer_seed_key(seed, i, size), f"layer-{i}.bin"))
-            tar.addfile(info, reader)  # type: ignore[arg-type]
+            tar.addfile(info, reader)  # type: ignore[arg-type,unused-ignore]  # a duck-typed file object
             diff_ids.append("sha256:" + reader.sha.hexdigest())
         config_bytes = canonical_json(image_config(diff_ids, seed=seed, layer_sizes=layers))
         image_id = sha256_digest(config_bytes)
         config_name = image_id.split(":", 1)[1] + ".json"
-        manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": [f"layer-{i}/layer.tar" for i in range(len(layers))]}]
+        manifest = [
+            {"Config": config_name, "RepoTags": [repo_tag], "Layers": [f"layer-{i}/layer.tar" for i in range(len(layers))]}
+        ]
         for name, data in ((config_name, config_bytes), ("manifest.json", json.dumps(manifest).encode())):
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -534,21 +567,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _hosts_rewrite(f: object, keep: Callable[[str], bool]) -> None:
-    fh = f  # an open r+ text file holding the flock
-    fh.seek(0)  # type: ignore[attr-defined]
-    lines = fh.read().splitlines(keepends=True)  # type: ignore[attr-defined]
+def _hosts_rewrite(f: TextIO, keep: Callable[[str], bool]) -> None:
+    """Rewrite the (r+, flocked) hosts file in place keeping only the lines `keep` accepts."""
+    f.seek(0)
+    lines = f.read().splitlines(keepends=True)
     kept = [line for line in lines if keep(line)]
     if kept != lines:
-        fh.seek(0)  # type: ignore[attr-defined]
-        fh.write("".join(kept))  # type: ignore[attr-defined]
-        fh.truncate()  # type: ignore[attr-defined]
-        fh.flush()  # type: ignore[attr-defined]
+        f.seek(0)
+        f.write("".join(kept))
+        f.truncate()
+        f.flush()
 
 
 def _stale_hosts_line(line: str) -> bool:
     m = re.search(re.escape(_HOSTS_MARK) + r"(\d+)", line)
-    return bool(m) and not _pid_alive(int(m.group(1)))
+    return m is not None and not _pid_alive(int(m.group(1)))
 
 
 @contextlib.contextmanager
@@ -610,7 +643,9 @@ def _ends_with_newline(path: Path) -> bool:
 # --- skopeo -----------------------------------------------------------------------------------------
 
 
-def skopeo(*args: str, timeout: float = 600, check: bool = True, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def skopeo(
+    *args: str, timeout: float = 600, check: bool = True, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run skopeo (with --insecure-policy: no signature policy file needed) and return the completed process.
 
     Known-good copy to a plain-HTTP registry, byte-for-byte:
@@ -630,27 +665,35 @@ def skopeo_inspect_digest(ref: str, *, creds: str | None = None) -> str:
 # --- containerd / ctr ---------------------------------------------------------------------------------
 
 
-def ctr(*args: str, address: Path | str, namespace: str = "wharf-e2e", timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ctr(
+    *args: str, address: Path | str, namespace: str = "wharf-e2e", timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run `ctr -a ADDRESS -n NAMESPACE ARGS...` with the native snapshotter (no overlay mounts needed)."""
     require_binary(CTR)
-    return run_command([CTR, "-a", str(address), "-n", namespace, *args], timeout=timeout, check=check,
-                       env={"CONTAINERD_SNAPSHOTTER": "native"})
+    return run_command(
+        [CTR, "-a", str(address), "-n", namespace, *args], timeout=timeout, check=check, env={"CONTAINERD_SNAPSHOTTER": "native"}
+    )
 
 
 @dataclass
 class Containerd:
     """A private containerd (own root, state and socket; no systemd, no CRI) and `ctr` against it.
 
-    Working sequence (containerd/ctr 1.6), verified against Distribution 2.8:
+    Working sequence (containerd/ctr 1.6), verified against Distribution 2.8 (`ctr -a SOCK -n NS`
+    prefix and CONTAINERD_SNAPSHOTTER=native added by `ctr()`):
         write_oci_archive(layout, "img.tar", image_name="127.0.0.1:PORT/acme/app")
-        ctr images import --no-unpack img.tar          # name from io.containerd.image.name
+        ctr images import --no-unpack img.tar          # named by io.containerd.image.name
         ctr images push --plain-http [--user u:p] 127.0.0.1:PORT/acme/app:v1
-        ctr images rm 127.0.0.1:PORT/acme/app:v1
+        ctr images rm --sync 127.0.0.1:PORT/acme/app:v1
         ctr images pull --plain-http [--user u:p] 127.0.0.1:PORT/acme/app:v1
-        ctr images ls  # the DIGEST column is the manifest digest
-    Pushing to another name than the imported one: `ctr images tag SRC DST` first, or give the
-    local name as a second argument: `ctr images push --plain-http DST SRC`.
-    `pull` unpacks into the native snapshotter (a file copy; fine for test-sized layers).
+        ctr images ls                                  # DIGEST column: the manifest digest
+    Push uploads each missing blob as HEAD blob -> POST uploads/ -> PUT ?digest= (monolithic, no
+    PATCH), then HEAD + PUT manifest. `images rm --sync` waits for garbage collection, so the
+    blobs really leave the content store and the next pull downloads them (without --sync, or
+    while another image shares them, pull fetches only what is missing). Without
+    io.containerd.image.name, import names an OCI archive "import-<date>" unless --base-name is
+    given. To push under another name: `ctr images tag SRC DST`, or `ctr images push DST SRC`.
+    `pull` unpacks into the native snapshotter (a file copy; no overlay mount needed).
     """
 
     root: Path
@@ -673,7 +716,8 @@ class Containerd:
             f'root = "{root}/root"\n'
             f'state = "{root}/state"\n'
             'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", '
-            '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]\n'
+            '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
+            '"io.containerd.snapshotter.v1.devmapper"]\n'
             f'[grpc]\n  address = "{root}/containerd.sock"\n'
             f'[ttrpc]\n  address = "{root}/containerd.sock.ttrpc"\n'
             '[debug]\n  address = ""\n  level = "warn"\n'
@@ -722,7 +766,17 @@ _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 @dataclass
 class DockerClient:
-    """The docker CLI bound to one daemon and one DOCKER_CONFIG directory (its own logins)."""
+    """The docker CLI (/usr/bin/docker, 20.10 like the daemon) bound to one daemon and one DOCKER_CONFIG (its own logins).
+
+    Verified sequences against Distribution 2.8 (registry on 127.0.0.1 or a name -> 127.0.0.1):
+        docker import ROOTFS.tar wharf-e2e/x:latest && docker tag wharf-e2e/x:latest HOST/acme/app:v1
+        docker load -i ARCHIVE.tar                       # build_docker_archive; image ID = config digest
+        docker login HOST -u USER --password-stdin       # needs no daemon-side state; kept in DOCKER_CONFIG
+        docker push HOST/acme/app:v1                     # prints "v1: digest: sha256:... size: N"
+        docker rmi HOST/acme/app:v1 && docker pull HOST/acme/app:v1   # prints "Digest: sha256:..."
+    Docker 20.10 cannot `docker load` an OCI layout/archive; push OCI layouts with skopeo instead.
+    It pulls the OCI manifests skopeo pushes (gzip level 0 layers included).
+    """
 
     daemon: DockerDaemon
     config_dir: Path
@@ -731,7 +785,9 @@ class DockerClient:
         """DOCKER_HOST and DOCKER_CONFIG for this client."""
         return {"DOCKER_HOST": self.daemon.host, "DOCKER_CONFIG": str(self.config_dir)}
 
-    def run(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run /usr/bin/docker ARGS against the daemon."""
         self.config_dir.mkdir(parents=True, exist_ok=True)
         return run_command([DOCKER, *args], input=input, env=self.env(), timeout=timeout, check=check)
@@ -809,10 +865,20 @@ class DockerDaemon:
         root.mkdir(parents=True, exist_ok=True)
         (root / "daemon.json").write_text("{}")  # never read the machine's /etc/docker/daemon.json
         argv = [
-            DOCKERD, "--config-file", str(root / "daemon.json"),
-            "--iptables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
-            "--storage-driver=vfs", f"--data-root={root}/data", f"--exec-root={root}/exec",
-            f"--pidfile={root}/dockerd.pid", "-H", f"unix://{root}/docker.sock", "--log-level=warn",
+            DOCKERD,
+            "--config-file",
+            str(root / "daemon.json"),
+            "--iptables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+            "--bridge=none",
+            "--storage-driver=vfs",
+            f"--data-root={root}/data",
+            f"--exec-root={root}/exec",
+            f"--pidfile={root}/dockerd.pid",
+            "-H",
+            f"unix://{root}/docker.sock",
+            "--log-level=warn",
             *(f"--insecure-registry={r}" for r in insecure_registries),
         ]
         process = ManagedProcess.start("dockerd", argv, root / "dockerd.log", env={"GODEBUG": "netdns=cgo"})
@@ -833,7 +899,9 @@ class DockerDaemon:
         """A CLI view of this daemon with its own DOCKER_CONFIG (so logins do not leak between tests)."""
         return DockerClient(self, config_dir)
 
-    def run(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run /usr/bin/docker ARGS with DOCKER_HOST set and the daemon's private DOCKER_CONFIG."""
         return self.client(self.root / "docker-config").run(*args, input=input, check=check, timeout=timeout)
 
@@ -949,7 +1017,7 @@ def oras_push_artifact(
             files=[f"{Path(f).resolve()}:{file_media_type}" for f in files],
             manifest_config=f"{config}:{artifact_type}",
             manifest_annotations=dict(annotations or {}),
-            subject=subject,  # type: ignore[arg-type]
+            subject=subject,  # type: ignore[arg-type,unused-ignore]  # typed `str` in oras-py, used as Subject
             disable_path_validation=True,
             quiet=True,
         )
@@ -971,12 +1039,14 @@ def manifest_descriptor(host: str, repo: str, reference: str, *, auth: tuple[str
     """GET a manifest over plain HTTP and describe it by its exact bytes (to build a `subject`)."""
     import requests
 
-    accept = ", ".join([MT_OCI_MANIFEST, MT_OCI_INDEX, MT_DOCKER_MANIFEST, "application/vnd.docker.distribution.manifest.list.v2+json"])
     with requests.Session() as session:
         session.trust_env = False
-        r = session.get(f"http://{host}/v2/{repo}/manifests/{reference}", headers={"Accept": accept}, auth=auth, timeout=30)
+        url = f"http://{host}/v2/{repo}/manifests/{reference}"
+        r = session.get(url, headers={"Accept": MANIFEST_ACCEPT}, auth=auth, timeout=30)
     r.raise_for_status()
-    media_type = r.headers.get("Content-Type", "").split(";")[0].strip() or json.loads(r.content).get("mediaType", MT_OCI_MANIFEST)
+    media_type = r.headers.get("Content-Type", "").split(";")[0].strip() or json.loads(r.content).get(
+        "mediaType", MT_OCI_MANIFEST
+    )
     return PushedManifest(sha256_digest(r.content), len(r.content), media_type, r.content)
 
 
@@ -997,19 +1067,28 @@ class S3Target:
     def from_env(cls, env: Mapping[str, str] | None = None) -> S3Target:
         """From AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_STORAGE_BUCKET_NAME[, AWS_S3_REGION_NAME]."""
         env = os.environ if env is None else env
-        missing = [k for k in ("AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_STORAGE_BUCKET_NAME") if not env.get(k)]
+        missing = [
+            k
+            for k in ("AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_STORAGE_BUCKET_NAME")
+            if not env.get(k)
+        ]
         if missing:
             raise Unavailable(f"S3 for Distribution needs {', '.join(missing)}")
-        return cls(env["AWS_S3_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
-                   env["AWS_STORAGE_BUCKET_NAME"], env.get("AWS_S3_REGION_NAME") or "us-east-1")
+        return cls(
+            env["AWS_S3_ENDPOINT_URL"],
+            env["AWS_ACCESS_KEY_ID"],
+            env["AWS_SECRET_ACCESS_KEY"],
+            env["AWS_STORAGE_BUCKET_NAME"],
+            env.get("AWS_S3_REGION_NAME") or "us-east-1",
+        )
 
 
 def bcrypt_hash(password: str) -> str:
     """A bcrypt hash for an htpasswd file (Distribution accepts bcrypt only): `bcrypt` if installed, else libc crypt."""
     try:
-        import bcrypt  # type: ignore[import-not-found]
+        import bcrypt  # type: ignore[import-not-found,unused-ignore]
 
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+        return str(bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode())
     except ImportError:
         pass
     import warnings
@@ -1040,7 +1119,7 @@ class DistributionRegistry:
 
     @property
     def host(self) -> str:
-        """"127.0.0.1:PORT" (what goes into image references)."""
+        """ "127.0.0.1:PORT" (what goes into image references)."""
         return f"127.0.0.1:{self.port}"
 
     @property
@@ -1048,9 +1127,16 @@ class DistributionRegistry:
         return f"http://{self.host}"
 
     @property
-    def creds(self) -> tuple[str, str] | None:
-        """(user, password) of the first htpasswd user, or None without auth."""
-        return next(iter(self.users.items()), None)
+    def creds(self) -> tuple[str, str]:
+        """(user, password) of the first htpasswd user; ValueError without auth."""
+        if not self.users:
+            raise ValueError("this registry runs without auth")
+        return next(iter(self.users.items()))
+
+    @property
+    def creds_arg(self) -> str:
+        """ "user:password" (skopeo --creds, ctr --user)."""
+        return ":".join(self.creds)
 
     def stop(self) -> None:
         """Stop the registry and delete its directory (S3 objects under its prefix are left to the bucket's owner)."""
@@ -1092,16 +1178,25 @@ def start_distribution(
         s3 = s3 or S3Target.from_env()
         s3_prefix = f"/distribution-{secrets.token_hex(4)}"
         storage_cfg["s3"] = {
-            "accesskey": s3.access_key, "secretkey": s3.secret_key, "region": s3.region,
+            "accesskey": s3.access_key,
+            "secretkey": s3.secret_key,
+            "region": s3.region,
             "regionendpoint": s3.endpoint_url,  # a custom endpoint also turns on path-style addressing
-            "bucket": s3.bucket, "rootdirectory": s3_prefix, "secure": s3.endpoint_url.startswith("https"),
-            "v4auth": True, "encrypt": False,
+            "bucket": s3.bucket,
+            "rootdirectory": s3_prefix,
+            "secure": s3.endpoint_url.startswith("https"),
+            "v4auth": True,
+            "encrypt": False,
         }
     config: dict[str, object] = {
         "version": "0.1",
         "log": {"level": "info", "accesslog": {"disabled": False}},
         "storage": storage_cfg,
-        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16), "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "http": {
+            "addr": f"127.0.0.1:{port}",
+            "secret": secrets.token_hex(16),
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+        },
     }
     if users:
         htpasswd = root / "htpasswd"
@@ -1111,8 +1206,9 @@ def start_distribution(
     config_path.write_text(json.dumps(config, indent=1))
     # No AWS_* variables: the config says everything, and the AWS SDK in Distribution 2.8 panics
     # on AWS_CA_BUNDLE ("unable to load custom CA bundle, HTTPClient's transport unsupported type").
-    process = ManagedProcess.start("docker-registry", [DISTRIBUTION, "serve", str(config_path)], root / "registry.log",
-                                   drop_env_prefixes=("AWS_",))
+    process = ManagedProcess.start(
+        "docker-registry", [DISTRIBUTION, "serve", str(config_path)], root / "registry.log", drop_env_prefixes=("AWS_",)
+    )
     registry = DistributionRegistry(root, port, process, storage, redirect, dict(users or {}), s3_prefix)
 
     def answers() -> bool:

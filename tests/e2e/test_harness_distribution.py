@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import socket
 import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -30,6 +32,9 @@ from tests.e2e.harness import (
     write_layer_tar,
     write_oci_archive,
 )
+
+if TYPE_CHECKING:
+    from oras.client import OrasClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -56,7 +61,9 @@ def test_oci_layout_is_valid_and_deterministic(tmp_path: Path) -> None:
     assert layout == {"imageLayoutVersion": "1.0.0"}
     index = json.loads((tmp_path / "a" / "index.json").read_text())
     assert [(m["digest"], m["annotations"]["org.opencontainers.image.ref.name"]) for m in index["manifests"]] == [
-        (a.manifest_digest, "v1"), (c.manifest_digest, "v2")]
+        (a.manifest_digest, "v1"),
+        (c.manifest_digest, "v2"),
+    ]
 
     manifest = json.loads(a.blob_path(a.manifest_digest).read_bytes())
     assert manifest["mediaType"] == harness.MT_OCI_MANIFEST and manifest["config"]["digest"] == a.config_digest
@@ -68,10 +75,12 @@ def test_oci_layout_is_valid_and_deterministic(tmp_path: Path) -> None:
     for i, (layer, size) in enumerate(zip(a.layers, [3000, 70_000], strict=True)):
         raw = gzip.decompress(a.blob_path(layer.digest).read_bytes())
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == layer.diff_id == config["rootfs"]["diff_ids"][i]
-        with tarfile.open(fileobj=__import__("io").BytesIO(raw)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
             members = tar.getmembers()
             assert [(m.name, m.size) for m in members] == [(f"layer-{i}.bin", size)]
-            content = tar.extractfile(members[0]).read()  # type: ignore[union-attr]
+            extracted = tar.extractfile(members[0])
+            assert extracted is not None
+            content = extracted.read()
         assert len(gzip.compress(content)) > size  # incompressible
 
     plain = build_oci_layout(tmp_path / "plain", layers=[1000], compression="none")
@@ -111,7 +120,7 @@ def test_skopeo_copy_roundtrip_preserves_digests_big_layer(
 
 def test_skopeo_with_basic_auth(skopeo: Run, distribution_registry_auth: DistributionRegistry, tmp_path: Path) -> None:
     info = build_oci_layout(tmp_path / "oci", layers=[2000], seed=2)
-    user, password = distribution_registry_auth.creds  # type: ignore[misc]
+    user, password = distribution_registry_auth.creds
     ref = f"docker://{distribution_registry_auth.host}/acme/auth:v1"
     with pytest.raises(CommandError, match="(?i)unauthorized|authentication required"):
         skopeo("copy", "--dest-tls-verify=false", info.oci_ref, ref, timeout=60)
@@ -170,7 +179,7 @@ def test_docker_load_login_push_pull_on_host_alias(
 
     with pytest.raises(CommandError, match="no basic auth credentials"):
         docker.push(ref)
-    user, password = distribution_registry_auth.creds  # type: ignore[misc]
+    user, password = distribution_registry_auth.creds
     with pytest.raises(CommandError):
         docker.login(host, user, "wrong-password")
     docker.login(host, user, password)
@@ -189,11 +198,9 @@ def test_docker_load_login_push_pull_on_host_alias(
 # --- containerd / ctr ---------------------------------------------------------------------------------------
 
 
-def test_ctr_import_push_pull(
-    containerd: Containerd, distribution_registry_auth: DistributionRegistry, tmp_path: Path
-) -> None:
+def test_ctr_import_push_pull(containerd: Containerd, distribution_registry_auth: DistributionRegistry, tmp_path: Path) -> None:
     registry = distribution_registry_auth
-    user, password = registry.creds  # type: ignore[misc]
+    user, password = registry.creds
     name = f"{registry.host}/acme/ctr"
     info = build_oci_layout(tmp_path / "oci", layers=[1000, 400_000], tag="v1", seed=6)
     archive = write_oci_archive(info.layout, tmp_path / "image.tar", image_name=name)
@@ -218,15 +225,22 @@ def test_ctr_import_push_pull(
 
 def test_oras_push_pull_artifact_with_subject(
     skopeo: Run,
-    make_oras_client: Callable[..., object],
+    make_oras_client: Callable[..., OrasClient],
     distribution_registry_auth: DistributionRegistry,
     tmp_path: Path,
 ) -> None:
     registry = distribution_registry_auth
-    user, password = registry.creds  # type: ignore[misc]
+    user, password = registry.creds
     image = build_oci_layout(tmp_path / "oci", layers=[1000], seed=8)
-    skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", f"{user}:{password}",
-           image.oci_ref, f"docker://{registry.host}/acme/art:v1")
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"{user}:{password}",
+        image.oci_ref,
+        f"docker://{registry.host}/acme/art:v1",
+    )
     subject = manifest_descriptor(registry.host, "acme/art", "v1", auth=(user, password))
     assert subject.digest == image.manifest_digest and subject.media_type == harness.MT_OCI_MANIFEST
 
@@ -234,16 +248,25 @@ def test_oras_push_pull_artifact_with_subject(
     sbom = tmp_path / "files" / "sbom.json"
     sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "components": []}))
     client = make_oras_client(registry.host, user, password)
-    pushed = oras_push_artifact(client, f"{registry.host}/acme/art:sbom", [sbom],  # type: ignore[arg-type]
-                                artifact_type="application/vnd.cyclonedx+json", subject=subject)
+    pushed = oras_push_artifact(
+        client,
+        f"{registry.host}/acme/art:sbom",
+        [sbom],
+        artifact_type="application/vnd.cyclonedx+json",
+        subject=subject,
+    )
 
     stored = manifest_descriptor(registry.host, "acme/art", pushed.digest, auth=(user, password))
     assert stored.data == pushed.data
     manifest = json.loads(stored.data)
-    assert manifest["subject"] == {"mediaType": harness.MT_OCI_MANIFEST, "digest": image.manifest_digest, "size": image.manifest.size}
+    assert manifest["subject"] == {
+        "mediaType": harness.MT_OCI_MANIFEST,
+        "digest": image.manifest_digest,
+        "size": image.manifest.size,
+    }
     assert manifest["config"]["mediaType"] == "application/vnd.cyclonedx+json"
 
-    files = oras_pull_artifact(client, f"{registry.host}/acme/art:sbom", tmp_path / "out")  # type: ignore[arg-type]
+    files = oras_pull_artifact(client, f"{registry.host}/acme/art:sbom", tmp_path / "out")
     assert [f.name for f in files] == ["sbom.json"] and files[0].read_bytes() == sbom.read_bytes()
 
     with _session() as http:  # Distribution 2.8 predates the OCI 1.1 referrers API

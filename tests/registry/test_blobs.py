@@ -166,10 +166,15 @@ def test_two_concurrent_pushes_of_the_same_layer(tenant, owner_token):
     results = []
 
     def push(repo):
-        c = Reg(Client(), basic("owner", owner_token))
-        loc = c.post(f"/v2/acme/{repo}/blobs/uploads/")["Location"]
-        c.patch(loc, data)
-        results.append(c.put(f"{loc}?digest={digest}").status_code)
+        from django.db import connections
+
+        try:
+            c = Reg(Client(), basic("owner", owner_token))
+            loc = c.post(f"/v2/acme/{repo}/blobs/uploads/")["Location"]
+            c.patch(loc, data)
+            results.append(c.put(f"{loc}?digest={digest}").status_code)
+        finally:
+            connections.close_all()
 
     threads = [threading.Thread(target=push, args=(f"r{i}",)) for i in range(2)]
     [t.start() for t in threads]

@@ -33,6 +33,22 @@ def request_body(request: HttpRequest) -> Body:
     return Body(stream, 0)
 
 
+def read_at_most(body: Body, limit: int) -> bytes:
+    """A small body whole (manifests): at most `limit` bytes; SIZE_INVALID when it ends early."""
+    want = limit if body.length is None else min(body.length, limit)
+    parts: list[bytes] = []
+    got = 0
+    while got < want:
+        chunk = body.reader.read(min(want - got, 1024 * 1024))
+        if not chunk:
+            if body.length is not None:
+                raise SizeInvalid(f"expected {body.length} bytes, got {got}")
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
 def content_range_start(request: HttpRequest, body: Body) -> int | None:
     """The start offset a PATCH's Content-Range names (None without one); 416 when malformed."""
     value = request.META.get("HTTP_CONTENT_RANGE", "").strip()

@@ -7,14 +7,14 @@ import json
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import Membership
+from accounts.selectors import tenant_get
 from gateway.registry import selectors
 from gateway.registry.api.auth import Identity
-from gateway.registry.api.base import RegistryView, Target, host_tenant_slug, role_for, tenants
+from gateway.registry.api.base import API_VERSION_HEADER, RegistryView, Target, host_tenant_slug, render_error, role_for, tenants
 from gateway.registry.api.http import next_link, page_params
 from gateway.registry.digests import parse_digest
-from gateway.registry.errors import Denied, Unauthorized
+from gateway.registry.errors import Denied, NameUnknown, Unauthorized
 from gateway.registry.services.manifests import referrers_index
-from accounts.selectors import tenant_get
 
 
 def _json(doc: dict, status: int = 200, content_type: str = "application/json") -> HttpResponse:
@@ -30,6 +30,17 @@ class BaseView(RegistryView):
         return _json({})
 
     head = get
+
+
+class NoRouteView(RegistryView):
+    """Any other /v2/ path: a spec-shaped 404 instead of an HTML page."""
+
+    http_method_names = ["get", "head", "put", "post", "patch", "delete"]
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = render_error(NameUnknown("no such registry endpoint", detail={"path": request.path[:300]}))
+        response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+        return response
 
 
 class TagsView(RegistryView):

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 
 from gateway.registry import selectors
 from gateway.registry.api.base import RegistryView, Target
+from gateway.registry.api.http import read_at_most, request_body
 from gateway.registry.digests import is_digest, parse_digest
 from gateway.registry.errors import ManifestInvalid, ManifestUnknown, PayloadTooLarge
 from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts
@@ -49,10 +50,10 @@ class ManifestView(RegistryView):
 
     def put(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         _reference(reference)
-        length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
-            raise PayloadTooLarge(f"manifest is {length} bytes; the limit is {MAX_MANIFEST_BYTES}")
-        payload = request.META["wsgi.input"].read(int(length)) if length.isdigit() else request.META["wsgi.input"].read(MAX_MANIFEST_BYTES + 1)
+        body = request_body(request)
+        if body.length is not None and body.length > MAX_MANIFEST_BYTES:
+            raise PayloadTooLarge(f"manifest is {body.length} bytes; the limit is {MAX_MANIFEST_BYTES}")
+        payload = read_at_most(body, MAX_MANIFEST_BYTES + 1)
         if len(payload) > MAX_MANIFEST_BYTES:
             raise PayloadTooLarge(f"manifest is over the {MAX_MANIFEST_BYTES}-byte limit")
         if not payload:

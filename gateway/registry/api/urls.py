@@ -3,7 +3,7 @@
 from django.urls import re_path
 
 from gateway.registry.api.blobs import BlobView
-from gateway.registry.api.listing import BaseView, CatalogView, ReferrersView, TagsView
+from gateway.registry.api.listing import BaseView, CatalogView, NoRouteView, ReferrersView, TagsView
 from gateway.registry.api.manifests import ManifestView
 from gateway.registry.api.uploads import UploadStartView, UploadView
 
@@ -18,4 +18,5 @@ urlpatterns = [
     re_path(rf"^v2/{_NAME}/manifests/(?P<reference>[^/]+)$", ManifestView.as_view()),
     re_path(rf"^v2/{_NAME}/tags/list$", TagsView.as_view()),
     re_path(rf"^v2/{_NAME}/referrers/(?P<digest>[^/]+)$", ReferrersView.as_view()),
+    re_path(r"^v2/", NoRouteView.as_view()),
 ]
