@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import pytest
 
 from tests.e2e import harness
+from tests.e2e.wharf import WharfServer  # noqa: F401
 from tests.e2e.harness import (
     Containerd,
     DistributionRegistry,
@@ -189,3 +190,30 @@ def oci_dir(tmp_path: Path) -> Path:
     path = tmp_path / "oci"
     path.mkdir()
     return path
+
+
+# --- Wharf itself ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def wharf(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator["WharfServer"]:
+    """One live Wharf (gunicorn) for the session, on the test database."""
+    from tests.e2e.wharf import start_wharf
+
+    with django_db_blocker.unblock():
+        server = start_wharf(tmp_path_factory.mktemp("wharf"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wharf_tenant(transactional_db):
+    """A fresh tenant (unique slug: the server caches tenants briefly) with an owner and a token."""
+    import uuid as _uuid
+
+    from tests.factories import UserFactory, make_tenant, make_token
+
+    slug = "t" + _uuid.uuid4().hex[:10]
+    owner = UserFactory(username="u" + slug)
+    tenant = make_tenant(slug, owner=owner)
+    return tenant, owner.username, make_token(owner)
