@@ -38,6 +38,19 @@ def backoff_seconds(retries: int, *, base: float = BACKOFF_BASE_SECONDS, cap: fl
     return round(delay * random.uniform(0.75, 1.0), 3)
 
 
+class WharfTask(Task):
+    """Celery Task that sends to its declared queue (Celery deprecates the `queue` attribute for routing)."""
+
+    wharf_queue = "celery"
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, producer: Any = None,
+                    link: Any = None, link_error: Any = None, shadow: str | None = None, **options: Any) -> Any:
+        """Send the task; to its declared queue unless the caller names one."""
+        if not options.get("queue") and not options.get("routing_key"):
+            options["queue"] = self.wharf_queue
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
+
+
 def _exception_classes(value: Any, argument: str) -> tuple[type[BaseException], ...]:
     classes = tuple(value)
     for cls in classes:
@@ -100,7 +113,8 @@ def task(
         run.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
         celery_task = app.task(
             name=name,
-            queue=queue,
+            base=WharfTask,
+            wharf_queue=queue,
             acks_late=True,
             ignore_result=True,
             max_retries=max_retries,
@@ -110,4 +124,4 @@ def task(
     return decorate
 
 
-__all__ = ["task", "backoff_seconds"]
+__all__ = ["WharfTask", "backoff_seconds", "task"]

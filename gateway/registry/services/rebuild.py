@@ -1,0 +1,434 @@
+"""Rebuild a tenant's registry rows from the bucket alone (docs/decisions/0005).
+
+The bucket describes every tenant completely: a small index object per committed blob
+(`{digest, size, key}`), each manifest's exact bytes per repository, and a `{tag, digest}`
+object per tag (storage/keys.py). `registry_rebuild` reads those back and recreates the
+Blob, Repository, Manifest (+ ManifestBlob / ManifestChild / RepositoryBlob links) and Tag
+rows that are missing. Rows that exist are kept untouched (PostgreSQL stays the truth), so
+a second run changes nothing. Objects that cannot be trusted (a data object that is gone or
+has the wrong size, bytes that do not hash to their digest, a tag whose manifest is gone)
+are reported, never restored.
+
+Cost: one LIST of each `/`-terminated prefix (Storj lists no other), plus a GET of every
+index object, manifest and tag object and a HEAD of every blob's data object, but only for
+rows that are missing. Blob bytes are never read.
+
+What the bucket does not hold is not restored: repository visibility (private by default),
+who pushed, when manifests were first pushed, and blobs that no manifest references get a
+Blob row but no repository link (the garbage collector will reclaim them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Tenant
+from gateway.core.errors import ValidationError
+from gateway.registry.digests import parse_digest
+from gateway.registry.errors import RegistryError
+from gateway.registry.media_types import INDEX_TYPES, MAX_MANIFEST_BYTES, ParsedManifest, parse_manifest
+from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
+from gateway.registry.names import validate_repository_name, validate_tag
+from gateway.storage import BlobStore, ObjectStat, StorageError, StorageUnavailable, get_blob_store, keys
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # rows per bulk write, objects per parallel read round
+READERS = 8  # parallel GET/HEAD requests
+MAX_INDEX_OBJECT_BYTES = 64 * 1024
+MAX_REPORTED_PROBLEMS = 1000
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Counts:
+    restored: int = 0
+    kept: int = 0
+    missing: int = 0
+
+
+@dataclass
+class RebuildReport:
+    """What a rebuild did: per kind, rows restored / kept / not restorable, and why not."""
+
+    tenant: str
+    tenant_id: int
+    source_tenant_id: int
+    blobs: Counts = field(default_factory=Counts)
+    repositories: Counts = field(default_factory=Counts)
+    manifests: Counts = field(default_factory=Counts)
+    tags: Counts = field(default_factory=Counts)
+    # Index, manifest and tag objects copied under the tenant's own prefix (--from-tenant-id).
+    objects_written: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    def problem(self, kind: str, key: str, reason: str, **details: str) -> None:
+        """Note an object that was not restored (and count it as missing)."""
+        getattr(self, {"blob": "blobs", "repository": "repositories", "manifest": "manifests", "tag": "tags"}[kind]).missing += 1
+        self.problems.append({"kind": kind, "key": key, "reason": reason, **details})
+        log.warning("rebuild: %s %s not restored: %s", kind, key, reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (problems capped at MAX_REPORTED_PROBLEMS)."""
+        counts = {k: vars(getattr(self, k)) for k in ("blobs", "repositories", "manifests", "tags")}
+        return {
+            "tenant": self.tenant,
+            "tenant_id": self.tenant_id,
+            "source_tenant_id": self.source_tenant_id,
+            **counts,
+            "objects_written": self.objects_written,
+            "complete": not self.problems,
+            "problems": self.problems[:MAX_REPORTED_PROBLEMS],
+            "problems_total": len(self.problems),
+        }
+
+
+@dataclass
+class _RepoObjects:
+    manifests: dict[str, str] = field(default_factory=dict)  # digest -> key
+    tags: dict[str, ObjectStat] = field(default_factory=dict)  # tag -> tag object
+
+
+@dataclass
+class _Ctx:
+    tenant: Tenant
+    source: int
+    store: BlobStore
+    report: RebuildReport
+    pool: ThreadPoolExecutor
+    blobs: dict[str, Blob] = field(default_factory=dict)  # the tenant's blobs after phase 1
+
+    @property
+    def reanchor(self) -> bool:
+        return self.source != self.tenant.pk
+
+
+def _chunks(items: list[T], size: int = CHUNK) -> Iterable[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _read(store: BlobStore, key: str, limit: int) -> bytes:
+    """A small object's bytes. ValueError when it is too large or gone; an outage propagates (retry the run)."""
+    data = bytearray()
+    try:
+        for chunk in store.open_read(key):
+            data += chunk
+            if len(data) > limit:
+                raise ValueError(f"object is larger than {limit} bytes")
+    except StorageUnavailable:
+        raise
+    except StorageError as exc:  # e.g. deleted between the listing and the read
+        raise ValueError(f"cannot read {key}: {exc}") from None
+    return bytes(data)
+
+
+def _parallel(ctx: _Ctx, fn: Callable[[T], R], items: list[T]) -> list[R]:
+    return list(ctx.pool.map(fn, items))
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    # The same encoding as S3BlobStore.put_json, so a copied object is byte-identical.
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+# -- blobs -----------------------------------------------------------------------
+
+
+def _digest_from_index_key(source: int, key: str) -> str:
+    rest = key[len(keys.blob_index_prefix(source)) :]
+    algo, _, name = rest.partition("/")
+    if not name.endswith(".json") or "/" in name:
+        raise ValueError("not an index object name (<algo>/<hex>.json)")
+    digest = parse_digest(f"{algo}:{name[: -len('.json')]}")
+    if keys.blob_index_key(source, digest) != key:
+        raise ValueError("index object name does not match its digest")
+    return digest
+
+
+_TENANT_KEY = re.compile(r"^t/([1-9][0-9]*)/[a-z0-9._-]+(?:/[a-z0-9._-]+)*$")
+
+
+def _key_tenant_id(key: str) -> int | None:
+    """The tenant id a data key lives under (`t/<id>/...`), or None for anything else."""
+    m = _TENANT_KEY.match(key)
+    return int(m.group(1)) if m and ".." not in key else None
+
+
+def _foreign_keys_refused(ctx: _Ctx, blobs: list[Blob]) -> dict[str, str]:
+    """Blobs whose data lives under the prefix of another tenant that exists: digest → why refused.
+
+    A data key outside the source prefix is legitimate after a rebuild with --from-tenant-id
+    (the index objects were copied, the bytes stayed under the old tenant's prefix), but a row
+    must never point at the objects of a live tenant: that would share its data.
+    """
+    own = {ctx.source, ctx.tenant.pk}
+    foreign = {_key_tenant_id(b.storage_key) for b in blobs} - own
+    live = set(Tenant.objects.filter(pk__in=foreign).values_list("pk", flat=True)) if foreign else set()
+    return {b.digest: f"data object {b.storage_key} belongs to another existing tenant" for b in blobs if _key_tenant_id(b.storage_key) in live}
+
+
+def _check_blob(ctx: _Ctx, item: tuple[str, str]) -> Blob | str:
+    """Read an index object and HEAD its data object: an unsaved Blob, or why it cannot be restored."""
+    digest, index_key = item
+    try:
+        doc = json.loads(_read(ctx.store, index_key, MAX_INDEX_OBJECT_BYTES))
+    except ValueError as exc:
+        return f"index object is unreadable: {exc}"
+    if not isinstance(doc, dict):
+        return "index object is not a JSON object"
+    size, data_key = doc.get("size"), doc.get("key")
+    if doc.get("digest") != digest:
+        return f"index object names digest {str(doc.get('digest'))[:100]!r}, its key says {digest}"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return "index object has no valid size"
+    if not isinstance(data_key, str) or _key_tenant_id(data_key) is None:
+        return f"index object's data key {str(data_key)[:200]!r} is not a tenant object key"
+    stat = ctx.store.stat(data_key)
+    if stat is None:
+        return f"data object {data_key} is missing"
+    if stat.size != size:
+        return f"data object {data_key} is {stat.size} bytes, the index says {size}"
+    return Blob(tenant=ctx.tenant, digest=digest, size=size, storage_key=data_key)
+
+
+def _rebuild_blobs(ctx: _Ctx) -> None:
+    report, tenant = ctx.report, ctx.tenant
+    candidates: list[tuple[str, str]] = []
+    for obj in ctx.store.list(keys.blob_index_prefix(ctx.source)):
+        try:
+            candidates.append((_digest_from_index_key(ctx.source, obj.key), obj.key))
+        except (ValueError, RegistryError) as exc:
+            report.problem("blob", obj.key, f"unexpected object under the blob index: {getattr(exc, 'message', exc)}")
+    for chunk in _chunks(candidates):
+        existing = {b.digest: b for b in Blob.objects.filter(tenant=tenant, digest__in=[d for d, _ in chunk])}
+        report.blobs.kept += len(existing)
+        ctx.blobs.update(existing)
+        todo = [c for c in chunk if c[0] not in existing]
+        new: list[Blob] = []
+        for (digest, index_key), checked in zip(todo, _parallel(ctx, lambda c: _check_blob(ctx, c), todo)):
+            if isinstance(checked, str):
+                report.problem("blob", index_key, checked, digest=digest)
+            else:
+                new.append(checked)
+        refused = _foreign_keys_refused(ctx, new)
+        for digest, reason in refused.items():
+            report.problem("blob", keys.blob_index_key(ctx.source, digest), reason, digest=digest)
+        new = [b for b in new if b.digest not in refused]
+        if ctx.reanchor:
+            # Bucket before database, as on push; if_absent keeps whatever a newer push wrote.
+            for b in new:
+                doc = {"digest": b.digest, "size": b.size, "key": b.storage_key}
+                ctx.store.put(keys.blob_index_key(tenant.pk, b.digest), _json_bytes(doc), content_type="application/json", if_absent=True)
+                report.objects_written += 1
+        Blob.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent push may have committed one meanwhile
+        restored = {b.digest: b for b in Blob.objects.filter(tenant=tenant, digest__in=[b.digest for b in new])}
+        report.blobs.restored += len(restored)
+        ctx.blobs.update(restored)
+
+
+# -- repositories ------------------------------------------------------------------
+
+
+def _scan_repositories(ctx: _Ctx) -> dict[str, _RepoObjects]:
+    prefix = keys.repos_prefix(ctx.source)
+    repos: dict[str, _RepoObjects] = {}
+    for obj in ctx.store.list(prefix):
+        rest = obj.key[len(prefix) :]
+        try:
+            if "/_manifests/" in rest:
+                name, _, tail = rest.partition("/_manifests/")
+                validate_repository_name(name)
+                digest = parse_digest(tail.replace("/", ":", 1))
+                if keys.manifest_key(ctx.source, name, digest) != obj.key:
+                    raise ValueError("manifest object name does not match its digest")
+                repos.setdefault(name, _RepoObjects()).manifests[digest] = obj.key
+            elif "/_tags/" in rest:
+                name, _, hexname = rest.partition("/_tags/")
+                validate_repository_name(name)
+                tag = validate_tag(bytes.fromhex(hexname).decode())
+                if keys.tag_key(ctx.source, name, tag) != obj.key:
+                    raise ValueError("tag object name does not match its tag")
+                repos.setdefault(name, _RepoObjects()).tags[tag] = obj
+            else:
+                raise ValueError("neither a manifest (_manifests/) nor a tag (_tags/)")
+        except (ValueError, RegistryError) as exc:
+            kind = "tag" if "/_tags/" in rest else "manifest"
+            ctx.report.problem(kind, obj.key, f"unexpected object under the repositories: {getattr(exc, 'message', exc)}")
+    return repos
+
+
+def _load_manifest(ctx: _Ctx, item: tuple[str, str]) -> tuple[str, bytes, ParsedManifest] | tuple[str, None, str]:
+    digest, key = item
+    try:
+        payload = _read(ctx.store, key, MAX_MANIFEST_BYTES)
+    except ValueError as exc:
+        return key, None, str(exc)
+    actual = "sha256:" + hashlib.sha256(payload).hexdigest()
+    if actual != digest:
+        return key, None, f"manifest bytes hash to {actual}, not {digest}"
+    try:
+        return key, payload, parse_manifest(payload, "")
+    except RegistryError as exc:
+        return key, None, f"manifest is not valid: {exc.message}"
+
+
+def _manifest_blockers(ctx: _Ctx, parsed: ParsedManifest) -> list[str]:
+    unknown = [d.digest for d in parsed.blobs if d.digest not in ctx.blobs]
+    if unknown:  # a blob row may exist without an index object in the bucket
+        ctx.blobs.update({b.digest: b for b in Blob.objects.filter(tenant=ctx.tenant, digest__in=unknown)})
+    reasons = []
+    for d in parsed.blobs:
+        blob = ctx.blobs.get(d.digest)
+        if blob is None and not d.foreign:
+            reasons.append(f"blob {d.digest} is not restorable")
+        elif blob is not None and blob.size != d.size:
+            reasons.append(f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}")
+    return reasons
+
+
+def _create_manifest(ctx: _Ctx, repo: Repository, digest: str, payload: bytes, parsed: ParsedManifest, present: dict[str, Manifest]) -> bool:
+    """Create one manifest with its links in one transaction; False when a concurrent push made it first."""
+    blobs = {d.digest: ctx.blobs[d.digest] for d in parsed.blobs if d.digest in ctx.blobs}
+    children = {c.digest: present[c.digest] for c in parsed.children}
+    try:
+        with transaction.atomic():
+            manifest = Manifest.objects.create(
+                tenant=ctx.tenant, repository=repo, digest=digest, media_type=parsed.media_type, size=len(payload),
+                payload=payload, artifact_type=parsed.artifact_type,
+                subject_digest=parsed.subject.digest if parsed.subject else "", annotations=parsed.annotations,
+            )
+            RepositoryBlob.objects.bulk_create(
+                [RepositoryBlob(tenant=ctx.tenant, repository=repo, blob=b) for b in blobs.values()], ignore_conflicts=True
+            )
+            ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
+            ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
+    except IntegrityError:
+        present[digest] = Manifest.objects.get(tenant=ctx.tenant, repository=repo, digest=digest)
+        return False
+    present[digest] = manifest
+    return True
+
+
+def _rebuild_manifests(ctx: _Ctx, repo: Repository, objects: _RepoObjects) -> dict[str, Manifest]:
+    report = ctx.report
+    present = {m.digest: m for m in Manifest.objects.filter(tenant=ctx.tenant, repository=repo).only("id", "digest", "size", "media_type")}
+    todo = [(d, k) for d, k in objects.manifests.items() if d not in present]
+    report.manifests.kept += len(objects.manifests) - len(todo)
+    pending: dict[str, tuple[str, bytes, ParsedManifest]] = {}
+    for chunk in _chunks(todo):
+        for (digest, _), (key, payload, parsed) in zip(chunk, _parallel(ctx, lambda i: _load_manifest(ctx, i), chunk)):
+            if payload is None or isinstance(parsed, str):
+                report.problem("manifest", key, str(parsed), digest=digest, repository=repo.name)
+            else:
+                pending[digest] = (key, payload, parsed)
+    # Image manifests first, then indexes whose children are all present (indexes may nest).
+    while pending:
+        ready = sorted(
+            (d for d, (_, _, p) in pending.items() if all(c.digest in present for c in p.children)),
+            key=lambda d: (pending[d][2].media_type in INDEX_TYPES, d),
+        )
+        if not ready:
+            break
+        for digest in ready:
+            key, payload, parsed = pending.pop(digest)
+            blockers = _manifest_blockers(ctx, parsed)
+            if blockers:
+                report.problem("manifest", key, "; ".join(blockers), digest=digest, repository=repo.name)
+                continue
+            if ctx.reanchor:
+                ctx.store.put(keys.manifest_key(ctx.tenant.pk, repo.name, digest), payload, content_type=parsed.media_type, if_absent=True)
+                report.objects_written += 1
+            if _create_manifest(ctx, repo, digest, payload, parsed, present):
+                report.manifests.restored += 1
+            else:
+                report.manifests.kept += 1
+    for digest, (key, _, parsed) in sorted(pending.items()):
+        missing = sorted(c.digest for c in parsed.children if c.digest not in present)
+        report.problem("manifest", key, f"index references manifests that are not restorable: {', '.join(missing)}", digest=digest, repository=repo.name)
+    return present
+
+
+def _load_tag(ctx: _Ctx, item: tuple[str, ObjectStat]) -> str | dict[str, Any]:
+    tag, obj = item
+    try:
+        doc = json.loads(_read(ctx.store, obj.key, MAX_INDEX_OBJECT_BYTES))
+    except ValueError as exc:
+        return f"tag object is unreadable: {exc}"
+    if not isinstance(doc, dict) or doc.get("tag") != tag or not isinstance(doc.get("digest"), str):
+        return f"tag object must be {{\"tag\": {tag!r}, \"digest\": ...}}"
+    return doc
+
+
+def _rebuild_tags(ctx: _Ctx, repo: Repository, objects: _RepoObjects, present: dict[str, Manifest]) -> None:
+    report = ctx.report
+    existing = set(Tag.objects.filter(tenant=ctx.tenant, repository=repo).values_list("name", flat=True))
+    todo = [(t, o) for t, o in sorted(objects.tags.items()) if t not in existing]
+    report.tags.kept += len(objects.tags) - len(todo)
+    for chunk in _chunks(todo):
+        for (tag, obj), doc in zip(chunk, _parallel(ctx, lambda i: _load_tag(ctx, i), chunk)):
+            if isinstance(doc, str):
+                report.problem("tag", obj.key, doc, tag=tag, repository=repo.name)
+                continue
+            manifest = present.get(doc["digest"])
+            if manifest is None:
+                report.problem("tag", obj.key, f"tag points at manifest {doc['digest'][:100]}, which is not restorable", tag=tag, repository=repo.name)
+                continue
+            if ctx.reanchor:
+                ctx.store.put(keys.tag_key(ctx.tenant.pk, repo.name, tag), _json_bytes({"tag": tag, "digest": manifest.digest}),
+                              content_type="application/json", if_absent=True)
+                report.objects_written += 1
+            pushed_at: datetime = obj.last_modified or timezone.now()
+            _, created = Tag.objects.get_or_create(
+                tenant=ctx.tenant, repository=repo, name=tag, defaults={"manifest": manifest, "last_pushed_at": pushed_at}
+            )
+            if created:
+                report.tags.restored += 1
+            else:  # pushed meanwhile: the newer tag wins
+                report.tags.kept += 1
+
+
+def _rebuild_repository(ctx: _Ctx, name: str, objects: _RepoObjects) -> None:
+    repo, created = Repository.objects.get_or_create(tenant=ctx.tenant, name=name)
+    if created:
+        ctx.report.repositories.restored += 1
+    else:
+        ctx.report.repositories.kept += 1
+    present = _rebuild_manifests(ctx, repo, objects)
+    _rebuild_tags(ctx, repo, objects, present)
+
+
+def registry_rebuild(*, tenant: Tenant, source_tenant_id: int | None = None) -> RebuildReport:
+    """Recreate the tenant's missing registry rows from the bucket (its own prefix, or source_tenant_id's); idempotent, keeps existing rows."""
+    source = tenant.pk if source_tenant_id is None else source_tenant_id
+    if not isinstance(source, int) or isinstance(source, bool) or source <= 0:
+        raise ValidationError(f"source tenant id must be a positive integer, got {source_tenant_id!r}")
+    if source != tenant.pk:
+        other = Tenant.objects.filter(pk=source).values_list("slug", flat=True).first()
+        if other is not None:
+            # Restoring another live tenant's objects into this one would share its data.
+            raise ValidationError(
+                f"tenant id {source} belongs to the existing tenant {other!r}; --from-tenant-id is only for the "
+                "bucket prefix of a tenant whose database row is gone"
+            )
+    report = RebuildReport(tenant=tenant.slug, tenant_id=tenant.pk, source_tenant_id=source)
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="rebuild") as pool:
+        ctx = _Ctx(tenant=tenant, source=source, store=get_blob_store(), report=report, pool=pool)
+        _rebuild_blobs(ctx)
+        for name, objects in sorted(_scan_repositories(ctx).items()):
+            _rebuild_repository(ctx, name, objects)
+    log.info("rebuild of tenant %s from prefix %s: %s", tenant.slug, keys.tenant_prefix(source), json.dumps(report.as_dict()["blobs"]))
+    return report
