@@ -153,3 +153,31 @@ class UsageEvent(TenantOwnedModel):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "seq"], name="usageevent_unique_batch_seq")]
         indexes = [models.Index(fields=["tenant", "occurred_at"], name="usageevent_tenant_time_idx")]
+
+
+class JobRun(models.Model):
+    """One run of a background job (GC, retention, upload sweep, audit, replication): what it did.
+
+    The dashboard and the admin API show these; a run left `running` by a killed worker is
+    recognisable by its heartbeat and is superseded by the next run.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=32, db_index=True)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    dry_run = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    heartbeat_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    bytes_freed = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "tenant", "started_at"], name="jobrun_kind_tenant_idx")]
