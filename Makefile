@@ -25,7 +25,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## bench: performance figures (see bench/README.md)
+## bench: performance figures (see bench/README.md); BENCH_ARGS=--quick for a short smoke run
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
 

@@ -1,8 +1,11 @@
-"""Users, tenants, memberships and personal access tokens."""
+"""Users, tenants, memberships, credentials (personal access tokens, robots, refresh tokens) and the audit log."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractUser
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -56,7 +59,7 @@ class TokenScope(models.TextChoices):
 
 
 class PersonalAccessTokenQuerySet(models.QuerySet):
-    def active(self, *, now=None) -> PersonalAccessTokenQuerySet:
+    def active(self, *, now: datetime | None = None) -> PersonalAccessTokenQuerySet:
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
@@ -70,6 +73,8 @@ class PersonalAccessToken(TimeStampedModel):
     prefix = models.CharField(max_length=16)
     token_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
+    # fnmatch-style patterns of repository names the token may reach; empty = no restriction.
+    repositories = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -79,6 +84,103 @@ class PersonalAccessToken(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    def is_active(self, *, now=None) -> bool:
+    def is_active(self, *, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class RobotAccountQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> RobotAccountQuerySet:
+        return self.filter(tenant=tenant)
+
+    def active(self, *, now: datetime | None = None) -> RobotAccountQuerySet:
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True, tenant__status=Tenant.Status.ACTIVE).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class RobotAccount(TimeStampedModel):
+    """A tenant's machine credential (CI, deploys). Username `<tenant-slug>+<name>`; only the secret's SHA-256 is kept."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="robots")
+    name = models.CharField(max_length=63)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    # fnmatch-style patterns of repository names in the tenant; empty = every repository.
+    repositories = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RobotAccountQuerySet.as_manager()
+
+    class Meta:
+        # Revoked robots keep their row (audit, refresh tokens) and so their name.
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="robot_unique_tenant_name")]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def username(self) -> str:
+        return f"{self.tenant.slug}+{self.name}"
+
+    def is_active(self, *, now: datetime | None = None) -> bool:
+        """Not revoked, not expired, and its tenant is active."""
+        now = now or timezone.now()
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > now)
+            and self.tenant.status == Tenant.Status.ACTIVE
+        )
+
+
+class RefreshToken(TimeStampedModel):
+    """A long-lived OAuth2 refresh token (`docker login`) for one service, for a user or a robot; stored hashed."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, blank=True, related_name="refresh_tokens")
+    robot = models.ForeignKey(RobotAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="refresh_tokens")
+    # Set when the login used a personal access token: the refresh token carries its scopes and dies with it.
+    access_token = models.ForeignKey(
+        PersonalAccessToken, on_delete=models.CASCADE, null=True, blank=True, related_name="refresh_tokens"
+    )
+    # Django's session auth hash of the user at issue time: a password change ends the refresh token.
+    user_auth_hash = models.CharField(max_length=128, blank=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    service = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, robot__isnull=True) | Q(user__isnull=True, robot__isnull=False, access_token__isnull=True),
+                name="refresh_token_one_principal",
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.user.username if self.user_id and self.user else (self.robot.username if self.robot else "?")
+        return f"refresh token for {who} ({self.service})"
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event (login, credential or membership change, push, delete). Never updated."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_events")
+    actor = models.CharField(max_length=200)  # username, <tenant>+<robot>, "anonymous" or "system"
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=500, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    success = models.BooleanField(default=True)
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="audit_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

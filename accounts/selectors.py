@@ -1,14 +1,30 @@
-"""Reads for tenants, memberships and credentials."""
+"""Reads for tenants, memberships, credentials and the audit log."""
 
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 
 from django.contrib.auth import authenticate
 from django.utils import timezone
 
-from accounts.models import Membership, PersonalAccessToken, Tenant, User
-from accounts.services import TOKEN_PREFIX, access_token_touch, hash_secret
+from accounts.models import AuditEvent, Membership, PersonalAccessToken, RobotAccount, Tenant, User
+from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
+from accounts.services import ROBOT_PREFIX, TOKEN_PREFIX, access_token_touch, hash_secret, robot_touch
+
+__all__ = [
+    "Principal",
+    "access_token_find",
+    "access_token_list",
+    "audit_list",
+    "credentials_check",
+    "membership_role_get",
+    "robot_find",
+    "robot_list",
+    "tenant_get",
+]
+
+MAX_SECRET_LENGTH = 200  # ours are ~53 characters; anything far longer is not one of them
 
 
 def tenant_get(*, slug: str) -> Tenant | None:
@@ -24,12 +40,13 @@ def membership_role_get(*, tenant: Tenant, user: User) -> str | None:
 
 
 def access_token_list(*, user: User) -> list[PersonalAccessToken]:
+    """The user's personal access tokens, newest first (revoked and expired ones included)."""
     return list(PersonalAccessToken.objects.filter(user=user).order_by("-created_at"))
 
 
 def access_token_find(*, secret: str) -> PersonalAccessToken | None:
     """The active token with this secret (looked up by hash, compared in constant time)."""
-    if not secret.startswith(TOKEN_PREFIX):
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_SECRET_LENGTH:
         return None
     digest = hash_secret(secret)
     token = PersonalAccessToken.objects.select_related("user").active(now=timezone.now()).filter(token_hash=digest).first()
@@ -38,15 +55,61 @@ def access_token_find(*, secret: str) -> PersonalAccessToken | None:
     return token
 
 
-def credentials_check(*, username: str, secret: str) -> tuple[User, tuple[str, ...] | None] | None:
-    """The user these Basic credentials name, with the token's scopes (None for a password)."""
+def robot_list(*, tenant: Tenant) -> list[RobotAccount]:
+    """The tenant's robot accounts, by name (revoked and expired ones included)."""
+    return list(RobotAccount.objects.for_tenant(tenant).select_related("tenant").order_by("name"))
+
+
+def robot_find(*, secret: str) -> RobotAccount | None:
+    """The active robot with this secret (looked up by hash, compared in constant time), tenant active."""
+    if not secret.startswith(ROBOT_PREFIX) or len(secret) > MAX_SECRET_LENGTH:
+        return None
+    digest = hash_secret(secret)
+    robot = RobotAccount.objects.select_related("tenant").active(now=timezone.now()).filter(secret_hash=digest).first()
+    if robot is None or not hmac.compare_digest(robot.secret_hash, digest):
+        return None
+    return robot
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def credentials_check(*, username: str, secret: str) -> Principal | None:
+    """The principal these Basic credentials name, or None for any failure alike; records last use.
+
+    A personal access token (its owner must be `username`), a robot secret (`username` must be
+    `<tenant-slug>+<robot-name>`), else the user's password through Django's backends.
+    """
+    if not username or not secret:
+        return None
     token = access_token_find(secret=secret)
     if token is not None:
-        if token.user.username != username:
+        if not _same(token.user.username, username):
             return None
         access_token_touch(token=token)
-        return token.user, tuple(token.scopes)
+        return principal_for_access_token(token)
+    robot = robot_find(secret=secret)
+    if robot is not None:
+        if not _same(robot.username, username):
+            return None
+        robot_touch(robot=robot)
+        return principal_for_robot(robot)
     user = authenticate(username=username, password=secret)
-    if user is None:
+    if user is None or not user.is_active:
         return None
-    return user, None
+    return principal_for_password(user)
+
+
+def audit_list(
+    *, tenant: Tenant | None, since: datetime | None = None, action: str | None = None, limit: int = 100
+) -> list[AuditEvent]:
+    """A tenant's audit events (tenant None: events of no tenant, e.g. logins), newest first, at most `limit` (≤ 1000)."""
+    if not 1 <= limit <= 1000:
+        raise ValueError(f"limit must be between 1 and 1000, got {limit}.")
+    events = AuditEvent.objects.filter(tenant__isnull=True) if tenant is None else AuditEvent.objects.filter(tenant=tenant)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if action:
+        events = events.filter(action=action)
+    return list(events.order_by("-created_at", "-pk")[:limit])

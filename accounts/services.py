@@ -1,26 +1,101 @@
-"""Writes for tenants, users, memberships and personal access tokens."""
+"""Writes for tenants, users, memberships, credentials (tokens, robots, refresh tokens) and the audit log."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
-from accounts.models import Membership, PersonalAccessToken, Tenant, TokenScope, User
-from accounts.validators import validate_tenant_slug
+from accounts.conf import app_settings
+from accounts.models import AuditEvent, Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
+from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
+from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
 from gateway.core.errors import Conflict, NotFound, ValidationError
 
 TOKEN_PREFIX = "wharf_pat_"
+ROBOT_PREFIX = "wharf_rbt_"
+REFRESH_PREFIX = "wharf_rft_"
 ALL_SCOPES = tuple(TokenScope.values)
+SYSTEM_ACTOR = "system"
+TOUCH_INTERVAL_S = 60
 
 
 def hash_secret(secret: str) -> str:
     """SHA-256 hex of a high-entropy secret (a slow hash buys nothing for 256-bit randoms)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def _clean_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
+    if isinstance(scopes, str) or not scopes or not all(s in ALL_SCOPES for s in scopes):
+        bad = [s for s in scopes if s not in ALL_SCOPES] if not isinstance(scopes, str) else [scopes]
+        raise ValidationError(f"Unknown or missing scopes {bad or list(scopes)!r}; use some of {', '.join(ALL_SCOPES)}.")
+    return sorted(set(scopes), key=ALL_SCOPES.index)
+
+
+def _expires_at(expires_in_days: int | None, *, what: str) -> datetime | None:
+    if expires_in_days is None:
+        return None
+    if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int) or not 1 <= expires_in_days <= 3650:
+        raise ValidationError(f"A {what} must expire in 1 to 3650 days.")
+    return timezone.now() + timedelta(days=expires_in_days)
+
+
+def _touch(obj: PersonalAccessToken | RobotAccount | RefreshToken, *, min_interval_s: int = TOUCH_INTERVAL_S) -> None:
+    """Record last use, at most once per interval (a write per pull would be wasteful)."""
+    now = timezone.now()
+    if obj.last_used_at is None or (now - obj.last_used_at).total_seconds() >= min_interval_s:
+        model: type[Model] = type(obj)
+        model._default_manager.filter(pk=obj.pk).update(last_used_at=now)
+        obj.last_used_at = now
+
+
+# --- Audit log ------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: str,
+    tenant: Tenant | None = None,
+    target: str = "",
+    ip: str | None = None,
+    user_agent: str = "",
+    success: bool = True,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit event; a plain insert inside the caller's transaction (it rolls back with it)."""
+    action = (action or "").strip()
+    if not action or len(action) > 64:
+        raise ValueError(f"An audit action of 1 to 64 characters is required, got {action!r}.")
+    try:
+        clean_ip: str | None = str(ipaddress.ip_address((ip or "").strip())) if ip else None
+    except ValueError:
+        clean_ip = None  # e.g. "unknown" or a mangled X-Forwarded-For: an inet column would refuse it
+    AuditEvent.objects.create(
+        tenant=tenant,
+        actor=(actor or SYSTEM_ACTOR)[:200],
+        action=action,
+        target=(target or "")[:500],
+        ip=clean_ip,
+        user_agent=(user_agent or "")[:300],
+        success=bool(success),
+        detail=detail or {},
+    )
+
+
+# --- Users, tenants, memberships --------------------------------------------------------------
 
 
 def user_get_or_create(*, username: str, email: str = "", password: str | None = None) -> tuple[User, bool]:
@@ -54,11 +129,18 @@ def tenant_create(*, slug: str, owner: User, name: str = "") -> Tenant:
     return tenant
 
 
-def membership_set(*, tenant: Tenant, user: User, role: str) -> Membership:
-    """Give `user` `role` in `tenant` (create or change); idempotent."""
+@transaction.atomic
+def membership_set(*, tenant: Tenant, user: User, role: str, actor: str | None = None) -> Membership:
+    """Give `user` `role` in `tenant` (create or change); idempotent; audited when something changed."""
     if role not in Membership.Role.values:
         raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(Membership.Role.values)}.")
+    previous = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
+    if previous != role:
+        audit_record(
+            action="membership.set", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=user.username,
+            detail={"role": role, "previous": previous},
+        )
     return membership
 
 
@@ -69,45 +151,194 @@ def tenant_quota_set(*, tenant: Tenant, storage_quota_bytes: int | None) -> None
     Tenant.objects.filter(pk=tenant.pk).update(storage_quota_bytes=storage_quota_bytes, updated_at=timezone.now())
 
 
+# --- Personal access tokens -------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: PersonalAccessToken
     secret: str  # shown once, never stored
 
 
+@transaction.atomic
 def access_token_issue(
-    *, user: User, name: str, scopes: list[str] | tuple[str, ...] = ALL_SCOPES, expires_in_days: int | None = None
+    *,
+    user: User,
+    name: str,
+    scopes: list[str] | tuple[str, ...] = ALL_SCOPES,
+    repositories: list[str] | tuple[str, ...] = (),
+    expires_in_days: int | None = None,
+    actor: str | None = None,
 ) -> IssuedToken:
-    """Create a personal access token; the secret is returned once and only its hash is kept."""
+    """Create a personal access token; the secret is returned once and only its hash is kept; audited."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ValidationError("A token name of 1 to 100 characters is required.")
-    clean = sorted(set(scopes), key=ALL_SCOPES.index) if all(s in ALL_SCOPES for s in scopes) else None
-    if not clean:
-        bad = [s for s in scopes if s not in ALL_SCOPES]
-        raise ValidationError(f"Unknown or missing scopes {bad or scopes!r}; use some of {', '.join(ALL_SCOPES)}.")
-    expires_at: datetime | None = None
-    if expires_in_days is not None:
-        if not 1 <= expires_in_days <= 3650:
-            raise ValidationError("A token must expire in 1 to 3650 days.")
-        expires_at = timezone.now() + timedelta(days=expires_in_days)
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    clean_scopes = _clean_scopes(scopes)
+    patterns = validate_repository_patterns(repositories)
+    expires_at = _expires_at(expires_in_days, what="token")
+    secret = _new_secret(TOKEN_PREFIX)
     token = PersonalAccessToken.objects.create(
-        user=user, name=name, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_secret(secret), scopes=clean, expires_at=expires_at
+        user=user, name=name, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_secret(secret), scopes=clean_scopes,
+        repositories=patterns, expires_at=expires_at,
+    )
+    audit_record(
+        action="token.issue", actor=actor or user.username, target=f"{user.username}/{name} ({token.prefix}…)",
+        detail={"token_id": token.pk, "scopes": clean_scopes, "repositories": patterns, "expires_at": expires_at},
     )
     return IssuedToken(token=token, secret=secret)
 
 
-def access_token_revoke(*, user: User, token_id: int) -> None:
-    """Revoke one of the user's tokens; revoking twice is harmless."""
-    updated = PersonalAccessToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    if not updated and not PersonalAccessToken.objects.filter(pk=token_id, user=user).exists():
-        raise NotFound("No such token.")
-
-
-def access_token_touch(*, token: PersonalAccessToken, min_interval_s: int = 60) -> None:
-    """Record last use, at most once a minute per token (a write per pull would be wasteful)."""
+@transaction.atomic
+def access_token_revoke(*, user: User, token_id: int, actor: str | None = None) -> None:
+    """Revoke one of the user's tokens and the refresh tokens issued through it; revoking twice is harmless."""
     now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() >= min_interval_s:
-        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
+    updated = PersonalAccessToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+    if not updated:
+        if not PersonalAccessToken.objects.filter(pk=token_id, user=user).exists():
+            raise NotFound("No such token.")
+        return
+    RefreshToken.objects.filter(access_token_id=token_id, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+    audit_record(action="token.revoke", actor=actor or user.username, target=user.username, detail={"token_id": token_id})
+
+
+def access_token_touch(*, token: PersonalAccessToken, min_interval_s: int = TOUCH_INTERVAL_S) -> None:
+    """Record last use, at most once a minute per token (a write per pull would be wasteful)."""
+    _touch(token, min_interval_s=min_interval_s)
+
+
+# --- Robot accounts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedRobot:
+    robot: RobotAccount
+    secret: str  # shown once, never stored
+    username: str  # "<tenant-slug>+<robot-name>"
+
+
+@transaction.atomic
+def robot_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str] | tuple[str, ...],
+    repositories: list[str] | tuple[str, ...] = (),
+    expires_in_days: int | None = None,
+    actor: str | None = None,
+) -> IssuedRobot:
+    """Create a robot account in `tenant`; its secret is returned once, only its hash is kept; audited."""
+    validate_robot_name(name)
+    clean_scopes = _clean_scopes(scopes)
+    patterns = validate_repository_patterns(repositories)
+    expires_at = _expires_at(expires_in_days, what="robot account")
+    secret = _new_secret(ROBOT_PREFIX)
+    try:
+        with transaction.atomic():
+            robot = RobotAccount.objects.create(
+                tenant=tenant, name=name, secret_hash=hash_secret(secret), scopes=clean_scopes, repositories=patterns,
+                expires_at=expires_at,
+            )
+    except IntegrityError:
+        raise Conflict(f"Tenant {tenant.slug!r} already has a robot named {name!r} (revoked robots keep their name).") from None
+    robot.tenant = tenant
+    audit_record(
+        action="robot.create", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=robot.username,
+        detail={"scopes": clean_scopes, "repositories": patterns, "expires_at": expires_at},
+    )
+    return IssuedRobot(robot=robot, secret=secret, username=robot.username)
+
+
+@transaction.atomic
+def robot_revoke(*, tenant: Tenant, name: str, actor: str | None = None) -> None:
+    """Revoke a robot and its refresh tokens; revoking twice is harmless; NotFound for an unknown name."""
+    robot = RobotAccount.objects.for_tenant(tenant).filter(name=name).first()
+    if robot is None:
+        raise NotFound(f"Tenant {tenant.slug!r} has no robot named {name!r}.")
+    now = timezone.now()
+    if RobotAccount.objects.filter(pk=robot.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now):
+        refresh_tokens_revoke(robot=robot)
+        audit_record(action="robot.revoke", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=f"{tenant.slug}+{name}")
+
+
+def robot_touch(*, robot: RobotAccount, min_interval_s: int = TOUCH_INTERVAL_S) -> None:
+    """Record the robot's last use, at most once a minute."""
+    _touch(robot, min_interval_s=min_interval_s)
+
+
+# --- Refresh tokens (OAuth2 offline access, `docker login`) -------------------------------------
+
+
+def refresh_token_issue(*, principal: Principal, service: str) -> str:
+    """A new refresh token for `principal` at `service`; returns the secret (stored hashed), valid N days."""
+    service = (service or "").strip()
+    if not service or len(service) > 255:
+        raise ValidationError("A service of 1 to 255 characters is required.")
+    expires_at = timezone.now() + timedelta(days=app_settings.refresh_token_days)
+    row = RefreshToken(service=service)
+    if principal.kind == "robot":
+        if principal.robot is None:
+            raise ValueError("A robot principal carries its robot.")
+        row.robot = principal.robot
+        if principal.robot.expires_at is not None:
+            expires_at = min(expires_at, principal.robot.expires_at)
+    else:
+        if principal.user is None:
+            raise ValueError("A user principal carries its user.")
+        row.user = principal.user
+        if principal.access_token is not None:
+            row.access_token = principal.access_token
+            if principal.access_token.expires_at is not None:
+                expires_at = min(expires_at, principal.access_token.expires_at)
+        else:
+            row.user_auth_hash = principal.user.get_session_auth_hash()
+    secret = _new_secret(REFRESH_PREFIX)
+    row.secret_hash = hash_secret(secret)
+    row.expires_at = expires_at
+    row.save()
+    return secret
+
+
+def refresh_token_check(*, secret: str, service: str) -> Principal | None:
+    """The principal a refresh token stands for at `service`, or None (unknown, expired, revoked, or its owner is gone)."""
+    if not isinstance(secret, str) or not secret.startswith(REFRESH_PREFIX) or len(secret) > 200:
+        return None
+    digest = hash_secret(secret)
+    row = (
+        RefreshToken.objects.select_related("user", "robot__tenant", "access_token")
+        .filter(secret_hash=digest, revoked_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
+    )
+    if row is None or not hmac.compare_digest(row.secret_hash, digest) or row.service != service:
+        return None
+    principal: Principal
+    if row.robot is not None:
+        if not row.robot.is_active():
+            return None
+        principal = principal_for_robot(row.robot)
+    else:
+        user = row.user
+        if user is None or not user.is_active:
+            return None
+        token = row.access_token
+        if token is not None:
+            if not token.is_active() or token.user_id != user.pk:
+                return None
+            token.user = user
+            principal = principal_for_access_token(token)
+        else:
+            if not hmac.compare_digest(row.user_auth_hash, user.get_session_auth_hash()):
+                return None  # the password changed since this login
+            principal = principal_for_password(user)
+    _touch(row)
+    return principal
+
+
+def refresh_tokens_revoke(*, user: User | None = None, robot: RobotAccount | None = None) -> int:
+    """Revoke every live refresh token of one user or one robot; returns how many; idempotent."""
+    if (user is None) == (robot is None):
+        raise ValueError("Pass exactly one of user or robot.")
+    now = timezone.now()
+    rows = RefreshToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
+    rows = rows.filter(user=user) if user is not None else rows.filter(robot=robot)
+    return rows.update(revoked_at=now, updated_at=now)

@@ -1,4 +1,4 @@
-"""Tenant slugs: one DNS label (it becomes `<slug>.<REGISTRY_DOMAIN>`), not a reserved word."""
+"""Validation of tenant slugs (one DNS label, not reserved), robot names and repository patterns."""
 
 from __future__ import annotations
 
@@ -33,3 +33,46 @@ def validate_tenant_slug(slug: str) -> str:
     if slug in RESERVED_SLUGS:
         raise ValidationError(f"Tenant slug {slug!r} is reserved.")
     return slug
+
+
+ROBOT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Repository names are lower-case [a-z0-9._-] separated by "/"; patterns add fnmatch's * ? [ ] !.
+REPOSITORY_PATTERN_RE = re.compile(r"^[a-z0-9._\-/*?\[\]!]+$")
+MAX_REPOSITORY_PATTERNS = 50
+
+
+def validate_robot_name(name: str) -> str:
+    """Return the robot name if valid; raise ValidationError saying why not."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError("A robot name is required.")
+    if not ROBOT_NAME_RE.match(name):
+        raise ValidationError(
+            f"Robot name {name!r} must be 1 to 63 characters: lower-case letters, digits, '_' and '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def validate_repository_patterns(patterns: list[str] | tuple[str, ...]) -> list[str]:
+    """Clean repository glob patterns (fnmatch-style, e.g. "team/*"): stripped, de-duplicated, in order."""
+    if isinstance(patterns, str):
+        raise ValidationError("Repository patterns must be a list, not a string.")
+    clean: list[str] = []
+    for raw in patterns:
+        if not isinstance(raw, str):
+            raise ValidationError(f"Repository pattern {raw!r} must be a string.")
+        pattern = raw.strip()
+        if not pattern or len(pattern) > 255:
+            raise ValidationError(f"Repository pattern {raw!r} must be 1 to 255 characters.")
+        if not REPOSITORY_PATTERN_RE.match(pattern):
+            raise ValidationError(
+                f"Repository pattern {pattern!r} may hold only lower-case letters, digits, '.', '_', '-', '/' "
+                "and the wildcards * ? [ ] !"
+            )
+        if pattern.startswith("/") or pattern.endswith("/") or "//" in pattern:
+            raise ValidationError(f"Repository pattern {pattern!r} has an empty path component.")
+        if pattern not in clean:
+            clean.append(pattern)
+    if len(clean) > MAX_REPOSITORY_PATTERNS:
+        raise ValidationError(f"At most {MAX_REPOSITORY_PATTERNS} repository patterns are allowed.")
+    return clean

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests and benchmarks drive: real registry clients
-# (skopeo, docker CLI + daemon, containerd's ctr) and CNCF Distribution as a yardstick.
+# (skopeo, docker CLI + daemon, containerd's ctr), CNCF Distribution as a yardstick,
+# and HTTP load generators for `make bench`'s requests-per-second figures: wrk (GET) and
+# ApacheBench from apache2-utils (HEAD, which wrk 4.1 cannot measure).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +12,8 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v ctr >/dev/null 2>&1 || need+=(containerd)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -10,5 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
 
 app = Celery("gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["gateway", "accounts", "billing"])
+app.autodiscover_tasks(["gateway", "accounts", "billing", "gateway.replication", "gateway.webhooks"])
 app.conf.beat_schedule = BEAT_SCHEDULE

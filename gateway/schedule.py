@@ -19,4 +19,31 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
+    # Hourly at :17 (crontab "17 * * * *"): garbage collection, one chain per tenant on the "gc"
+    # queue. GC deletes only what has been unreferenced for GATEWAY_GC_GRACE_SECONDS (24 h), so an
+    # hourly run frees space about a day after it became garbage; runs are idempotent and resumable.
+    "gc-all": {
+        "task": "gateway.gc.all",
+        "schedule": crontab(minute=17),
+        "options": {"queue": "gc", "expires": 50 * 60},
+    },
+    # Daily at 02:47 (crontab "47 2 * * *"): apply retention policies (tag deletions); GC's next
+    # runs reclaim the untagged manifests after the grace period.
+    "retention-all": {
+        "task": "gateway.retention.all",
+        "schedule": crontab(minute=47, hour=2),
+        "options": {"queue": "gc", "expires": 23 * 3600},
+    },
+    # Hourly at :37 (crontab "37 * * * *"): abort upload sessions idle past
+    # GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS and multipart uploads no session owns (Storj bills them
+    # until aborted and has no lifecycle rule to do it).
+    "uploads-cleanup-all": {
+        "task": "gateway.uploads.cleanup_all",
+        "schedule": crontab(minute=37),
+        "options": {"queue": "gc", "expires": 50 * 60},
+    },
 }
+
+# Integrity audit, replication and webhook entries live with their app (gateway/replication/schedule.py).
+from gateway.replication.schedule import REPLICATION_SCHEDULE  # noqa: E402
+BEAT_SCHEDULE.update(REPLICATION_SCHEDULE)

@@ -34,9 +34,18 @@ class Blob(TenantOwnedModel):
     digest = models.CharField(max_length=135)
     size = models.BigIntegerField()
     storage_key = models.CharField(max_length=512)
+    # Set by GC's mark phase when no live manifest references the blob, cleared when one does
+    # (or a push links it again). GC deletes only blobs marked longer than the grace period ago.
+    gc_candidate_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "digest"], name="blob_unique_tenant_digest")]
+        indexes = [
+            # "Is this object still some blob's bytes?" (GC and the upload sweep, before deleting a key).
+            models.Index(fields=["storage_key"], name="blob_storage_key_idx"),
+            # GC walks its candidates by pk (a cursor), so the index is on (tenant, id) of marked rows only.
+            models.Index(fields=["tenant", "id"], name="blob_gc_candidate_idx", condition=models.Q(gc_candidate_since__isnull=False)),
+        ]
 
 
 class RepositoryBlob(TenantOwnedModel):
@@ -57,10 +66,15 @@ class Manifest(TenantOwnedModel):
     subject_digest = models.CharField(max_length=135, blank=True, default="", db_index=True)
     annotations = models.JSONField(default=dict, blank=True)
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    # Set by GC's mark phase when no tag, index, live subject or retention rule keeps the manifest.
+    gc_candidate_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "digest"], name="manifest_unique_repository_digest")]
-        indexes = [models.Index(fields=["repository", "subject_digest"], name="manifest_subject_idx")]
+        indexes = [
+            models.Index(fields=["repository", "subject_digest"], name="manifest_subject_idx"),
+            models.Index(fields=["tenant", "id"], name="manifest_gc_candidate_idx", condition=models.Q(gc_candidate_since__isnull=False)),
+        ]
 
 
 class ManifestBlob(models.Model):
@@ -89,6 +103,8 @@ class Tag(TenantOwnedModel):
     manifest = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="tags")
     last_pushed_at = models.DateTimeField()
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    # An immutable tag never moves to another manifest and retention never deletes it.
+    immutable = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_repository_name")]
@@ -181,3 +197,55 @@ class JobRun(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["kind", "tenant", "started_at"], name="jobrun_kind_tenant_idx")]
+
+
+class RetentionPolicy(TenantOwnedModel):
+    """Which tags retention deletes, for one repository or (repository null) the whole tenant.
+
+    The repository's own policy wins over the tenant's. A tag is deleted when it is not
+    immutable, not among the `keep_last` most recently pushed tags of its repository, fully
+    matches `delete_regex` (empty: every tag), does not fully match `keep_regex` (empty: no
+    exemption) and was last pushed more than `older_than_days` ago (null: any age). A policy
+    with none of those four set deletes no tag. `untagged_days` makes GC keep untagged
+    manifests (and what they reference) for that many days after their push.
+    """
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    enabled = models.BooleanField(default=True)
+    keep_last = models.PositiveIntegerField(null=True, blank=True)
+    older_than_days = models.PositiveIntegerField(null=True, blank=True)
+    delete_regex = models.CharField(max_length=255, blank=True, default="")
+    keep_regex = models.CharField(max_length=255, blank=True, default="")
+    untagged_days = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "repository"], name="retentionpolicy_unique_repository", condition=models.Q(repository__isnull=False)
+            ),
+            models.UniqueConstraint(fields=["tenant"], name="retentionpolicy_unique_tenant", condition=models.Q(repository__isnull=True)),
+        ]
+
+
+class ObjectDeletion(TenantOwnedModel):
+    """An object whose database row is gone and whose bytes are still to be deleted from the bucket.
+
+    Written in the same transaction that deletes the row (GC, retention, the upload sweep), so a
+    worker killed between that COMMIT and the DeleteObjects call leaves a record, not an
+    orphan; the drain deletes the object after one more check that nothing uses the key again.
+    """
+
+    class Kind(models.TextChoices):
+        DATA = "data"  # a blob's bytes (an upload session's key)
+        INDEX = "index"  # a blob's {digest, size, key} index object
+        MANIFEST = "manifest"  # a manifest's exact bytes in one repository
+        TAG = "tag"  # a tag's {tag, digest} object
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    key = models.CharField(max_length=512)
+    # What the key stands for, for the re-check: repository name and digest or tag name.
+    repository_name = models.CharField(max_length=255, blank=True, default="")
+    reference = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "id"], name="objectdeletion_tenant_idx")]

@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "accounts",
     "gateway.registry",
     "billing",
+    "gateway.webhooks",
+    "gateway.replication",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +98,16 @@ GATEWAY_UPLOAD_INFLIGHT_PARTS = E.integer("GATEWAY_UPLOAD_INFLIGHT_PARTS", 1, mi
 # Presigned blob URLs (tenants with redirect downloads) live this long.
 GATEWAY_PRESIGN_SECONDS = E.integer("GATEWAY_PRESIGN_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
 
+# --- Garbage collection, retention, upload sweep (gateway/registry/services/{gc,retention,cleanup}.py; decisions/0007) ---
+# GC deletes a blob or manifest only after it has been unreferenced this long (0 only in tests).
+GATEWAY_GC_GRACE_SECONDS = E.integer("GATEWAY_GC_GRACE_SECONDS", 24 * 3600, minimum=0, maximum=90 * 24 * 3600)
+# Rows deleted per transaction, and objects per DeleteObjects request (Storj's limit is 1000 keys).
+GATEWAY_GC_BATCH_SIZE = E.integer("GATEWAY_GC_BATCH_SIZE", 500, minimum=1, maximum=1000)
+# Batches one task invocation processes before it re-queues itself (bounds a task's run time).
+GATEWAY_GC_MAX_BATCHES = E.integer("GATEWAY_GC_MAX_BATCHES", 50, minimum=1, maximum=100_000)
+# Upload sessions idle this long are aborted; multipart uploads with no session this old are aborted.
+GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS = E.integer("GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS", 24 * 3600, minimum=60, maximum=30 * 24 * 3600)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -134,3 +146,47 @@ CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024  # manifests are at most 4 MiB
+
+# --- Registry token auth (accounts/tokens.py, accounts/ratelimit.py; docs/decisions/0006) ---
+# A directory of ES256 (EC P-256) PEM private keys: the newest file signs, all verify. Relative
+# paths are taken from the checkout. local/test default to var/token-keys; production requires it.
+_token_keys_dir = E.string("GATEWAY_TOKEN_KEYS_DIR", "").strip()
+GATEWAY_TOKEN_KEYS_DIR = (BASE_DIR / _token_keys_dir) if _token_keys_dir else None
+# Generate a key on first use when the directory has none (local and test only).
+GATEWAY_TOKEN_KEYS_AUTOCREATE = False
+# The JWT `iss` claim; the registry accepts only tokens with this issuer.
+GATEWAY_TOKEN_ISSUER = E.string("GATEWAY_TOKEN_ISSUER", EXTERNAL_URL).strip() or EXTERNAL_URL
+GATEWAY_TOKEN_TTL_SECONDS = E.integer("GATEWAY_TOKEN_TTL_SECONDS", 300, minimum=60, maximum=3600)
+GATEWAY_REFRESH_TOKEN_DAYS = E.integer("GATEWAY_REFRESH_TOKEN_DAYS", 30, minimum=1, maximum=365)
+# Failed logins allowed per window before /auth/token answers 429 (per account, per client address).
+GATEWAY_LOGIN_MAX_FAILURES_ACCOUNT = E.integer("GATEWAY_LOGIN_MAX_FAILURES_ACCOUNT", 10, minimum=1, maximum=100_000)
+GATEWAY_LOGIN_MAX_FAILURES_IP = E.integer("GATEWAY_LOGIN_MAX_FAILURES_IP", 30, minimum=1, maximum=100_000)
+GATEWAY_LOGIN_WINDOW_SECONDS = E.integer("GATEWAY_LOGIN_WINDOW_SECONDS", 300, minimum=1, maximum=86_400)
+
+# --- Integrity audit, replication, webhooks (gateway/replication, gateway/webhooks; docs/decisions/0008) ---
+# Secrets at rest (storage-target keys, webhook secrets) are Fernet-encrypted with a key derived
+# from this. Production requires it; local/test settings fall back to a dev-only value.
+GATEWAY_ENCRYPTION_KEY = E.string("GATEWAY_ENCRYPTION_KEY", "")
+# Comma-separated former keys, still accepted for decryption while secrets are re-encrypted.
+GATEWAY_ENCRYPTION_KEYS_PREVIOUS = [k.strip() for k in E.string("GATEWAY_ENCRYPTION_KEYS_PREVIOUS", "").split(",") if k.strip()]
+# Each object is HEADed (existence, size, ETag) about once per this many hours.
+GATEWAY_AUDIT_INTERVAL_HOURS = E.integer("GATEWAY_AUDIT_INTERVAL_HOURS", 24, minimum=1, maximum=24 * 90)
+# Objects per audit batch; a periodic run re-queues itself at most GATEWAY_AUDIT_MAX_REQUEUES times.
+GATEWAY_AUDIT_BATCH_SIZE = E.integer("GATEWAY_AUDIT_BATCH_SIZE", 500, minimum=1, maximum=100_000)
+GATEWAY_AUDIT_MAX_REQUEUES = E.integer("GATEWAY_AUDIT_MAX_REQUEUES", 20, minimum=0, maximum=10_000)
+# Share of checked objects that are also downloaded and re-hashed (flagged objects always are).
+GATEWAY_AUDIT_SAMPLE_RATE = E.fraction("GATEWAY_AUDIT_SAMPLE_RATE", 0.001)
+# Egress budget of one audit run for sampled re-hashing, in bytes (Storj bills egress).
+GATEWAY_AUDIT_DEEP_BYTES_PER_RUN = E.integer("GATEWAY_AUDIT_DEEP_BYTES_PER_RUN", 1024**3, minimum=0, maximum=2**62)
+# S3 requests per second one audit or replication run may make (Storj: 100/s per project, shared with traffic).
+GATEWAY_JOB_S3_REQUESTS_PER_SECOND = E.integer("GATEWAY_JOB_S3_REQUESTS_PER_SECOND", 25, minimum=1, maximum=10_000)
+# Objects per replication sweep batch (backfill, enqueue, replica verification).
+GATEWAY_REPLICATION_BATCH_SIZE = E.integer("GATEWAY_REPLICATION_BATCH_SIZE", 500, minimum=1, maximum=100_000)
+# Attempts per object before the periodic sweep stops retrying it (`manage.py replicate` still does).
+GATEWAY_REPLICATION_MAX_ATTEMPTS = E.integer("GATEWAY_REPLICATION_MAX_ATTEMPTS", 10, minimum=1, maximum=1000)
+# A tenant's replication is reported unhealthy when its oldest unreplicated object is older than this.
+GATEWAY_REPLICATION_LAG_ALERT_SECONDS = E.integer("GATEWAY_REPLICATION_LAG_ALERT_SECONDS", 3600, minimum=60, maximum=30 * 86_400)
+GATEWAY_WEBHOOK_TIMEOUT_SECONDS = E.integer("GATEWAY_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+GATEWAY_WEBHOOK_MAX_ATTEMPTS = E.integer("GATEWAY_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+# Allow webhook URLs on loopback/private/link-local addresses (local and test settings only: SSRF).
+GATEWAY_WEBHOOK_ALLOW_PRIVATE = False

@@ -144,3 +144,17 @@ def _is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def fraction(name: str, default: float) -> float:
+    """A number from 0 to 1 inclusive (a rate or probability), e.g. 0.001."""
+    value = raw(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        n = float(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value!r}.") from None
+    if not 0.0 <= n <= 1.0:  # also refuses nan
+        raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value!r}.")
+    return n

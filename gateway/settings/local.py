@@ -15,3 +15,13 @@ if not SECRET_KEY:  # noqa: F405
         _key_file.write_text(secrets.token_urlsafe(50))
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
+
+# Token signing keys: var/token-keys unless configured; a key is generated on first use.
+if GATEWAY_TOKEN_KEYS_DIR is None:  # noqa: F405
+    GATEWAY_TOKEN_KEYS_DIR = VAR_DIR / "token-keys"
+GATEWAY_TOKEN_KEYS_AUTOCREATE = True
+
+# Secrets at rest: a fixed dev-only key unless configured (production requires its own).
+if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
+    GATEWAY_ENCRYPTION_KEY = "wharf-local-development-only-encryption-key"
+GATEWAY_WEBHOOK_ALLOW_PRIVATE = True

@@ -17,3 +17,12 @@ LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
 SESSION_COOKIE_SECURE = E.boolean("GATEWAY_SECURE_COOKIES", True)  # noqa: F405
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Registry token signing keys: required, never generated here (manage.py token_key_create).
+E.required("GATEWAY_TOKEN_KEYS_DIR", "a directory of ES256 PEM private keys; create one with `manage.py token_key_create`")  # noqa: F405
+GATEWAY_TOKEN_KEYS_AUTOCREATE = False
+
+# Secrets at rest (storage-target keys, webhook secrets): required, no default.
+GATEWAY_ENCRYPTION_KEY = E.required("GATEWAY_ENCRYPTION_KEY", "a random string of at least 32 characters")  # noqa: F405
+if len(GATEWAY_ENCRYPTION_KEY) < 32:
+    raise ImproperlyConfigured("GATEWAY_ENCRYPTION_KEY must be at least 32 characters long.")

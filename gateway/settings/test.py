@@ -20,3 +20,14 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; p
 
 # A database per test process, so concurrent runs on one machine never share one.
 DATABASES["default"]["TEST"] = {"NAME": f"test_wharf_{os.getpid()}"}  # noqa: F405
+
+# Token signing keys: var/token-keys unless configured; a key is generated on first use.
+# (tests/accounts point it at a temporary directory per test where keys are rotated.)
+if GATEWAY_TOKEN_KEYS_DIR is None:  # noqa: F405
+    GATEWAY_TOKEN_KEYS_DIR = VAR_DIR / "token-keys"  # noqa: F405
+GATEWAY_TOKEN_KEYS_AUTOCREATE = True
+
+# Secrets at rest: a fixed test-only key (child processes derive the same one).
+if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
+    GATEWAY_ENCRYPTION_KEY = "wharf-test-only-encryption-key-0123456789"
+GATEWAY_WEBHOOK_ALLOW_PRIVATE = True  # tests deliver webhooks to a server on 127.0.0.1

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from accounts.models import Membership, PersonalAccessToken, Tenant, User
+from accounts.models import AuditEvent, Membership, PersonalAccessToken, RobotAccount, Tenant, User
 from accounts.services import hash_secret
 from tests.helpers import manage
 
@@ -58,3 +58,79 @@ def test_create_token_errors(args, msg):
     r = manage("create_token", *args)
     assert r.returncode != 0 and msg in r.stderr
     assert not PersonalAccessToken.objects.exists()
+
+
+def test_create_token_takes_repository_patterns():
+    assert manage("create_tenant", "acme", "--owner", "alice").returncode == 0
+    r = manage("create_token", "alice", "--scopes", "pull", "--repos", "team/*,base", "--repos", "tools/*")
+    assert r.returncode == 0, r.stderr
+    token = PersonalAccessToken.objects.get(token_hash=hash_secret(r.stdout.strip()))
+    assert token.repositories == ["team/*", "base", "tools/*"]
+    r = manage("create_token", "alice", "--repos", "Team/*")
+    assert r.returncode != 0 and "lower-case" in r.stderr
+    assert PersonalAccessToken.objects.count() == 1
+
+
+def test_create_robot_prints_the_secret_alone_and_it_logs_in():
+    from accounts.selectors import credentials_check
+
+    assert manage("create_tenant", "acme", "--owner", "alice").returncode == 0
+    r = manage("create_robot", "acme", "ci", "--scopes", "pull,push", "--repos", "team/*", "--repos", "base,tools/*", "--expires-days", "7")
+    assert r.returncode == 0, r.stderr
+    secret = r.stdout.strip()
+    assert r.stdout == secret + "\n" and secret.startswith("wharf_rbt_")
+    robot = RobotAccount.objects.get(secret_hash=hash_secret(secret))
+    assert (robot.tenant.slug, robot.name, robot.scopes, robot.repositories) == ("acme", "ci", ["pull", "push"], ["team/*", "base", "tools/*"])
+    assert robot.expires_at is not None
+    principal = credentials_check(username="acme+ci", secret=secret)
+    assert principal.kind == "robot" and principal.scopes == ("pull", "push")
+    assert AuditEvent.objects.filter(action="robot.create", target="acme+ci", actor="system").count() == 1
+
+
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["nosuch", "ci", "--scopes", "pull"], "No tenant 'nosuch'"),
+        (["acme", "CI", "--scopes", "pull"], "lower-case"),
+        (["acme", "ci"], "--scopes"),
+        (["acme", "ci", "--scopes", "pull,fly"], "fly"),
+        (["acme", "ci", "--scopes", ""], "scopes"),
+        (["acme", "ci", "--scopes", "pull", "--repos", "a b"], "lower-case"),
+        (["acme", "ci", "--scopes", "pull", "--expires-days", "0"], "1 to 3650"),
+        (["acme", "ci", "--scopes", "pull", "--expires-days", "soon"], "invalid int"),
+    ],
+)
+def test_create_robot_errors_are_clear_and_create_nothing(args, msg):
+    assert manage("create_tenant", "acme", "--owner", "alice").returncode == 0
+    r = manage("create_robot", *args)
+    assert r.returncode != 0 and msg in r.stderr
+    assert r.stdout == ""
+    assert not RobotAccount.objects.exists()
+
+
+def test_create_robot_twice_is_a_clear_error():
+    assert manage("create_tenant", "acme", "--owner", "alice").returncode == 0
+    assert manage("create_robot", "acme", "ci", "--scopes", "pull").returncode == 0
+    r = manage("create_robot", "acme", "ci", "--scopes", "pull")
+    assert r.returncode != 0 and "already has a robot named 'ci'" in r.stderr
+    assert RobotAccount.objects.count() == 1
+
+
+def test_token_key_commands(tmp_path):
+    keys = {"GATEWAY_TOKEN_KEYS_DIR": str(tmp_path / "keys")}
+    first = manage("token_key_create", **keys)
+    assert first.returncode == 0, first.stderr
+    kid1 = first.stdout.strip()
+    assert len(kid1) == 43 and "=" not in kid1  # base64url SHA-256, unpadded
+    r = manage("token_key_retire", kid1, **keys)
+    assert r.returncode != 0 and "only signing key" in r.stderr
+    kid2 = manage("token_key_create", **keys).stdout.strip()
+    listed = json.loads(manage("token_key_list", **keys).stdout)
+    assert [(k["kid"], k["signing"]) for k in listed] == [(kid1, False), (kid2, True)]
+    assert all(k["file"].startswith(str(tmp_path / "keys")) and k["file"].endswith(".pem") for k in listed)
+    r = manage("token_key_retire", kid2, **keys)
+    assert r.returncode == 0, r.stderr
+    assert f"{kid1} signs now" in r.stderr
+    assert [k["kid"] for k in json.loads(manage("token_key_list", **keys).stdout)] == [kid1]
+    r = manage("token_key_retire", "no-such-kid", **keys)
+    assert r.returncode != 0 and "No token signing key with kid 'no-such-kid'" in r.stderr

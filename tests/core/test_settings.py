@@ -77,7 +77,10 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 
 def test_production_is_not_in_debug_by_default():
-    r = _import_settings("gateway.settings.production", DJANGO_SECRET_KEY="x" * 40, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b")
+    r = _import_settings(
+        "gateway.settings.production", DJANGO_SECRET_KEY="x" * 40, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
+        GATEWAY_TOKEN_KEYS_DIR="/tmp", GATEWAY_ENCRYPTION_KEY="e" * 40,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
 

@@ -34,6 +34,7 @@ class WharfServer:
             PORT=str(self.port),
             GATEWAY_BIND=f"127.0.0.1:{self.port}",
             GATEWAY_REGISTRY_DOMAIN=f"{self.domain}:{self.port}",
+            GATEWAY_EXTERNAL_URL=f"http://127.0.0.1:{self.port}",
             DJANGO_ALLOWED_HOSTS=f"127.0.0.1,localhost,.{self.domain}",
             GATEWAY_WEB_WORKERS="2",
             **self.extra_env,

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 
-from gateway.registry.api import auth, base
+from gateway.registry import access
+from gateway.registry.api import auth
 from tests.factories import make_member, make_tenant, make_token, UserFactory
 
 
@@ -85,14 +86,21 @@ def basic(username: str, secret: str) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _clear_login_throttle(redis_client):
+    """Failed-login counters live in Redis for minutes: no test may inherit another's."""
+    from accounts import ratelimit
+
+    for key in redis_client.scan_iter(match=ratelimit.KEY_PREFIX + "*"):
+        redis_client.delete(key)
+
+
+@pytest.fixture(autouse=True)
 def _clear_caches():
     auth.forget_cached_credentials()
-    base.tenants.clear()
-    base.roles.clear()
+    access.caches_clear()
     yield
     auth.forget_cached_credentials()
-    base.tenants.clear()
-    base.roles.clear()
+    access.caches_clear()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""/v2/ and Basic authentication (the Docker token service replaces it in a later issue)."""
+"""/v2/ and HTTP Basic credentials, which registry endpoints accept beside Bearer tokens."""
 
 import pytest
 
@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 def test_v2_challenges_anonymous_clients(anon):
     r = anon.get("/v2/")
     assert r.status_code == 401
-    assert r["WWW-Authenticate"].startswith("Basic realm=")
+    assert r["WWW-Authenticate"].startswith('Bearer realm="http://127.0.0.1:8000/auth/token"')
     assert r["Docker-Distribution-API-Version"] == "registry/2.0"
     assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
 

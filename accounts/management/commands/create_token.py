@@ -1,7 +1,8 @@
-"""create_token USERNAME [--name N] [--scopes pull,push,delete] [--expires-days D] → the secret alone."""
+"""create_token USERNAME [--name N] [--scopes pull,push,delete] [--repos PATTERN] [--expires-days D] → the secret alone."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.options import split_list
 from accounts.models import User
 from accounts.services import ALL_SCOPES, access_token_issue
 from gateway.core.errors import ApplicationError
@@ -14,15 +15,20 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--name", default="cli")
         parser.add_argument("--scopes", default=",".join(ALL_SCOPES), help="comma-separated: pull,push,delete")
+        parser.add_argument(
+            "--repos", action="append", default=[], metavar="PATTERN",
+            help="repository name patterns the token may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
+        )
         parser.add_argument("--expires-days", type=int, default=None)
 
-    def handle(self, *args, username, name, scopes, expires_days, **options):
+    def handle(self, *args, username, name, scopes, repos, expires_days, **options):
         user = User.objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user {username!r}.")
         try:
             issued = access_token_issue(
-                user=user, name=name, scopes=[s.strip() for s in scopes.split(",") if s.strip()], expires_in_days=expires_days
+                user=user, name=name, scopes=split_list([scopes]), repositories=split_list(repos), expires_in_days=expires_days,
+                actor="system",
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from None

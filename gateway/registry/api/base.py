@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,48 +21,16 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import Tenant
-from accounts.selectors import membership_role_get, tenant_get
-from gateway.core.errors import ApplicationError, QuotaExceeded
-from gateway.registry import selectors
+from gateway.core.errors import ApplicationError
+from gateway.registry import access, selectors
 from gateway.registry.api.auth import ANONYMOUS, BadCredentials, Identity, authenticate
-from gateway.registry.errors import Denied, MethodNotAllowed, NameInvalid, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
+from gateway.registry.errors import Denied, MethodNotAllowed, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
 from gateway.registry.models import Repository
-from gateway.registry.names import validate_repository_name
-from gateway.registry.permissions import allowed_actions
 from gateway.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
-_TTL = 10.0
-
-
-class _TtlCache:
-    """A tiny per-process cache for hot lookups (tenant by slug, role by user+tenant)."""
-
-    def __init__(self) -> None:
-        self._data: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, load: Any) -> Any:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._data.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
-        value = load()
-        with self._lock:
-            if len(self._data) > 50_000:
-                self._data.clear()
-            self._data[key] = (now + _TTL, value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-tenants = _TtlCache()
-roles = _TtlCache()
+_ACTION_SCOPE = {"pull": "pull", "push": "pull,push", "delete": "delete"}
 
 
 @dataclass
@@ -90,9 +56,9 @@ class Target:
         return f"/v2/{self.full_name}/{suffix}"
 
 
-def host_tenant_slug(request: HttpRequest) -> str | None:
-    """`acme` for a request to acme.<REGISTRY_DOMAIN>; None when the host names no tenant."""
-    host = request.get_host().lower().rsplit(":", 1)[0] if not request.get_host().startswith("[") else ""
+def host_tenant_slug(host: str) -> str | None:
+    """`acme` for acme.<REGISTRY_DOMAIN>; None when the host names no tenant."""
+    host = host.lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
     domain = settings.REGISTRY_DOMAIN.split(":")[0]
     if host.endswith("." + domain):
         label = host[: -len(domain) - 1]
@@ -101,26 +67,22 @@ def host_tenant_slug(request: HttpRequest) -> str | None:
     return None
 
 
-def identity_for(request: HttpRequest) -> Identity:
-    try:
-        return authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
-    except BadCredentials as exc:
-        raise Unauthorized(str(exc)) from None
+def challenge(request: HttpRequest, *, scope: str = "", error: str = "") -> str:
+    """The Bearer challenge pointing clients at our token service (Docker token auth)."""
+    parts = [f'realm="{settings.EXTERNAL_URL}/auth/token"', f'service="{request.get_host()}"']
+    if scope:
+        parts.append(f'scope="{scope}"')
+    if error:
+        parts.append(f'error="{error}"')
+    return "Bearer " + ",".join(parts)
 
 
-def role_for(identity: Identity, tenant: Tenant) -> str | None:
-    if identity.user is None:
-        return None
-    user = identity.user
-    return roles.get((user.pk, tenant.pk), lambda: membership_role_get(tenant=tenant, user=user))
-
-
-def render_error(exc: RegistryError) -> HttpResponse:
+def render_error(exc: RegistryError, request: HttpRequest | None = None) -> HttpResponse:
     response = HttpResponse(json.dumps({"errors": [exc.as_dict()]}), status=exc.status, content_type="application/json")
     for k, v in exc.headers.items():
         response[k] = v
-    if exc.status == 401 and "WWW-Authenticate" not in response:
-        response["WWW-Authenticate"] = f'Basic realm="{settings.EXTERNAL_URL}", charset="UTF-8"'
+    if exc.status == 401 and "WWW-Authenticate" not in response and request is not None:
+        response["WWW-Authenticate"] = challenge(request)
     return response
 
 
@@ -142,52 +104,56 @@ class RegistryView(View):
                 if action is None:
                     raise MethodNotAllowed(f"{request.method} is not allowed here")
                 target = self.resolve(request, identity, kwargs.pop("name"))
-                self.require(target, action)
+                self.require(request, target, action)
                 response = handler(request, target, *args, **kwargs)
             else:
                 response = handler(request, identity, *args, **kwargs)
         except RegistryError as exc:
-            response = render_error(exc)
+            response = render_error(exc, request)
         except StorageUnavailable as exc:
             log.warning("storage unavailable: %s", exc)
-            response = render_error(StorageUnavailableError(detail=str(exc)[:200], headers={"Retry-After": "30"}))
-        except QuotaExceeded as exc:
-            response = render_error(Denied(exc.message))
+            response = render_error(StorageUnavailableError(detail=str(exc)[:200], headers={"Retry-After": "30"}), request)
         except ApplicationError as exc:
-            response = render_error(Denied(exc.message))
+            response = render_error(Denied(exc.message), request)
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
         return response
 
     def resolve(self, request: HttpRequest, identity: Identity, name: str) -> Target:
-        """Tenant from the host or the first path component; NAME_INVALID on a bad name."""
-        slug = host_tenant_slug(request)
-        if slug is None:
-            slug, _, repo_name = name.partition("/")
-        else:
-            repo_name = name
-        validate_repository_name(name)
-        if not repo_name:
-            raise NameInvalid(f"repository name {name!r} needs a tenant: <tenant>/<repository>", detail={"name": name})
-        tenant = tenants.get(slug, lambda: tenant_get(slug=slug))
+        """Tenant from the host or the first path component, and the caller's actions there."""
+        slug, repo_name = access.split_name(host_slug=host_tenant_slug(request.get_host()), name=name)
+        tenant = access.tenant_cached(slug)
         if tenant is None:
-            # Unknown tenant: indistinguishable from one the caller may not see.
-            raise Unauthorized() if identity.anonymous else Denied()
-        actions = allowed_actions(role=role_for(identity, tenant), scopes=identity.scopes)
-        return Target(tenant=tenant, name=repo_name, full_name=name, identity=identity, actions=actions)
+            # Unknown tenant: indistinguishable from a private repository the caller may not see.
+            return Target(tenant=Tenant(slug=slug), name=repo_name, full_name=name, identity=identity)
+        repository = selectors.repository_get(tenant=tenant, name=repo_name)
+        public = repository is not None and repository.visibility == Repository.Visibility.PUBLIC
+        if identity.bearer:
+            actions = (identity.grants or {}).get(f"repository:{name}", frozenset())
+            actions = actions | {"pull"} if public else actions
+        else:
+            actions = access.principal_actions(principal=identity.principal, tenant=tenant, repository=repo_name, public=public)
+        return Target(tenant=tenant, name=repo_name, full_name=name, identity=identity, actions=actions, _repository=repository)
 
     @staticmethod
-    def require(target: Target, action: str) -> None:
+    def require(request: HttpRequest, target: Target, action: str) -> None:
         if action in target.actions:
             return
+        scope = f"repository:{target.full_name}:{_ACTION_SCOPE[action]}"
+        if target.identity.bearer:
+            raise Unauthorized(
+                "authentication required", detail=[{"Type": "repository", "Name": target.full_name, "Action": action}],
+                headers={"WWW-Authenticate": challenge(request, scope=scope, error="insufficient_scope")},
+            )
         if target.identity.anonymous:
-            raise Unauthorized()
+            raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope=scope)})
         raise Denied(f"requested access to the resource is denied: {action} on {target.full_name}")
 
 
-def registry_headers(response: HttpResponse, **headers: str) -> HttpResponse:
-    for k, v in headers.items():
-        response[k.replace("_", "-")] = v
-    return response
+def identity_for(request: HttpRequest) -> Identity:
+    try:
+        return authenticate(request.META.get("HTTP_AUTHORIZATION", ""), audience=request.get_host())
+    except BadCredentials as exc:
+        raise Unauthorized(str(exc), headers={"WWW-Authenticate": challenge(request, error="invalid_token" if exc.bearer else "")}) from None
 
 
-__all__ = ["RegistryView", "Target", "render_error", "registry_headers", "ANONYMOUS"]
+__all__ = ["RegistryView", "Target", "render_error", "challenge", "host_tenant_slug", "identity_for", "ANONYMOUS"]

@@ -66,5 +66,5 @@ class BlobView(RegistryView):
 
     def delete(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
         parse_digest(digest)
-        blob_unlink(tenant=target.tenant, repository=target.repository(), digest=digest)
+        blob_unlink(tenant=target.tenant, repository=target.repository(), digest=digest, actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR"))
         return HttpResponse(status=202)

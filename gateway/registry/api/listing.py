@@ -6,11 +6,9 @@ import json
 
 from django.http import HttpRequest, HttpResponse
 
-from accounts.models import Membership
-from accounts.selectors import tenant_get
-from gateway.registry import selectors
+from gateway.registry import access, selectors
 from gateway.registry.api.auth import Identity
-from gateway.registry.api.base import API_VERSION_HEADER, RegistryView, Target, host_tenant_slug, render_error, role_for, tenants
+from gateway.registry.api.base import API_VERSION_HEADER, RegistryView, Target, challenge, host_tenant_slug, render_error
 from gateway.registry.api.http import next_link, page_params
 from gateway.registry.digests import parse_digest
 from gateway.registry.errors import Denied, NameUnknown, Unauthorized
@@ -26,7 +24,7 @@ class BaseView(RegistryView):
 
     def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
         if identity.anonymous:
-            raise Unauthorized()
+            raise Unauthorized(headers={"WWW-Authenticate": challenge(request)})
         return _json({})
 
     head = get
@@ -38,7 +36,7 @@ class NoRouteView(RegistryView):
     http_method_names = ["get", "head", "put", "post", "patch", "delete"]
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = render_error(NameUnknown("no such registry endpoint", detail={"path": request.path[:300]}))
+        response = render_error(NameUnknown("no such registry endpoint", detail={"path": request.path[:300]}), request)
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
         return response
 
@@ -72,18 +70,21 @@ class CatalogView(RegistryView):
     """GET /v2/_catalog: the repositories of the tenant(s) the caller belongs to."""
 
     def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
-        if identity.anonymous:
-            raise Unauthorized()
+        if identity.bearer and "*" not in (identity.grants or {}).get("registry:catalog", frozenset()):
+            raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*", error="insufficient_scope")})
+        principal = identity.principal or (access.principal_for_subject(identity.subject) if identity.subject else None)
+        if principal is None:
+            raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*")})
         n, last = page_params(request)
-        slug = host_tenant_slug(request)
+        member_of = access.principal_tenant_ids(principal)
+        slug = host_tenant_slug(request.get_host())
         if slug is not None:
-            tenant = tenants.get(slug, lambda: tenant_get(slug=slug))
-            if tenant is None or role_for(identity, tenant) is None:
+            tenant = access.tenant_cached(slug)
+            if tenant is None or tenant.pk not in member_of:
                 raise Denied()
             tenant_ids, with_slug = [tenant.pk], False
         else:
-            tenant_ids = list(Membership.objects.filter(user=identity.user).values_list("tenant_id", flat=True))
-            with_slug = True
+            tenant_ids, with_slug = member_of, True
         names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n)
         response = _json({"repositories": names[:n] if n is not None else names})
         if n is not None and len(names) > n and n > 0:

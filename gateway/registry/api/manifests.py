@@ -60,7 +60,8 @@ class ManifestView(RegistryView):
             raise ManifestInvalid("empty manifest")
         repository = repository_ensure(tenant=target.tenant, name=target.name)
         manifest = manifest_put(
-            tenant=target.tenant, repository=repository, reference=reference, payload=payload, content_type=request.META.get("CONTENT_TYPE", "")
+            tenant=target.tenant, repository=repository, reference=reference, payload=payload,
+            content_type=request.META.get("CONTENT_TYPE", ""), actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR"),
         )
         response = HttpResponse(status=201)
         response["Location"] = target.url(f"manifests/{manifest.digest}")
@@ -72,5 +73,7 @@ class ManifestView(RegistryView):
 
     def delete(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         _reference(reference)
-        manifest_delete(tenant=target.tenant, repository=target.repository(), reference=reference)
+        manifest_delete(
+            tenant=target.tenant, repository=target.repository(), reference=reference, actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR")
+        )
         return HttpResponse(status=202)

@@ -5,11 +5,13 @@ from django.urls import re_path
 from gateway.registry.api.blobs import BlobView
 from gateway.registry.api.listing import BaseView, CatalogView, NoRouteView, ReferrersView, TagsView
 from gateway.registry.api.manifests import ManifestView
+from gateway.registry.api.token import TokenView
 from gateway.registry.api.uploads import UploadStartView, UploadView
 
 _NAME = r"(?P<name>[^?#]+?)"
 
 urlpatterns = [
+    re_path(r"^auth/token$", TokenView.as_view()),
     re_path(r"^v2/?$", BaseView.as_view()),
     re_path(r"^v2/_catalog$", CatalogView.as_view()),
     re_path(rf"^v2/{_NAME}/blobs/uploads/?$", UploadStartView.as_view()),

@@ -20,12 +20,22 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant
-from gateway.registry import selectors
+from accounts.services import audit_record
+from gateway.registry import locks, selectors
 from gateway.registry.digests import ResumableSha256
-from gateway.registry.errors import BlobUnknown, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
+from gateway.registry.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    Denied,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+    StorageUnavailableError,
+)
 from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
 from gateway.registry.services import events
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
+from gateway.replication.services import replication_enqueue
 from gateway.storage import BlobStore, get_blob_store, keys
 
 log = logging.getLogger(__name__)
@@ -178,27 +188,54 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         _discard(upload, writer, store)
         raise DigestInvalid(detail={"expected": digest, "actual": actual})
     _check_quota(tenant=tenant, size=size, digest=digest, upload=upload, writer=writer, store=store)
-    existing = selectors.blob_get(tenant=tenant, digest=digest)
+    # Stored already for this tenant: link that blob under its row lock FIRST, and only then drop
+    # our copy. If GC deleted the row meanwhile, store our own copy instead (decisions/0007).
+    existing = _link(tenant=tenant, repository=repository, digest=digest, upload=upload)
     if existing is not None:
-        # Stored already for this tenant: link it; our copy of the bytes goes.
         writer.abandon()
-        _discard(upload, writer, store)
-        return _link(tenant=tenant, repository=repository, blob=existing, upload=upload, key_to_drop=None)
+        if writer.multipart_id:
+            store.multipart_abort(upload.storage_key, writer.multipart_id)
+        return existing
     if writer.multipart_id:
         writer.flush_last_part()
         store.multipart_complete(upload.storage_key, writer.multipart_id, [(p[0], p[1]) for p in writer.parts])
     else:
         store.put(upload.storage_key, bytes(writer.buffer))
-    store.put_json(keys.blob_index_key(tenant.pk, digest), {"digest": digest, "size": size, "key": upload.storage_key})
-    try:
-        with transaction.atomic():
-            blob = Blob.objects.create(tenant=tenant, digest=digest, size=size, storage_key=upload.storage_key)
-    except IntegrityError:
-        # A concurrent push of the same layer committed first: use theirs, drop ours.
-        blob = Blob.objects.get(tenant=tenant, digest=digest)
-        return _link(tenant=tenant, repository=repository, blob=blob, upload=upload, key_to_drop=upload.storage_key)
+    blob, created = _blob_create(tenant=tenant, repository=repository, digest=digest, size=size, upload=upload, store=store)
+    if not created:
+        # A concurrent push of the same layer committed first: theirs is linked, our copy goes.
+        store.delete([upload.storage_key])
+        return blob
+    replication_enqueue(tenant_id=tenant.pk, kind="blob", digest=digest)
     events.record(tenant=tenant, repository=repository.name, digest=digest, size=size, kind="blob", direction="push")
-    return _link(tenant=tenant, repository=repository, blob=blob, upload=upload, key_to_drop=None)
+    return blob
+
+
+def _blob_create(
+    *, tenant: Tenant, repository: Repository, digest: str, size: int, upload: BlobUpload, store: BlobStore
+) -> tuple[Blob, bool]:
+    """Commit the session's stored bytes as the tenant's blob and link it; (blob, False) if a concurrent push won."""
+    index_key = keys.blob_index_key(tenant.pk, digest)
+    with transaction.atomic():
+        # The index key's lock orders us after another push of this digest and against GC deleting the index object.
+        locks.object_keys_lock([index_key])
+        # Claim the session first: if the stale-upload sweep closed it, write nothing (it deletes the key).
+        _session_done(upload)
+        blob = locks.blob_share(tenant=tenant, digest=digest)
+        created = blob is None
+        if blob is None:
+            store.put_json(index_key, {"digest": digest, "size": size, "key": upload.storage_key})
+            try:
+                with transaction.atomic():
+                    blob = Blob.objects.create(tenant=tenant, digest=digest, size=size, storage_key=upload.storage_key)
+            except IntegrityError:
+                # Written by something that does not take the key lock (a registry rebuild).
+                blob = locks.blob_share(tenant=tenant, digest=digest)
+                if blob is None:
+                    raise
+                created = False
+        _link_locked(tenant=tenant, repository=repository, blob=blob, upload=None)
+    return blob, created
 
 
 def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
@@ -222,28 +259,54 @@ def _discard(upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
     BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", leased_until=None)
 
 
-def _link(*, tenant: Tenant, repository: Repository, blob: Blob, upload: BlobUpload | None, key_to_drop: str | None) -> Blob:
+def _link(*, tenant: Tenant, repository: Repository, digest: str, upload: BlobUpload | None) -> Blob | None:
+    """Link the tenant's blob `digest` into `repository` under its row lock; None if there is no such row (any more)."""
     with transaction.atomic():
-        RepositoryBlob.objects.get_or_create(tenant=tenant, repository=repository, blob=blob)
-        if upload is not None:
-            BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.DONE, tail=b"", leased_until=None)
-    if key_to_drop:
-        store = _store(tenant)
-        transaction.on_commit(lambda: store.delete([key_to_drop]))
+        # FOR KEY SHARE: GC cannot delete the row until we commit the link; if GC already did, we see no row.
+        blob = locks.blob_share(tenant=tenant, digest=digest)
+        if blob is None:
+            return None
+        _link_locked(tenant=tenant, repository=repository, blob=blob, upload=upload)
     return blob
+
+
+def _link_locked(*, tenant: Tenant, repository: Repository, blob: Blob, upload: BlobUpload | None) -> None:
+    RepositoryBlob.objects.get_or_create(tenant=tenant, repository=repository, blob=blob)
+    if blob.gc_candidate_since is not None:
+        # Linked again: GC's grace period starts over (the push's manifest is still to come).
+        Blob.objects.filter(pk__in=locks.gc_marked_for_unmark(model=Blob, ids=[blob.pk])).update(gc_candidate_since=None)
+    if upload is not None:
+        _session_done(upload)
+
+
+def _session_done(upload: BlobUpload) -> None:
+    """ACTIVE → DONE, or BLOB_UPLOAD_UNKNOWN when the stale-upload sweep closed the session (its key is then deleted)."""
+    done = BlobUpload.objects.filter(pk=upload.pk, state=BlobUpload.State.ACTIVE).update(
+        state=BlobUpload.State.DONE, tail=b"", leased_until=None
+    )
+    if not done:
+        raise BlobUploadUnknown("the upload session was closed after idling past the timeout", detail={"uuid": str(upload.pk)})
 
 
 def blob_upload_monolithic(*, tenant: Tenant, repository: Repository, digest: str, body: Body) -> Blob:
     """POST ?digest= with the whole blob. A blob the tenant already has is only hashed, not stored again."""
     existing = selectors.blob_get(tenant=tenant, digest=digest)
     if existing is not None:
+        # Restart the blob's GC grace period before reading the body, so GC leaves it alone meanwhile.
+        Blob.objects.filter(pk=existing.pk, gc_candidate_since__isnull=False).update(gc_candidate_since=None)
         hasher = ResumableSha256()
         received = _hash_only(body, hasher)
         if hasher.digest() != digest:
             raise DigestInvalid(detail={"expected": digest, "actual": hasher.digest()})
         if received != existing.size:
             raise SizeInvalid()
-        return _link(tenant=tenant, repository=repository, blob=existing, upload=None, key_to_drop=None)
+        linked = _link(tenant=tenant, repository=repository, digest=digest, upload=None)
+        if linked is None:
+            # GC removed it while the body arrived (only possible with a zero grace period); we kept no bytes.
+            raise StorageUnavailableError(
+                "the blob was garbage-collected while it was being sent; send it again", headers={"Retry-After": "1"}
+            )
+        return linked
     upload = blob_upload_start(tenant=tenant, repository=repository)
     return blob_upload_finish(tenant=tenant, repository=repository, upload_id=upload.pk, digest=digest, body=body)
 
@@ -278,10 +341,11 @@ def blob_mount(*, tenant: Tenant, repository: Repository, source: Repository, di
     blob = selectors.blob_get_linked(tenant=tenant, repository=source, digest=digest)
     if blob is None:
         return None
-    return _link(tenant=tenant, repository=repository, blob=blob, upload=None, key_to_drop=None)
+    # None when GC took it meanwhile: the caller then opens a normal upload session.
+    return _link(tenant=tenant, repository=repository, digest=digest, upload=None)
 
 
-def blob_unlink(*, tenant: Tenant, repository: Repository, digest: str) -> None:
+def blob_unlink(*, tenant: Tenant, repository: Repository, digest: str, actor: str = "", ip: str | None = None) -> None:
     """DELETE a blob from a repository: the link goes; GC reclaims the bytes later."""
     blob = selectors.blob_get_linked(tenant=tenant, repository=repository, digest=digest)
     if blob is None:
@@ -289,4 +353,6 @@ def blob_unlink(*, tenant: Tenant, repository: Repository, digest: str) -> None:
     used_by = ManifestBlob.objects.filter(blob=blob, manifest__repository=repository).values_list("manifest__digest", flat=True).first()
     if used_by:
         raise Denied(f"blob is referenced by manifest {used_by} in this repository; delete the manifest first")
-    RepositoryBlob.objects.filter(tenant=tenant, repository=repository, blob=blob).delete()
+    with transaction.atomic():
+        RepositoryBlob.objects.filter(tenant=tenant, repository=repository, blob=blob).delete()
+        audit_record(action="blob.delete", actor=actor, tenant=tenant, target=f"{repository.name}@{digest}", ip=ip)

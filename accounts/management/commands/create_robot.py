@@ -1,0 +1,38 @@
+"""create_robot TENANT NAME --scopes pull[,push[,delete]] [--repos PATTERN ...] [--expires-days D] → the secret alone.
+
+The robot logs in as `<TENANT>+<NAME>` with the printed secret (shown only this once).
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.management.options import split_list
+from accounts.models import Tenant
+from accounts.services import robot_create
+from gateway.core.errors import ApplicationError
+
+
+class Command(BaseCommand):
+    help = "Create a robot account in a tenant and print its secret (shown only this once). It logs in as TENANT+NAME."
+
+    def add_arguments(self, parser):
+        parser.add_argument("tenant", help="tenant slug")
+        parser.add_argument("name", help="robot name: [a-z0-9][a-z0-9_-]{0,62}")
+        parser.add_argument("--scopes", required=True, help="comma-separated: pull,push,delete")
+        parser.add_argument(
+            "--repos", action="append", default=[], metavar="PATTERN",
+            help="repository name patterns the robot may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
+        )
+        parser.add_argument("--expires-days", type=int, default=None)
+
+    def handle(self, *args, tenant, name, scopes, repos, expires_days, **options):
+        tenant_row = Tenant.objects.filter(slug=tenant).first()
+        if tenant_row is None:
+            raise CommandError(f"No tenant {tenant!r}.")
+        try:
+            issued = robot_create(
+                tenant=tenant_row, name=name, scopes=split_list([scopes]), repositories=split_list(repos),
+                expires_in_days=expires_days, actor="system",
+            )
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        self.stdout.write(issued.secret)

@@ -1,0 +1,124 @@
+"""Who may do what to which repository: one place for the registry and the token service.
+
+A principal's actions on a repository are its tenant role's actions (a robot's are its
+scopes, in its own tenant only), narrowed by a token's scopes and repository patterns.
+Public repositories add anonymous pull. Hot lookups (tenant by slug, role) are cached per
+process for CACHE_SECONDS: registry clients repeat them on every request, so removing a
+member takes up to that long to show; visibility is read fresh every time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from accounts.models import Membership, Tenant
+from accounts.principals import Principal, principal_for_password, principal_for_robot
+from accounts.selectors import membership_role_get, tenant_get
+from gateway.registry.names import validate_repository_name
+
+ALL_ACTIONS = frozenset({"pull", "push", "delete"})
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    Membership.Role.OWNER: ALL_ACTIONS,
+    Membership.Role.ADMIN: ALL_ACTIONS,
+    Membership.Role.WRITER: frozenset({"pull", "push"}),
+    Membership.Role.READER: frozenset({"pull"}),
+}
+CACHE_SECONDS = 10.0
+T = TypeVar("T")
+
+
+class TtlCache:
+    """A tiny per-process cache with expiry."""
+
+    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Callable[[], T], *, cache_none: bool = True) -> T:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        value = load()
+        if value is not None or cache_none:
+            with self._lock:
+                if len(self._data) > 50_000:
+                    self._data.clear()
+                self._data[key] = (now + self.ttl, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+tenants = TtlCache()
+roles = TtlCache()
+
+
+def caches_clear() -> None:
+    """Forget cached lookups (tests; after changes that must show at once)."""
+    for cache in (tenants, roles):
+        cache.clear()
+
+
+def tenant_cached(slug: str) -> Tenant | None:
+    return tenants.get(slug, lambda: tenant_get(slug=slug))
+
+
+def split_name(*, host_slug: str | None, name: str) -> tuple[str, str]:
+    """(tenant slug, repository name) for a name as a client spells it; NAME_INVALID if bad."""
+    from gateway.registry.errors import NameInvalid
+
+    validate_repository_name(name)
+    if host_slug is not None:
+        return host_slug, name
+    slug, _, repo = name.partition("/")
+    if not repo:
+        raise NameInvalid(f"repository name {name!r} needs a tenant: <tenant>/<repository>", detail={"name": name})
+    return slug, repo
+
+
+def principal_actions(*, principal: Principal | None, tenant: Tenant, repository: str, public: bool) -> frozenset[str]:
+    """What `principal` may do to `tenant`'s repository `repository` (anonymous: None)."""
+    actions: frozenset[str] = frozenset()
+    if principal is not None:
+        if principal.kind == "robot":
+            actions = ALL_ACTIONS if principal.tenant_id == tenant.pk else frozenset()
+        elif principal.user is not None:
+            user = principal.user
+            role = roles.get((user.pk, tenant.pk), lambda: membership_role_get(tenant=tenant, user=user))
+            actions = ROLE_ACTIONS.get(role or "", frozenset())
+        if principal.scopes is not None:
+            actions &= frozenset(principal.scopes)
+        if not principal.repository_allowed(repository):
+            actions = frozenset()
+    if public:
+        actions |= {"pull"}
+    return actions
+
+
+def principal_tenant_ids(principal: Principal | None) -> list[int]:
+    """Tenants whose catalog the principal may list."""
+    if principal is None:
+        return []
+    if principal.kind == "robot":
+        return [principal.tenant_id] if principal.tenant_id else []
+    return list(Membership.objects.filter(user=principal.user).values_list("tenant_id", flat=True))
+
+
+def principal_for_subject(subject: str) -> Principal | None:
+    """The principal a token's `sub` names (a username, or `<tenant>+<robot>`), if still active."""
+    from accounts.models import RobotAccount, User
+
+    if "+" in subject:
+        slug, _, robot_name = subject.partition("+")
+        robot = RobotAccount.objects.select_related("tenant").filter(tenant__slug=slug, name=robot_name).first()
+        return principal_for_robot(robot) if robot is not None and robot.is_active() else None
+    user = User.objects.filter(username=subject, is_active=True).first()
+    return principal_for_password(user) if user is not None else None

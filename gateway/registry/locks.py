@@ -1,0 +1,140 @@
+"""Lock querysets of the registry (house style rule 5): every row lock taken anywhere is taken here.
+
+Lock order, which every transaction follows (docs/decisions/0007-online-gc-cannot-lose-data.md):
+
+1. object-key advisory locks (`object_keys_lock`), sorted;
+2. Blob rows, ascending pk;
+3. Manifest rows, ascending pk;
+4. the Tag row;
+5. the BlobUpload row, last (a conditional UPDATE).
+
+A push *references* a row with FOR KEY SHARE, the lock PostgreSQL's own foreign-key check
+takes (and takes only at COMMIT here, since Django's constraints are DEFERRABLE INITIALLY
+DEFERRED): concurrent pushes of the same base layer never wait for each other, but a GC that
+holds the row FOR UPDATE (to delete it) conflicts with them. GC locks with SKIP LOCKED and so
+never waits for a push; a push waits for GC at most for one delete batch, after which the row
+is either still there (GC saw the reference and kept it) or gone (the push reports the blob or
+manifest unknown, or stores its own copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connection
+
+from accounts.models import Tenant
+from gateway.core.locks import advisory_xact_locks
+from gateway.registry.models import Blob, BlobUpload, Manifest, ObjectDeletion, Repository, Tag
+
+_BLOB_COLUMNS = "b.id, b.tenant_id, b.digest, b.size, b.storage_key, b.gc_candidate_since, b.created_at, b.updated_at"
+
+
+def object_keys_lock(keys: Iterable[str]) -> int:
+    """Per-key lock on bucket objects that several writers share (index, manifest and tag objects); in a transaction."""
+    return advisory_xact_locks(f"s3key:{k}" for k in keys)
+
+
+# -- referencing (pushes): FOR KEY SHARE ------------------------------------------------------------
+
+
+def blobs_share_linked(*, tenant: Tenant, repository: Repository, digests: Sequence[str]) -> dict[str, Blob]:
+    """The tenant's blobs with these digests that are linked into `repository`, locked FOR KEY SHARE (pk order)."""
+    if not digests:
+        return {}
+    sql = (
+        f"SELECT {_BLOB_COLUMNS} FROM registry_blob b WHERE b.tenant_id = %s AND b.digest = ANY(%s) "
+        "AND EXISTS (SELECT 1 FROM registry_repositoryblob rb WHERE rb.blob_id = b.id AND rb.repository_id = %s) "
+        "ORDER BY b.id FOR KEY SHARE OF b"
+    )
+    return {b.digest: b for b in Blob.objects.raw(sql, [tenant.pk, list(digests), repository.pk])}
+
+
+def blob_share(*, tenant: Tenant, digest: str) -> Blob | None:
+    """The tenant's blob with this digest locked FOR KEY SHARE, or None (never stored, or GC deleted it)."""
+    sql = f"SELECT {_BLOB_COLUMNS} FROM registry_blob b WHERE b.tenant_id = %s AND b.digest = %s FOR KEY SHARE OF b"
+    found = list(Blob.objects.raw(sql, [tenant.pk, digest]))
+    return found[0] if found else None
+
+
+def manifests_share(*, tenant: Tenant, repository: Repository, digests: Sequence[str]) -> dict[str, Manifest]:
+    """The repository's manifests with these digests (an index's children), locked FOR KEY SHARE (pk order)."""
+    if not digests:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM registry_manifest WHERE tenant_id = %s AND repository_id = %s AND digest = ANY(%s) "
+            "ORDER BY id FOR KEY SHARE",
+            [tenant.pk, repository.pk, list(digests)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    # Fetch without the payload (up to 4 MiB each): only the digest is needed.
+    return {
+        m.digest: m
+        for m in Manifest.objects.filter(pk__in=ids).only("id", "digest", "repository_id", "tenant_id", "gc_candidate_since")
+    }
+
+
+def manifest_for_update(*, tenant: Tenant, repository: Repository, digest: str) -> Manifest | None:
+    """The repository's manifest with this digest, FOR NO KEY UPDATE (re-push, tag move), or None."""
+    return Manifest.objects.select_for_update(no_key=True).filter(tenant=tenant, repository=repository, digest=digest).first()
+
+
+def tag_for_update(*, tenant: Tenant, repository: Repository, name: str) -> Tag | None:
+    """The repository's tag `name`, FOR NO KEY UPDATE, or None."""
+    return Tag.objects.select_for_update(no_key=True).filter(tenant=tenant, repository=repository, name=name).first()
+
+
+def gc_marked_for_unmark(*, model: type[Blob | Manifest], ids: Sequence[int]) -> list[int]:
+    """Of these rows, the GC-marked ones we could lock FOR NO KEY UPDATE SKIP LOCKED (pk order) to clear their mark.
+
+    Skipping rows someone else holds means an unmark never waits and never deadlocks; a mark
+    left in place is harmless, because GC re-checks references under its own lock before deleting.
+    """
+    if not ids:
+        return []
+    return list(
+        model.objects.select_for_update(no_key=True, skip_locked=True)
+        .filter(pk__in=list(ids), gc_candidate_since__isnull=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+# -- deleting (GC, retention, sweeps): FOR UPDATE SKIP LOCKED -----------------------------------------
+
+
+def blobs_for_delete(*, tenant: Tenant, ids: Sequence[int]) -> list[Blob]:
+    """Blobs to delete, FOR UPDATE SKIP LOCKED in pk order: a row a push holds is skipped, never waited for."""
+    return list(Blob.objects.select_for_update(skip_locked=True).filter(tenant=tenant, pk__in=list(ids)).order_by("pk"))
+
+
+def manifests_for_delete(*, tenant: Tenant, ids: Sequence[int]) -> list[Manifest]:
+    """Manifests to delete (without payloads), FOR UPDATE SKIP LOCKED in pk order."""
+    return list(
+        Manifest.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(tenant=tenant, pk__in=list(ids))
+        .select_related("repository")
+        .only("id", "digest", "size", "subject_digest", "gc_candidate_since", "tenant_id", "repository_id", "repository__name")
+        .order_by("pk")
+    )
+
+
+def tags_for_delete(*, tenant: Tenant, ids: Sequence[int]) -> list[Tag]:
+    """Tags to delete, FOR UPDATE SKIP LOCKED in pk order."""
+    return list(
+        Tag.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(tenant=tenant, pk__in=list(ids))
+        .select_related("repository")
+        .order_by("pk")
+    )
+
+
+def object_deletions_for_drain(*, tenant: Tenant, limit: int) -> list[ObjectDeletion]:
+    """The oldest pending object deletions of a tenant, FOR UPDATE SKIP LOCKED (two drains share the work)."""
+    return list(ObjectDeletion.objects.select_for_update(skip_locked=True).filter(tenant=tenant).order_by("pk")[:limit])
+
+
+def upload_sessions_for_sweep(*, tenant: Tenant, ids: Sequence[object]) -> list[BlobUpload]:
+    """Upload sessions to sweep, FOR UPDATE SKIP LOCKED in pk order (a request finishing one is skipped)."""
+    return list(BlobUpload.objects.select_for_update(skip_locked=True).filter(tenant=tenant, pk__in=list(ids)).order_by("pk"))

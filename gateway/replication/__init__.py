@@ -1,0 +1,1 @@
+"""Integrity audit of the primary bucket and replication to a secondary target (app label "replication")."""

@@ -1,0 +1,529 @@
+"""Replication to a secondary storage target: targets, tenant opt-in, the commit hook, copies, the sweep.
+
+- A tenant opts in to one target. Every blob and manifest committed afterwards is queued
+  (`replication_enqueue`, after commit) as one task per object; the periodic sweep backfills
+  objects that have no replica row yet (older content, lost hooks), re-sends what is due,
+  and re-verifies replicas about once per audit interval.
+- A blob is copied primary → target by streaming (GET → PUT or multipart with the target's
+  part size), hashed on the way; the replica is completed only when size and sha256 match,
+  then its size is checked with a HEAD. Its small index object follows. A manifest is written
+  from its exact bytes in PostgreSQL (checked against its digest): no egress at all.
+- Replica keys equal primary keys, so the replica bucket has the primary's layout (and the
+  same self-describing index and manifest objects, decision 0005).
+- Rows carry state, attempts, last error, backoff and a lease; every step is a conditional
+  UPDATE, so duplicate messages, retries and a killed worker are harmless (a multipart upload
+  left by a dead worker is aborted by the next attempt).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import Tenant
+from accounts.services import SYSTEM_ACTOR, audit_record
+from gateway.core.crypto import secret_encrypt
+from gateway.core.errors import Conflict, ValidationError
+from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.replication import locks
+from gateway.replication.conf import app_settings
+from gateway.replication.integrity import integrity_flag
+from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
+from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget, TenantReplication
+from gateway.replication.ratelimit import RequestPacer
+from gateway.replication.reporting import problem_report
+from gateway.replication.stores import primary_config, primary_store, target_store
+from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash, sha256_digest
+from gateway.storage import BlobStore, StorageError, keys
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "replication"
+State = ObjectReplica.State
+_RETRYABLE = (State.PENDING, State.FAILED, State.MISMATCH)
+_BUCKET = re.compile(r"^(?=.{3,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A sweep that queued a row leaves it alone this long (the task normally runs well before).
+QUEUED_GRACE = timedelta(minutes=10)
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=6)
+
+
+class ReplicaMismatch(Exception):
+    """The replica written does not read back as expected (size)."""
+
+
+# -- targets and opt-in ------------------------------------------------------------------------
+
+
+def _same_bucket(endpoint_a: str, bucket_a: str, endpoint_b: str, bucket_b: str) -> bool:
+    a, b = urlsplit(endpoint_a.strip().lower()), urlsplit(endpoint_b.strip().lower())
+    return (a.scheme, a.netloc, a.path.rstrip("/")) == (b.scheme, b.netloc, b.path.rstrip("/")) and bucket_a == bucket_b
+
+
+def storage_target_create(
+    *,
+    name: str,
+    endpoint_url: str,
+    bucket: str,
+    access_key: str,
+    secret_key: str,
+    region: str = "us-1",
+    addressing_style: str = "path",
+    create_bucket: bool = False,
+    check: bool = True,
+) -> StorageTarget:
+    """Register a secondary S3 target (secret key encrypted at rest); with `check` its bucket must answer first."""
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise ValidationError(f"A target name is 1 to 63 lowercase letters, digits and dashes, got {name!r}.")
+    parts = urlsplit((endpoint_url or "").strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(f"The endpoint must be an http(s) URL, got {endpoint_url!r}.")
+    if not _BUCKET.match(bucket or ""):
+        raise ValidationError(f"{bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, dots and dashes).")
+    if addressing_style not in StorageTarget.AddressingStyle.values:
+        raise ValidationError(f"addressing_style must be one of {', '.join(StorageTarget.AddressingStyle.values)}, got {addressing_style!r}.")
+    if not (access_key or "").strip() or not secret_key:
+        raise ValidationError("An access key and a secret key are required.")
+    if not (region or "").strip():
+        raise ValidationError("A region is required (any value works on Storj, e.g. us-1).")
+    primary = primary_config()
+    if _same_bucket(endpoint_url, bucket, primary.endpoint_url, primary.bucket):
+        raise ValidationError("The replica target must not be the primary bucket itself (replica keys equal primary keys).")
+    if StorageTarget.objects.filter(name=name).exists():
+        raise Conflict(f"A storage target named {name!r} exists already.")
+    target = StorageTarget(
+        name=name, endpoint_url=endpoint_url.strip(), bucket=bucket, region=region.strip(), addressing_style=addressing_style,
+        access_key=access_key.strip(), secret_key_encrypted=secret_encrypt(secret_key),
+    )
+    if create_bucket or check:
+        store = target_store(target)
+        try:
+            if create_bucket:
+                store.bucket_ensure()
+            store.check()
+        except StorageError as exc:
+            raise ValidationError(f"Target bucket {bucket!r} at {endpoint_url} is not usable: {exc}") from None
+    target.save()
+    return target
+
+
+def storage_target_get(*, name: str) -> StorageTarget | None:
+    """The target with this name, or None."""
+    return StorageTarget.objects.filter(name=name).first()
+
+
+def tenant_replication_set(*, tenant: Tenant, target: StorageTarget | None, actor: str = SYSTEM_ACTOR) -> TenantReplication | None:
+    """Opt the tenant in to `target` (existing content is backfilled by the sweep) or out with None."""
+    with transaction.atomic():
+        if target is None:
+            TenantReplication.objects.filter(tenant=tenant).update(enabled=False, updated_at=timezone.now())
+            audit_record(action="replication.disable", actor=actor, tenant=tenant)
+            return None
+        if not target.enabled:
+            raise ValidationError(f"Storage target {target.name!r} is disabled.")
+        config, _ = TenantReplication.objects.update_or_create(tenant=tenant, defaults={"target": target, "enabled": True})
+        audit_record(action="replication.enable", actor=actor, tenant=tenant, target=target.name)
+    return config
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    kind: str
+    digest: str
+    size: int
+    data_key: str  # the blob's object, or the first repository's manifest object
+    keys: tuple[str, ...]  # everything the replica must hold for it
+    payload: bytes | None = None
+    media_type: str = "application/octet-stream"
+
+
+def _source(*, tenant_id: int, kind: str, digest: str) -> _Source | None:
+    """What the primary currently holds for (tenant, kind, digest); None once GC removed it."""
+    if kind == ObjectKind.BLOB:
+        blob = Blob.objects.filter(tenant_id=tenant_id, digest=digest).first()
+        if blob is None:
+            return None
+        index_key = keys.blob_index_key(tenant_id, digest)
+        return _Source(kind=kind, digest=digest, size=blob.size, data_key=blob.storage_key, keys=(blob.storage_key, index_key))
+    manifests = list(Manifest.objects.filter(tenant_id=tenant_id, digest=digest).select_related("repository").order_by("pk"))
+    if not manifests:
+        return None
+    first = manifests[0]
+    manifest_keys = tuple(keys.manifest_key(tenant_id, m.repository.name, digest) for m in manifests)
+    return _Source(
+        kind=kind, digest=digest, size=first.size, data_key=manifest_keys[0], keys=manifest_keys,
+        payload=bytes(first.payload), media_type=first.media_type,
+    )
+
+
+def _target_id_for(tenant_id: int) -> int | None:
+    return (
+        TenantReplication.objects.filter(tenant_id=tenant_id, enabled=True, target__enabled=True)
+        .values_list("target_id", flat=True).first()
+    )
+
+
+def _mark_pending(*, target_id: int, tenant_id: int, source: _Source) -> int:
+    """Upsert the replica row to pending for the object's current keys; returns its id."""
+    now = timezone.now()
+    row, created = ObjectReplica.objects.get_or_create(
+        target_id=target_id, kind=source.kind, tenant_id=tenant_id, digest=source.digest,
+        defaults={"size": source.size, "source_key": source.data_key, "state": State.PENDING, "pending_since": now},
+    )
+    if not created:
+        ObjectReplica.objects.filter(pk=row.pk).update(
+            state=State.PENDING, size=source.size, source_key=source.data_key, attempts=0, last_error="", next_attempt_at=None,
+            # A row already waiting keeps its age: the lag is how long the oldest object has waited.
+            pending_since=Case(When(state=State.REPLICATED, then=Value(now)), default=Coalesce(F("pending_since"), Value(now))),
+            updated_at=now,
+        )
+    return row.pk
+
+
+# -- the commit hook -----------------------------------------------------------------------------
+
+
+def replication_enqueue(*, tenant_id: int, kind: str, digest: str) -> None:
+    """After the current transaction commits, mark the object pending and queue its copy; a no-op without replication."""
+    if kind not in ObjectKind.values:
+        raise ValueError(f"kind must be one of {ObjectKind.values}, got {kind!r}")
+    target_id = _target_id_for(tenant_id)
+    if target_id is None:
+        return
+
+    def after_commit() -> None:
+        source = _source(tenant_id=tenant_id, kind=kind, digest=digest)
+        if source is None:
+            return
+        replica_id = _mark_pending(target_id=target_id, tenant_id=tenant_id, source=source)
+        from gateway.replication.tasks import replicate_object_task
+
+        replicate_object_task.delay(replica_id=replica_id)
+
+    # robust: a broker or database hiccup here must not fail the push; the sweep backfills.
+    transaction.on_commit(after_commit, robust=True)
+
+
+# -- one object ----------------------------------------------------------------------------------
+
+
+def _backoff(attempts: int) -> timedelta:
+    return min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(attempts - 1, 0)))
+
+
+def _fail(row: ObjectReplica, *, error: str, state: str = State.FAILED) -> None:
+    """Record a failed attempt with row-level backoff; tell the tenant once the attempts run out."""
+    now = timezone.now()
+    ObjectReplica.objects.filter(pk=row.pk).update(
+        state=state, last_error=error[:2000], next_attempt_at=now + _backoff(row.attempts), lease_until=None,
+        pending_since=Coalesce(F("pending_since"), Value(now)), updated_at=now,
+    )
+    if row.attempts == app_settings.replication_max_attempts:
+        problem_report(
+            tenant=row.tenant, action="replication.failed", event="replication.failed", target=row.digest,
+            detail={"kind": row.kind, "digest": row.digest, "key": row.source_key, "target": row.target.name,
+                    "attempts": row.attempts, "error": error[:500]},
+        )
+
+
+def _copy_blob(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: RequestPacer | None) -> list[str]:
+    def started(upload_id: str) -> None:
+        ObjectReplica.objects.filter(pk=row.pk).update(multipart_id=upload_id, multipart_key=source.data_key)
+
+    copy_verified(
+        source=primary_store(), source_key=source.data_key, dest=dest, dest_key=source.data_key, size=source.size, digest=source.digest,
+        pacer=pacer, on_multipart_start=started, on_part=lambda: locks.replica_lease_renew(replica_id=row.pk),
+    )
+    ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")
+    index_key = keys.blob_index_key(row.tenant_id, source.digest)
+    doc = json.dumps({"digest": source.digest, "size": source.size, "key": source.data_key}, sort_keys=True, separators=(",", ":"))
+    if pacer:
+        pacer.acquire(2)
+    dest.put(index_key, doc.encode(), content_type="application/json")
+    st = dest.stat(source.data_key)
+    if st is None or st.size != source.size:
+        raise ReplicaMismatch(f"replica {dest.bucket}/{source.data_key} reads back as {st.size if st else 'missing'}, expected {source.size} bytes")
+    return [source.data_key, index_key]
+
+
+def _copy_manifest(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: RequestPacer | None) -> list[str]:
+    payload = source.payload or b""
+    if len(payload) != source.size or sha256_digest(payload) != source.digest:
+        raise ContentMismatch(
+            f"the database's bytes of manifest {source.digest} do not hash to it", actual_size=len(payload), actual_digest=sha256_digest(payload)
+        )
+    for key in source.keys:
+        if pacer:
+            pacer.acquire(2)
+        dest.put(key, payload, content_type=source.media_type)
+        st = dest.stat(key)
+        if st is None or st.size != len(payload):
+            raise ReplicaMismatch(f"replica {dest.bucket}/{key} reads back as {st.size if st else 'missing'}, expected {len(payload)} bytes")
+    return list(source.keys)
+
+
+def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> str:
+    """Copy one object to its target and verify it; idempotent, claims the row (conditional UPDATE + lease).
+
+    Returns "replicated", or why nothing was copied: "done" (already replicated), "busy" (held
+    by another worker), "gone" (no such row), "pruned" (GC removed the object: replica copies
+    removed too), "disabled", "source_missing" / "source_corrupt" (primary flagged for the
+    audit). Raises StorageError after recording a failed attempt, so the task retries.
+    """
+    if not locks.replica_claim(replica_id=replica_id):
+        state = ObjectReplica.objects.filter(pk=replica_id).values_list("state", flat=True).first()
+        return "gone" if state is None else ("busy" if state in _RETRYABLE else "done")
+    row = ObjectReplica.objects.select_related("target", "tenant").get(pk=replica_id)
+    if not row.target.enabled or _target_id_for(row.tenant_id) != row.target_id:
+        ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, attempts=F("attempts") - 1)
+        return "disabled"
+    dest = target_store(row.target)
+    try:
+        if row.multipart_id:  # left by a worker that died mid-copy
+            dest.multipart_abort(row.multipart_key or row.source_key, row.multipart_id)
+            ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")
+        source = _source(tenant_id=row.tenant_id, kind=row.kind, digest=row.digest)
+        if source is None:
+            if ObjectReplica.objects.filter(pk=row.pk, source_key=row.source_key).delete()[0]:
+                if row.replica_keys:
+                    dest.delete(list(row.replica_keys))
+            return "pruned"
+        if (row.source_key, row.size) != (source.data_key, source.size):
+            ObjectReplica.objects.filter(pk=row.pk).update(source_key=source.data_key, size=source.size)
+        copy = _copy_blob if row.kind == ObjectKind.BLOB else _copy_manifest
+        written = copy(row, source, dest, pacer)
+        stale = [k for k in row.replica_keys if k not in written]
+        if stale:
+            dest.delete(stale)
+    except SourceMissing as exc:
+        _fail(row, error=f"source missing: {exc}")
+        integrity_flag(tenant_id=row.tenant_id, kind=row.kind, digest=row.digest, reason=f"replication: {exc}")
+        return "source_missing"
+    except ContentMismatch as exc:
+        _fail(row, error=f"source corrupt: {exc}")
+        integrity_flag(tenant_id=row.tenant_id, kind=row.kind, digest=row.digest, reason=f"replication: {exc}")
+        return "source_corrupt"
+    except ReplicaMismatch as exc:
+        _fail(row, error=str(exc), state=State.MISMATCH)
+        return "mismatch"
+    except StorageError as exc:
+        _fail(row, error=f"storage: {exc}")
+        raise
+    except BaseException as exc:
+        _fail(row, error=f"{type(exc).__name__}: {exc}")
+        raise
+    now = timezone.now()
+    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=_RETRYABLE).update(
+        state=State.REPLICATED, replica_keys=written, size=source.size, last_error="", next_attempt_at=None, lease_until=None,
+        pending_since=None, replicated_at=now, verified_at=now, updated_at=now,
+    )
+    if not done:  # re-queued meanwhile for another key (GC and a new push): the next attempt copies that
+        ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, replica_keys=written)
+        return "superseded"
+    return "replicated"
+
+
+def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer | None = None) -> str:
+    """Check a replicated object on its target: HEAD sizes (and re-hash when `deep`); prunes it if GC removed the source.
+
+    Returns "verified", "mismatch" (queued for a new copy), "stale" (the object's keys changed:
+    queued), "pruned", or "skipped" (not in state replicated).
+    """
+    row = ObjectReplica.objects.select_related("target").filter(pk=replica_id, state=State.REPLICATED).first()
+    if row is None:
+        return "skipped"
+    dest = target_store(row.target)
+    source = _source(tenant_id=row.tenant_id, kind=row.kind, digest=row.digest)
+    if source is None:
+        if ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED, source_key=row.source_key).delete()[0] and row.replica_keys:
+            dest.delete(list(row.replica_keys))
+        return "pruned"
+    if source.data_key != row.source_key or set(source.keys) != set(row.replica_keys):
+        _mark_pending(target_id=row.target_id, tenant_id=row.tenant_id, source=source)
+        return "stale"
+    problem = ""
+    for key in source.keys:
+        if pacer:
+            pacer.acquire()
+        st = dest.stat(key)
+        if st is None:
+            problem = f"replica {key} is missing"
+        elif not key.endswith(".json") and st.size != source.size:
+            problem = f"replica {key} is {st.size} bytes, expected {source.size}"
+        if problem:
+            break
+    if not problem and deep:
+        try:
+            hashed = rehash(dest, source.data_key, pacer=pacer)
+        except SourceMissing:
+            hashed = None
+        if hashed is None or hashed.digest != source.digest:
+            problem = f"replica {source.data_key} hashes to {hashed.digest if hashed else 'nothing'}, expected {source.digest}"
+    now = timezone.now()
+    if problem:
+        ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED).update(
+            state=State.MISMATCH, last_error=problem, pending_since=now, next_attempt_at=None, attempts=0, updated_at=now,
+        )
+        log.warning("replication: %s", problem)
+        return "mismatch"
+    ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED).update(verified_at=now, updated_at=now)
+    return "verified"
+
+
+# -- the sweep -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    run: JobRun
+    counts: Counter[str] = field(default_factory=Counter)
+    more: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.pk, "kind": self.run.kind, "tenant_id": self.run.tenant_id, "state": self.run.state,
+            "started_at": self.run.started_at.isoformat(),
+            "finished_at": self.run.finished_at.isoformat() if self.run.finished_at else None,
+            "counts": dict(sorted(self.run.counts.items())), "errors": self.run.errors, "more": self.more,
+        }
+
+
+def _backfill(*, config: TenantReplication, limit: int) -> tuple[int, bool]:
+    """Create pending rows for the tenant's blobs and manifests that have none on its target: (rows, more left)."""
+    has_row = ObjectReplica.objects.filter(target_id=config.target_id, tenant_id=config.tenant_id, digest=OuterRef("digest"))
+    blobs = list(
+        Blob.objects.filter(tenant_id=config.tenant_id).filter(~Exists(has_row.filter(kind=ObjectKind.BLOB))).order_by("pk")[:limit]
+    )
+    manifests = list(
+        Manifest.objects.filter(tenant_id=config.tenant_id).filter(~Exists(has_row.filter(kind=ObjectKind.MANIFEST)))
+        .select_related("repository").order_by("digest", "pk").distinct("digest")[:limit]
+    )
+    rows = [
+        ObjectReplica(tenant_id=config.tenant_id, target_id=config.target_id, kind=ObjectKind.BLOB, digest=b.digest, size=b.size,
+                      source_key=b.storage_key, pending_since=b.created_at)
+        for b in blobs
+    ] + [
+        ObjectReplica(tenant_id=config.tenant_id, target_id=config.target_id, kind=ObjectKind.MANIFEST, digest=m.digest, size=m.size,
+                      source_key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest), pending_since=m.created_at)
+        for m in manifests
+    ]
+    if rows:
+        ObjectReplica.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows), max(len(blobs), len(manifests)) == limit
+
+
+def _enabled(qs: Any) -> Any:
+    """Rows of tenants that replicate to this row's target now."""
+    current = TenantReplication.objects.filter(
+        tenant_id=OuterRef("tenant_id"), target_id=OuterRef("target_id"), enabled=True, target__enabled=True
+    )
+    return qs.filter(Exists(current))
+
+
+def replication_sweep(
+    *,
+    tenant_id: int | None = None,
+    sync: bool = False,
+    force: bool = False,
+    batch_size: int | None = None,
+    run_id: int | None = None,
+    task_id: str = "",
+    queue: str | None = None,
+) -> SweepResult:
+    """One bounded pass: backfill missing rows, copy (sync) or queue (async) what is due, verify replicas due a check.
+
+    `force` (the operator command) also retries rows past their backoff or attempt limit, each
+    at most once per run. Async copies go to `queue` (default: the task's own). The JobRun
+    (kind "replication") is finished unless `more` is returned; pass its id back as `run_id`.
+    """
+    size = app_settings.replication_batch_size if batch_size is None else batch_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    run = jobrun_get_running(run_id=run_id, kind=JOB_KIND) if run_id else None
+    if run is None:
+        run = jobrun_start(kind=JOB_KIND, tenant_id=tenant_id, task_id=task_id)
+    result = SweepResult(run=run)
+    counts: Counter[str] = Counter()
+    errors: list[dict[str, Any]] = []
+    pacer = RequestPacer(app_settings.job_requests_per_second)
+    now = timezone.now()
+    try:
+        configs = TenantReplication.objects.filter(enabled=True, target__enabled=True).order_by("pk")
+        if tenant_id is not None:
+            configs = configs.filter(tenant_id=tenant_id)
+        for config in configs:
+            added, full = _backfill(config=config, limit=size)
+            counts["backfilled"] += added
+            result.more |= full
+
+        due = _enabled(ObjectReplica.objects.filter(state__in=_RETRYABLE).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)))
+        if tenant_id is not None:
+            due = due.filter(tenant_id=tenant_id)
+        if force:  # each row at most once per run: not yet tried, or last touched before the run began
+            due = due.filter(Q(attempts=0) | Q(updated_at__lt=run.started_at))
+        else:
+            due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), attempts__lt=app_settings.replication_max_attempts)
+        due_ids = list(due.order_by(F("pending_since").asc(nulls_first=True), "pk").values_list("pk", flat=True)[:size])
+        result.more |= len(due_ids) == size
+        if sync:
+            for pk in due_ids:
+                try:
+                    counts[replica_replicate(replica_id=pk, pacer=pacer)] += 1
+                except StorageError as exc:
+                    counts["errors"] += 1
+                    errors.append({"replica_id": pk, "error": str(exc)[:500]})
+        else:
+            from gateway.replication.tasks import replicate_object_task
+
+            ObjectReplica.objects.filter(pk__in=due_ids).update(next_attempt_at=now + QUEUED_GRACE, updated_at=now)
+            for pk in due_ids:
+                replicate_object_task.apply_async(kwargs={"replica_id": pk}, queue=queue)
+            counts["queued"] += len(due_ids)
+
+        verify = _enabled(ObjectReplica.objects.filter(state=State.REPLICATED)).filter(
+            Q(verified_at__isnull=True) | Q(verified_at__lt=now - app_settings.audit_interval)
+        )
+        if tenant_id is not None:
+            verify = verify.filter(tenant_id=tenant_id)
+        verify_ids = list(verify.order_by(F("verified_at").asc(nulls_first=True), "pk").values_list("pk", flat=True)[:size])
+        result.more |= len(verify_ids) == size
+        rate = app_settings.audit_sample_rate
+        for pk in verify_ids:
+            try:
+                counts["verify_" + replica_verify(replica_id=pk, deep=rate > 0 and random.random() < rate, pacer=pacer)] += 1
+            except StorageError as exc:
+                counts["errors"] += 1
+                errors.append({"replica_id": pk, "error": str(exc)[:500]})
+    except Exception as exc:
+        jobrun_record(run=run, counts=counts, errors=errors)
+        jobrun_finish(run=run, failed=True, error=f"{type(exc).__name__}: {exc}")
+        raise
+    jobrun_record(run=run, counts=counts, errors=errors)
+    result.counts = counts
+    if not result.more:
+        jobrun_finish(run=run)
+    result.run.refresh_from_db()
+    return result
+
+
+def replication_sweep_stop(*, run: JobRun) -> None:
+    """Close a sweep that still had work (its re-queue budget ran out); the next sweep continues."""
+    jobrun_record(run=run, counts={"stopped_with_work_left": 1})
+    jobrun_finish(run=run)

@@ -1,0 +1,183 @@
+"""Streaming, verified copies between two BlobStores, and streaming re-hashes.
+
+Content is addressed by sha256, so a copy is verified while it streams: the bytes are hashed
+as they pass and the destination object is only completed when size and digest match the
+expected ones (a multipart upload is aborted otherwise; a small object is never PUT). Memory
+is bounded by one destination part (the store's `part_size`, 64 MiB by default) plus one
+read chunk. Only the BlobStore interface is used, never boto3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gateway.replication.ratelimit import RequestPacer
+from gateway.storage import BlobStore, StorageError, StorageUnavailable
+
+
+class TransferError(Exception):
+    """A copy or re-hash could not prove the content (base class)."""
+
+
+class SourceMissing(TransferError):
+    """The object to read does not exist."""
+
+
+class ContentMismatch(TransferError):
+    """The bytes read are not the expected ones (size or sha256)."""
+
+    def __init__(self, message: str, *, actual_size: int, actual_digest: str | None) -> None:
+        super().__init__(message)
+        self.actual_size = actual_size
+        self.actual_digest = actual_digest
+
+
+@dataclass(frozen=True)
+class Hashed:
+    size: int
+    digest: str
+
+
+def sha256_digest(data: bytes) -> str:
+    """The OCI digest of some bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _check_digest(digest: str) -> None:
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or len(hexpart) != 64:
+        raise ValueError(f"only sha256 digests can be verified, got {digest[:80]!r}")
+
+
+def _open(store: BlobStore, key: str, pacer: RequestPacer | None) -> Iterator[bytes]:
+    if pacer:
+        pacer.acquire()
+    try:
+        return store.open_read(key)
+    except StorageUnavailable:
+        raise
+    except StorageError:
+        if pacer:
+            pacer.acquire()
+        if store.stat(key) is None:
+            raise SourceMissing(f"{store.bucket}/{key} does not exist") from None
+        raise
+
+
+def rehash(store: BlobStore, key: str, *, pacer: RequestPacer | None = None) -> Hashed:
+    """Download an object as a stream and return its size and sha256 digest (nothing held whole)."""
+    h = hashlib.sha256()
+    size = 0
+    for chunk in _open(store, key, pacer):
+        h.update(chunk)
+        size += len(chunk)
+    return Hashed(size=size, digest="sha256:" + h.hexdigest())
+
+
+def copy_verified(
+    *,
+    source: BlobStore,
+    source_key: str,
+    dest: BlobStore,
+    dest_key: str,
+    size: int,
+    digest: str,
+    pacer: RequestPacer | None = None,
+    on_multipart_start: Callable[[str], None] | None = None,
+    on_part: Callable[[], None] | None = None,
+) -> None:
+    """Stream source_key to dest_key; the destination is completed only if size and sha256 match.
+
+    Raises SourceMissing, ContentMismatch (nothing written at dest_key), or StorageError.
+    Objects up to dest.part_size go in one PUT, larger ones as a multipart upload whose id
+    is handed to `on_multipart_start` first, so a caller can abort it after a crash.
+    """
+    _check_digest(digest)
+    if size < 0:
+        raise ValueError(f"size must not be negative, got {size}")
+    chunks = _open(source, source_key, pacer)
+    h = hashlib.sha256()
+    received = 0
+
+    def feed(chunk: bytes) -> None:
+        nonlocal received
+        received += len(chunk)
+        if received > size:
+            raise ContentMismatch(
+                f"{source.bucket}/{source_key} has more than the expected {size} bytes", actual_size=received, actual_digest=None
+            )
+        h.update(chunk)
+
+    def verify() -> None:
+        actual = "sha256:" + h.hexdigest()
+        if received != size or actual != digest:
+            raise ContentMismatch(
+                f"{source.bucket}/{source_key} is {received} bytes with digest {actual}, expected {size} bytes with {digest}",
+                actual_size=received, actual_digest=actual,
+            )
+
+    part_size = dest.part_size
+    if size <= part_size:
+        buf = bytearray()
+        try:
+            for chunk in chunks:
+                feed(chunk)
+                buf += chunk
+        finally:
+            _close(chunks)
+        verify()
+        if pacer:
+            pacer.acquire()
+        dest.put(dest_key, bytes(buf))
+        return
+
+    if pacer:
+        pacer.acquire()
+    upload_id = dest.multipart_start(dest_key)
+    try:
+        if on_multipart_start:
+            on_multipart_start(upload_id)
+        parts: list[tuple[int, str]] = []
+        buf = bytearray()
+
+        def flush() -> None:
+            nonlocal buf
+            if pacer:
+                pacer.acquire()
+            parts.append((len(parts) + 1, dest.multipart_put_part(dest_key, upload_id, len(parts) + 1, buf)))
+            buf = bytearray()
+            if on_part:
+                on_part()
+
+        try:
+            for chunk in chunks:
+                feed(chunk)
+                view = memoryview(chunk)
+                while view:
+                    take = min(part_size - len(buf), len(view))
+                    buf += view[:take]
+                    view = view[take:]
+                    if len(buf) == part_size:
+                        flush()
+        finally:
+            _close(chunks)
+        verify()
+        if buf or not parts:
+            flush()
+        if pacer:
+            pacer.acquire()
+        dest.multipart_complete(dest_key, upload_id, parts)
+    except BaseException:
+        try:
+            dest.multipart_abort(dest_key, upload_id)
+        except StorageError:
+            pass  # the caller recorded the id; the next attempt aborts it again
+        raise
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close:
+        close()

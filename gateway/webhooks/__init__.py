@@ -1,0 +1,1 @@
+"""Outgoing webhooks: tenant endpoints, signed JSON deliveries, retried with backoff (app label "webhooks")."""
