@@ -25,9 +25,11 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## bench: performance figures (see bench/README.md); BENCH_ARGS=--quick for a short smoke run
+## bench: performance figures (see bench/README.md); BENCH_ARGS=--quick for a short smoke run;
+##        then GC over 100,000 blobs (GC_BENCH_ARGS="--sizes 10000" for a quick one)
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/gc.py $(GC_BENCH_ARGS)
 
 clean-var:
 	rm -rf var/
