@@ -170,7 +170,7 @@ def _closed_port() -> int:
 def test_a_redis_outage_does_not_fail_pushes_or_pulls(reg, tenant, monkeypatch, caplog):
     # A real client, configured as events.py configures its own, to a port nobody listens on.
     dead = redis.Redis.from_url(f"redis://127.0.0.1:{_closed_port()}/9", socket_timeout=2, socket_connect_timeout=2)
-    monkeypatch.setattr(events, "_redis", lambda: dead)
+    monkeypatch.setattr(events, "redis_client", lambda: dead)
     with caplog.at_level(logging.WARNING, logger="gateway.registry.services.events"):
         digest, payload = reg.push_image("app", "1", [b"layer"])
         r = reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI)

@@ -1,8 +1,8 @@
 """Usage events (push/pull of blobs and manifests), buffered in Redis and flushed by a task.
 
 A pull must not cost a database write, so each event is one RPUSH of a compact JSON line
-onto a Redis list; `usage_events_flush` (Celery, every minute) moves them into
-PostgreSQL in batches and updates tags' last_pulled_at / last_pushed_at.
+onto a Redis list; `usage.usage_events_flush` (Celery, every minute) moves them into
+PostgreSQL in batches, without loss, and updates last_pulled_at.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ QUEUE_KEY = "wharf:usage:events"
 _clients: dict[str, redis.Redis] = {}
 
 
-def _redis() -> redis.Redis:
+def redis_client() -> redis.Redis:
+    """The Redis client for usage events (one per REDIS_URL per process)."""
     url = settings.REDIS_URL
     client = _clients.get(url)
     if client is None:
@@ -38,16 +39,6 @@ def record(
         "ref": reference, "ts": round(time.time(), 3),
     }
     try:
-        _redis().rpush(QUEUE_KEY, json.dumps(event, separators=(",", ":")))
+        redis_client().rpush(QUEUE_KEY, json.dumps(event, separators=(",", ":")))
     except redis.RedisError as exc:
         log.warning("usage event dropped: %s", exc, extra={"event": event})
-
-
-def drain(max_items: int) -> list[dict]:
-    """Pop up to max_items queued events (oldest first)."""
-    client = _redis()
-    pipe = client.pipeline()
-    pipe.lrange(QUEUE_KEY, 0, max_items - 1)
-    pipe.ltrim(QUEUE_KEY, max_items, -1)
-    raw, _ = pipe.execute()
-    return [json.loads(x) for x in raw]

@@ -14,8 +14,8 @@ Delivery is at-least-once from Redis and exactly-once into the table, with a pro
    batch id (a slower concurrent flush of the same batch cannot drop a newer one).
 
 So when the insert fails nothing is lost: the events stay in Redis and the next flush (the
-task's retry, or the next minute) replays them. `events.drain` (LRANGE + LTRIM) is not used
-here because events it returned would be gone from Redis before they are in PostgreSQL.
+task's retry, or the next minute) replays them. A plain LRANGE + LTRIM would remove events
+from Redis before they are in PostgreSQL, so it is not used.
 
 Events are dropped, with a log line, only when they can never be stored: malformed ones
 (they would block the queue forever) and those of tenants that no longer exist.
@@ -170,7 +170,7 @@ def usage_events_flush(*, max_items: int = 5000) -> int:
     """Store up to max_items queued usage events and bump last_pulled_at; returns events taken off the queue (replay-safe)."""
     if not isinstance(max_items, int) or isinstance(max_items, bool) or not 1 <= max_items <= MAX_BATCH:
         raise ValueError(f"max_items must be an integer from 1 to {MAX_BATCH}, got {max_items!r}")
-    client = events._redis()
+    client = events.redis_client()
     batch, raw_items = _claim(client, max_items)
     if not raw_items:
         return 0
