@@ -52,6 +52,23 @@ def blob_store(s3_server):
     return get_blob_store()
 
 
+@pytest.fixture(autouse=True)
+def _clear_login_throttle():
+    """Failed-login counters live in Redis for minutes (per account and per IP, and every test
+    client is 127.0.0.1): no test, and no later test run, may inherit another's."""
+    import redis
+    from django.conf import settings
+
+    from accounts import ratelimit
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for key in client.scan_iter(match=ratelimit.KEY_PREFIX + "*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def redis_client():
     import redis

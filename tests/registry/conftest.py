@@ -86,15 +86,6 @@ def basic(username: str, secret: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clear_login_throttle(redis_client):
-    """Failed-login counters live in Redis for minutes: no test may inherit another's."""
-    from accounts import ratelimit
-
-    for key in redis_client.scan_iter(match=ratelimit.KEY_PREFIX + "*"):
-        redis_client.delete(key)
-
-
-@pytest.fixture(autouse=True)
 def _clear_caches():
     auth.forget_cached_credentials()
     access.caches_clear()
