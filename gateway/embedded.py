@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -202,10 +201,6 @@ def machine_postgres_url() -> str | None:
 def machine_redis_url() -> str | None:
     """The machine's own Redis (127.0.0.1:6379) if it answers."""
     return "redis://127.0.0.1:6379/0" if port_open("127.0.0.1", 6379) else None
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:

@@ -62,6 +62,16 @@ def _fan_out(fanout: Any, per_tenant: Any, after_id: int) -> int:
     return len(ids)
 
 
+def _chain(task_fn: Any, *, report: Any, requeues_left: int, **kwargs: Any) -> None:
+    """Re-queue a maintenance chain with its next kwargs, or stop its JobRun at the invocation cap."""
+    from gateway.registry.services.gc import jobrun_stop
+
+    if requeues_left > 0:
+        _requeue(task_fn, job_id=report.job_id, requeues_left=requeues_left - 1, **kwargs)
+    else:
+        jobrun_stop(job_id=report.job_id, reason="invocation cap reached; the next scheduled run continues")
+
+
 def _tenant(tenant_id: int) -> Any:
     from accounts.models import Tenant
 
@@ -77,7 +87,7 @@ def gc_all_task(*, after_id: int = 0) -> int:
 @task(name="gateway.gc.tenant", queue=GC_QUEUE, retry_on=(StorageUnavailable, DatabaseError))
 def gc_tenant_task(*, tenant_id: int, job_id: int | None = None, requeues_left: int = MAINTENANCE_MAX_REQUEUES) -> dict | None:
     """One bounded GC invocation of a tenant (quiet if the tenant is gone or its GC is running elsewhere); chains while work remains."""
-    from gateway.registry.services.gc import gc_run, jobrun_stop
+    from gateway.registry.services.gc import gc_run
 
     tenant = _tenant(tenant_id)
     if tenant is None:
@@ -86,10 +96,7 @@ def gc_tenant_task(*, tenant_id: int, job_id: int | None = None, requeues_left: 
     if report is None:
         return None
     if not report.done:
-        if requeues_left > 0:
-            _requeue(gc_tenant_task, tenant_id=tenant_id, job_id=report.job_id, requeues_left=requeues_left - 1)
-        else:
-            jobrun_stop(job_id=report.job_id, reason="invocation cap reached; the next scheduled run continues")
+        _chain(gc_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
     return report.counts
 
 
@@ -104,7 +111,6 @@ def retention_tenant_task(
     *, tenant_id: int, job_id: int | None = None, after_repository_id: int = 0, requeues_left: int = MAINTENANCE_MAX_REQUEUES
 ) -> dict | None:
     """Apply a tenant's retention policies to a bounded run of repositories; chains over the rest (quiet if gone or held)."""
-    from gateway.registry.services.gc import jobrun_stop
     from gateway.registry.services.retention import retention_apply
 
     tenant = _tenant(tenant_id)
@@ -116,13 +122,10 @@ def retention_tenant_task(
     if report is None:
         return None
     if not report.done and report.next_after_repository_id is not None:
-        if requeues_left > 0:
-            _requeue(
-                retention_tenant_task, tenant_id=tenant_id, job_id=report.job_id,
-                after_repository_id=report.next_after_repository_id, requeues_left=requeues_left - 1,
-            )
-        else:
-            jobrun_stop(job_id=report.job_id, reason="invocation cap reached; the next scheduled run continues")
+        _chain(
+            retention_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id,
+            after_repository_id=report.next_after_repository_id,
+        )
     return report.counts
 
 
@@ -136,7 +139,6 @@ def uploads_cleanup_all_task(*, after_id: int = 0) -> int:
 def uploads_cleanup_task(*, tenant_id: int, job_id: int | None = None, requeues_left: int = MAINTENANCE_MAX_REQUEUES) -> dict | None:
     """Abort a tenant's stale upload sessions and orphaned multipart uploads, bounded; chains while work remains."""
     from gateway.registry.services.cleanup import uploads_cleanup
-    from gateway.registry.services.gc import jobrun_stop
 
     tenant = _tenant(tenant_id)
     if tenant is None:
@@ -145,8 +147,5 @@ def uploads_cleanup_task(*, tenant_id: int, job_id: int | None = None, requeues_
     if report is None:
         return None
     if not report.done:
-        if requeues_left > 0:
-            _requeue(uploads_cleanup_task, tenant_id=tenant_id, job_id=report.job_id, requeues_left=requeues_left - 1)
-        else:
-            jobrun_stop(job_id=report.job_id, reason="invocation cap reached; the next scheduled run continues")
+        _chain(uploads_cleanup_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
     return report.counts

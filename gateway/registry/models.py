@@ -133,6 +133,11 @@ class BlobUpload(TenantOwnedModel):
     leased_until = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(auto_now_add=True)
 
+    @property
+    def range(self) -> str:
+        """The `Range` header value for the bytes received so far ("0-0" before any)."""
+        return f"0-{max(self.offset - 1, 0)}"
+
 
 class UsageEvent(TenantOwnedModel):
     """One push or pull of a blob or manifest, moved here from Redis by `usage_events_flush`.

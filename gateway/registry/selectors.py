@@ -6,7 +6,7 @@ from django.db.models import CharField, F, Sum, Value
 from django.db.models.functions import Concat
 
 from accounts.models import Tenant
-from gateway.registry.models import Blob, BlobUpload, Manifest, Repository, RepositoryBlob, Tag
+from gateway.registry.models import Blob, BlobUpload, Manifest, Repository, Tag
 
 
 # The two lookups every pull makes are written as raw SQL: the ORM's query compilation was a
@@ -57,10 +57,6 @@ def blob_get_linked(*, tenant: Tenant, repository: Repository, digest: str) -> B
 
 def blob_get(*, tenant: Tenant, digest: str) -> Blob | None:
     return Blob.objects.filter(tenant=tenant, digest=digest).first()
-
-
-def blob_is_linked(*, tenant: Tenant, repository: Repository, digest: str) -> bool:
-    return RepositoryBlob.objects.filter(tenant=tenant, repository=repository, blob__digest=digest).exists()
 
 
 def manifest_get(*, tenant: Tenant, repository: Repository, reference: str) -> Manifest | None:

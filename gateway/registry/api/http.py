@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest
 
-from gateway.registry.errors import BlobUploadInvalid, PaginationInvalid, RangeInvalid, SizeInvalid
+from gateway.registry.errors import PaginationInvalid, RangeInvalid, SizeInvalid
 from gateway.registry.services.uploads import Body
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
@@ -101,7 +101,3 @@ def page_params(request: HttpRequest) -> tuple[int | None, str | None]:
 
 def next_link(path: str, n: int, last: str, **extra: str) -> str:
     return f'<{path}?{urlencode({**extra, "n": n, "last": last})}>; rel="next"'
-
-
-def upload_invalid(message: str) -> BlobUploadInvalid:
-    return BlobUploadInvalid(message)

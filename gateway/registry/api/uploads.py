@@ -27,7 +27,7 @@ def _accepted(target: Target, upload: BlobUpload, status: int = 202) -> HttpResp
     response = HttpResponse(status=status)
     response["Location"] = target.url(f"blobs/uploads/{upload.pk}")
     response["Docker-Upload-UUID"] = str(upload.pk)
-    response["Range"] = f"0-{max(upload.offset - 1, 0)}"
+    response["Range"] = upload.range
     response["OCI-Chunk-Min-Length"] = str(MIN_PART_SIZE)
     response["Content-Length"] = "0"
     return response

@@ -101,7 +101,7 @@ def _release(upload: BlobUpload) -> None:
 
 
 def _range_headers(upload: BlobUpload) -> dict[str, str]:
-    return {"Range": f"0-{max(upload.offset - 1, 0)}"}
+    return {"Range": upload.range}
 
 
 def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableSha256) -> PartWriter:
