@@ -44,10 +44,15 @@ def object_keys_lock(keys: Iterable[str]) -> int:
     return advisory_xact_locks(f"s3key:{k}" for k in keys)
 
 
+def upload_lease_name(upload_id: object) -> str:
+    """The advisory lock name of an upload session's lease (core.locks.lock_id gives its pg_locks key)."""
+    return f"upload:{upload_id}"
+
+
 @contextmanager
 def upload_lease(upload_id: object) -> Iterator[bool]:
     """Hold the upload session's lease for a block: True if taken, False if another live request holds it (never waits)."""
-    with advisory_lock(f"upload:{upload_id}") as taken:
+    with advisory_lock(upload_lease_name(upload_id)) as taken:
         yield taken
 
 

@@ -103,15 +103,20 @@ def blob_upload_start(*, tenant: Tenant, repository: Repository, algorithms: tup
 def _leased(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> Iterator[BlobUpload]:
     """Hold the session for this request, or fail: unknown (404) or busy (416). A dead holder's lease is already gone."""
     with locks.upload_lease(upload_id) as taken:
+        claimed = 0
+        if taken:
+            # Conditional on ACTIVE, and the heartbeat keeps the stale sweep off: exactly one of us and the sweep wins.
+            now = timezone.now()
+            claimed = BlobUpload.objects.filter(
+                tenant=tenant, repository=repository, pk=upload_id, state=BlobUpload.State.ACTIVE
+            ).update(leased_until=now + LEASE, last_activity_at=now)
         upload = selectors.upload_get(tenant=tenant, repository=repository, upload_id=upload_id)
-        if upload is None:
+        if upload is None or (taken and not claimed):
             raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
         if not taken:
             raise RangeInvalid(
                 "another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=_range_headers(upload)
             )
-        now = timezone.now()
-        BlobUpload.objects.filter(pk=upload.pk).update(leased_until=now + LEASE, last_activity_at=now)
         try:
             yield upload
         finally:
@@ -212,9 +217,13 @@ def blob_upload_append(
         if len(tail) > settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES:
             # A new key per offset: until the row below commits, the old state (and its tail) stays intact.
             upload.tail_key = keys.upload_tail_key(tenant.pk, upload.pk, upload.offset)
+            if not upload.tail_spilled:
+                # Recorded before the first object exists, so the sweep finds it even if we die right after the PUT.
+                BlobUpload.objects.filter(pk=upload.pk).update(tail_spilled=True)
+                upload.tail_spilled = True
             if upload.tail_key != old_tail_key:
                 store.put(upload.tail_key, tail)
-            upload.tail, upload.tail_spilled = b"", True
+            upload.tail = b""
         else:
             upload.tail, upload.tail_key = tail, ""
         upload.tail_size = len(tail)
