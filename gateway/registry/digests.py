@@ -1,8 +1,10 @@
-"""Digests: parsing and the resumable SHA-256 used while bytes stream in."""
+"""Digests: parsing, and the resumable SHA-256/SHA-512 hasher used while upload bytes stream in."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 
 import rehashes
 
@@ -10,10 +12,11 @@ from gateway.registry.errors import DigestInvalid
 
 _DIGEST = re.compile(r"^(?P<algo>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9=_-]+)$")
 _HEX_LEN = {"sha256": 64, "sha512": 128}
+ALGORITHMS = ("sha256", "sha512")
 
 
 def parse_digest(value: str) -> str:
-    """Validate `algo:hex`; only sha256 is accepted for content we store. Returns the digest."""
+    """Validate `algo:hex` (sha256 or sha512, lowercase hex of the right length). Returns the digest."""
     m = _DIGEST.match(value or "")
     if not m:
         raise DigestInvalid(f"invalid digest {value[:100]!r}", detail={"digest": value[:200]})
@@ -22,8 +25,6 @@ def parse_digest(value: str) -> str:
         raise DigestInvalid(f"unsupported digest algorithm {algo!r}; use sha256", detail={"digest": value[:200]})
     if len(hexpart) != _HEX_LEN[algo] or not re.fullmatch(r"[a-f0-9]+", hexpart):
         raise DigestInvalid(f"invalid {algo} digest {value[:100]!r}", detail={"digest": value[:200]})
-    if algo != "sha256":
-        raise DigestInvalid(f"{algo} digests are not supported here; use sha256", detail={"digest": value[:200]})
     return value
 
 
@@ -31,18 +32,61 @@ def is_digest(reference: str) -> bool:
     return ":" in reference
 
 
-class ResumableSha256:
-    """SHA-256 whose internal state can be saved between requests (rehashes' serialize)."""
+def digest_algorithm(digest: str) -> str:
+    """The algorithm of a digest that `parse_digest` accepted."""
+    return digest.split(":", 1)[0]
 
-    def __init__(self, state: bytes | None = None) -> None:
-        self._h = rehashes.PySha256.deserialize(bytes(state)) if state else rehashes.PySha256()
+
+def parse_algorithm(value: str) -> str:
+    """Validate a `digest-algorithm` upload hint (OCI distribution-spec: sha256 or sha512)."""
+    if value not in ALGORITHMS:
+        raise DigestInvalid(
+            f"unsupported digest-algorithm {value[:40]!r}; use one of {', '.join(ALGORITHMS)}", detail={"digest-algorithm": value[:100]}
+        )
+    return value
+
+
+_IMPLS = {"sha256": rehashes.PySha256, "sha512": rehashes.PySha512}
+# Before decision 0012 the state was PySha256's raw serialization, always this long; the JSON form never is.
+_LEGACY_SHA256_STATE_LEN = 104
+
+
+class ResumableHasher:
+    """SHA-256 and/or SHA-512 over the same bytes, whose state can be saved between requests (rehashes' serialize).
+
+    The state is JSON `{"sha256": hex, "sha512": hex}` holding the algorithms the session hashes;
+    a 104-byte state is a pre-0012 session's raw SHA-256 state and is read as sha256 only.
+    """
+
+    def __init__(self, state: bytes | None = None, *, algorithms: Iterable[str] = ALGORITHMS) -> None:
+        if not state:
+            self._h = {a: _IMPLS[a]() for a in algorithms}
+        elif len(state) == _LEGACY_SHA256_STATE_LEN:
+            self._h = {"sha256": rehashes.PySha256.deserialize(bytes(state))}
+        else:
+            saved = json.loads(bytes(state))
+            self._h = {a: _IMPLS[a].deserialize(bytes.fromhex(saved[a])) for a in ALGORITHMS if a in saved}
+        if not self._h:
+            raise ValueError("a hasher needs at least one algorithm")
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return tuple(self._h)
 
     def update(self, data: bytes) -> None:
-        self._h.update(data if isinstance(data, bytes) else bytes(data))
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        for h in self._h.values():
+            h.update(chunk)
 
     def state(self) -> bytes:
-        return bytes(self._h.serialize())
+        return json.dumps({a: bytes(h.serialize()).hex() for a, h in self._h.items()}).encode()
 
-    def digest(self) -> str:
+    def digest(self, algorithm: str = "sha256") -> str:
+        """`algorithm:hex` of the bytes so far; KeyError if this session does not hash `algorithm`."""
+        h = self._h[algorithm]
         # finalize() consumes the state; work on a copy so the object stays usable.
-        return "sha256:" + rehashes.PySha256.deserialize(self._h.serialize()).finalize()
+        return f"{algorithm}:" + _IMPLS[algorithm].deserialize(h.serialize()).finalize()
+
+
+# The old name, still imported by streaming.py (for its annotation) until that module is next touched.
+ResumableSha256 = ResumableHasher

@@ -3,10 +3,18 @@
 Lock order, which every transaction follows (docs/decisions/0007-online-gc-cannot-lose-data.md):
 
 1. object-key advisory locks (`object_keys_lock`), sorted;
-2. Blob rows, ascending pk;
-3. Manifest rows, ascending pk;
-4. the Tag row;
-5. the BlobUpload row, last (a conditional UPDATE).
+2. the tenant's quota row (`tenant_quota_for_update`, FOR NO KEY UPDATE), only where a new blob is stored;
+3. Blob rows, ascending pk;
+4. Manifest rows, ascending pk;
+5. the Tag row;
+6. the BlobUpload row, last (a conditional UPDATE).
+
+Two locks stand outside that order because they never wait while holding another
+(docs/decisions/0012-upload-hardening.md): an upload session's lease (`upload_lease`, a
+session-level *try* lock held by the request's connection for the whole request, outside any
+transaction; a second request gets 416, a killed worker's lease dies with its connection), and
+the tenant's session-count lock (`upload_sessions_lock`), the only lock of the tiny transaction
+that opens a session.
 
 A push *references* a row with FOR KEY SHARE, the lock PostgreSQL's own foreign-key check
 takes (and takes only at COMMIT here, since Django's constraints are DEFERRABLE INITIALLY
@@ -19,12 +27,13 @@ manifest unknown, or stores its own copy).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from django.db import connection
 
 from accounts.models import Tenant
-from gateway.core.locks import advisory_xact_locks
+from gateway.core.locks import advisory_lock, advisory_xact_locks
 from gateway.registry.models import Blob, BlobUpload, Manifest, ObjectDeletion, Repository, Tag
 
 _BLOB_COLUMNS = "b.id, b.tenant_id, b.digest, b.size, b.storage_key, b.gc_candidate_since, b.created_at, b.updated_at"
@@ -33,6 +42,28 @@ _BLOB_COLUMNS = "b.id, b.tenant_id, b.digest, b.size, b.storage_key, b.gc_candid
 def object_keys_lock(keys: Iterable[str]) -> int:
     """Per-key lock on bucket objects that several writers share (index, manifest and tag objects); in a transaction."""
     return advisory_xact_locks(f"s3key:{k}" for k in keys)
+
+
+def upload_lease_name(upload_id: object) -> str:
+    """The advisory lock name of an upload session's lease (core.locks.lock_id gives its pg_locks key)."""
+    return f"upload:{upload_id}"
+
+
+@contextmanager
+def upload_lease(upload_id: object) -> Iterator[bool]:
+    """Hold the upload session's lease for a block: True if taken, False if another live request holds it (never waits)."""
+    with advisory_lock(upload_lease_name(upload_id)) as taken:
+        yield taken
+
+
+def upload_sessions_lock(*, tenant: Tenant) -> int:
+    """Serialise opening upload sessions of one tenant (count, then insert) for the transaction."""
+    return advisory_xact_locks([f"upload-sessions:{tenant.pk}"])
+
+
+def tenant_quota_for_update(*, tenant: Tenant) -> int | None:
+    """The tenant's storage quota, its row locked FOR NO KEY UPDATE: stores of new blobs of a tenant commit one at a time."""
+    return Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
 
 
 # -- referencing (pushes): FOR KEY SHARE ------------------------------------------------------------

@@ -124,14 +124,23 @@ class BlobUpload(TenantOwnedModel):
     storage_key = models.CharField(max_length=512)
     multipart_id = models.CharField(max_length=1024, blank=True, default="")
     offset = models.BigIntegerField(default=0)
+    # digests.ResumableHasher's state (the algorithms this session hashes); 104 bytes: a pre-0012 raw SHA-256 state.
     hash_state = models.BinaryField()
     # [[part_number, etag, size], ...] of parts already in S3.
     parts = models.JSONField(default=list)
-    # Bytes received but not yet in S3 (fewer than S3's 5 MiB minimum part size).
+    # Bytes received but not yet in a part (fewer than S3's 5 MiB minimum part size): here when
+    # small, else in the object `tail_key` (decisions/0012). `tail_size` counts them either way.
     tail = models.BinaryField(default=b"")
-    # A request holds the session while it streams; the lease expires if that worker dies.
+    tail_key = models.CharField(max_length=512, blank=True, default="")
+    tail_size = models.BigIntegerField(default=0)
+    # Some tail object was ever written: the sweep lists the session's tail prefix when it ends.
+    tail_spilled = models.BooleanField(default=False)
+    # A heartbeat for the stale-upload sweep while a request streams; exclusion is locks.upload_lease.
     leased_until = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "state"], name="blobupload_tenant_state")]
 
     @property
     def range(self) -> str:

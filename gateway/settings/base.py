@@ -95,6 +95,12 @@ GATEWAY_S3 = {
 }
 # Full parts uploading while the next fills, per upload: memory ≈ (1 + this) × part size.
 GATEWAY_UPLOAD_INFLIGHT_PARTS = E.integer("GATEWAY_UPLOAD_INFLIGHT_PARTS", 1, minimum=1, maximum=8)
+# Per tenant: open (active) upload sessions, and bytes of carried tails (sub-part remainders) they
+# may hold; beyond either a push gets 429 TOOMANYREQUESTS (decisions/0012).
+GATEWAY_UPLOAD_MAX_SESSIONS = E.integer("GATEWAY_UPLOAD_MAX_SESSIONS", 100, minimum=1, maximum=100_000)
+GATEWAY_UPLOAD_MAX_TAIL_BYTES = E.integer("GATEWAY_UPLOAD_MAX_TAIL_BYTES", 256 * 1024 * 1024, minimum=5 * 1024 * 1024)
+# A carried tail larger than this is kept in a per-session object, not in PostgreSQL.
+GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES = E.integer("GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES", 256 * 1024, minimum=0, maximum=5 * 1024 * 1024)
 # Presigned blob URLs (tenants with redirect downloads) live this long.
 GATEWAY_PRESIGN_SECONDS = E.integer("GATEWAY_PRESIGN_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
 

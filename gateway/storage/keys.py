@@ -27,6 +27,16 @@ def upload_key(tenant_id: int, upload_id: uuid.UUID) -> str:
     return _check(f"{tenant_prefix(tenant_id)}uploads/{upload_id.hex}")
 
 
+def upload_tail_key(tenant_id: int, upload_id: uuid.UUID, offset: int) -> str:
+    """A session's carried tail once the session is at `offset` (a new key per offset, so a crash never leaves a half-state)."""
+    return _check(f"{upload_tail_prefix(tenant_id, upload_id)}{int(offset)}")
+
+
+def upload_tail_prefix(tenant_id: int, upload_id: uuid.UUID) -> str:
+    """Every tail object a session ever wrote starts with this, next to the session's own key (`/`-terminated: Storj lists only those)."""
+    return f"{tenant_prefix(tenant_id)}uploads/{upload_id.hex}.tail/"
+
+
 def uploads_prefix(tenant_id: int) -> str:
     return f"{tenant_prefix(tenant_id)}uploads/"
 

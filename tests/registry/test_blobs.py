@@ -1,6 +1,7 @@
 """Blob uploads (monolithic, chunked, streamed), downloads, ranges, deletes and mounts."""
 
 import hashlib
+import json
 import os
 import threading
 
@@ -259,3 +260,175 @@ def test_storage_outage_is_503_with_retry_after_and_writes_nothing(reg, settings
     assert r["Retry-After"]
     assert r.json()["errors"][0]["code"] == "UNAVAILABLE"
     assert not Blob.objects.exists()
+
+
+# -- sha512 (decisions/0012) ---------------------------------------------------------------------
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+@pytest.mark.django_db
+def test_sha512_monolithic_upload(reg):
+    data = os.urandom(300_000)
+    digest = sha512(data)
+    r = reg.post(f"/v2/acme/app/blobs/uploads/?digest={digest}", data)
+    assert r.status_code == 201, r.content
+    assert r["Docker-Content-Digest"] == digest and r["Location"] == f"/v2/acme/app/blobs/{digest}"
+    assert Blob.objects.get().digest == digest
+    assert b"".join(reg.get(f"/v2/acme/app/blobs/{digest}").streaming_content) == data
+    # The same bytes again are linked, not stored twice.
+    assert reg.post(f"/v2/acme/app2/blobs/uploads/?digest={digest}", data).status_code == 201
+    assert Blob.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_sha512_chunked_upload_resumes_across_patches(reg, small_parts, blob_store):
+    chunks = [os.urandom(n) for n in (3 * MiB, 4 * MiB, 1024, 2 * MiB + 7)]
+    data = b"".join(chunks)
+    loc = start(reg)
+    offset = 0
+    for chunk in chunks:
+        r = reg.patch(loc, chunk, HTTP_CONTENT_RANGE=f"{offset}-{offset + len(chunk) - 1}")
+        assert r.status_code == 202, r.content
+        offset += len(chunk)
+    assert BlobUpload.objects.get().parts  # the hash state crossed part boundaries and requests
+    r = reg.put(f"{loc}?digest={sha512(data)}")
+    assert r.status_code == 201, r.content
+    assert r["Docker-Content-Digest"] == sha512(data)
+    assert b"".join(reg.get(f"/v2/acme/app/blobs/{sha512(data)}").streaming_content) == data
+
+
+@pytest.mark.django_db
+def test_a_session_without_a_hint_finishes_with_either_algorithm(reg):
+    a, b = start(reg), start(reg)
+    data = b"the same bytes, two digests"
+    assert reg.patch(a, data).status_code == 202 and reg.patch(b, data).status_code == 202
+    assert reg.put(f"{a}?digest={sha(data)}").status_code == 201
+    assert reg.put(f"{b}?digest={sha512(data)}").status_code == 201
+    assert set(Blob.objects.values_list("digest", flat=True)) == {sha(data), sha512(data)}
+
+
+@pytest.mark.django_db
+def test_sha512_mismatch_is_digest_invalid_and_stores_nothing(reg, small_parts, blob_store):
+    r = reg.post(f"/v2/acme/app/blobs/uploads/?digest={sha512(b'other')}", b"data")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    loc = start(reg)
+    data = os.urandom(6 * MiB)
+    assert reg.patch(loc, data).status_code == 202
+    upload = BlobUpload.objects.get(state="active")
+    r = reg.put(f"{loc}?digest={sha512(data + b'x')}")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert r.json()["errors"][0]["detail"]["actual"] == sha512(data)
+    assert not Blob.objects.exists() and blob_store.stat(upload.storage_key) is None
+    assert [u for u in blob_store.list_multipart("t/") if u.upload_id == upload.multipart_id] == []
+    # Upper-case or short hex is not a sha512 digest.
+    r = reg.post(f"/v2/acme/app/blobs/uploads/?digest={sha512(b'x').upper().replace('SHA512', 'sha512')}", b"x")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    r = reg.post(f"/v2/acme/app/blobs/uploads/?digest=sha512:{'a' * 64}", b"x")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID"
+
+
+@pytest.mark.django_db
+def test_digest_algorithm_hint_hashes_only_that_algorithm(reg, blob_store):
+    data = b"hinted"
+    r = reg.post("/v2/acme/app/blobs/uploads/?digest-algorithm=sha512")
+    assert r.status_code == 202
+    only512 = r["Location"]
+    assert json.loads(bytes(BlobUpload.objects.get().hash_state)).keys() == {"sha512"}
+    assert reg.patch(only512, data).status_code == 202
+    # A sha256 digest cannot be checked by a session that hashed sha512 only: a clear DIGEST_INVALID, session gone.
+    r = reg.put(f"{only512}?digest={sha(data)}")
+    assert r.status_code == 400
+    error = r.json()["errors"][0]
+    assert error["code"] == "DIGEST_INVALID" and "sha512 only" in error["message"]
+    assert reg.get(only512).status_code == 404 and not Blob.objects.exists()
+    loc = reg.post("/v2/acme/app/blobs/uploads/?digest-algorithm=sha512")["Location"]
+    assert reg.put(f"{loc}?digest={sha512(data)}", data).status_code == 201
+    r = reg.post("/v2/acme/app/blobs/uploads/?digest-algorithm=md5")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID" and "md5" in r.json()["errors"][0]["message"]
+
+
+@pytest.mark.django_db
+def test_a_session_started_before_the_multi_algorithm_hasher_keeps_working(reg):
+    """An in-flight session's hash_state from before 0012 is PySha256's raw state (104 bytes)."""
+    import rehashes
+
+    loc = start(reg)
+    first, rest = b"written by the old code ", b"finished by the new code"
+    assert reg.patch(loc, first).status_code == 202
+    legacy = rehashes.PySha256()
+    legacy.update(first)
+    assert len(bytes(legacy.serialize())) == 104
+    BlobUpload.objects.update(hash_state=bytes(legacy.serialize()))
+    assert reg.patch(loc, rest, HTTP_CONTENT_RANGE=f"{len(first)}-{len(first) + len(rest) - 1}").status_code == 202
+    assert reg.put(f"{loc}?digest={sha(first + rest)}").status_code == 201
+    assert b"".join(reg.get(f"/v2/acme/app/blobs/{sha(first + rest)}").streaming_content) == first + rest
+
+
+# -- the request lease (decisions/0012) ----------------------------------------------------------
+
+
+class HeldBody:
+    """A request body that sends `head`, then waits for `release` before sending `rest` (a client mid-PATCH)."""
+
+    def __init__(self, head: bytes, rest: bytes) -> None:
+        self.parts = [head, rest]
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.parts:
+            return b""
+        if len(self.parts) == 1:
+            self.reading.set()
+            assert self.release.wait(60)
+        chunk = self.parts[0][:size]
+        self.parts[0] = self.parts[0][len(chunk):]
+        if not self.parts[0]:
+            self.parts.pop(0)
+        return chunk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_patches_on_one_session_get_one_416(tenant, owner_token):
+    from django.db import connections
+
+    from gateway.registry import selectors
+    from gateway.registry.services import uploads as svc
+    from tests.registry.conftest import basic
+
+    c = Reg(Client(), basic("owner", owner_token))
+    loc = start(c)
+    upload_id = BlobUpload.objects.get().pk
+    head, rest = os.urandom(100_000), os.urandom(100_000)
+    body = HeldBody(head, rest)
+    outcome: list = []
+
+    def slow_patch() -> None:
+        try:
+            repo = selectors.repository_get(tenant=tenant, name="app")
+            outcome.append(svc.blob_upload_append(tenant=tenant, repository=repo, upload_id=upload_id, body=svc.Body(body, None)).offset)
+        except BaseException as exc:  # reported by the assertion below
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    t = threading.Thread(target=slow_patch)
+    t.start()
+    try:
+        assert body.reading.wait(60)
+        # The first request holds the lease while it streams: a second one is refused, and changes nothing.
+        r = c.patch(loc, b"intruder", HTTP_CONTENT_RANGE="0-7")
+        assert r.status_code == 416 and r["Range"] == "0-0"
+        assert "another request" in r.json()["errors"][0]["message"]
+        assert c.put(f"{loc}?digest={sha(b'intruder')}", b"intruder").status_code == 416
+        assert c.delete(loc).status_code == 416
+        assert c.get(loc).status_code == 204  # status still answers
+    finally:
+        body.release.set()
+        t.join()
+    assert outcome == [len(head) + len(rest)]
+    # Once it is done, the session is free again.
+    assert c.put(f"{loc}?digest={sha(head + rest)}").status_code == 201

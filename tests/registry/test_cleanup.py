@@ -154,3 +154,45 @@ def test_uploads_cleanup_command_prints_json(reg, tenant, blob_store, stale):
     assert upload.multipart_id not in pending(blob_store, tenant)
     r = manage("uploads_cleanup", "--idle-seconds", "-5")
     assert r.returncode != 0 and "at least 0" in r.stderr
+
+
+@pytest.mark.django_db
+def test_a_stale_session_loses_its_tail_objects_including_one_a_dead_request_left(reg, tenant, blob_store, settings):
+    settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES = 1024
+    loc = start(reg)
+    tail = os.urandom(100_000)
+    assert reg.patch(loc, tail, HTTP_CONTENT_RANGE=f"0-{len(tail) - 1}").status_code == 202
+    upload = BlobUpload.objects.get()
+    assert upload.tail_key and blob_store.stat(upload.tail_key).size == len(tail)
+    # A request that died after writing its tail object but before its row update left this one.
+    dead = keys.upload_tail_key(tenant.pk, upload.pk, len(tail) + 5000)
+    blob_store.put(dead, os.urandom(len(tail) + 5000))
+    # Unrelated: another session's key that merely shares the prefix's first characters stays.
+    other = start(reg)
+    idle(upload.pk, hours=48)
+    report = uploads_cleanup_to_completion(tenant=tenant)
+    assert report.done and report.counts["sessions_aborted"] == 1 and report.counts["tail_objects_recorded"] == 2
+    assert blob_store.stat(upload.tail_key) is None and blob_store.stat(dead) is None
+    assert not ObjectDeletion.objects.exists()
+    assert list(blob_store.list(keys.upload_tail_prefix(tenant.pk, upload.pk))) == []
+    assert reg.get(other).status_code == 204
+
+
+@pytest.mark.django_db
+def test_a_finished_session_loses_tail_objects_left_behind(reg, tenant, blob_store, settings):
+    settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES = 1024
+    loc = start(reg)
+    data = os.urandom(50_000)
+    assert reg.patch(loc, data).status_code == 202
+    assert reg.put(f"{loc}?digest={sha(data)}").status_code == 201
+    done = BlobUpload.objects.get(state=BlobUpload.State.DONE)
+    assert done.tail_spilled
+    blob = Blob.objects.get()
+    # A tail object the finishing request could not delete (storage hiccup, killed worker).
+    left = keys.upload_tail_key(tenant.pk, done.pk, len(data))
+    blob_store.put(left, data)
+    BlobUpload.objects.update(updated_at=timezone.now() - timedelta(days=3))
+    report = uploads_cleanup_to_completion(tenant=tenant)
+    assert report.counts["sessions_deleted"] == 1 and report.counts["tail_objects_recorded"] == 1
+    assert blob_store.stat(left) is None and not BlobUpload.objects.exists()
+    assert blob_store.stat(blob.storage_key).size == len(data)  # the blob's bytes stay

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from gateway.registry import selectors
 from gateway.registry.api.base import RegistryView, Target
 from gateway.registry.api.http import content_range_start, request_body
-from gateway.registry.digests import parse_digest
+from gateway.registry.digests import ALGORITHMS, parse_algorithm, parse_digest
 from gateway.registry.errors import BlobUploadUnknown, DigestInvalid
 from gateway.registry.models import Blob, BlobUpload
 from gateway.registry.services import uploads as svc
@@ -56,7 +56,10 @@ class UploadStartView(RegistryView):
             parse_digest(digest)
             blob = svc.blob_upload_monolithic(tenant=target.tenant, repository=repository, digest=digest, body=request_body(request))
             return _created(target, blob)
-        upload = svc.blob_upload_start(tenant=target.tenant, repository=repository)
+        # OCI distribution-spec's optional hint: hash only that algorithm; without it, every one we support.
+        hint = request.GET.get("digest-algorithm")
+        algorithms = (parse_algorithm(hint),) if hint else ALGORITHMS
+        upload = svc.blob_upload_start(tenant=target.tenant, repository=repository, algorithms=algorithms)
         return _accepted(target, upload)
 
     def _mount(self, request, target: Target, repository, digest: str, source_name: str) -> Blob | None:

@@ -10,6 +10,8 @@ aborted, so we abort them ourselves, from the database first and the bucket list
    (an object is there if the worker died between completing the upload and the blob row).
 2. Finished sessions (DONE or CANCELLED longer than the timeout) lose their rows; their keys go
    through the same drain, which keeps every key some blob row still uses.
+   Both steps also record every tail object of a session that ever wrote one (listed under its
+   tail prefix, so a tail left by a request that died before its row update goes too; decisions/0012).
 3. Orphans: the bucket's pending multipart uploads under the tenant's `uploads/` prefix that no
    ACTIVE session owns and that were started longer than the timeout ago are aborted.
 """
@@ -17,6 +19,7 @@ aborted, so we abort them ourselves, from the database first and the bucket list
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -47,12 +50,12 @@ _STALE_WHERE = (
     "AND (leased_until IS NULL OR leased_until < %(now)s)"
 )
 _STALE_CLOSE = f"""
-UPDATE registry_blobupload SET state = 'cancelled', tail = ''::bytea, leased_until = NULL, updated_at = %(now)s
+UPDATE registry_blobupload SET state = 'cancelled', tail = ''::bytea, tail_size = 0, leased_until = NULL, updated_at = %(now)s
 WHERE id IN (SELECT id FROM registry_blobupload WHERE {_STALE_WHERE} ORDER BY last_activity_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, storage_key, multipart_id
+RETURNING id, storage_key, multipart_id, tail_spilled
 """
 _STALE_LIST = f"""
-SELECT id, storage_key, multipart_id, octet_length(tail), last_activity_at FROM registry_blobupload
+SELECT id, storage_key, multipart_id, tail_size, last_activity_at FROM registry_blobupload
 WHERE {_STALE_WHERE} ORDER BY last_activity_at, id LIMIT %(limit)s
 """
 _FINISHED_DELETE = """
@@ -60,7 +63,7 @@ DELETE FROM registry_blobupload WHERE id IN (
     SELECT id FROM registry_blobupload
     WHERE tenant_id = %(tenant)s AND state IN ('done', 'cancelled') AND updated_at < %(cutoff)s
     ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, storage_key
+RETURNING id, storage_key, tail_spilled
 """
 
 
@@ -91,6 +94,16 @@ class CleanupReport:
         return asdict(self)
 
 
+def _session_objects(*, tenant: Tenant, store: BlobStore, ended: list[tuple[Any, str, bool]]) -> list[tuple[str, str, str, str]]:
+    """Deletion records for ended sessions: each one's key, and every tail object of those that wrote tails."""
+    items = [(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key, _ in ended]
+    for uid, _, spilled in ended:
+        if spilled:
+            prefix = keys.upload_tail_prefix(tenant.pk, uuid.UUID(str(uid)))
+            items += [(ObjectDeletion.Kind.DATA, o.key, "", str(uid)) for o in store.list(prefix)]
+    return items
+
+
 def _stale_sessions(*, tenant: Tenant, store: BlobStore, now: datetime, cutoff: datetime, limit: int, report: CleanupReport) -> int:
     """Close (or, dry run, list) one batch of stale sessions and abort their multipart uploads; returns how many."""
     params = {"tenant": tenant.pk, "cutoff": cutoff, "now": now, "limit": limit}
@@ -109,17 +122,18 @@ def _stale_sessions(*, tenant: Tenant, store: BlobStore, now: datetime, cutoff: 
             cursor.execute(_STALE_CLOSE, params)
             closed = cursor.fetchall()
         # The key may hold bytes of a completed upload whose blob row never came: the drain checks and deletes.
-        object_deletions_record(tenant=tenant, items=[(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key, _ in closed])
+        items = _session_objects(tenant=tenant, store=store, ended=[(uid, key, spilled) for uid, key, _, spilled in closed])
+        object_deletions_record(tenant=tenant, items=items)
     aborted = 0
-    for _, key, multipart_id in closed:
+    for _, key, multipart_id, _ in closed:
         if multipart_id:
             store.multipart_abort(key, multipart_id)
             aborted += 1
-    report.add(sessions_aborted=len(closed), multipart_aborted=aborted)
+    report.add(sessions_aborted=len(closed), multipart_aborted=aborted, tail_objects_recorded=len(items) - len(closed))
     return len(closed)
 
 
-def _finished_sessions(*, tenant: Tenant, cutoff: datetime, limit: int, report: CleanupReport) -> int:
+def _finished_sessions(*, tenant: Tenant, store: BlobStore, cutoff: datetime, limit: int, report: CleanupReport) -> int:
     """Delete one batch of long-finished session rows, recording their keys for the drain; returns how many."""
     if report.dry_run:
         n = BlobUpload.objects.filter(
@@ -131,8 +145,9 @@ def _finished_sessions(*, tenant: Tenant, cutoff: datetime, limit: int, report: 
         with connection.cursor() as cursor:
             cursor.execute(_FINISHED_DELETE, {"tenant": tenant.pk, "cutoff": cutoff, "limit": limit})
             gone = cursor.fetchall()
-        object_deletions_record(tenant=tenant, items=[(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key in gone])
-    report.add(sessions_deleted=len(gone))
+        items = _session_objects(tenant=tenant, store=store, ended=gone)
+        object_deletions_record(tenant=tenant, items=items)
+    report.add(sessions_deleted=len(gone), tail_objects_recorded=len(items) - len(gone))
     return len(gone)
 
 
@@ -218,7 +233,7 @@ def uploads_cleanup(
         while done and budget > 0:
             budget -= 1
             before = dict(report.counts)
-            if _finished_sessions(tenant=tenant, cutoff=cutoff, limit=size, report=report) < size:
+            if _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report) < size:
                 finished_done = True
                 _progress(job, report, before, dry_run)
                 break

@@ -2,27 +2,32 @@
 
 Every session writes its own object key (Storj overwrites a pending multipart upload that
 starts on the same key, and has no UploadPartCopy); PostgreSQL maps digest → key. The
-SHA-256 state, offset, finished parts and a sub-5 MiB tail live on the BlobUpload row, so
-any web process continues a session after a restart. A request holds a short lease on the
-row while it streams; nothing is written to the row until the request's bytes are in S3.
+hash state (SHA-256 and/or SHA-512), offset, finished parts and the sub-5 MiB tail (small:
+in the row; larger: in a per-session object) live with the BlobUpload row, so any web
+process continues a session after a restart. A request holds the session's lease (a
+PostgreSQL session advisory lock of its connection, gone the moment the process dies) while
+it streams; nothing is written to the row until the request's bytes are in S3.
+Caps, quota locking and tails: docs/decisions/0012-upload-hardening.md.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.services import audit_record
 from gateway.registry import locks, selectors
-from gateway.registry.digests import ResumableSha256
+from gateway.registry.digests import ALGORITHMS, ResumableHasher, digest_algorithm
 from gateway.registry.errors import (
     BlobUnknown,
     BlobUploadUnknown,
@@ -31,15 +36,18 @@ from gateway.registry.errors import (
     RangeInvalid,
     SizeInvalid,
     StorageUnavailableError,
+    TooManyRequests,
 )
 from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
 from gateway.registry.services import events
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
 from gateway.replication.services import replication_enqueue
-from gateway.storage import BlobStore, get_blob_store, keys
+from gateway.storage import BlobStore, StorageError, get_blob_store, keys
+from gateway.storage.s3 import MIN_PART_SIZE
 
 log = logging.getLogger(__name__)
 
+# How far ahead a streaming request's heartbeat (`leased_until`) keeps the stale-upload sweep away.
 LEASE = timedelta(minutes=10)
 
 
@@ -68,43 +76,96 @@ def repository_ensure(*, tenant: Tenant, name: str) -> Repository:
         return Repository.objects.get(tenant=tenant, name=name)
 
 
-def blob_upload_start(*, tenant: Tenant, repository: Repository) -> BlobUpload:
-    """Open an upload session with its own object key."""
+def blob_upload_start(*, tenant: Tenant, repository: Repository, algorithms: tuple[str, ...] = ALGORITHMS) -> BlobUpload:
+    """Open an upload session with its own object key, hashing `algorithms`; 429 past the tenant's open-session cap."""
+    cap = settings.GATEWAY_UPLOAD_MAX_SESSIONS
     upload_id = uuid.uuid4()
-    return BlobUpload.objects.create(
-        id=upload_id,
-        tenant=tenant,
-        repository=repository,
-        storage_key=keys.upload_key(tenant.pk, upload_id),
-        hash_state=ResumableSha256().state(),
-    )
+    with transaction.atomic():
+        # Count and insert under the tenant's session lock, so parallel starts cannot pass the cap together.
+        locks.upload_sessions_lock(tenant=tenant)
+        open_sessions = BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE).count()
+        if open_sessions >= cap:
+            raise TooManyRequests(
+                f"too many open upload sessions: the tenant has {open_sessions}, the limit is {cap}; "
+                "finish or cancel (DELETE) some, idle ones are closed after the upload idle timeout",
+                detail={"limit": "upload_sessions", "open_sessions": open_sessions, "max_sessions": cap},
+            )
+        return BlobUpload.objects.create(
+            id=upload_id,
+            tenant=tenant,
+            repository=repository,
+            storage_key=keys.upload_key(tenant.pk, upload_id),
+            hash_state=ResumableHasher(algorithms=algorithms).state(),
+        )
 
 
-def _lease(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> BlobUpload:
-    """Take the session for this request, or fail: unknown (404) or busy (416)."""
-    now = timezone.now()
-    taken = (
-        BlobUpload.objects.filter(tenant=tenant, repository=repository, pk=upload_id, state=BlobUpload.State.ACTIVE)
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .update(leased_until=now + LEASE, last_activity_at=now)
-    )
-    upload = selectors.upload_get(tenant=tenant, repository=repository, upload_id=upload_id)
-    if upload is None:
-        raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
-    if not taken:
-        raise RangeInvalid("another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=_range_headers(upload))
-    return upload
-
-
-def _release(upload: BlobUpload) -> None:
-    BlobUpload.objects.filter(pk=upload.pk).update(leased_until=None)
+@contextmanager
+def _leased(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> Iterator[BlobUpload]:
+    """Hold the session for this request, or fail: unknown (404) or busy (416). A dead holder's lease is already gone."""
+    with locks.upload_lease(upload_id) as taken:
+        claimed = 0
+        if taken:
+            # Conditional on ACTIVE, and the heartbeat keeps the stale sweep off: exactly one of us and the sweep wins.
+            now = timezone.now()
+            claimed = BlobUpload.objects.filter(
+                tenant=tenant, repository=repository, pk=upload_id, state=BlobUpload.State.ACTIVE
+            ).update(leased_until=now + LEASE, last_activity_at=now)
+        upload = selectors.upload_get(tenant=tenant, repository=repository, upload_id=upload_id)
+        if upload is None or (taken and not claimed):
+            raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
+        if not taken:
+            raise RangeInvalid(
+                "another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=_range_headers(upload)
+            )
+        try:
+            yield upload
+        finally:
+            BlobUpload.objects.filter(pk=upload.pk, leased_until__isnull=False).update(leased_until=None)
 
 
 def _range_headers(upload: BlobUpload) -> dict[str, str]:
     return {"Range": upload.range}
 
 
-def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableSha256) -> PartWriter:
+def _tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
+    """The session's carried tail, from its row or its tail object (at most one tail of egress)."""
+    if not upload.tail_key:
+        return bytes(upload.tail)
+    tail = b"".join(store.open_read(upload.tail_key))
+    if len(tail) != upload.tail_size:
+        raise StorageError(f"tail object {upload.tail_key} holds {len(tail)} bytes, the session recorded {upload.tail_size}")
+    return tail
+
+
+def _tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = None) -> None:
+    """Delete a tail object no row points at any more; a failure only leaves it for the sweep (tail_spilled)."""
+    key = upload.tail_key if key is None else key
+    if key:
+        try:
+            store.delete([key])
+        except StorageError:
+            log.warning("could not delete tail object %s; the upload sweep will", key)
+
+
+def _tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> None:
+    """429 when the tail this PATCH may leave would take the tenant's carried tail bytes past the cap."""
+    cap = settings.GATEWAY_UPLOAD_MAX_TAIL_BYTES
+    # A tail is always below the minimum part size; with a known length it is at most old tail + length.
+    worst = MIN_PART_SIZE - 1 if length is None else min(upload.tail_size + length, MIN_PART_SIZE - 1)
+    others = (
+        BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE).exclude(pk=upload.pk).aggregate(s=Sum("tail_size"))["s"]
+        or 0
+    )
+    if others + worst > cap:
+        raise TooManyRequests(
+            f"too many upload bytes in flight: the tenant's open upload sessions carry {others} bytes of tails, "
+            f"this chunk may add {worst}, the limit is {cap}; finish or cancel other uploads first",
+            detail={"limit": "upload_tail_bytes", "tail_bytes": others, "max_tail_bytes": cap},
+            headers=_range_headers(upload),
+        )
+
+
+def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableHasher) -> PartWriter:
     def multipart_started(multipart_id: str) -> None:
         # Persist at once, so the sweep can abort it even if this request dies.
         BlobUpload.objects.filter(pk=upload.pk).update(multipart_id=multipart_id)
@@ -117,7 +178,7 @@ def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableSha256) -> Pa
         key=upload.storage_key,
         multipart_id=upload.multipart_id,
         parts=upload.parts,
-        tail=bytes(upload.tail),
+        tail=_tail_read(upload, store),
         hasher=hasher,
         on_multipart_start=multipart_started,
         on_part_submitted=part_submitted,
@@ -140,52 +201,75 @@ def blob_upload_append(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, body: Body, range_start: int | None = None
 ) -> BlobUpload:
     """PATCH: stream a chunk into the session. Offset, hash, parts and tail advance together."""
-    upload = _lease(tenant=tenant, repository=repository, upload_id=upload_id)
-    try:
+    store = _store(tenant)
+    with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         if range_start is not None and range_start != upload.offset:
             raise RangeInvalid(
                 f"chunk starts at {range_start}, upload is at {upload.offset}", headers=_range_headers(upload)
             )
-        hasher = ResumableSha256(bytes(upload.hash_state))
-        writer = _writer(upload, _store(tenant), hasher)
+        _tail_check(tenant=tenant, upload=upload, length=body.length)
+        hasher = ResumableHasher(bytes(upload.hash_state))
+        writer = _writer(upload, store, hasher)
         _consume(writer, body)
         tail = writer.checkpoint()
-        upload.multipart_id = writer.multipart_id
+        old_tail_key = upload.tail_key
         upload.offset += writer.received
+        if len(tail) > settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES:
+            # A new key per offset: until the row below commits, the old state (and its tail) stays intact.
+            upload.tail_key = keys.upload_tail_key(tenant.pk, upload.pk, upload.offset)
+            if not upload.tail_spilled:
+                # Recorded before the first object exists, so the sweep finds it even if we die right after the PUT.
+                BlobUpload.objects.filter(pk=upload.pk).update(tail_spilled=True)
+                upload.tail_spilled = True
+            if upload.tail_key != old_tail_key:
+                store.put(upload.tail_key, tail)
+            upload.tail = b""
+        else:
+            upload.tail, upload.tail_key = tail, ""
+        upload.tail_size = len(tail)
+        upload.multipart_id = writer.multipart_id
         upload.hash_state = hasher.state()
         upload.parts = writer.parts
-        upload.tail = tail
         upload.leased_until = None
         upload.last_activity_at = timezone.now()
-        upload.save(update_fields=["multipart_id", "offset", "hash_state", "parts", "tail", "leased_until", "last_activity_at"])
+        upload.save(
+            update_fields=[
+                "multipart_id", "offset", "hash_state", "parts", "tail", "tail_key", "tail_size", "tail_spilled",
+                "leased_until", "last_activity_at",
+            ]
+        )
+        if old_tail_key and old_tail_key != upload.tail_key:
+            _tail_drop(upload, store, old_tail_key)
         return upload
-    finally:
-        if upload.leased_until is not None:
-            _release(upload)
 
 
 def blob_upload_finish(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, digest: str, body: Body | None
 ) -> Blob:
     """PUT ?digest=: take the last chunk, check digest and size, commit the blob and link it."""
-    upload = _lease(tenant=tenant, repository=repository, upload_id=upload_id)
     store = _store(tenant)
-    try:
-        hasher = ResumableSha256(bytes(upload.hash_state))
+    with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
+        hasher = ResumableHasher(bytes(upload.hash_state))
+        algorithm = digest_algorithm(digest)
+        if algorithm not in hasher.algorithms:
+            _discard(upload, store, multipart_id=upload.multipart_id)
+            raise DigestInvalid(
+                f"this upload session hashed {', '.join(hasher.algorithms)} only (its digest-algorithm); "
+                f"it cannot be finished with a {algorithm} digest",
+                detail={"expected": digest, "algorithms": list(hasher.algorithms)},
+            )
         writer = _writer(upload, store, hasher)
         if body is not None:
             _consume(writer, body)
         return _commit(tenant=tenant, repository=repository, upload=upload, writer=writer, digest=digest, store=store)
-    finally:
-        _release(upload)
 
 
 def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, writer: PartWriter, digest: str, store: BlobStore) -> Blob:
     size = upload.offset + writer.received
-    actual = writer.hasher.digest()
+    actual = writer.hasher.digest(digest_algorithm(digest))
     if actual != digest:
         writer.abandon()
-        _discard(upload, writer, store)
+        _discard(upload, store, multipart_id=writer.multipart_id)
         raise DigestInvalid(detail={"expected": digest, "actual": actual})
     _check_quota(tenant=tenant, size=size, digest=digest, upload=upload, writer=writer, store=store)
     # Stored already for this tenant: link that blob under its row lock FIRST, and only then drop
@@ -195,13 +279,21 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         writer.abandon()
         if writer.multipart_id:
             store.multipart_abort(upload.storage_key, writer.multipart_id)
+        _tail_drop(upload, store)
         return existing
     if writer.multipart_id:
         writer.flush_last_part()
         store.multipart_complete(upload.storage_key, writer.multipart_id, [(p[0], p[1]) for p in writer.parts])
     else:
         store.put(upload.storage_key, bytes(writer.buffer))
-    blob, created = _blob_create(tenant=tenant, repository=repository, digest=digest, size=size, upload=upload, store=store)
+    try:
+        blob, created = _blob_create(tenant=tenant, repository=repository, digest=digest, size=size, upload=upload, store=store)
+    except Denied:
+        # Refused under the quota lock after the bytes were stored: nothing of this session may stay.
+        store.delete([upload.storage_key])
+        _discard(upload, store, multipart_id="")
+        raise
+    _tail_drop(upload, store)
     if not created:
         # A concurrent push of the same layer committed first: theirs is linked, our copy goes.
         store.delete([upload.storage_key])
@@ -219,11 +311,17 @@ def _blob_create(
     with transaction.atomic():
         # The index key's lock orders us after another push of this digest and against GC deleting the index object.
         locks.object_keys_lock([index_key])
+        # With a quota, new blobs of the tenant commit one at a time, each seeing the others' sizes.
+        quota = _quota(tenant)
+        if quota is not None:
+            quota = locks.tenant_quota_for_update(tenant=tenant)
         # Claim the session first: if the stale-upload sweep closed it, write nothing (it deletes the key).
         _session_done(upload)
         blob = locks.blob_share(tenant=tenant, digest=digest)
         created = blob is None
         if blob is None:
+            if quota is not None:
+                _quota_enforce(tenant=tenant, quota=quota, size=size)
             store.put_json(index_key, {"digest": digest, "size": size, "key": upload.storage_key})
             try:
                 with transaction.atomic():
@@ -238,25 +336,39 @@ def _blob_create(
     return blob, created
 
 
-def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
-    quota = Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
-    if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
-        return
+def _quota(tenant: Tenant) -> int | None:
+    return Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
+
+
+def _quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
+    """DENIED, naming the storage quota, when a new blob of `size` bytes does not fit."""
     used = selectors.usage_bytes(tenant=tenant)
     if used + size > quota:
-        writer.abandon()
-        _discard(upload, writer, store)
         raise Denied(
             f"storage quota exceeded: this blob needs {size} bytes, {max(quota - used, 0)} of the tenant's {quota}-byte storage quota are left",
             detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "blob_bytes": size},
         )
 
 
-def _discard(upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
-    """End the session without a blob: abort its multipart upload and forget it."""
-    if writer.multipart_id:
-        store.multipart_abort(upload.storage_key, writer.multipart_id)
-    BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", leased_until=None)
+def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
+    """Early refusal before the bytes are committed (no lock: `_blob_create` checks again under the quota lock)."""
+    quota = _quota(tenant)
+    if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
+        return
+    try:
+        _quota_enforce(tenant=tenant, quota=quota, size=size)
+    except Denied:
+        writer.abandon()
+        _discard(upload, store, multipart_id=writer.multipart_id)
+        raise
+
+
+def _discard(upload: BlobUpload, store: BlobStore, *, multipart_id: str) -> None:
+    """End the session without a blob: abort its multipart upload (if any), drop its tail and forget it."""
+    if multipart_id:
+        store.multipart_abort(upload.storage_key, multipart_id)
+    BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", tail_size=0, leased_until=None)
+    _tail_drop(upload, store)
 
 
 def _link(*, tenant: Tenant, repository: Repository, digest: str, upload: BlobUpload | None) -> Blob | None:
@@ -282,7 +394,7 @@ def _link_locked(*, tenant: Tenant, repository: Repository, blob: Blob, upload: 
 def _session_done(upload: BlobUpload) -> None:
     """ACTIVE → DONE, or BLOB_UPLOAD_UNKNOWN when the stale-upload sweep closed the session (its key is then deleted)."""
     done = BlobUpload.objects.filter(pk=upload.pk, state=BlobUpload.State.ACTIVE).update(
-        state=BlobUpload.State.DONE, tail=b"", leased_until=None
+        state=BlobUpload.State.DONE, tail=b"", tail_size=0, leased_until=None
     )
     if not done:
         raise BlobUploadUnknown("the upload session was closed after idling past the timeout", detail={"uuid": str(upload.pk)})
@@ -294,10 +406,11 @@ def blob_upload_monolithic(*, tenant: Tenant, repository: Repository, digest: st
     if existing is not None:
         # Restart the blob's GC grace period before reading the body, so GC leaves it alone meanwhile.
         Blob.objects.filter(pk=existing.pk, gc_candidate_since__isnull=False).update(gc_candidate_since=None)
-        hasher = ResumableSha256()
+        algorithm = digest_algorithm(digest)
+        hasher = ResumableHasher(algorithms=(algorithm,))
         received = _hash_only(body, hasher)
-        if hasher.digest() != digest:
-            raise DigestInvalid(detail={"expected": digest, "actual": hasher.digest()})
+        if hasher.digest(algorithm) != digest:
+            raise DigestInvalid(detail={"expected": digest, "actual": hasher.digest(algorithm)})
         if received != existing.size:
             raise SizeInvalid()
         linked = _link(tenant=tenant, repository=repository, digest=digest, upload=None)
@@ -307,11 +420,12 @@ def blob_upload_monolithic(*, tenant: Tenant, repository: Repository, digest: st
                 "the blob was garbage-collected while it was being sent; send it again", headers={"Retry-After": "1"}
             )
         return linked
-    upload = blob_upload_start(tenant=tenant, repository=repository)
+    # The digest names the algorithm: hash only that one.
+    upload = blob_upload_start(tenant=tenant, repository=repository, algorithms=(digest_algorithm(digest),))
     return blob_upload_finish(tenant=tenant, repository=repository, upload_id=upload.pk, digest=digest, body=body)
 
 
-def _hash_only(body: Body, hasher: ResumableSha256) -> int:
+def _hash_only(body: Body, hasher: ResumableHasher) -> int:
     total = 0
     remaining = body.length
     while remaining is None or remaining > 0:
@@ -328,12 +442,10 @@ def _hash_only(body: Body, hasher: ResumableSha256) -> int:
 
 
 def blob_upload_cancel(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> None:
-    """DELETE: abort the session and its multipart upload."""
-    upload = _lease(tenant=tenant, repository=repository, upload_id=upload_id)
+    """DELETE: abort the session, its multipart upload and its tail object."""
     store = _store(tenant)
-    if upload.multipart_id:
-        store.multipart_abort(upload.storage_key, upload.multipart_id)
-    BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", leased_until=None)
+    with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
+        _discard(upload, store, multipart_id=upload.multipart_id)
 
 
 def blob_mount(*, tenant: Tenant, repository: Repository, source: Repository, digest: str) -> Blob | None:
