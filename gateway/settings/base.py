@@ -34,6 +34,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.core.middleware.RequestIdMiddleware",
+    # Right below the request id: an uncaught error under /v2/ or /auth/token becomes a JSON 500.
+    "gateway.core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -188,5 +190,7 @@ GATEWAY_REPLICATION_MAX_ATTEMPTS = E.integer("GATEWAY_REPLICATION_MAX_ATTEMPTS",
 GATEWAY_REPLICATION_LAG_ALERT_SECONDS = E.integer("GATEWAY_REPLICATION_LAG_ALERT_SECONDS", 3600, minimum=60, maximum=30 * 86_400)
 GATEWAY_WEBHOOK_TIMEOUT_SECONDS = E.integer("GATEWAY_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 GATEWAY_WEBHOOK_MAX_ATTEMPTS = E.integer("GATEWAY_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
-# Allow webhook URLs on loopback/private/link-local addresses (local and test settings only: SSRF).
-GATEWAY_WEBHOOK_ALLOW_PRIVATE = False
+# Let webhooks and replication targets reach private, loopback, link-local, CGNAT and IPv6
+# transition (NAT64/6to4/Teredo/IPv4-mapped) addresses (gateway/core/netpolicy.py). Off in
+# production (SSRF); on by default in local settings and in tests; self-hosted on a private network may turn it on.
+GATEWAY_OUTBOUND_ALLOW_PRIVATE = E.boolean("GATEWAY_OUTBOUND_ALLOW_PRIVATE", False)
