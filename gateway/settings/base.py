@@ -182,6 +182,9 @@ GATEWAY_AUDIT_SAMPLE_RATE = E.fraction("GATEWAY_AUDIT_SAMPLE_RATE", 0.001)
 GATEWAY_AUDIT_DEEP_BYTES_PER_RUN = E.integer("GATEWAY_AUDIT_DEEP_BYTES_PER_RUN", 1024**3, minimum=0, maximum=2**62)
 # S3 requests per second one audit or replication run may make (Storj: 100/s per project, shared with traffic).
 GATEWAY_JOB_S3_REQUESTS_PER_SECOND = E.integer("GATEWAY_JOB_S3_REQUESTS_PER_SECOND", 25, minimum=1, maximum=10_000)
+# A background job (GC, retention, upload sweep, audit, replication) that has not beaten its heart for this
+# long is closed as failed ("abandoned") by the periodic jobs-close-stale task; its work is idempotent.
+GATEWAY_JOB_STALE_SECONDS = E.integer("GATEWAY_JOB_STALE_SECONDS", 1800, minimum=60, maximum=7 * 86_400)
 # Objects per replication sweep batch (backfill, enqueue, replica verification).
 GATEWAY_REPLICATION_BATCH_SIZE = E.integer("GATEWAY_REPLICATION_BATCH_SIZE", 500, minimum=1, maximum=100_000)
 # Attempts per object before the periodic sweep stops retrying it (`manage.py replicate` still does).
