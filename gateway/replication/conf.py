@@ -37,6 +37,11 @@ class ReplicationSettings:
         return int(getattr(settings, "GATEWAY_JOB_S3_REQUESTS_PER_SECOND", 25))
 
     @property
+    def job_stale_after(self) -> timedelta:
+        """A running JobRun without a heartbeat this long is closed as abandoned."""
+        return timedelta(seconds=int(getattr(settings, "GATEWAY_JOB_STALE_SECONDS", 1800)))
+
+    @property
     def replication_batch_size(self) -> int:
         return int(getattr(settings, "GATEWAY_REPLICATION_BATCH_SIZE", 500))
 

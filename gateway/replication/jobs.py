@@ -2,33 +2,49 @@
 
 A run is one row of gateway.registry.models.JobRun. A periodic run that re-queues itself
 carries the row's id along, so one row covers all its batches. A worker killed mid-run leaves
-the row `running` with an old heartbeat; the next run of the same kind marks it failed
-("abandoned") — the work itself needs no recovery, it is per object and idempotent.
+the row `running` with an old heartbeat; the next run of the same kind, and in any case the
+periodic `jobruns_close_stale` (every kind: GC, retention, uploads, audit, replication), marks
+it failed ("abandoned") once its heartbeat is older than GATEWAY_JOB_STALE_SECONDS — the work
+itself needs no recovery, it is per object and idempotent.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from gateway.registry.models import JobRun
+from gateway.replication.conf import app_settings
 
 MAX_ERRORS = 100
-STALE_AFTER = timedelta(minutes=30)
+CLOSE_BATCH = 500
+
+
+def jobruns_close_stale(*, kind: str | None = None, limit: int = CLOSE_BATCH) -> int:
+    """Mark running JobRuns (of `kind`, or all) without a heartbeat for GATEWAY_JOB_STALE_SECONDS failed; returns how many.
+
+    Idempotent: each row is closed by a conditional UPDATE (still running, heartbeat still old),
+    so a run that beats again meanwhile, or a concurrent closer, is left alone.
+    """
+    stale = timezone.now() - app_settings.job_stale_after
+    candidates = JobRun.objects.filter(state=JobRun.State.RUNNING, heartbeat_at__lt=stale)
+    if kind is not None:
+        candidates = candidates.filter(kind=kind)
+    closed = 0
+    for run in candidates.order_by("pk")[:limit]:
+        closed += JobRun.objects.filter(pk=run.pk, state=JobRun.State.RUNNING, heartbeat_at=run.heartbeat_at).update(
+            state=JobRun.State.FAILED, finished_at=timezone.now(),
+            errors=[*run.errors, {"error": f"abandoned: no heartbeat since {run.heartbeat_at.isoformat()}"}][-MAX_ERRORS:],
+        )
+    return closed
 
 
 def jobrun_start(*, kind: str, tenant_id: int | None, task_id: str = "") -> JobRun:
     """A new running JobRun; older runs of this kind whose heartbeat stopped are marked failed."""
-    stale = timezone.now() - STALE_AFTER
-    for run in JobRun.objects.filter(kind=kind, state=JobRun.State.RUNNING, heartbeat_at__lt=stale).order_by("pk"):
-        JobRun.objects.filter(pk=run.pk, state=JobRun.State.RUNNING).update(
-            state=JobRun.State.FAILED, finished_at=timezone.now(),
-            errors=[*run.errors, {"error": f"abandoned: no heartbeat since {run.heartbeat_at.isoformat()}"}][-MAX_ERRORS:],
-        )
+    jobruns_close_stale(kind=kind)
     return JobRun.objects.create(kind=kind, tenant_id=tenant_id, task_id=(task_id or "")[:64])
 
 

@@ -44,7 +44,7 @@ from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_r
 from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget, TenantReplication
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
-from gateway.replication.stores import primary_config, primary_store, target_store
+from gateway.replication.stores import primary_config, primary_store, target_endpoint_check, target_store
 from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash, sha256_digest
 from gateway.storage import BlobStore, StorageError, keys
 
@@ -103,6 +103,7 @@ def storage_target_create(
     primary = primary_config()
     if _same_bucket(endpoint_url, bucket, primary.endpoint_url, primary.bucket):
         raise ValidationError("The replica target must not be the primary bucket itself (replica keys equal primary keys).")
+    target_endpoint_check(endpoint_url=endpoint_url.strip(), bucket=bucket, addressing_style=addressing_style)
     if StorageTarget.objects.filter(name=name).exists():
         raise Conflict(f"A storage target named {name!r} exists already.")
     target = StorageTarget(
@@ -294,8 +295,8 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
     if not row.target.enabled or _target_id_for(row.tenant_id) != row.target_id:
         ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, attempts=F("attempts") - 1)
         return "disabled"
-    dest = target_store(row.target)
     try:
+        dest = target_store(row.target)
         if row.multipart_id:  # left by a worker that died mid-copy
             dest.multipart_abort(row.multipart_key or row.source_key, row.multipart_id)
             ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")

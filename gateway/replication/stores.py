@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.conf import settings
 
 from gateway.core.crypto import secret_decrypt
+from gateway.core.errors import ValidationError
+from gateway.core.netpolicy import outbound_url_check
 from gateway.replication.models import StorageTarget
-from gateway.storage import BlobStore, get_blob_store
+from gateway.storage import BlobStore, StorageError, get_blob_store
 from gateway.storage.s3 import S3Config
 
 
@@ -36,6 +40,22 @@ def target_config(target: StorageTarget) -> S3Config:
     )
 
 
+class TargetRefused(StorageError):
+    """The target's address is refused by the outbound address policy (recorded like any storage failure)."""
+
+
+def target_endpoint_check(*, endpoint_url: str, bucket: str, addressing_style: str) -> None:
+    """The outbound address policy for a target: its endpoint host (and `<bucket>.<host>` with virtual addressing)."""
+    outbound_url_check(endpoint_url, what="Replication target endpoint")
+    if addressing_style == StorageTarget.AddressingStyle.VIRTUAL:
+        parts = urlsplit(endpoint_url)
+        outbound_url_check(urlunsplit(parts._replace(netloc=f"{bucket}.{parts.netloc}")), what="Replication target bucket")
+
+
 def target_store(target: StorageTarget) -> BlobStore:
-    """The store of a replica target (cached per configuration, like the primary's)."""
+    """The store of a replica target (cached per configuration, like the primary's); its address is checked on every use."""
+    try:
+        target_endpoint_check(endpoint_url=target.endpoint_url, bucket=target.bucket, addressing_style=target.addressing_style)
+    except ValidationError as exc:
+        raise TargetRefused(exc.message) from None
     return get_blob_store(target_config(target))

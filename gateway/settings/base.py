@@ -34,6 +34,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.core.middleware.RequestIdMiddleware",
+    # Right below the request id: an uncaught error under /v2/ or /auth/token becomes a JSON 500.
+    "gateway.core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -186,6 +188,9 @@ GATEWAY_AUDIT_SAMPLE_RATE = E.fraction("GATEWAY_AUDIT_SAMPLE_RATE", 0.001)
 GATEWAY_AUDIT_DEEP_BYTES_PER_RUN = E.integer("GATEWAY_AUDIT_DEEP_BYTES_PER_RUN", 1024**3, minimum=0, maximum=2**62)
 # S3 requests per second one audit or replication run may make (Storj: 100/s per project, shared with traffic).
 GATEWAY_JOB_S3_REQUESTS_PER_SECOND = E.integer("GATEWAY_JOB_S3_REQUESTS_PER_SECOND", 25, minimum=1, maximum=10_000)
+# A background job (GC, retention, upload sweep, audit, replication) that has not beaten its heart for this
+# long is closed as failed ("abandoned") by the periodic jobs-close-stale task; its work is idempotent.
+GATEWAY_JOB_STALE_SECONDS = E.integer("GATEWAY_JOB_STALE_SECONDS", 1800, minimum=60, maximum=7 * 86_400)
 # Objects per replication sweep batch (backfill, enqueue, replica verification).
 GATEWAY_REPLICATION_BATCH_SIZE = E.integer("GATEWAY_REPLICATION_BATCH_SIZE", 500, minimum=1, maximum=100_000)
 # Attempts per object before the periodic sweep stops retrying it (`manage.py replicate` still does).
@@ -194,5 +199,7 @@ GATEWAY_REPLICATION_MAX_ATTEMPTS = E.integer("GATEWAY_REPLICATION_MAX_ATTEMPTS",
 GATEWAY_REPLICATION_LAG_ALERT_SECONDS = E.integer("GATEWAY_REPLICATION_LAG_ALERT_SECONDS", 3600, minimum=60, maximum=30 * 86_400)
 GATEWAY_WEBHOOK_TIMEOUT_SECONDS = E.integer("GATEWAY_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 GATEWAY_WEBHOOK_MAX_ATTEMPTS = E.integer("GATEWAY_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
-# Allow webhook URLs on loopback/private/link-local addresses (local and test settings only: SSRF).
-GATEWAY_WEBHOOK_ALLOW_PRIVATE = False
+# Let webhooks and replication targets reach private, loopback, link-local, CGNAT and IPv6
+# transition (NAT64/6to4/Teredo/IPv4-mapped) addresses (gateway/core/netpolicy.py). Off in
+# production (SSRF); on by default in local settings and in tests; self-hosted on a private network may turn it on.
+GATEWAY_OUTBOUND_ALLOW_PRIVATE = E.boolean("GATEWAY_OUTBOUND_ALLOW_PRIVATE", False)

@@ -24,4 +24,5 @@ GATEWAY_TOKEN_KEYS_AUTOCREATE = True
 # Secrets at rest: a fixed dev-only key unless configured (production requires its own).
 if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
     GATEWAY_ENCRYPTION_KEY = "wharf-local-development-only-encryption-key"
-GATEWAY_WEBHOOK_ALLOW_PRIVATE = True
+# Webhooks and replication targets on this machine or its network are fine here (netpolicy).
+GATEWAY_OUTBOUND_ALLOW_PRIVATE = E.boolean("GATEWAY_OUTBOUND_ALLOW_PRIVATE", True)  # noqa: F405

@@ -30,4 +30,4 @@ GATEWAY_TOKEN_KEYS_AUTOCREATE = True
 # Secrets at rest: a fixed test-only key (child processes derive the same one).
 if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
     GATEWAY_ENCRYPTION_KEY = "wharf-test-only-encryption-key-0123456789"
-GATEWAY_WEBHOOK_ALLOW_PRIVATE = True  # tests deliver webhooks to a server on 127.0.0.1
+GATEWAY_OUTBOUND_ALLOW_PRIVATE = True  # tests deliver webhooks and replicate to servers on 127.0.0.1

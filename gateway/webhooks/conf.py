@@ -14,10 +14,5 @@ class WebhooksSettings:
     def max_attempts(self) -> int:
         return int(getattr(settings, "GATEWAY_WEBHOOK_MAX_ATTEMPTS", 8))
 
-    @property
-    def allow_private(self) -> bool:
-        """Deliver to loopback/private addresses too (local and test settings only)."""
-        return bool(getattr(settings, "GATEWAY_WEBHOOK_ALLOW_PRIVATE", False))
-
 
 app_settings = WebhooksSettings()

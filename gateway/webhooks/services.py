@@ -10,19 +10,17 @@ A delivery is a JSON POST with these headers:
 
 Any 2xx answer is success. Anything else (other status, timeout, refused connection) is retried
 with exponential backoff by the task until `GATEWAY_WEBHOOK_MAX_ATTEMPTS`, then the delivery is
-`failed`. URLs resolving to loopback, private or link-local addresses are refused unless
-`GATEWAY_WEBHOOK_ALLOW_PRIVATE` (local/test) — a tenant must not make us call our own network.
+`failed`. URLs are checked by the one outbound address policy (gateway/core/netpolicy.py) when
+registered and before every attempt — a tenant must not make us call our own network.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from gateway.core.crypto import secret_decrypt, secret_encrypt
 from gateway.core.errors import ValidationError
+from gateway.core.netpolicy import outbound_url_check
 from gateway.webhooks.conf import app_settings
 from gateway.webhooks.errors import WebhookDeliveryError
 from gateway.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
@@ -123,18 +122,8 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def _check_address(url: str) -> None:
-    """Refuse hosts that resolve to addresses of our own network (unless allowed)."""
-    if app_settings.allow_private:
-        return
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise ValidationError(f"Webhook host {host!r} does not resolve: {exc}") from None
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if not addr.is_global or addr.is_multicast:
-            raise ValidationError(f"Webhook host {host!r} resolves to a non-public address ({addr}); refused.")
+    """Refuse webhook hosts that resolve to addresses of our own network (unless allowed)."""
+    outbound_url_check(url, what="Webhook URL")
 
 
 def _claim(delivery_id: int) -> WebhookDelivery | None:

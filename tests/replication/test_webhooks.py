@@ -104,8 +104,11 @@ def test_an_unreachable_endpoint_is_a_retryable_failure(tenant):
 
 
 def test_private_addresses_are_refused_unless_allowed(tenant, settings):
-    settings.GATEWAY_WEBHOOK_ALLOW_PRIVATE = False
-    for url in ("http://127.0.0.1:8080/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://localhost/x"):
+    settings.GATEWAY_OUTBOUND_ALLOW_PRIVATE = False
+    for url in (
+        "http://127.0.0.1:8080/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://localhost/x",
+        "http://[64:ff9b::7f00:1]/x", "http://[2002:7f00:1::]/x", "http://[::ffff:127.0.0.1]/x", "http://2130706433/x",
+    ):
         with pytest.raises(ValidationError, match="non-public address"):
             webhook_endpoint_create(tenant=tenant, url=url, events=["*"])
 
@@ -113,7 +116,7 @@ def test_private_addresses_are_refused_unless_allowed(tenant, settings):
 def test_an_endpoint_made_private_later_is_not_called(tenant, hook_server, settings):
     webhook_endpoint_create(tenant=tenant, url=hook_server.url, events=["*"])
     webhook_event_emit(tenant=tenant, event="integrity.problem", data={})
-    settings.GATEWAY_WEBHOOK_ALLOW_PRIVATE = False
+    settings.GATEWAY_OUTBOUND_ALLOW_PRIVATE = False
     d = WebhookDelivery.objects.get(tenant=tenant)
     assert webhook_deliver(delivery_id=d.pk) == "failed"
     d.refresh_from_db()

@@ -26,6 +26,7 @@ from gateway.registry import access, selectors
 from gateway.registry.api.auth import ANONYMOUS, BadCredentials, Identity, authenticate
 from gateway.registry.errors import Denied, MethodNotAllowed, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
 from gateway.registry.models import Repository
+from gateway.registry.names import MAX_NAME, REPOSITORY_RE
 from gateway.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,10 @@ class RegistryView(View):
         except RegistryError as exc:
             response = render_error(exc, request)
         except StorageUnavailable as exc:
+            # The cause names our S3 endpoint, bucket and object key: for the log, not the client.
             log.warning("storage unavailable: %s", exc)
-            response = render_error(StorageUnavailableError(detail=str(exc)[:200], headers={"Retry-After": "30"}), request)
+            detail = {"request_id": getattr(request, "request_id", "")}
+            response = render_error(StorageUnavailableError(detail=detail, headers={"Retry-After": "30"}), request)
         except ApplicationError as exc:
             response = render_error(Denied(exc.message), request)
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
@@ -134,11 +137,17 @@ class RegistryView(View):
             actions = access.principal_actions(principal=identity.principal, tenant=tenant, repository=repo_name, public=public)
         return Target(tenant=tenant, name=repo_name, full_name=name, identity=identity, actions=actions, _repository=repository)
 
-    @staticmethod
-    def require(request: HttpRequest, target: Target, action: str) -> None:
+    def extra_scopes(self, request: HttpRequest) -> list[str]:
+        """Scopes besides the target's that this request needs (a 401 challenge names them all)."""
+        return []
+
+    def require(self, request: HttpRequest, target: Target, action: str) -> None:
+        """Pass if the caller may `action` the target; else 401 with a challenge naming every scope needed, or 403."""
         if action in target.actions:
             return
-        scope = f"repository:{target.full_name}:{_ACTION_SCOPE[action]}"
+        # Several scopes go space-separated into one scope parameter, as Distribution sends them
+        # and Docker's token spec, containerd and docker's client parse them.
+        scope = " ".join([f"repository:{target.full_name}:{_ACTION_SCOPE[action]}", *self.extra_scopes(request)])
         if target.identity.bearer:
             raise Unauthorized(
                 "authentication required", detail=[{"Type": "repository", "Name": target.full_name, "Action": action}],
@@ -147,6 +156,14 @@ class RegistryView(View):
         if target.identity.anonymous:
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope=scope)})
         raise Denied(f"requested access to the resource is denied: {action} on {target.full_name}")
+
+
+def mount_source_scope(request: HttpRequest) -> list[str]:
+    """`repository:<from>:pull` for a cross-repository mount request with a well-formed `from`; else nothing."""
+    source = request.GET.get("from", "")
+    if request.GET.get("mount") and source and len(source) <= MAX_NAME and REPOSITORY_RE.match(source):
+        return [f"repository:{source}:pull"]
+    return []
 
 
 def identity_for(request: HttpRequest) -> Identity:

@@ -7,7 +7,7 @@ import uuid
 from django.http import HttpRequest, HttpResponse
 
 from gateway.registry import selectors
-from gateway.registry.api.base import RegistryView, Target
+from gateway.registry.api.base import RegistryView, Target, mount_source_scope
 from gateway.registry.api.http import content_range_start, request_body
 from gateway.registry.digests import ALGORITHMS, parse_algorithm, parse_digest
 from gateway.registry.errors import BlobUploadUnknown, DigestInvalid
@@ -43,6 +43,10 @@ def _created(target: Target, blob: Blob) -> HttpResponse:
 
 class UploadStartView(RegistryView):
     scope_map = {"POST": "push"}
+
+    def extra_scopes(self, request: HttpRequest) -> list[str]:
+        """A mount also needs pull on `from`: ask for it in the challenge so one token covers both."""
+        return mount_source_scope(request)
 
     def post(self, request: HttpRequest, target: Target) -> HttpResponse:
         repository = svc.repository_ensure(tenant=target.tenant, name=target.name)
