@@ -67,12 +67,19 @@ class ReferrersView(RegistryView):
 
 
 class CatalogView(RegistryView):
-    """GET /v2/_catalog: the repositories of the tenant(s) the caller belongs to."""
+    """GET /v2/_catalog: the repositories of the tenant(s) the caller belongs to that its credential may reach.
+
+    A personal access token's or robot's repository patterns narrow the list, for Basic
+    credentials and for bearer tokens alike (the token names the credential that logged in).
+    """
 
     def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
         if identity.bearer and "*" not in (identity.grants or {}).get("registry:catalog", frozenset()):
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*", error="insufficient_scope")})
-        principal = identity.principal or (access.principal_for_subject(identity.subject) if identity.subject else None)
+        principal = identity.principal or (
+            access.principal_for_subject(identity.subject, robot=identity.robot, access_token_id=identity.access_token_id)
+            if identity.subject else None
+        )
         if principal is None:
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*")})
         n, last = page_params(request)
@@ -85,7 +92,7 @@ class CatalogView(RegistryView):
             tenant_ids, with_slug = [tenant.pk], False
         else:
             tenant_ids, with_slug = member_of, True
-        names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n)
+        names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n, patterns=principal.repositories)
         response = _json({"repositories": names[:n] if n is not None else names})
         if n is not None and len(names) > n and n > 0:
             response["Link"] = next_link("/v2/_catalog", n, names[n - 1])
