@@ -473,3 +473,21 @@ def test_bearer_tokens_of_a_revoked_robot_or_deactivated_user_stop_verifying(reg
     auth.forget_cached_credentials()
     for doc in (robot_doc, user_doc):
         assert Reg(Client(), bearer(doc["token"])).get("/v2/acme/app/manifests/1").status_code == 401
+
+
+@pytest.mark.parametrize("extra", [
+    {"CONTENT_LENGTH": "abc"},
+    {"CONTENT_LENGTH": "-5"},
+    {"CONTENT_TYPE": "multipart/form-data; boundary=zz"},  # no such boundary in the body
+    {"CONTENT_TYPE": "multipart/form-data"},  # no boundary at all
+])
+def test_malformed_token_request_bodies_are_400(tenant, extra):
+    r = Client().generic("POST", "/auth/token", b"grant_type=password&username=owner&password=x", content_type="application/x-www-form-urlencoded", **extra)
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "UNSUPPORTED"
+    assert r.json()["error"] in ("invalid_request", "unsupported_grant_type")  # an unparseable form is an empty one
+
+
+def test_a_nul_in_the_catalogs_last_is_400(reg):
+    reg.push_blob("app", b"x")
+    r = reg.get("/v2/_catalog?n=5&last=acme/%00")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"

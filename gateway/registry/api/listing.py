@@ -11,7 +11,7 @@ from gateway.registry.api.auth import Identity
 from gateway.registry.api.base import API_VERSION_HEADER, RegistryView, Target, challenge, host_tenant_slug, render_error
 from gateway.registry.api.http import next_link, page_params
 from gateway.registry.digests import parse_digest
-from gateway.registry.errors import Denied, NameUnknown, Unauthorized
+from gateway.registry.errors import Denied, NameUnknown, PaginationInvalid, Unauthorized
 from gateway.registry.services.manifests import referrers_index
 
 
@@ -83,6 +83,8 @@ class CatalogView(RegistryView):
         if principal is None:
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*")})
         n, last = page_params(request)
+        if last is not None and "\x00" in last:
+            raise PaginationInvalid("last must not hold a NUL character")
         member_of = access.principal_tenant_ids(principal)
         slug = host_tenant_slug(request.get_host())
         if slug is not None:

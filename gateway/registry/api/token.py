@@ -14,7 +14,8 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -28,7 +29,7 @@ from gateway.registry import access, selectors
 from gateway.registry.api.auth import WHARF_CLAIM, BadCredentials, basic_credentials
 from gateway.registry.api.base import host_tenant_slug
 from gateway.registry.api.http import read_at_most, request_body
-from gateway.registry.errors import RegistryError
+from gateway.registry.errors import RegistryError, SizeInvalid
 from gateway.registry.models import Repository
 
 MAX_SCOPES = 20
@@ -91,10 +92,20 @@ def grants_for(*, principal: Principal | None, service: str, scopes: list[tuple[
     return grants
 
 
+class _FormRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def _form(request: HttpRequest) -> QueryDict:
     """The POSTed form. Bodies sent chunked with no Content-Length (containers/image: skopeo, podman,
     buildah) are read from the WSGI input, as uploads are; Django would see them as empty."""
-    body = request_body(request)
+    try:
+        body = request_body(request)
+    except SizeInvalid as exc:
+        raise _FormRefused(400, exc.message) from None
     if body.length is not None and body.length > MAX_FORM_BYTES:
         raise _FormRefused(413, f"the form may be at most {MAX_FORM_BYTES} bytes")
     if body.length is not None:
@@ -105,13 +116,6 @@ def _form(request: HttpRequest) -> QueryDict:
     if request.content_type not in ("", "application/x-www-form-urlencoded"):
         raise _FormRefused(400, "send a chunked form as application/x-www-form-urlencoded")
     return QueryDict(raw, encoding=request.encoding)
-
-
-class _FormRefused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _nul_in(values: QueryDict) -> str | None:
@@ -152,6 +156,8 @@ class TokenView(View):
             return _error(exc.status, "UNSUPPORTED", exc.message, oauth="invalid_request")
         except (TooManyFieldsSent, RequestDataTooBig) as exc:
             return _error(413, "UNSUPPORTED", str(exc), oauth="invalid_request")
+        except (MultiPartParserError, UnreadablePostError) as exc:
+            return _error(400, "UNSUPPORTED", f"unreadable form: {str(exc)[:100]}", oauth="invalid_request")
         bad = _nul_in(form) or _nul_in(request.GET)
         if bad is not None:
             return _error(400, "UNSUPPORTED", f"form field {bad[:40]!r} holds a NUL character", oauth="invalid_request")
