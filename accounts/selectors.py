@@ -118,7 +118,8 @@ def credentials_check(*, username: str, secret: str) -> Principal | None:
 
     A secret shaped like a personal access token or robot secret is checked as one only
     (token_credentials_check), anything else as the user's password (password_check).
-    Unthrottled and unaudited: requests go through accounts.logins.credentials_authenticate.
+    Unthrottled and unaudited: requests go through accounts.logins.credentials_authenticate,
+    which throttles and audits around the same two checks.
     """
     if is_token_secret(secret):
         return token_credentials_check(username=username, secret=secret)

@@ -375,4 +375,3 @@ def user_sessions_revoke(*, user: User, actor: str | None = None) -> RevokedSess
     audit_record(action="sessions.revoke", actor=actor or SYSTEM_ACTOR, target=user.username,
                  detail={"refresh_tokens": revoked, "session_epoch": epoch})
     return RevokedSessions(refresh_tokens=revoked, session_epoch=epoch)
-
