@@ -118,6 +118,7 @@ def test_podman_and_buildah_reuse_dockers_login(
     buildah_ref = f"{wharf.host}/{tenant.slug}/buildah:v1"
     buildah("tag", podman_ref, buildah_ref)
     buildah("push", *authfile, buildah_ref)
+    podman("pull", *authfile, buildah_ref)  # and back
     # Every copy is the image docker pushed (layer bytes identical; the manifest may be re-encoded).
     manifests = {name: Manifest.objects.filter(tenant=tenant, repository__name=name).count() for name in ("docker", "podman", "buildah")}
     assert manifests == {"docker": 1, "podman": 1, "buildah": 1}

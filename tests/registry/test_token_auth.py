@@ -80,7 +80,7 @@ def test_wrong_password_is_401_and_audited_without_enumeration(tenant):
     assert AuditEvent.objects.filter(action="login.failed", success=False).count() == 2
 
 
-def test_login_is_rate_limited_per_account(tenant, settings, redis_client):
+def test_login_is_rate_limited_per_account_and_address(tenant, settings, redis_client):
     settings.GATEWAY_LOGIN_MAX_FAILURES_ACCOUNT = 3
     for _ in range(3):
         assert token_for(Client(), basic("owner", "bad"))[0] == 401
