@@ -16,6 +16,10 @@ from gateway.core.models import TimeStampedModel
 class User(AbstractUser):
     """Our user model from the start (AUTH_USER_MODEL); usernames are global."""
 
+    # Bumped by accounts.services.user_sessions_revoke: registry bearer tokens carry the epoch
+    # they were issued in, and one from an older epoch is refused (docs/decisions/0009).
+    session_epoch = models.PositiveIntegerField(default=0)
+
 
 class Tenant(TimeStampedModel):
     class Status(models.TextChoices):

@@ -29,7 +29,20 @@ class Principal:
 
     def repository_allowed(self, repository: str) -> bool:
         """Whether the repository name matches the patterns (always, with none); `*` also crosses `/`."""
-        return not self.repositories or any(fnmatch.fnmatchcase(repository, p) for p in self.repositories)
+        return repository_matches(self.repositories, repository)
+
+
+def repository_matches(patterns: tuple[str, ...], repository: str) -> bool:
+    """Whether a repository name (within its tenant) matches any fnmatch pattern; True for no patterns."""
+    return not patterns or any(fnmatch.fnmatchcase(repository, p) for p in patterns)
+
+
+def pattern_literal_prefix(pattern: str) -> str:
+    """The part of a pattern before its first wildcard (`*`, `?`, `[`): every name it matches starts with this."""
+    for i, char in enumerate(pattern):
+        if char in "*?[":
+            return pattern[:i]
+    return pattern
 
 
 def principal_for_password(user: User) -> Principal:

@@ -1,14 +1,18 @@
-"""Failed-login throttling in Redis, per account and per client address (fixed windows).
+"""Failed-password throttling in Redis, per (account, client address) and per address (fixed windows).
 
-The token endpoint calls `login_throttle_check` before checking credentials (0 = go ahead,
-else the seconds for Retry-After), `login_failed` after a failure and `login_succeeded`
-after a success (which clears the account's count; the address's count stays).
+`accounts.logins.credentials_authenticate` — the one path every password check takes — calls
+`login_throttle_check` before checking a password (0 = go ahead, else the seconds for
+Retry-After), `login_failed` after a failure, `login_throttled` when it refused an attempt
+unchecked, and `login_succeeded` after a success (which clears the pair's count; the
+address's count stays).
 
-Each counter's window starts at its first failure and lasts GATEWAY_LOGIN_WINDOW_SECONDS.
-Account names are compared lower-case and appear in keys only as a SHA-256; IPv6
-addresses count per /64 (one host usually holds a whole /64). If Redis cannot be reached
-every login is allowed (fail open, logged): an outage must not lock everyone out, and
-password hashing still slows guessing.
+No counter is per account alone: an attacker elsewhere must not be able to lock the owner
+out (docs/decisions/0009). The account's failures from everywhere are still counted, for the
+audit log only. Each counter's window starts at its first event and lasts
+GATEWAY_LOGIN_WINDOW_SECONDS. Account names are compared lower-case and appear in keys only
+inside a SHA-256; IPv6 addresses count per /64 (one host usually holds a whole /64). If Redis
+cannot be reached every login is allowed (fail open, logged): an outage must not lock
+everyone out, and password hashing still slows guessing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import ipaddress
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 import redis
 
@@ -34,6 +39,15 @@ _clients_lock = threading.Lock()
 _last_warning = 0.0
 
 
+@dataclass(frozen=True)
+class FailureCounts:
+    """Failures in the current windows: this account from this address, this address, this account anywhere."""
+
+    pair: int = 0
+    ip: int = 0
+    account: int = 0
+
+
 def _redis() -> redis.Redis:
     url = app_settings.redis_url
     with _clients_lock:
@@ -45,30 +59,49 @@ def _redis() -> redis.Redis:
     return client
 
 
-def account_key(account: str) -> str | None:
-    """The Redis key counting an account's failures (None for an empty name)."""
+def _account_hash(account: str) -> str | None:
     name = (account or "").strip().lower()
-    return KEY_PREFIX + "acct:" + hashlib.sha256(name.encode()).hexdigest() if name else None
+    return hashlib.sha256(name.encode()).hexdigest() if name else None
 
 
-def ip_key(ip: str) -> str | None:
-    """The Redis key counting an address's failures (IPv6 per /64; None for an empty address)."""
+def _ip_part(ip: str) -> str | None:
     value = (ip or "").strip()
     if not value:
         return None
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        return KEY_PREFIX + "ip:raw:" + hashlib.sha256(value.encode()).hexdigest()
+        return "raw:" + hashlib.sha256(value.encode()).hexdigest()
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is None:
-            return KEY_PREFIX + "ip:" + str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
+            return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
         address = address.ipv4_mapped
-    return KEY_PREFIX + "ip:" + str(address)
+    return str(address)
 
 
-def _counters(*, ip: str, account: str) -> list[tuple[str, int]]:
-    pairs = [(account_key(account), app_settings.login_max_failures_account), (ip_key(ip), app_settings.login_max_failures_ip)]
+def account_key(account: str) -> str | None:
+    """The Redis key counting an account's failures from anywhere (measured, never enforced; None for an empty name)."""
+    digest = _account_hash(account)
+    return KEY_PREFIX + "acct:" + digest if digest else None
+
+
+def ip_key(ip: str) -> str | None:
+    """The Redis key counting an address's failures (IPv6 per /64; None for an empty address)."""
+    part = _ip_part(ip)
+    return KEY_PREFIX + "ip:" + part if part else None
+
+
+def pair_key(*, ip: str, account: str) -> str | None:
+    """The Redis key counting an account's failures from one address (None when either is empty)."""
+    digest, part = _account_hash(account), _ip_part(ip)
+    return KEY_PREFIX + "pair:" + digest + ":" + part if digest and part else None
+
+
+def _enforced(*, ip: str, account: str) -> list[tuple[str, int]]:
+    pairs = [
+        (pair_key(ip=ip, account=account), app_settings.login_max_failures_account),
+        (ip_key(ip), app_settings.login_max_failures_ip),
+    ]
     return [(key, limit) for key, limit in pairs if key is not None]
 
 
@@ -81,8 +114,8 @@ def _fail_open(exc: Exception, what: str) -> None:
 
 
 def login_throttle_check(*, ip: str, account: str) -> int:
-    """0 if a login attempt may proceed, else seconds until it may (Retry-After); 0 when Redis is down."""
-    counters = _counters(ip=ip, account=account)
+    """0 if a password attempt may proceed, else seconds until it may (Retry-After); 0 when Redis is down."""
+    counters = _enforced(ip=ip, account=account)
     if not counters:
         return 0
     try:
@@ -102,25 +135,43 @@ def login_throttle_check(*, ip: str, account: str) -> int:
     return wait
 
 
-def login_failed(*, ip: str, account: str) -> None:
-    """Count one failed login against the account and the address (a no-op when Redis is down)."""
-    counters = _counters(ip=ip, account=account)
-    if not counters:
-        return
+def _count(keys: list[str | None]) -> list[int]:
+    """Increment each key (its window starting at its first increment); 0s when Redis is down."""
     window = app_settings.login_window_seconds
+    live = [key for key in keys if key is not None]
     try:
         pipe = _redis().pipeline(transaction=True)
-        for key, _ in counters:
-            pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
+        for key in live:
+            pipe.set(key, 0, ex=window, nx=True)
             pipe.incr(key)
-        pipe.execute()
+        replies = iter(pipe.execute()[1::2])
     except redis.RedisError as exc:
         _fail_open(exc, "count")
+        return [0] * len(keys)
+    return [int(next(replies)) if key is not None else 0 for key in keys]
+
+
+def login_failed(*, ip: str, account: str) -> FailureCounts:
+    """Count one failed password against the pair, the address and (measured only) the account; the new counts."""
+    pair, per_ip, per_account = _count([pair_key(ip=ip, account=account), ip_key(ip), account_key(account)])
+    return FailureCounts(pair=pair, ip=per_ip, account=per_account)
+
+
+def login_throttled(*, ip: str, account: str) -> int:
+    """Count one attempt refused unchecked (per pair, or per address without a name); how many this window (0: Redis down)."""
+    key = pair_key(ip=ip, account=account) or ip_key(ip)
+    return _count([KEY_PREFIX + "throttled:" + key.removeprefix(KEY_PREFIX) if key else None])[0]
+
+
+def token_failed(*, ip: str) -> int:
+    """Count one wrong token-shaped secret from this address (measured, never enforced); how many this window."""
+    part = _ip_part(ip)
+    return _count([KEY_PREFIX + "token:" + part if part else None])[0]
 
 
 def login_succeeded(*, ip: str, account: str) -> None:
-    """Forget the account's failures after a successful login (the address's count stays)."""
-    key = account_key(account)
+    """Forget the pair's failures after a successful password (the address's count stays)."""
+    key = pair_key(ip=ip, account=account)
     if key is None:
         return
     try:

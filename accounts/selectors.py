@@ -18,10 +18,15 @@ __all__ = [
     "access_token_list",
     "audit_list",
     "credentials_check",
+    "is_token_secret",
     "membership_role_get",
+    "password_check",
     "robot_find",
     "robot_list",
     "tenant_get",
+    "token_subject_epoch",
+    "token_credentials_check",
+    "username_acceptable",
 ]
 
 MAX_SECRET_LENGTH = 200  # ours are ~53 characters; anything far longer is not one of them
@@ -75,13 +80,23 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def credentials_check(*, username: str, secret: str) -> Principal | None:
-    """The principal these Basic credentials name, or None for any failure alike; records last use.
+def username_acceptable(username: str) -> bool:
+    """Whether a name could be an account at all (1–150 characters, no NUL); others are refused unchecked."""
+    return isinstance(username, str) and 0 < len(username) <= 150 and "\x00" not in username
 
-    A personal access token (its owner must be `username`), a robot secret (`username` must be
-    `<tenant-slug>+<robot-name>`), else the user's password through Django's backends.
+
+def is_token_secret(secret: str) -> bool:
+    """Whether a secret has the shape of a personal access token or robot secret (so it is never tried as a password)."""
+    return isinstance(secret, str) and secret.startswith((TOKEN_PREFIX, ROBOT_PREFIX))
+
+
+def token_credentials_check(*, username: str, secret: str) -> Principal | None:
+    """The principal a personal access token or robot secret names, or None; records last use.
+
+    A personal access token's owner must be `username`; a robot's `username` must be
+    `<tenant-slug>+<robot-name>`.
     """
-    if not username or not secret:
+    if not username_acceptable(username) or not secret:
         return None
     token = access_token_find(secret=secret)
     if token is not None:
@@ -95,10 +110,47 @@ def credentials_check(*, username: str, secret: str) -> Principal | None:
             return None
         robot_touch(robot=robot)
         return principal_for_robot(robot)
-    user = authenticate(username=username, password=secret)
+    return None
+
+
+def credentials_check(*, username: str, secret: str) -> Principal | None:
+    """The principal these Basic credentials name, or None for any failure alike; records last use.
+
+    A secret shaped like a personal access token or robot secret is checked as one only
+    (token_credentials_check), anything else as the user's password (password_check).
+    Unthrottled and unaudited: requests go through accounts.logins.credentials_authenticate,
+    which throttles and audits around the same two checks.
+    """
+    if is_token_secret(secret):
+        return token_credentials_check(username=username, secret=secret)
+    return password_check(username=username, password=secret)
+
+
+def password_check(*, username: str, password: str) -> Principal | None:
+    """The active user with this username and password (Django's backends), or None."""
+    if not username_acceptable(username) or not password:
+        return None
+    user = authenticate(username=username, password=password)
     if user is None or not user.is_active:
         return None
     return principal_for_password(user)
+
+
+def token_subject_epoch(*, subject: str, robot: bool, access_token_id: int | None = None) -> int | None:
+    """The session epoch a bearer token's subject must carry to be honoured, or None when its credential is gone.
+
+    A user: active, and (when a personal access token logged in) that token still active and
+    theirs; the epoch is `User.session_epoch`. A robot (`<tenant>+<name>`): active; epoch 0.
+    """
+    if robot:
+        slug, _, name = subject.partition("+")
+        found = RobotAccount.objects.active(now=timezone.now()).filter(tenant__slug=slug, name=name).exists()
+        return 0 if found else None
+    epoch = User.objects.filter(username=subject, is_active=True).values_list("session_epoch", flat=True).first()
+    if epoch is None or access_token_id is None:
+        return epoch
+    active = PersonalAccessToken.objects.active(now=timezone.now()).filter(pk=access_token_id, user__username=subject).exists()
+    return epoch if active else None
 
 
 def audit_list(

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.utils import timezone
 
 from accounts.conf import app_settings
@@ -85,14 +85,25 @@ def audit_record(
         clean_ip = None  # e.g. "unknown" or a mangled X-Forwarded-For: an inet column would refuse it
     AuditEvent.objects.create(
         tenant=tenant,
-        actor=(actor or SYSTEM_ACTOR)[:200],
+        actor=_scrub(actor or SYSTEM_ACTOR)[:200],
         action=action,
-        target=(target or "")[:500],
+        target=_scrub(target or "")[:500],
         ip=clean_ip,
-        user_agent=(user_agent or "")[:300],
+        user_agent=_scrub(user_agent or "")[:300],
         success=bool(success),
-        detail=detail or {},
+        detail=_scrub(detail or {}),
     )
+
+
+def _scrub(value: Any) -> Any:
+    """`value` with NUL characters replaced: PostgreSQL text and jsonb refuse them, and callers record what clients sent."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
 
 
 # --- Users, tenants, memberships --------------------------------------------------------------
@@ -342,3 +353,25 @@ def refresh_tokens_revoke(*, user: User | None = None, robot: RobotAccount | Non
     rows = RefreshToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
     rows = rows.filter(user=user) if user is not None else rows.filter(robot=robot)
     return rows.update(revoked_at=now, updated_at=now)
+
+
+@dataclass(frozen=True)
+class RevokedSessions:
+    refresh_tokens: int  # refresh tokens revoked
+    session_epoch: int  # the user's new epoch; bearer tokens of older epochs are refused
+
+
+@transaction.atomic
+def user_sessions_revoke(*, user: User, actor: str | None = None) -> RevokedSessions:
+    """End every session of `user` at once: revoke their refresh tokens and bump their session epoch; audited.
+
+    Bearer tokens issued before stop verifying within auth.SESSION_CHECK_SECONDS (5 s) in every
+    web process; passwords, personal access tokens and new logins keep working.
+    """
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    epoch = User.objects.filter(pk=user.pk).values_list("session_epoch", flat=True).get()
+    user.session_epoch = epoch
+    revoked = refresh_tokens_revoke(user=user)
+    audit_record(action="sessions.revoke", actor=actor or SYSTEM_ACTOR, target=user.username,
+                 detail={"refresh_tokens": revoked, "session_epoch": epoch})
+    return RevokedSessions(refresh_tokens=revoked, session_epoch=epoch)

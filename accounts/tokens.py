@@ -4,7 +4,8 @@ Keys are EC P-256 private keys, one PEM file each, in GATEWAY_TOKEN_KEYS_DIR, na
 `<UTC timestamp>-<kid prefix>.pem` by `token_key_create` so that file names sort by age.
 The newest file signs; every file verifies, so a key can be added ahead of use and a
 retired key's tokens stop verifying when its file goes. `kid` is the key's RFC 7638 JWK
-thumbprint (SHA-256, base64url). Keys are cached per process and the directory listing is
+thumbprint (SHA-256, base64url); keys we generate never have one starting with '-' (so it
+cannot pass for an option on a command line), keys from elsewhere may. Keys are cached per process and the directory listing is
 compared again at most every RESCAN_SECONDS (and at once, at most every second, when a
 token names an unknown kid), so every process sees a rotation within seconds.
 
@@ -174,10 +175,18 @@ def _directory_lock(directory: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _generate_key() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A new P-256 key and its kid, re-drawn while the kid starts with '-' (1 in 64), which a command line takes for an option."""
+    while True:
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        kid = key_thumbprint(private_key.public_key())
+        if not kid.startswith("-"):
+            return private_key, kid
+
+
 def _write_key(directory: Path, existing: tuple[tuple[str, int, int], ...]) -> TokenKey:
     """Generate a P-256 key and write it (0600, atomically) under a name that sorts after every existing key."""
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    kid = key_thumbprint(private_key.public_key())
+    private_key, kid = _generate_key()
     name = f"{datetime.now(UTC).strftime(_STAMP_FORMAT)}-{kid[:8]}.pem"
     if existing and existing[-1][0] >= name:
         raise Conflict(
@@ -290,8 +299,14 @@ def _access_problem(access: object) -> str | None:
     return None
 
 
-def token_sign(*, subject: str, audience: str, access: list[dict[str, object]], expires_in: int | None = None) -> SignedToken:
-    """An ES256 JWT for `audience` (the service) granting `access`, signed with the newest key; expires_in 60–3600 s."""
+def token_sign(
+    *, subject: str, audience: str, access: list[dict[str, object]], expires_in: int | None = None,
+    private_claims: dict[str, object] | None = None,
+) -> SignedToken:
+    """An ES256 JWT for `audience` (the service) granting `access`, signed with the newest key; expires_in 60–3600 s.
+
+    `private_claims` are added beside the registered ones and cannot replace them.
+    """
     if not isinstance(subject, str):
         raise ValueError("subject must be a string (empty for anonymous).")
     if not isinstance(audience, str) or not audience:
@@ -299,12 +314,16 @@ def token_sign(*, subject: str, audience: str, access: list[dict[str, object]], 
     problem = _access_problem(access)
     if problem:
         raise ValueError(problem)
+    clash = set(private_claims or ()) & set(REQUIRED_CLAIMS)
+    if clash:
+        raise ValueError(f"private claims may not replace {sorted(clash)}.")
     ttl = app_settings.token_ttl_seconds if expires_in is None else expires_in
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_SECONDS <= ttl <= MAX_TTL_SECONDS:
         raise ValueError(f"expires_in must be {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS} seconds, got {ttl!r}.")
     key = _signing_key()
     now = int(time.time())
     claims = {
+        **(private_claims or {}),
         "iss": app_settings.token_issuer,
         "sub": subject,
         "aud": audience,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests and benchmarks drive: real registry clients
-# (skopeo, docker CLI + daemon, containerd's ctr), CNCF Distribution as a yardstick,
+# (skopeo, podman, buildah, docker CLI + daemon, containerd's ctr), CNCF Distribution as a yardstick,
 # and HTTP load generators for `make bench`'s requests-per-second figures: wrk (GET) and
 # ApacheBench from apache2-utils (HEAD, which wrk 4.1 cannot measure).
 # Idempotent: installs only what is missing.
@@ -8,6 +8,8 @@ set -euo pipefail
 
 need=()
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
 [ -x /usr/bin/docker ] && [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v ctr >/dev/null 2>&1 || need+=(containerd)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)

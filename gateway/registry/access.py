@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from accounts.models import Membership, Tenant
-from accounts.principals import Principal, principal_for_password, principal_for_robot
+from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.selectors import membership_role_get, tenant_get
 from gateway.registry.names import validate_repository_name
 
@@ -112,13 +112,20 @@ def principal_tenant_ids(principal: Principal | None) -> list[int]:
     return list(Membership.objects.filter(user=principal.user).values_list("tenant_id", flat=True))
 
 
-def principal_for_subject(subject: str) -> Principal | None:
-    """The principal a token's `sub` names (a username, or `<tenant>+<robot>`), if still active."""
-    from accounts.models import RobotAccount, User
+def principal_for_subject(subject: str, *, robot: bool, access_token_id: int | None = None) -> Principal | None:
+    """The principal behind a bearer token's `sub`, with the limits of the credential that logged in, if still active.
 
-    if "+" in subject:
+    A robot (`<tenant>+<robot>`) with its scopes and patterns; a user through a personal access
+    token with that token's (None once it is revoked or expired); else a user as by password.
+    """
+    from accounts.models import PersonalAccessToken, RobotAccount, User
+
+    if robot:
         slug, _, robot_name = subject.partition("+")
-        robot = RobotAccount.objects.select_related("tenant").filter(tenant__slug=slug, name=robot_name).first()
-        return principal_for_robot(robot) if robot is not None and robot.is_active() else None
+        found = RobotAccount.objects.select_related("tenant").filter(tenant__slug=slug, name=robot_name).first()
+        return principal_for_robot(found) if found is not None and found.is_active() else None
+    if access_token_id is not None:
+        token = PersonalAccessToken.objects.active().select_related("user").filter(pk=access_token_id, user__username=subject).first()
+        return principal_for_access_token(token) if token is not None and token.user.is_active else None
     user = User.objects.filter(username=subject, is_active=True).first()
     return principal_for_password(user) if user is not None else None

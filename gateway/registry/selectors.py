@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import CharField, F, Sum, Value
+from django.db.models import CharField, F, Q, Sum, Value
 from django.db.models.functions import Concat
 
 from accounts.models import Tenant
+from accounts.principals import pattern_literal_prefix, repository_matches
 from gateway.registry.models import Blob, BlobUpload, Manifest, Repository, Tag
 
 
@@ -28,22 +29,44 @@ _MANIFEST_BY_DIGEST_SQL = (
 )
 
 
+CATALOG_BATCH = 500  # rows read per query while filling a catalog page
+
+
 def repository_get(*, tenant: Tenant, name: str) -> Repository | None:
     """The tenant's repository with this name, or None."""
     found = list(Repository.objects.raw(_REPOSITORY_SQL, [tenant.pk, name]))
     return found[0] if found else None
 
 
-def catalog_list(*, tenant_ids: list[int], with_slug: bool, last: str | None, n: int | None) -> list[str]:
-    """Repository names of these tenants in lexical order (`slug/name` when with_slug), n+1 at most."""
+def catalog_list(
+    *, tenant_ids: list[int], with_slug: bool, last: str | None, n: int | None, patterns: tuple[str, ...] = ()
+) -> list[str]:
+    """Repository names of these tenants in lexical order (`slug/name` when with_slug), n+1 at most.
+
+    With `patterns` (a token's or robot's fnmatch patterns, applied to the name within the
+    tenant) only matching names are listed: the database narrows by each pattern's literal
+    prefix, `repository_matches` decides, and pages are filled by reading on past non-matches.
+    """
     qs = Repository.objects.filter(tenant_id__in=tenant_ids)
     full = Concat("tenant__slug", Value("/"), "name", output_field=CharField()) if with_slug else F("name")
-    qs = qs.annotate(full=full).order_by("full").values_list("full", flat=True)
-    if last:
-        qs = qs.filter(full__gt=last)
-    if n is not None:
-        qs = qs[: n + 1]
-    return list(qs)
+    qs = qs.annotate(full=full).order_by("full")
+    if patterns:
+        prefixes = {pattern_literal_prefix(p) for p in patterns}
+        if "" not in prefixes:
+            narrow = Q()
+            for prefix in prefixes:
+                narrow |= Q(name__startswith=prefix)
+            qs = qs.filter(narrow)
+    want = None if n is None else n + 1
+    batch = max(want or 0, CATALOG_BATCH)
+    names: list[str] = []
+    while want is None or len(names) < want:
+        page = list((qs.filter(full__gt=last) if last else qs).values_list("full", "name")[:batch])
+        names += [full_name for full_name, name in page if repository_matches(patterns, name)]
+        if len(page) < batch:
+            break
+        last = page[-1][0]
+    return names if want is None else names[:want]
 
 
 def blob_get_linked(*, tenant: Tenant, repository: Repository, digest: str) -> Blob | None:

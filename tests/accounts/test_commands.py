@@ -134,3 +134,22 @@ def test_token_key_commands(tmp_path):
     assert [k["kid"] for k in json.loads(manage("token_key_list", **keys).stdout)] == [kid1]
     r = manage("token_key_retire", "no-such-kid", **keys)
     assert r.returncode != 0 and "No token signing key with kid 'no-such-kid'" in r.stderr
+
+
+def test_revoke_sessions_revokes_refresh_tokens_and_bumps_the_epoch():
+    from accounts.models import RefreshToken
+    from accounts.principals import principal_for_password
+    from accounts.services import refresh_token_check, refresh_token_issue
+
+    assert manage("create_tenant", "acme", "--owner", "alice", "--password-stdin", input="s3cret-pw\n").returncode == 0
+    alice = User.objects.get(username="alice")
+    secret = refresh_token_issue(principal=principal_for_password(alice), service="registry.test")
+    r = manage("revoke_sessions", "alice")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"user": "alice", "refresh_tokens_revoked": 1, "session_epoch": 1}
+    assert refresh_token_check(secret=secret, service="registry.test") is None
+    assert RefreshToken.objects.get().revoked_at is not None
+    assert User.objects.get(username="alice").session_epoch == 1
+    assert AuditEvent.objects.filter(action="sessions.revoke", target="alice").count() == 1
+    r = manage("revoke_sessions", "nobody")
+    assert r.returncode != 0 and "No user 'nobody'" in r.stderr

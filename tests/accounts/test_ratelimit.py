@@ -8,7 +8,7 @@ import time
 import pytest
 
 from accounts import ratelimit
-from accounts.ratelimit import login_failed, login_succeeded, login_throttle_check
+from accounts.ratelimit import login_failed, login_succeeded, login_throttle_check, login_throttled
 
 
 @pytest.fixture
@@ -29,15 +29,17 @@ def _account_hashes(names) -> list[str]:
     return [ratelimit.account_key(f"{p}{names['account']}{s}").rsplit(":", 1)[1] for p in ("", "other-") for s in ("", "-2", "-3", "-4", "-5", "-6")]
 
 
-def test_an_account_is_throttled_after_its_failures(limits):
+def test_an_account_is_throttled_per_address_after_its_failures(limits):
     account, ip = limits["account"], limits["ip"]
-    for _ in range(3):
+    for i in range(3):
         assert login_throttle_check(ip=ip, account=account) == 0
-        login_failed(ip=ip, account=account)
+        counts = login_failed(ip=ip, account=account)
+        assert (counts.pair, counts.ip, counts.account) == (i + 1, i + 1, i + 1)
     wait = login_throttle_check(ip=ip, account=account)
     assert 55 <= wait <= 60
-    # From another address too: the limit is the account's.
-    assert 55 <= login_throttle_check(ip="192.0.2.77", account=account) <= 60
+    # Not from another address: nobody can lock the owner out from elsewhere.
+    assert login_throttle_check(ip="192.0.2.77", account=account) == 0
+    assert login_failed(ip="192.0.2.77", account=account).account == 4  # measured across addresses all the same
     assert login_throttle_check(ip=ip, account="other-" + account) == 0  # the address has 2 left
 
 
@@ -46,10 +48,18 @@ def test_account_names_are_case_insensitive_and_hashed_in_keys(limits, redis_cli
     login_failed(ip=ip, account=account.upper())
     login_failed(ip=ip, account=" " + account.capitalize())
     login_failed(ip=ip, account=account)
-    assert login_throttle_check(ip="192.0.2.78", account=account.upper()) > 0
+    assert login_throttle_check(ip=ip, account=account.upper()) > 0
     keys = [k.decode() for k in redis_client.scan_iter(match=ratelimit.KEY_PREFIX + "*")]
-    assert ratelimit.account_key(account) in keys
+    assert ratelimit.account_key(account) in keys and ratelimit.pair_key(ip=ip, account=account) in keys
     assert not any(limits["unique"] in k for k in keys)  # the name itself never appears
+
+
+def test_throttled_attempts_and_token_failures_are_counted(limits):
+    account, ip = limits["account"], limits["ip"]
+    assert [login_throttled(ip=ip, account=account) for _ in range(3)] == [1, 2, 3]
+    assert login_throttled(ip=ip, account="other-" + account) == 1  # per pair
+    assert [ratelimit.token_failed(ip=ip) for _ in range(2)] == [1, 2]
+    assert login_throttle_check(ip=ip, account=account) == 0  # neither counts as a failed password
 
 
 def test_success_clears_the_account_but_not_the_address(limits):

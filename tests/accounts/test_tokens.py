@@ -323,3 +323,41 @@ def test_create_refuses_when_an_existing_file_would_outrank_the_new_key(keys_dir
     with pytest.raises(Conflict, match="sorts after the new key"):
         token_key_create()
     assert len(list(keys_dir.glob("*.pem"))) == 2
+
+
+# --- key ids on a command line ------------------------------------------------------------------------
+
+# A throwaway test key whose RFC 7638 thumbprint starts with '-' (1 key in 64 has one), as a key
+# made outside `token_key_create` (openssl, an older Wharf) may.
+DASH_KID = "-T-QzSZh1cdnh2bSMU76IvURiDSvZm-rfCmiBJlxy2c"
+DASH_PEM = b"""-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNY8lnIUWnABHa9v7
+M3Dlrzku7MnXJzsbk4XndGdf8iOhRANCAARCzGUIhReJvc+VEHMt8UfsExBOtklk
+d1XnER9ZyxTQmhCYHwWZoB3aze8UlYN3NulTK0P3rpxHC0ESSdeVXKcN
+-----END PRIVATE KEY-----
+"""
+
+
+def test_generated_key_ids_never_start_with_a_dash():
+    # Unfiltered, 640 keys hold about 10 such kids; the chance that none does is 4e-5.
+    kids = [tokens._generate_key()[1] for _ in range(640)]
+    assert not [k for k in kids if k.startswith("-")]
+    assert all(len(k) == 43 for k in kids)  # still the unpadded base64url SHA-256 thumbprint
+
+
+def test_a_key_id_starting_with_a_dash_is_accepted_and_retired_after_double_dash(keys_dir):
+    keys_dir.mkdir(mode=0o700)
+    dash = keys_dir / "20200101T000000000000Z--T-QzSZh.pem"
+    dash.write_bytes(DASH_PEM)
+    dash.chmod(0o600)
+    assert tokens.key_thumbprint(serialization.load_pem_private_key(DASH_PEM, password=None).public_key()) == DASH_KID
+    signed = token_sign(subject="a", audience=AUD, access=[])
+    assert jwt.get_unverified_header(signed.token)["kid"] == DASH_KID and token_verify(token=signed.token, audience=AUD)
+    newer = token_key_create()
+    env = {"GATEWAY_TOKEN_KEYS_DIR": str(keys_dir)}
+    r = manage("token_key_retire", DASH_KID, **env)
+    assert r.returncode != 0 and "the following arguments are required: kid" in r.stderr  # argparse took it for options
+    r = manage("token_key_retire", "--", DASH_KID, **env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"retired {DASH_KID}"
+    assert not dash.exists() and [k.kid for k in token_key_list()] == [newer]

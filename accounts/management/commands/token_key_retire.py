@@ -1,4 +1,8 @@
-"""token_key_retire KID: delete that signing key; tokens it signed stop verifying. Refuses the only key."""
+"""token_key_retire [--] KID: delete that signing key; tokens it signed stop verifying. Refuses the only key.
+
+Keys we generate have kids that never start with '-'; for one that does (a key made elsewhere),
+end the options first: `token_key_retire -- -KID`.
+"""
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
@@ -11,7 +15,7 @@ class Command(BaseCommand):
     help = "Retire (delete) a registry token signing key by kid. Wait out the token lifetime after creating its successor."
 
     def add_arguments(self, parser):
-        parser.add_argument("kid")
+        parser.add_argument("kid", help="the key id (token_key_list); put `--` before one that starts with '-'")
 
     def handle(self, *args, kid, **options):
         try:

@@ -168,7 +168,10 @@ def mount_source_scope(request: HttpRequest) -> list[str]:
 
 def identity_for(request: HttpRequest) -> Identity:
     try:
-        return authenticate(request.META.get("HTTP_AUTHORIZATION", ""), audience=request.get_host())
+        return authenticate(
+            request.META.get("HTTP_AUTHORIZATION", ""), audience=request.get_host(),
+            ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        )
     except BadCredentials as exc:
         raise Unauthorized(str(exc), headers={"WWW-Authenticate": challenge(request, error="invalid_token" if exc.bearer else "")}) from None
 

@@ -11,7 +11,7 @@ from gateway.registry.api.auth import Identity
 from gateway.registry.api.base import API_VERSION_HEADER, RegistryView, Target, challenge, host_tenant_slug, render_error
 from gateway.registry.api.http import next_link, page_params
 from gateway.registry.digests import parse_digest
-from gateway.registry.errors import Denied, NameUnknown, Unauthorized
+from gateway.registry.errors import Denied, NameUnknown, PaginationInvalid, Unauthorized
 from gateway.registry.services.manifests import referrers_index
 
 
@@ -67,15 +67,24 @@ class ReferrersView(RegistryView):
 
 
 class CatalogView(RegistryView):
-    """GET /v2/_catalog: the repositories of the tenant(s) the caller belongs to."""
+    """GET /v2/_catalog: the repositories of the tenant(s) the caller belongs to that its credential may reach.
+
+    A personal access token's or robot's repository patterns narrow the list, for Basic
+    credentials and for bearer tokens alike (the token names the credential that logged in).
+    """
 
     def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
         if identity.bearer and "*" not in (identity.grants or {}).get("registry:catalog", frozenset()):
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*", error="insufficient_scope")})
-        principal = identity.principal or (access.principal_for_subject(identity.subject) if identity.subject else None)
+        principal = identity.principal or (
+            access.principal_for_subject(identity.subject, robot=identity.robot, access_token_id=identity.access_token_id)
+            if identity.subject else None
+        )
         if principal is None:
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*")})
         n, last = page_params(request)
+        if last is not None and "\x00" in last:
+            raise PaginationInvalid("last must not hold a NUL character")
         member_of = access.principal_tenant_ids(principal)
         slug = host_tenant_slug(request.get_host())
         if slug is not None:
@@ -85,7 +94,7 @@ class CatalogView(RegistryView):
             tenant_ids, with_slug = [tenant.pk], False
         else:
             tenant_ids, with_slug = member_of, True
-        names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n)
+        names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n, patterns=principal.repositories)
         response = _json({"repositories": names[:n] if n is not None else names})
         if n is not None and len(names) > n and n > 0:
             response["Link"] = next_link("/v2/_catalog", n, names[n - 1])

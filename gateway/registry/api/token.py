@@ -1,36 +1,39 @@
 """/auth/token: the Docker token service (GET with Basic or no credentials; POST OAuth2).
 
 Granted access is what was asked ∩ what the identity may do (access.principal_actions).
-Failed logins are throttled per IP and per account in Redis (429 + Retry-After), and
-every failure and every login is written to the audit log. Error messages never say
-whether the account exists.
+Credentials are checked by accounts.logins (failed passwords throttled per account and
+address and per address, 429 + Retry-After; every failure and every `docker login`
+audited). Error messages never say whether the account exists. Bad input (a NUL anywhere,
+an oversized form) is a 4xx in the registry's and OAuth2's error shapes, never a 500.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, QueryDict, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import ratelimit
-from accounts.selectors import Principal, credentials_check
-from accounts.services import audit_record, refresh_token_check, refresh_token_issue
+from accounts.logins import LoginFailed, LoginThrottled, credentials_authenticate, refresh_token_authenticate
+from accounts.selectors import Principal
+from accounts.services import refresh_token_issue
 from accounts.tokens import token_sign
 from gateway.core.errors import ApplicationError
 from gateway.registry import access, selectors
-from gateway.registry.api.auth import BadCredentials, basic_principal
+from gateway.registry.api.auth import WHARF_CLAIM, BadCredentials, basic_credentials
 from gateway.registry.api.base import host_tenant_slug
-from gateway.registry.errors import RegistryError
+from gateway.registry.api.http import read_at_most, request_body
+from gateway.registry.errors import RegistryError, SizeInvalid
 from gateway.registry.models import Repository
 
 MAX_SCOPES = 20
+MAX_FORM_BYTES = 64 * 1024  # an OAuth2 token request is a few hundred bytes
 
 
 def _json(doc: dict[str, Any], status: int = 200, **headers: str) -> HttpResponse:
@@ -41,8 +44,10 @@ def _json(doc: dict[str, Any], status: int = 200, **headers: str) -> HttpRespons
     return response
 
 
-def _error(status: int, code: str, message: str, **headers: str) -> HttpResponse:
-    return _json({"errors": [{"code": code, "message": message}], "error": code.lower(), "error_description": message}, status, **headers)
+def _error(status: int, code: str, message: str, *, oauth: str | None = None, **headers: str) -> HttpResponse:
+    """The registry's `{"errors": [...]}` body plus OAuth2's `error` / `error_description` (RFC 6749 §5.2)."""
+    doc = {"errors": [{"code": code, "message": message}], "error": oauth or code.lower(), "error_description": message}
+    return _json(doc, status, **headers)
 
 
 def _client_ip(request: HttpRequest) -> str:
@@ -87,11 +92,45 @@ def grants_for(*, principal: Principal | None, service: str, scopes: list[tuple[
     return grants
 
 
+class _FormRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _form(request: HttpRequest) -> QueryDict:
+    """The POSTed form. Bodies sent chunked with no Content-Length (containers/image: skopeo, podman,
+    buildah) are read from the WSGI input, as uploads are; Django would see them as empty."""
+    try:
+        body = request_body(request)
+    except SizeInvalid as exc:
+        raise _FormRefused(400, exc.message) from None
+    if body.length is not None and body.length > MAX_FORM_BYTES:
+        raise _FormRefused(413, f"the form may be at most {MAX_FORM_BYTES} bytes")
+    if body.length is not None:
+        return request.POST  # Django parses it (urlencoded or multipart) within DATA_UPLOAD_MAX_MEMORY_SIZE
+    raw = read_at_most(body, MAX_FORM_BYTES + 1)
+    if len(raw) > MAX_FORM_BYTES:
+        raise _FormRefused(413, f"the form may be at most {MAX_FORM_BYTES} bytes")
+    if request.content_type not in ("", "application/x-www-form-urlencoded"):
+        raise _FormRefused(400, "send a chunked form as application/x-www-form-urlencoded")
+    return QueryDict(raw, encoding=request.encoding)
+
+
+def _nul_in(values: QueryDict) -> str | None:
+    """The first field holding a NUL character (PostgreSQL text cannot), or None."""
+    return next((key for key, items in values.lists() if "\x00" in key or any("\x00" in v for v in items)), None)
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class TokenView(View):
     http_method_names = ["get", "post"]
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        bad = _nul_in(request.GET)
+        if bad is not None:
+            return _error(400, "UNSUPPORTED", f"query parameter {bad[:40]!r} holds a NUL character", oauth="invalid_request")
         service = request.GET.get("service") or request.get_host()
         scopes = parse_scopes(request.GET.getlist("scope"))
         principal: Principal | None = None
@@ -99,8 +138,11 @@ class TokenView(View):
         if authorization:
             if authorization.partition(" ")[0].lower() != "basic":
                 return _error(401, "UNAUTHORIZED", "use HTTP Basic credentials to get a token", WWW_Authenticate='Basic realm="wharf"')
-            username = _basic_username(authorization)
-            checked = self._login(request, username, lambda: basic_principal(authorization), service=service, scoped=bool(scopes))
+            try:
+                username, secret = basic_credentials(authorization)
+            except BadCredentials as exc:
+                return _error(401, "UNAUTHORIZED", str(exc), WWW_Authenticate='Basic realm="wharf"')
+            checked = self._login(request, username, secret, service=service, scoped=bool(scopes))
             if isinstance(checked, HttpResponse):
                 return checked
             principal = checked
@@ -108,57 +150,56 @@ class TokenView(View):
         return self._issue(principal, service, scopes, refresh=offline and principal is not None)
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        form = request.POST
+        try:
+            form = _form(request)
+        except _FormRefused as exc:
+            return _error(exc.status, "UNSUPPORTED", exc.message, oauth="invalid_request")
+        except (TooManyFieldsSent, RequestDataTooBig) as exc:
+            return _error(413, "UNSUPPORTED", str(exc), oauth="invalid_request")
+        except (MultiPartParserError, UnreadablePostError) as exc:
+            return _error(400, "UNSUPPORTED", f"unreadable form: {str(exc)[:100]}", oauth="invalid_request")
+        bad = _nul_in(form) or _nul_in(request.GET)
+        if bad is not None:
+            return _error(400, "UNSUPPORTED", f"form field {bad[:40]!r} holds a NUL character", oauth="invalid_request")
         service = form.get("service") or request.get_host()
         scopes = parse_scopes([form.get("scope", "")])
         grant_type = form.get("grant_type", "")
         if grant_type == "password":
             username, password = form.get("username", ""), form.get("password", "")
             if not username or not password:
-                return _error(400, "UNAUTHORIZED", "username and password are required")
-
-            def check() -> Principal:
-                found = credentials_check(username=username, secret=password)
-                if found is None:
-                    raise BadCredentials("invalid username or password")
-                return found
-
-            checked = self._login(request, username, check, service=service, scoped=bool(scopes))
+                return _error(400, "UNAUTHORIZED", "username and password are required", oauth="invalid_request")
+            checked = self._login(request, username, password, service=service, scoped=bool(scopes))
             if isinstance(checked, HttpResponse):
                 return checked
             return self._issue(checked, service, scopes, refresh=form.get("access_type") == "offline", oauth=True)
         if grant_type == "refresh_token":
             secret = form.get("refresh_token", "")
-            principal = refresh_token_check(secret=secret, service=service) if secret else None
-            if principal is None:
-                audit_record(action="login.failed", actor="refresh_token", ip=_client_ip(request), user_agent=_ua(request), success=False,
-                             detail={"reason": "invalid refresh token", "service": service})
-                return _error(401, "UNAUTHORIZED", "invalid or expired refresh token")
+            try:
+                principal = refresh_token_authenticate(secret=secret, service=service, ip=_client_ip(request), user_agent=_ua(request))
+            except LoginFailed as exc:
+                return _error(401, "UNAUTHORIZED", exc.message, oauth="invalid_grant")
             response = self._issue(principal, service, scopes, refresh=False, oauth=True)
             doc = json.loads(response.content)
             doc["refresh_token"] = secret
             return _json(doc)
-        return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
+        return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token", oauth="unsupported_grant_type")
 
-    def _login(self, request: HttpRequest, username: str, check, *, service: str, scoped: bool) -> Principal | HttpResponse:
-        ip = _client_ip(request)
-        wait = ratelimit.login_throttle_check(ip=ip, account=username)
-        if wait:
-            return _error(429, "TOOMANYREQUESTS", f"too many failed logins; try again in {wait} seconds", Retry_After=str(wait))
+    def _login(self, request: HttpRequest, username: str, secret: str, *, service: str, scoped: bool) -> Principal | HttpResponse:
         try:
-            principal = check()
-        except BadCredentials:
-            ratelimit.login_failed(ip=ip, account=username)
-            audit_record(action="login.failed", actor=username[:150], ip=ip, user_agent=_ua(request), success=False, detail={"service": service})
-            return _error(401, "UNAUTHORIZED", "invalid username or password", WWW_Authenticate='Basic realm="wharf"')
-        ratelimit.login_succeeded(ip=ip, account=username)
-        if not scoped:  # `docker login` asks for no scope: record the login once, not every token
-            audit_record(action="login", actor=principal.name, ip=ip, user_agent=_ua(request), detail={"service": service})
-        return principal
+            # `docker login` asks for no scope: record the login once, not every token
+            return credentials_authenticate(
+                username=username, secret=secret, ip=_client_ip(request), user_agent=_ua(request), service=service,
+                channel="token", record_success=not scoped,
+            )
+        except LoginThrottled as exc:
+            return _error(429, "TOOMANYREQUESTS", exc.message, Retry_After=str(exc.retry_after))
+        except LoginFailed as exc:
+            return _error(401, "UNAUTHORIZED", exc.message, WWW_Authenticate='Basic realm="wharf"')
 
     def _issue(self, principal: Principal | None, service: str, scopes, *, refresh: bool, oauth: bool = False) -> HttpResponse:
         grants = grants_for(principal=principal, service=service, scopes=scopes)
-        signed = token_sign(subject=principal.name if principal else "", audience=service, access=grants)
+        signed = token_sign(subject=principal.name if principal else "", audience=service, access=grants,
+                            private_claims=_wharf_claim(principal))
         doc: dict[str, Any] = {
             "token": signed.token,
             "access_token": signed.token,
@@ -171,15 +212,20 @@ class TokenView(View):
             try:
                 doc["refresh_token"] = refresh_token_issue(principal=principal, service=service)
             except ApplicationError as exc:
-                return _error(400, "UNSUPPORTED", exc.message)
+                return _error(400, "UNSUPPORTED", exc.message, oauth="invalid_request")
         return _json(doc)
 
 
-def _basic_username(authorization: str) -> str:
-    try:
-        return base64.b64decode(authorization.partition(" ")[2].strip(), validate=True).decode("utf-8").partition(":")[0][:150]
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
+def _wharf_claim(principal: Principal | None) -> dict[str, object] | None:
+    """What the registry needs to re-check the credential behind a token (auth.WHARF_CLAIM)."""
+    if principal is None:
+        return None
+    if principal.kind == "robot" or principal.user is None:
+        return {WHARF_CLAIM: {"kind": "robot"}}
+    claim: dict[str, object] = {"kind": "user", "sv": principal.user.session_epoch}
+    if principal.access_token is not None:
+        claim["pat"] = principal.access_token.pk
+    return {WHARF_CLAIM: claim}
 
 
 def _ua(request: HttpRequest) -> str:
