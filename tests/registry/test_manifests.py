@@ -237,3 +237,76 @@ def test_a_128_character_tag_works_end_to_end(reg, tenant, blob_store, repo):
     assert len(key) <= keys.MAX_KEY and all(len(part) <= keys.MAX_COMPONENT for part in key.split("/"))
     assert reg.delete(f"/v2/acme/{repo}/manifests/{tag}").status_code == 202
     assert blob_store.stat(key) is None and not Tag.objects.exists()
+
+
+def _bucket_matches_rows(tenant, blob_store, repo: str) -> None:
+    """Every manifest and tag row has its object, with the right content, and no object outlives its row."""
+    rows = {m.digest for m in Manifest.objects.filter(tenant=tenant, repository__name=repo)}
+    tags = dict(Tag.objects.filter(tenant=tenant, repository__name=repo).values_list("name", "manifest__digest"))
+    prefix = keys.repos_prefix(tenant.pk) + repo + "/"
+    objects = {o.key for o in blob_store.list(prefix)}
+    assert objects == {keys.manifest_key(tenant.pk, repo, d) for d in rows} | {keys.tag_key(tenant.pk, repo, t) for t in tags}
+    for name, digest in tags.items():
+        assert json.loads(b"".join(blob_store.open_read(keys.tag_key(tenant.pk, repo, name)))) == {"tag": name, "digest": digest}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_racing_a_re_push_never_leaves_a_row_without_its_object(reg, tenant, blob_store):
+    """DELETE by digest and a re-push of the same manifest (by digest and under its tag) start together, 20 times.
+
+    Whatever the interleaving, the bucket ends up holding exactly the committed rows' objects
+    (the delete's objects go through the checked drain, under the key locks pushes take).
+    """
+    import threading
+
+    from django.db import connections
+
+    from gateway.registry.models import Repository
+    from gateway.registry.services.manifests import manifest_delete, manifest_put
+
+    payload = fixture_manifest("oci-manifest.json", **blobs(reg))
+    digest = sha(payload)
+    repository = Repository.objects.get(tenant=tenant, name="app")
+    errors: list[BaseException] = []
+    for round_ in range(20):
+        if not Manifest.objects.filter(digest=digest).exists():
+            manifest_put(tenant=tenant, repository=repository, reference="v1", payload=payload, content_type=OCI)
+        barrier = threading.Barrier(2)
+
+        def run(fn, **kwargs):
+            try:
+                barrier.wait(30)
+                fn(tenant=tenant, repository=repository, **kwargs)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        ref = digest if round_ % 2 else "v1"  # re-push by digest, or under the tag (which moves the tag object too)
+        threads = [
+            threading.Thread(target=run, args=(manifest_delete,), kwargs={"reference": digest}),
+            threading.Thread(target=run, args=(manifest_put,), kwargs={"reference": ref, "payload": payload, "content_type": OCI}),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        _bucket_matches_rows(tenant, blob_store, "app")
+
+
+def test_a_failed_push_puts_the_bucket_back_to_what_the_rows_say(reg, tenant, blob_store):
+    """What a push that failed after writing leaves behind is undone: objects without rows go, a tag object says its row's digest."""
+    from gateway.registry.models import Repository
+    from gateway.registry.services.manifests import _objects_reconcile
+
+    old = reg.push_image("app", "v1", [b"old layer"])[0]
+    payload = fixture_manifest("oci-manifest.json", **blobs(reg))
+    new = sha(payload)
+    # The state of a push of `payload` under v1 and v2 that wrote its objects and then did not commit.
+    for tag in ("v1", "v2"):
+        blob_store.put(keys.manifest_key(tenant.pk, "app", new), payload)
+        blob_store.put_json(keys.tag_key(tenant.pk, "app", tag), {"tag": tag, "digest": new})
+        _objects_reconcile(tenant=tenant, repository=Repository.objects.get(name="app"), digest=new, tag=tag)
+    _bucket_matches_rows(tenant, blob_store, "app")
+    assert json.loads(b"".join(blob_store.open_read(keys.tag_key(tenant.pk, "app", "v1"))))["digest"] == old
