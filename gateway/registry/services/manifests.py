@@ -60,7 +60,7 @@ def manifest_put(
         with transaction.atomic():
             # Lock order (registry/locks.py): object keys, blobs, manifests, tag.
             locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
-            manifest, blobs, children = _rows_write(tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag)
+            manifest = _rows_write(tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag)
             audit_record(action="manifest.push", actor=actor, tenant=tenant, target=f"{repository.name}@{digest}", ip=ip,
                          detail={"reference": reference, "media_type": parsed.media_type})
             # Last, still under the key locks: the bucket's copy of what this transaction commits.
@@ -79,7 +79,7 @@ def manifest_put(
 
 def _rows_write(
     *, tenant: Tenant, repository: Repository, digest: str, payload: bytes, parsed: ParsedManifest, tag: str | None
-) -> tuple[Manifest, dict[str, Blob], dict[str, Manifest]]:
+) -> Manifest:
     """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag."""
     blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
     for d in parsed.blobs:
@@ -127,7 +127,7 @@ def _rows_write(
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     except IntegrityError:
         raise ManifestBlobUnknown("a blob or manifest this manifest references was deleted meanwhile; push it again") from None
-    return manifest, blobs, children
+    return manifest
 
 
 def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, tag: str | None) -> None:
