@@ -21,10 +21,13 @@ from gateway.registry.models import Blob, Manifest, ObjectDeletion, Repository, 
 from gateway.registry.services.gc import gc_run_to_completion
 from gateway.registry.services.rebuild import registry_rebuild
 from gateway.replication.integrity import integrity_audit
-from gateway.replication.models import ObjectAudit
+from gateway.replication.models import ObjectAudit, ObjectReplica
+from gateway.replication.services import replica_verify
 from gateway.replication.transfer import ContentMismatch, copy_verified, rehash
 from gateway.storage import keys
 from tests.registry.test_rebuild import _wipe
+from tests.replication.conftest import replica_bucket, replica_store, replicating, target  # noqa: F401
+from tests.replication.test_replication import _replicate_all
 
 pytestmark = pytest.mark.django_db
 
@@ -191,6 +194,21 @@ def test_replication_copies_and_verifies_with_the_digests_algorithm(tenant, blob
     with pytest.raises(ContentMismatch):
         copy_verified(source=blob_store, source_key=src, dest=blob_store, dest_key=other, size=len(data), digest=sha512(b"else"))
     assert blob_store.stat(other) is None
+
+
+def test_sha512_blobs_and_manifests_replicate_byte_identical_and_verify(reg, replicating, replica_store, blob_store):
+    payload = _image(replicating, blob_store)
+    digest = sha512(payload)
+    assert reg.put(f"/v2/acme/app/manifests/{digest}", payload, content_type=OCI).status_code == 201
+    counts = _replicate_all(replicating)
+    assert counts["replicated"] == 3, counts  # two sha512 blobs (backfilled) and the manifest
+    for blob in Blob.objects.filter(tenant=replicating):
+        assert b"".join(replica_store.open_read(blob.storage_key)) == b"".join(blob_store.open_read(blob.storage_key))
+        row = ObjectReplica.objects.get(tenant=replicating, kind="blob", digest=blob.digest)
+        assert row.state == "replicated" and replica_verify(replica_id=row.pk, deep=True) == "verified"
+    row = ObjectReplica.objects.get(tenant=replicating, kind="manifest", digest=digest)
+    assert replica_store.read_small(keys.manifest_key(replicating.pk, "app", digest)) == payload
+    assert replica_verify(replica_id=row.pk, deep=True) == "verified"
 
 
 # -- blobs pushed by sha512 through /v2/ (need the upload part) ---------------------------------------------------
