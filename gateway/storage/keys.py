@@ -15,9 +15,9 @@ import base64
 import re
 import uuid
 
-_SAFE = re.compile(r"^[a-z0-9/._-]{1,512}$")
 MAX_KEY = 512
 MAX_COMPONENT = 255
+_SAFE = re.compile(rf"^[a-z0-9/._-]{{1,{MAX_KEY}}}$")
 _TAG_BASE32 = "b32."  # marks a base32 tag name; '.' is not a hex digit, so the two forms never collide
 
 
