@@ -1,7 +1,9 @@
-"""Digests: parsing, and the resumable SHA-256/SHA-512 hasher used while upload bytes stream in."""
+"""Digests: parsing, the algorithms content may be addressed by, and the resumable SHA-256/SHA-512
+hasher used while upload bytes stream in."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -11,19 +13,21 @@ import rehashes
 from gateway.registry.errors import DigestInvalid
 
 _DIGEST = re.compile(r"^(?P<algo>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<hex>[a-zA-Z0-9=_-]+)$")
-_HEX_LEN = {"sha256": 64, "sha512": 128}
-ALGORITHMS = ("sha256", "sha512")
+# The OCI image spec's registered algorithms and the length of their lower-case hex encoding.
+HEX_LENGTHS: dict[str, int] = {"sha256": 64, "sha512": 128}
+ALGORITHMS: tuple[str, ...] = tuple(HEX_LENGTHS)
+CANONICAL = "sha256"  # what a manifest pushed by tag (or a blob pushed without a digest) is addressed by
 
 
 def parse_digest(value: str) -> str:
-    """Validate `algo:hex` (sha256 or sha512, lowercase hex of the right length). Returns the digest."""
+    """Validate `algo:hex` for a registered algorithm (sha256, sha512) with lower-case hex of its length. Returns the digest."""
     m = _DIGEST.match(value or "")
     if not m:
-        raise DigestInvalid(f"invalid digest {value[:100]!r}", detail={"digest": value[:200]})
+        raise DigestInvalid(f"invalid digest {(value or '')[:100]!r}", detail={"digest": (value or "")[:200]})
     algo, hexpart = m.group("algo"), m.group("hex")
-    if algo not in _HEX_LEN:
-        raise DigestInvalid(f"unsupported digest algorithm {algo!r}; use sha256", detail={"digest": value[:200]})
-    if len(hexpart) != _HEX_LEN[algo] or not re.fullmatch(r"[a-f0-9]+", hexpart):
+    if algo not in ALGORITHMS:
+        raise DigestInvalid(f"unsupported digest algorithm {algo[:20]!r}; use sha256 or sha512", detail={"digest": value[:200]})
+    if len(hexpart) != HEX_LENGTHS[algo] or not re.fullmatch(r"[a-f0-9]+", hexpart):
         raise DigestInvalid(f"invalid {algo} digest {value[:100]!r}", detail={"digest": value[:200]})
     return value
 
@@ -33,8 +37,22 @@ def is_digest(reference: str) -> bool:
 
 
 def digest_algorithm(digest: str) -> str:
-    """The algorithm of a digest that `parse_digest` accepted."""
-    return digest.split(":", 1)[0]
+    """The algorithm of a parsed digest (`sha256` of `sha256:...`)."""
+    return digest.partition(":")[0]
+
+
+def new_hasher(algorithm: str) -> "hashlib._Hash":
+    """A fresh hashlib object for a registered algorithm (ValueError for any other)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unsupported digest algorithm {algorithm[:20]!r}")
+    return hashlib.new(algorithm)
+
+
+def digest_of(data: bytes, algorithm: str = CANONICAL) -> str:
+    """The digest of some bytes with this algorithm (`sha256:<hex>` by default)."""
+    h = new_hasher(algorithm)
+    h.update(data)
+    return f"{algorithm}:{h.hexdigest()}"
 
 
 def parse_algorithm(value: str) -> str:

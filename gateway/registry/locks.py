@@ -161,9 +161,12 @@ def tags_for_delete(*, tenant: Tenant, ids: Sequence[int]) -> list[Tag]:
     )
 
 
-def object_deletions_for_drain(*, tenant: Tenant, limit: int) -> list[ObjectDeletion]:
-    """The oldest pending object deletions of a tenant, FOR UPDATE SKIP LOCKED (two drains share the work)."""
-    return list(ObjectDeletion.objects.select_for_update(skip_locked=True).filter(tenant=tenant).order_by("pk")[:limit])
+def object_deletions_for_drain(*, tenant: Tenant, limit: int, ids: Sequence[int] | None = None) -> list[ObjectDeletion]:
+    """The oldest pending object deletions of a tenant (only `ids`, if given), FOR UPDATE SKIP LOCKED (two drains share the work)."""
+    qs = ObjectDeletion.objects.select_for_update(skip_locked=True).filter(tenant=tenant)
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    return list(qs.order_by("pk")[:limit])
 
 
 def upload_sessions_for_sweep(*, tenant: Tenant, ids: Sequence[object]) -> list[BlobUpload]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,12 @@ INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
 MANIFEST_TYPES = IMAGE_TYPES + INDEX_TYPES
 GENERIC_TYPES = ("", "application/json", "application/octet-stream")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64  # nesting of JSON objects and arrays; a real manifest needs 4
+MAX_TYPE_LENGTH = 255  # media types and artifactType: the width of their columns
+MAX_SIZE = 2**63 - 1  # descriptor sizes: PostgreSQL's bigint
+# Text PostgreSQL cannot store (text and jsonb reject NUL; jsonb rejects lone surrogates), also refused by I-JSON (RFC 7493).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_MESSAGE = "manifest JSON holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff)"
 
 
 @dataclass(frozen=True)
@@ -43,28 +50,71 @@ def _descriptor(obj: Any, where: str) -> Descriptor:
     if not isinstance(obj, dict):
         raise ManifestInvalid(f"{where} must be a descriptor object")
     media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
-    if not isinstance(media_type, str) or not media_type:
-        raise ManifestInvalid(f"{where}.mediaType must be a non-empty string")
+    if not isinstance(media_type, str) or not media_type or len(media_type) > MAX_TYPE_LENGTH:
+        raise ManifestInvalid(f"{where}.mediaType must be a non-empty string of at most {MAX_TYPE_LENGTH} characters")
     if not isinstance(digest, str):
         raise ManifestInvalid(f"{where}.digest must be a string")
     try:
         parse_digest(digest)
     except DigestInvalid as exc:
         raise ManifestInvalid(f"{where}.digest: {exc.message}") from None
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ManifestInvalid(f"{where}.size must be a non-negative integer")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+        raise ManifestInvalid(f"{where}.size must be a non-negative 64-bit integer")
     urls = obj.get("urls")
+    if urls is not None and (not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)):
+        raise ManifestInvalid(f"{where}.urls must be a list of strings")
     return Descriptor(media_type=media_type, digest=digest, size=size, foreign=bool(urls))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:  # readers disagree on which value wins: the same bytes would mean different manifests
+            raise ManifestInvalid(f"duplicate JSON key {key[:100]!r}")
+        doc[key] = value
+    return doc
+
+
+def _check_tree(doc: Any) -> None:
+    """Nesting within MAX_DEPTH, and no string or key PostgreSQL could not store (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ManifestInvalid(f"manifest JSON is nested more than {MAX_DEPTH} levels deep")
+            items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+            for key, value in items:
+                if key is not None and _UNSTORABLE.search(key):
+                    raise ManifestInvalid(_UNSTORABLE_MESSAGE, detail={"key": key[:100]})
+                stack.append((value, depth + 1))
+        elif isinstance(node, str) and _UNSTORABLE.search(node):
+            raise ManifestInvalid(_UNSTORABLE_MESSAGE)
+
+
+def _load(payload: bytes) -> Any:
+    """Strict JSON: UTF-8 without a byte-order mark, unique keys, bounded nesting, storable strings."""
+    if payload.startswith(b"\xef\xbb\xbf"):
+        raise ManifestInvalid("manifest starts with a byte-order mark; send UTF-8 JSON without one")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestInvalid("manifest is not UTF-8 (UTF-16 and UTF-32 are not accepted)") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise ManifestInvalid(f"manifest JSON is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # JSONDecodeError, and ints longer than Python converts
+        raise ManifestInvalid(f"manifest is not valid JSON: {str(exc)[:200]}") from None
+    _check_tree(doc)
+    return doc
 
 
 def parse_manifest(payload: bytes, content_type: str) -> ParsedManifest:
     """Check the JSON and its structure; return what it references. Raises MANIFEST_INVALID."""
     if len(payload) > MAX_MANIFEST_BYTES:
         raise ManifestInvalid(f"manifest is {len(payload)} bytes; the limit is {MAX_MANIFEST_BYTES}")
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    doc = _load(payload)
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     content_type = (content_type or "").split(";")[0].strip().lower()
@@ -88,8 +138,8 @@ def parse_manifest(payload: bytes, content_type: str) -> ParsedManifest:
         raise ManifestInvalid("annotations must map strings to strings")
     parsed.annotations = annotations
     artifact_type = doc.get("artifactType", "")
-    if not isinstance(artifact_type, str):
-        raise ManifestInvalid("artifactType must be a string")
+    if not isinstance(artifact_type, str) or len(artifact_type) > MAX_TYPE_LENGTH:
+        raise ManifestInvalid(f"artifactType must be a string of at most {MAX_TYPE_LENGTH} characters")
     if "subject" in doc and doc["subject"] is not None:
         parsed.subject = _descriptor(doc["subject"], "subject")
     if media_type in IMAGE_TYPES:

@@ -7,6 +7,7 @@ from django.db.models.functions import Concat
 
 from accounts.models import Tenant
 from accounts.principals import pattern_literal_prefix, repository_matches
+from gateway.registry.media_types import MAX_TYPE_LENGTH
 from gateway.registry.models import Blob, BlobUpload, Manifest, Repository, Tag
 
 
@@ -90,6 +91,7 @@ def manifest_get(*, tenant: Tenant, repository: Repository, reference: str) -> M
 
 
 def tag_list(*, tenant: Tenant, repository: Repository, last: str | None, n: int | None) -> list[str]:
+    """Tag names after `last` in lexical order, n+1 at most (`last` must hold no NUL: PostgreSQL cannot compare with one)."""
     qs = Tag.objects.filter(tenant=tenant, repository=repository).order_by("name").values_list("name", flat=True)
     if last:
         qs = qs.filter(name__gt=last)
@@ -99,6 +101,9 @@ def tag_list(*, tenant: Tenant, repository: Repository, last: str | None, n: int
 
 
 def referrers_list(*, tenant: Tenant, repository: Repository, digest: str, artifact_type: str | None) -> list[Manifest]:
+    """Manifests whose subject is `digest`, oldest first, of one artifactType if given."""
+    if artifact_type and ("\x00" in artifact_type or len(artifact_type) > MAX_TYPE_LENGTH):
+        return []  # no manifest can have it (parse_manifest refuses them), and PostgreSQL cannot compare with a NUL
     qs = Manifest.objects.filter(tenant=tenant, repository=repository, subject_digest=digest).order_by("created_at", "pk")
     if artifact_type:
         qs = qs.filter(artifact_type=artifact_type)

@@ -5,7 +5,7 @@ Tiers (shared storj-s3.md §6):
 1. Cheap, every object, no egress: HEAD each blob data object and manifest object for
    existence, size and ETag. The ETag seen while an object was good is kept; a different
    one later means the object was rewritten, so it is re-hashed at once.
-2. Deep, sampled: download and re-hash (sha256 is the OCI digest) a `sample_rate` share of
+2. Deep, sampled: download and re-hash (with the digest's algorithm, sha256 or sha512) a `sample_rate` share of
    the checked objects within a per-run egress budget, plus every flagged object (a previous
    problem, a changed ETag, or a replica copy that read corrupt bytes), whatever its size.
 
@@ -37,6 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM_ACTOR, audit_record
+from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, JobRun, Manifest
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
@@ -45,7 +46,7 @@ from gateway.replication.models import ObjectAudit, ObjectKind, ObjectReplica
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
 from gateway.replication.stores import primary_store, target_store
-from gateway.replication.transfer import ContentMismatch, SourceMissing, TransferError, copy_verified, rehash, sha256_digest
+from gateway.replication.transfer import ContentMismatch, SourceMissing, TransferError, copy_verified, rehash
 from gateway.storage import BlobStore, StorageError, StorageUnavailable, keys
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def _inspect(
         counts["deep_skipped_budget"] += 1
         return _Seen(Status.OK, {}, st.etag)
     try:
-        hashed = rehash(store, exp.key, pacer=pacer)
+        hashed = rehash(store, exp.key, expected=exp.digest, pacer=pacer)
     except SourceMissing:
         return _Seen(Status.MISSING, {"expected_size": exp.size})
     counts["deep_checked"] += 1
@@ -205,7 +206,7 @@ def _index_doc(digest: str, size: int, key: str) -> bytes:
 
 def _repair(row: ObjectAudit, exp: _Expected, store: BlobStore, pacer: RequestPacer) -> tuple[str, str]:
     """Rewrite a bad primary object from a verified source: (source used or "", error or "")."""
-    if exp.payload is not None and len(exp.payload) == exp.size and sha256_digest(exp.payload) == exp.digest:
+    if exp.payload is not None and len(exp.payload) == exp.size and digest_of(exp.payload, digest_algorithm(exp.digest)) == exp.digest:
         pacer.acquire()
         store.put(exp.key, exp.payload, content_type=exp.media_type)
         return "database", ""

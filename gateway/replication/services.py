@@ -36,6 +36,7 @@ from accounts.models import Tenant
 from accounts.services import SYSTEM_ACTOR, audit_record
 from gateway.core.crypto import secret_encrypt
 from gateway.core.errors import Conflict, ValidationError
+from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, JobRun, Manifest
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
@@ -45,7 +46,7 @@ from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget,
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
 from gateway.replication.stores import primary_config, primary_store, target_endpoint_check, target_store
-from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash, sha256_digest
+from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash
 from gateway.storage import BlobStore, StorageError, keys
 
 log = logging.getLogger(__name__)
@@ -266,9 +267,10 @@ def _copy_blob(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: Requ
 
 def _copy_manifest(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: RequestPacer | None) -> list[str]:
     payload = source.payload or b""
-    if len(payload) != source.size or sha256_digest(payload) != source.digest:
+    actual = digest_of(payload, digest_algorithm(source.digest))
+    if len(payload) != source.size or actual != source.digest:
         raise ContentMismatch(
-            f"the database's bytes of manifest {source.digest} do not hash to it", actual_size=len(payload), actual_digest=sha256_digest(payload)
+            f"the database's bytes of manifest {source.digest} do not hash to it", actual_size=len(payload), actual_digest=actual
         )
     for key in source.keys:
         if pacer:
@@ -372,7 +374,7 @@ def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer |
             break
     if not problem and deep:
         try:
-            hashed = rehash(dest, source.data_key, pacer=pacer)
+            hashed = rehash(dest, source.data_key, expected=source.digest, pacer=pacer)
         except SourceMissing:
             hashed = None
         if hashed is None or hashed.digest != source.digest:

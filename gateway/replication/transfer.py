@@ -1,7 +1,7 @@
 """Streaming, verified copies between two BlobStores, and streaming re-hashes.
 
-Content is addressed by sha256, so a copy is verified while it streams: the bytes are hashed
-as they pass and the destination object is only completed when size and digest match the
+Content is addressed by digest (sha256 or sha512), so a copy is verified while it streams: the
+bytes are hashed with the digest's algorithm as they pass and the destination object is only completed when size and digest match the
 expected ones (a multipart upload is aborted otherwise; a small object is never PUT). Memory
 is bounded by one destination part (the store's `part_size`, 64 MiB by default) plus one
 read chunk. Only the BlobStore interface is used, never boto3.
@@ -9,10 +9,10 @@ read chunk. Only the BlobStore interface is used, never boto3.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from gateway.registry.digests import HEX_LENGTHS, new_hasher
 from gateway.replication.ratelimit import RequestPacer
 from gateway.storage import BlobStore, StorageError, StorageUnavailable
 
@@ -26,7 +26,7 @@ class SourceMissing(TransferError):
 
 
 class ContentMismatch(TransferError):
-    """The bytes read are not the expected ones (size or sha256)."""
+    """The bytes read are not the expected ones (size or digest)."""
 
     def __init__(self, message: str, *, actual_size: int, actual_digest: str | None) -> None:
         super().__init__(message)
@@ -40,15 +40,12 @@ class Hashed:
     digest: str
 
 
-def sha256_digest(data: bytes) -> str:
-    """The OCI digest of some bytes."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _check_digest(digest: str) -> None:
+def _check_digest(digest: str) -> str:
+    """The digest's algorithm; ValueError unless it is `sha256:`/`sha512:` with hex of the right length."""
     algo, _, hexpart = digest.partition(":")
-    if algo != "sha256" or len(hexpart) != 64:
-        raise ValueError(f"only sha256 digests can be verified, got {digest[:80]!r}")
+    if algo not in HEX_LENGTHS or len(hexpart) != HEX_LENGTHS[algo]:
+        raise ValueError(f"only sha256 and sha512 digests can be verified, got {digest[:80]!r}")
+    return algo
 
 
 def _open(store: BlobStore, key: str, pacer: RequestPacer | None) -> Iterator[bytes]:
@@ -66,14 +63,15 @@ def _open(store: BlobStore, key: str, pacer: RequestPacer | None) -> Iterator[by
         raise
 
 
-def rehash(store: BlobStore, key: str, *, pacer: RequestPacer | None = None) -> Hashed:
-    """Download an object as a stream and return its size and sha256 digest (nothing held whole)."""
-    h = hashlib.sha256()
+def rehash(store: BlobStore, key: str, *, expected: str, pacer: RequestPacer | None = None) -> Hashed:
+    """Download an object as a stream and return its size and digest, by the algorithm of the `expected` digest (nothing held whole)."""
+    algorithm = _check_digest(expected)
+    h = new_hasher(algorithm)
     size = 0
     for chunk in _open(store, key, pacer):
         h.update(chunk)
         size += len(chunk)
-    return Hashed(size=size, digest="sha256:" + h.hexdigest())
+    return Hashed(size=size, digest=f"{algorithm}:{h.hexdigest()}")
 
 
 def copy_verified(
@@ -88,17 +86,17 @@ def copy_verified(
     on_multipart_start: Callable[[str], None] | None = None,
     on_part: Callable[[], None] | None = None,
 ) -> None:
-    """Stream source_key to dest_key; the destination is completed only if size and sha256 match.
+    """Stream source_key to dest_key; the destination is completed only if size and digest (its own algorithm) match.
 
     Raises SourceMissing, ContentMismatch (nothing written at dest_key), or StorageError.
     Objects up to dest.part_size go in one PUT, larger ones as a multipart upload whose id
     is handed to `on_multipart_start` first, so a caller can abort it after a crash.
     """
-    _check_digest(digest)
+    algorithm = _check_digest(digest)
     if size < 0:
         raise ValueError(f"size must not be negative, got {size}")
     chunks = _open(source, source_key, pacer)
-    h = hashlib.sha256()
+    h = new_hasher(algorithm)
     received = 0
 
     def feed(chunk: bytes) -> None:
@@ -111,7 +109,7 @@ def copy_verified(
         h.update(chunk)
 
     def verify() -> None:
-        actual = "sha256:" + h.hexdigest()
+        actual = f"{algorithm}:{h.hexdigest()}"
         if received != size or actual != digest:
             raise ContentMismatch(
                 f"{source.bucket}/{source_key} is {received} bytes with digest {actual}, expected {size} bytes with {digest}",

@@ -2,18 +2,32 @@
 
 Keys keep to [a-z0-9/._-] (Storj's gateway can fail signatures on other bytes) and every
 key of a tenant starts with `t/<tenant_id>/`, so a tenant's data is one prefix.
+
+Lengths (docs/decisions/0011): no key is longer than 512 characters (Storj's limit is 1280
+bytes of *encrypted* key, roughly the plain key plus 40 bytes per path component) and no path
+component longer than 255 (SeaweedFS, like most file-system-backed S3 servers, answers
+KeyTooLongError above that). Every name a client may choose fits: see `tag_key`.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 
-_SAFE = re.compile(r"^[a-z0-9/._-]{1,512}$")
+MAX_KEY = 512
+MAX_COMPONENT = 255
+_SAFE = re.compile(rf"^[a-z0-9/._-]{{1,{MAX_KEY}}}$")
+_TAG_BASE32 = "b32."  # marks a base32 tag name; '.' is not a hex digit, so the two forms never collide
+
+
+def is_valid_key(key: str) -> bool:
+    """Whether a key keeps to the charset and the lengths above (what every key we build does)."""
+    return bool(_SAFE.match(key)) and all(len(part) <= MAX_COMPONENT for part in key.split("/"))
 
 
 def _check(key: str) -> str:
-    if not _SAFE.match(key):
+    if not is_valid_key(key):
         raise ValueError(f"unsafe object key {key!r}")
     return key
 
@@ -58,8 +72,25 @@ def manifest_key(tenant_id: int, repository: str, digest: str) -> str:
 
 
 def tag_key(tenant_id: int, repository: str, tag: str) -> str:
-    """JSON {tag, digest}. Tags may hold upper case, so the key carries the tag's hex."""
-    return _check(f"{tenant_prefix(tenant_id)}repos/{repository}/_tags/{tag.encode().hex()}")
+    """JSON {tag, digest}. Tags may hold upper case, so the key's last component encodes the tag.
+
+    Hex (the layout since the start) wherever the key fits; else lower-case base32 after
+    `b32.`: a 128-character tag has 256 hex digits, more than a component may hold, and a long
+    tag in a long repository name passes MAX_KEY in hex but not in base32 (at most 205 + 4).
+    """
+    base = f"{tenant_prefix(tenant_id)}repos/{repository}/_tags/"
+    key = base + tag.encode().hex()
+    if is_valid_key(key):
+        return key
+    return _check(base + _TAG_BASE32 + base64.b32encode(tag.encode()).decode().rstrip("=").lower())
+
+
+def tag_from_key_name(name: str) -> str:
+    """The tag a tag key's last component stands for (ValueError, binascii.Error included, if it encodes none)."""
+    if name.startswith(_TAG_BASE32):
+        encoded = name[len(_TAG_BASE32) :].upper()
+        return base64.b32decode(encoded + "=" * (-len(encoded) % 8)).decode()
+    return bytes.fromhex(name).decode()
 
 
 def repos_prefix(tenant_id: int) -> str:

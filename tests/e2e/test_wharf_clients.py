@@ -212,3 +212,66 @@ def test_two_clients_push_the_same_layer_at_once(skopeo: Run, wharf: WharfServer
     for i in range(2):
         r = _http().get(f"{wharf.url}/v2/{tenant.slug}/same{i}/blobs/{info.layers[0].digest}", auth=(user, token), timeout=60)
         assert harness.sha256_digest(r.content) == info.layers[0].digest
+
+
+def _push_blob_http(http: requests.Session, base: str, repo: str, data: bytes, auth) -> str:
+    digest = harness.sha256_digest(data)
+    r = http.post(f"{base}/v2/{repo}/blobs/uploads/?digest={digest}", data=data, auth=auth)
+    if r.status_code == 202:  # Distribution 2.8 ignores ?digest= on POST: finish the session
+        loc = r.headers["Location"]
+        loc = loc if loc.startswith("http") else base + loc
+        r = http.put(loc + ("&" if "?" in loc else "?") + f"digest={digest}", data=data, auth=auth)
+    assert r.status_code == 201, (base, r.status_code, r.text)
+    return digest
+
+
+def test_bad_manifest_requests_are_answered_as_distribution_answers_them(
+    wharf: WharfServer, wharf_tenant, distribution_registry
+) -> None:
+    """The same requests to Distribution 2.8 and to a live Wharf: same status; Wharf's codes as the OCI spec names them.
+
+    GET/HEAD/DELETE of a reference that is not a tag is a 404 (what the OCI conformance suite
+    expects), and a manifest naming a blob or child manifest the repository lacks is a 400.
+    """
+    tenant, user, token = wharf_tenant
+    http = _http()
+    targets = {
+        "distribution": (distribution_registry.url, "conformance/app", None),
+        "wharf": (wharf.url, f"{tenant.slug}/app", (user, token)),
+    }
+    oci, index_type = "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"
+    answers: dict[str, list[tuple[str, int, str]]] = {}
+    for name, (base, repo, auth) in targets.items():
+        config = _push_blob_http(http, base, repo, b'{"architecture":"amd64","os":"linux"}', auth)
+        layer = _push_blob_http(http, base, repo, b"a layer for both", auth)
+        doc = {
+            "schemaVersion": 2, "mediaType": oci,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 37},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 16}],
+        }
+        good = json.dumps(doc).encode()
+        assert http.put(f"{base}/v2/{repo}/manifests/v1", data=good, headers={"Content-Type": oci}, auth=auth).status_code == 201
+        missing_blob = json.dumps({**doc, "layers": [{**doc["layers"][0], "digest": harness.sha256_digest(b"never pushed")}]}).encode()
+        missing_child = json.dumps(
+            {"schemaVersion": 2, "mediaType": index_type, "manifests": [{"mediaType": oci, "digest": harness.sha256_digest(b"no such manifest"), "size": 16}]}
+        ).encode()
+        requests_ = [
+            ("GET .INVALID_MANIFEST_NAME", "GET", ".INVALID_MANIFEST_NAME", None, None),
+            ("HEAD .INVALID_MANIFEST_NAME", "HEAD", ".INVALID_MANIFEST_NAME", None, None),
+            ("DELETE -not-a-tag", "DELETE", "-not-a-tag", None, None),
+            ("GET unknown tag", "GET", "nope", None, None),
+            ("PUT missing blob", "PUT", "v2", missing_blob, oci),
+            ("PUT missing child", "PUT", "v3", missing_child, index_type),
+        ]
+        for label, method, ref, body, content_type in requests_:
+            r = http.request(method, f"{base}/v2/{repo}/manifests/{ref}", data=body, headers={"Content-Type": content_type} if content_type else {}, auth=auth)
+            code = r.json()["errors"][0]["code"] if r.content and r.headers.get("Content-Type", "").startswith("application/json") else ""
+            answers.setdefault(name, []).append((label, r.status_code, code))
+    assert [(label, status) for label, status, _ in answers["wharf"]] == [(label, status) for label, status, _ in answers["distribution"]], answers
+    codes = {label: code for label, _, code in answers["wharf"]}
+    assert codes == {
+        "GET .INVALID_MANIFEST_NAME": "MANIFEST_UNKNOWN", "HEAD .INVALID_MANIFEST_NAME": "", "DELETE -not-a-tag": "MANIFEST_UNKNOWN",
+        "GET unknown tag": "MANIFEST_UNKNOWN", "PUT missing blob": "MANIFEST_BLOB_UNKNOWN", "PUT missing child": "MANIFEST_UNKNOWN",
+    }, answers
+    assert not Manifest.objects.filter(tenant=tenant).exclude(repository__name="app").exists()
+    assert Manifest.objects.filter(tenant=tenant).count() == 1

@@ -417,7 +417,7 @@ def test_manifest_push_racing_gc_fails_cleanly_not_half_written(reg, tenant):
     r = reg.push_manifest("app", "v1", payload, OCI)
     t.join(10)
     assert "error" not in out, out
-    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN", r.content
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN", r.content
     assert not Manifest.objects.filter(tenant=tenant).exists() and not Tag.objects.filter(tenant=tenant).exists()
     # The client pushes the blob again and succeeds.
     reg.push_blob("app", layer)

@@ -56,3 +56,22 @@ def test_host_based_tenant_endpoint(reg, settings):
     r = reg.post("/v2/team/tool/blobs/uploads/", **host)
     assert r.status_code == 202 and r["Location"].startswith("/v2/team/tool/blobs/uploads/")
     assert reg.get("/v2/app/manifests/1", HTTP_HOST="nobody.registry.test").status_code == 403
+
+
+def test_a_nul_in_last_is_a_400_not_a_500(reg):
+    reg.push_image("app", "a", [b"layer"])
+    reg.client.raise_request_exception = False
+    for last in ("a%00b", "%00"):
+        r = reg.get(f"/v2/acme/app/tags/list?n=10&last={last}")
+        assert r.status_code == 400 and r.json()["errors"][0]["code"] == "TAG_INVALID", r.content
+    assert reg.get("/v2/acme/app/tags/list?last=zzz~").json()["tags"] == []  # a cursor past the end is fine
+
+
+def test_a_referrers_filter_no_manifest_can_match_finds_nothing(reg):
+    subject, _ = reg.push_image("app", "v1", [b"layer"])
+    reg.client.raise_request_exception = False
+    for artifact_type in ("application/x%00y", "application/" + "x" * 300):
+        r = reg.get(f"/v2/acme/app/referrers/{subject}?artifactType={artifact_type}")
+        assert r.status_code == 200, r.content
+        assert r.json()["manifests"] == [] and r["OCI-Filters-Applied"] == "artifactType"
+    assert reg.get(f"/v2/acme/nothere/referrers/{subject}?artifactType=a%00").json()["errors"][0]["code"] == "NAME_UNKNOWN"

@@ -269,3 +269,110 @@ def test_the_command_rebuilds_in_another_process(reg, tenant):
     assert result.returncode != 0 and "belongs to the existing tenant 'other'" in result.stderr
     result = manage("registry_rebuild", "acme", "--from-tenant-id", "x")
     assert result.returncode != 0 and "invalid int value" in result.stderr
+
+
+# -- after a fuzz run of manifest pushes (failed pushes must leave nothing a rebuild trips over) ---------------
+
+
+def _fuzz_payload(rnd, good: list[bytes], unknown: str) -> bytes:
+    """A manifest: one of the good ones, or one broken in a seeded way (most of these must be refused)."""
+    base = rnd.choice(good)
+    doc = json.loads(base)
+    kind = rnd.randrange(14)
+    if kind == 0:
+        return base
+    if kind == 1:
+        i = rnd.randrange(len(base))
+        return base[:i] + bytes([rnd.randrange(256)]) + base[i + 1 :]
+    if kind == 2:
+        return base[: rnd.randrange(len(base))]
+    if kind == 3:
+        return json.dumps({**doc, "annotations": {"k": "v\u0000" * rnd.randint(1, 3)}}).encode()
+    if kind == 4:
+        return json.dumps({**doc, "annotations": {"k": "\ud800"}}).encode()
+    if kind == 5:
+        depth = rnd.choice([70, 1000, 20000])
+        return base[:-1] + b', "x": ' + b"[" * depth + b"]" * depth + b"}"
+    if kind == 6:
+        return json.dumps({**doc, "artifactType": "application/" + "x" * rnd.randint(244, 400)}).encode()
+    if kind == 7:
+        return b'{"schemaVersion": 2, ' + base[1:]  # a duplicate key
+    if kind == 8:
+        return rnd.choice([b"\xef\xbb\xbf" + base, base.decode().encode("utf-16")])
+    if kind == 9 and "layers" in doc:
+        return json.dumps({**doc, "layers": [{**doc["layers"][0], "digest": unknown}]}).encode()  # a blob the repository lacks
+    if kind == 10 and "layers" in doc:
+        return json.dumps({**doc, "layers": [{**doc["layers"][0], "size": doc["layers"][0]["size"] + 1}]}).encode()
+    if kind == 11:
+        return json.dumps({**doc, "annotations": {"fuzz": str(rnd.random())}}).encode()  # valid: a new manifest
+    if kind == 12:
+        return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI, "digest": unknown, "size": 3}]}).encode()
+    return json.dumps({**doc, "mediaType": "application/vnd.example+json"}).encode()
+
+
+@pytest.mark.django_db
+def test_rebuild_after_a_fuzz_run_of_pushes_restores_exactly_what_committed(reg, tenant):
+    """400 seeded pushes (most invalid or refused, some valid, tags moving, some deletes), then a rebuild into a fresh tenant.
+
+    Afterwards the bucket holds exactly the committed rows' manifest and tag objects, and the
+    rebuild (of the old prefix, into a new tenant) recreates exactly the rows there were.
+    """
+    import random
+
+    rnd = random.Random(20261201)
+    pushed = Pushed()
+    good = [pushed.manifests[("app", _image(reg, pushed, "app", f"seed{i}", [f"layer {i}".encode()]))] for i in range(3)]
+    Tag.objects.filter(tenant=tenant, name="seed0").update(immutable=True)  # moves of it must be refused
+    unknown = sha(b"never pushed")
+    store = get_blob_store()
+    statuses: dict[int, int] = {}
+    reg.client.raise_request_exception = False
+    for _ in range(400):
+        action = rnd.randrange(20)
+        if action == 0:
+            r = reg.delete(f"/v2/acme/app/manifests/{rnd.choice(['seed1', 'seed2', 't0', 't1', 't2', 'gone'])}")
+        elif action == 1 and Manifest.objects.filter(tenant=tenant).exists():
+            r = reg.delete(f"/v2/acme/app/manifests/{rnd.choice(list(Manifest.objects.filter(tenant=tenant).order_by('digest').values_list('digest', flat=True)))}")
+        else:
+            payload = _fuzz_payload(rnd, good, unknown)
+            ref = rnd.choice(["t0", "t1", "t2", "seed0", sha(payload), sha(payload + b" "), ".bad"])
+            r = reg.put(f"/v2/acme/app/manifests/{ref}", payload, content_type=rnd.choice([OCI, OCI, "", "application/json"]))
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        assert r.status_code < 500, r.content[:300]
+        if r.status_code >= 400 and r.content:
+            assert r.json()["errors"][0]["code"], r.content
+    assert statuses.get(201, 0) >= 20 and sum(n for s, n in statuses.items() if s >= 400) >= 200, statuses
+
+    # Row <=> object, for manifests and tags, and every tag object names its row's digest.
+    manifests = {(m.repository.name, m.digest): bytes(m.payload) for m in Manifest.objects.filter(tenant=tenant).select_related("repository")}
+    tags = {(t.repository.name, t.name): t.manifest.digest for t in Tag.objects.filter(tenant=tenant).select_related("repository", "manifest")}
+    objects = {o.key for o in store.list(keys.repos_prefix(tenant.pk))}
+    assert objects == {keys.manifest_key(tenant.pk, r, d) for r, d in manifests} | {keys.tag_key(tenant.pk, r, t) for r, t in tags}
+    for (repo, tag), digest in tags.items():
+        assert json.loads(b"".join(store.open_read(keys.tag_key(tenant.pk, repo, tag))))["digest"] == digest
+
+    # Leftovers of older versions that did write for failed pushes: reported, never a crash.
+    nul = json.dumps({**json.loads(good[0]), "annotations": {"k": "\u0000"}}).encode()
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    strays = {
+        keys.manifest_key(tenant.pk, "app", sha(nul)): nul,
+        keys.manifest_key(tenant.pk, "app", sha(deep)): deep,
+        keys.tag_key(tenant.pk, "app", "stray"): json.dumps({"tag": "stray", "digest": unknown}).encode(),
+        keys.tag_key(tenant.pk, "app", "deep"): b"[" * 30000 + b"]" * 30000,
+        keys.repos_prefix(tenant.pk) + "app/_tags/zz": b"{}",
+        keys.repos_prefix(tenant.pk) + "app/_tags/b32.0189": b"{}",
+    }
+    for key, data in strays.items():
+        store.put(key, data)
+
+    old_id = tenant.pk
+    _wipe(tenant)
+    tenant.delete()
+    new = make_tenant("acme2", owner=User.objects.get(username="owner"))
+    report = registry_rebuild(tenant=new, source_tenant_id=old_id).as_dict()
+
+    assert report["manifests"]["restored"] == len(manifests) and report["tags"]["restored"] == len(tags), report
+    assert sorted(p["key"] for p in report["problems"]) == sorted(strays), report["problems"]
+    rebuilt = {(m.repository.name, m.digest): bytes(m.payload) for m in Manifest.objects.filter(tenant=new).select_related("repository")}
+    assert rebuilt == manifests
+    assert {(t.repository.name, t.name): t.manifest.digest for t in Tag.objects.filter(tenant=new).select_related("repository", "manifest")} == tags

@@ -11,7 +11,7 @@ from gateway.registry.api.auth import Identity
 from gateway.registry.api.base import API_VERSION_HEADER, RegistryView, Target, challenge, host_tenant_slug, render_error
 from gateway.registry.api.http import next_link, page_params
 from gateway.registry.digests import parse_digest
-from gateway.registry.errors import Denied, NameUnknown, PaginationInvalid, Unauthorized
+from gateway.registry.errors import Denied, NameUnknown, PaginationInvalid, TagInvalid, Unauthorized
 from gateway.registry.services.manifests import referrers_index
 
 
@@ -46,6 +46,8 @@ class TagsView(RegistryView):
 
     def get(self, request: HttpRequest, target: Target) -> HttpResponse:
         n, last = page_params(request)
+        if last is not None and "\x00" in last:  # no tag holds one, and PostgreSQL cannot compare with one
+            raise TagInvalid("last must be a tag (it holds a NUL character)", detail={"last": last[:200]})
         names = selectors.tag_list(tenant=target.tenant, repository=target.repository(), last=last, n=n)
         response = _json({"name": target.full_name, "tags": names[:n] if n is not None else names})
         if n is not None and len(names) > n and n > 0:

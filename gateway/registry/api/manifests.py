@@ -18,14 +18,25 @@ from gateway.registry.services.uploads import repository_ensure
 
 
 def _reference(reference: str) -> str:
+    """A valid digest (else DIGEST_INVALID) or tag (else MANIFEST_INVALID): what a PUT may name."""
     return parse_digest(reference) if is_digest(reference) else validate_tag(reference)
+
+
+def _existing_reference(reference: str) -> str:
+    """What GET, HEAD and DELETE may name: an invalid tag names no manifest, so MANIFEST_UNKNOWN (404), as in Distribution."""
+    if is_digest(reference):
+        return parse_digest(reference)
+    try:
+        return validate_tag(reference)
+    except ManifestInvalid:
+        raise ManifestUnknown(f"no manifest is tagged {reference[:100]!r}: not a valid tag", detail={"reference": reference[:200]}) from None
 
 
 class ManifestView(RegistryView):
     scope_map = {"GET": "pull", "HEAD": "pull", "PUT": "push", "DELETE": "delete"}
 
     def _find(self, request: HttpRequest, target: Target, reference: str) -> Manifest:
-        _reference(reference)
+        _existing_reference(reference)
         manifest = selectors.manifest_get(tenant=target.tenant, repository=target.repository(), reference=reference)
         if manifest is None:
             raise ManifestUnknown(detail={"reference": reference})
@@ -72,7 +83,7 @@ class ManifestView(RegistryView):
         return response
 
     def delete(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
-        _reference(reference)
+        _existing_reference(reference)
         manifest_delete(
             tenant=target.tenant, repository=target.repository(), reference=reference, actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR")
         )

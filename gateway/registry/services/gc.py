@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -184,12 +184,14 @@ def jobrun_stop(*, job_id: int | None, reason: str) -> None:
 # -- object deletions (the drain) --------------------------------------------------------------------
 
 
-def object_deletions_record(*, tenant: Tenant, items: list[tuple[str, str, str, str]]) -> None:
-    """Record objects to delete, as (kind, key, repository name, reference); call inside the row-deleting transaction."""
-    if items:
-        ObjectDeletion.objects.bulk_create(
-            [ObjectDeletion(tenant=tenant, kind=k, key=key, repository_name=repo, reference=ref) for k, key, repo, ref in items]
-        )
+def object_deletions_record(*, tenant: Tenant, items: list[tuple[str, str, str, str]]) -> list[int]:
+    """Record objects to delete, as (kind, key, repository name, reference); call inside the row-deleting transaction. Returns the record ids."""
+    if not items:
+        return []
+    created = ObjectDeletion.objects.bulk_create(
+        [ObjectDeletion(tenant=tenant, kind=k, key=key, repository_name=repo, reference=ref) for k, key, repo, ref in items]
+    )
+    return [r.pk for r in created]
 
 
 def _still_used(tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
@@ -225,8 +227,10 @@ def _still_used(tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
     return keep
 
 
-def object_deletions_drain(*, tenant: Tenant, batch_size: int, max_batches: int) -> tuple[int, int, bool]:
-    """Delete recorded objects in batches under per-key locks, after one more check that nothing uses them: (deleted, kept, done).
+def object_deletions_drain(
+    *, tenant: Tenant, batch_size: int, max_batches: int, ids: Sequence[int] | None = None
+) -> tuple[int, int, bool]:
+    """Delete recorded objects (only `ids`, if given) in batches under per-key locks, after one more check that nothing uses them: (deleted, kept, done).
 
     Idempotent: a record goes only in the transaction that follows its DeleteObjects, and
     deleting a missing key succeeds, so a killed drain repeats at most one batch.
@@ -235,7 +239,7 @@ def object_deletions_drain(*, tenant: Tenant, batch_size: int, max_batches: int)
     deleted = kept = 0
     for _ in range(max_batches):
         with transaction.atomic():
-            rows = locks.object_deletions_for_drain(tenant=tenant, limit=batch_size)
+            rows = locks.object_deletions_for_drain(tenant=tenant, limit=batch_size, ids=ids)
             if not rows:
                 return deleted, kept, True
             # The same key locks a push takes before writing index/manifest/tag objects.
@@ -247,7 +251,8 @@ def object_deletions_drain(*, tenant: Tenant, batch_size: int, max_batches: int)
             ObjectDeletion.objects.filter(pk__in=[r.pk for r in rows]).delete()
             deleted += len(doomed)
             kept += len(in_use)
-    return deleted, kept, not ObjectDeletion.objects.filter(tenant=tenant).exists()
+    pending = ObjectDeletion.objects.filter(tenant=tenant)
+    return deleted, kept, not (pending.filter(pk__in=list(ids)) if ids is not None else pending).exists()
 
 
 # -- mark -------------------------------------------------------------------------------------------------

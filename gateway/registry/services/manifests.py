@@ -1,23 +1,36 @@
-"""Manifests and tags: put (validate, store exact bytes, link), delete, tag removal."""
+"""Manifests and tags: put (validate, link, store exact bytes), delete, tag removal.
+
+The bucket holds only what the database commits (docs/decisions/0011): a push writes its
+manifest and tag objects after its rows, as the last step of the transaction and under the
+objects' key locks; a push that fails after writing puts the bucket back to what the
+committed rows say. Deletes record their objects for the checked drain (as GC does), so a
+delete racing a re-push never removes the object of a row that exists.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.services import audit_record
 from gateway.registry import locks
-from gateway.registry.errors import Denied, DigestInvalid, ManifestBlobUnknown, ManifestUnknown
-from gateway.registry.media_types import parse_manifest
-from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, Tag
+from gateway.registry.digests import CANONICAL, digest_algorithm, digest_of, is_digest, parse_digest
+from gateway.registry.errors import (
+    Denied, DigestInvalid, ManifestBlobUnknown, ManifestChildUnknown, ManifestInvalid, ManifestUnknown,
+)
+from gateway.registry.media_types import ParsedManifest, parse_manifest
+from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events
+from gateway.registry.services.gc import object_deletions_drain, object_deletions_record
 from gateway.replication.services import replication_enqueue
-from gateway.storage import get_blob_store, keys
+from gateway.storage import StorageError, get_blob_store, keys
+
+log = logging.getLogger(__name__)
 
 
 def manifest_put(
@@ -25,73 +38,121 @@ def manifest_put(
 ) -> Manifest:
     """Store a manifest under a tag or its digest. Everything it references must be in the repository.
 
-    GC-safe: referenced blobs and child manifests are locked FOR KEY SHARE and validated inside the
-    transaction that inserts the references (GC deletes under FOR UPDATE, so it either sees them or
-    they are gone and this push fails cleanly). An immutable tag is never moved (DENIED).
+    Pushed by digest, the digest is computed with the reference's algorithm (sha256 or sha512);
+    pushed by tag, it is sha256. GC-safe: referenced blobs and child manifests are locked FOR
+    KEY SHARE and validated inside the transaction that inserts the references (GC deletes under
+    FOR UPDATE, so it either sees them or they are gone and this push fails cleanly). An
+    immutable tag is never moved (DENIED). Nothing is written to the bucket for a push that fails.
     """
-    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
-    is_digest = ":" in reference
-    if is_digest and reference != digest:
+    by_digest = is_digest(reference)
+    digest = digest_of(payload, digest_algorithm(parse_digest(reference)) if by_digest else CANONICAL)
+    if by_digest and reference != digest:
         raise DigestInvalid(f"manifest digest is {digest}, not {reference}", detail={"expected": reference, "actual": digest})
-    if not is_digest:
+    if not by_digest:
         validate_tag(reference)
     parsed = parse_manifest(payload, content_type)
 
-    store = get_blob_store()
     manifest_key = keys.manifest_key(tenant.pk, repository.name, digest)
-    tag_key = None if is_digest else keys.tag_key(tenant.pk, repository.name, reference)
-    now = timezone.now()
-    with transaction.atomic():
-        # Lock order (registry/locks.py): object keys, blobs, manifests, tag.
-        locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
-        blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
-        for d in parsed.blobs:
-            blob = blobs.get(d.digest)
-            if blob is None and not d.foreign:
-                raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
-            if blob is not None and blob.size != d.size:
-                raise ManifestBlobUnknown(f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest})
-        children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
-        for c in parsed.children:
-            if c.digest not in children:
-                raise ManifestBlobUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
-        manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
-        if tag_key is not None:
-            _refuse_immutable_move(
-                tag=locks.tag_for_update(tenant=tenant, repository=repository, name=reference), manifest=manifest, digest=digest
-            )
-
-        # Exact bytes in the bucket first (idempotent: an existing object is left alone).
-        store.put(manifest_key, payload, content_type=parsed.media_type, if_absent=True)
-        if tag_key is not None:
-            store.put_json(tag_key, {"tag": reference, "digest": digest})
-        if manifest is None:
-            try:
-                with transaction.atomic():
-                    manifest = Manifest.objects.create(
-                        tenant=tenant, repository=repository, digest=digest, media_type=parsed.media_type, size=len(payload),
-                        payload=payload, artifact_type=parsed.artifact_type,
-                        subject_digest=parsed.subject.digest if parsed.subject else "", annotations=parsed.annotations,
-                    )
-                    ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
-                    ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
-                    replication_enqueue(tenant_id=tenant.pk, kind="manifest", digest=digest)
-            except IntegrityError:
-                # A concurrent push of the same manifest committed first.
-                manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
-                if manifest is None:
-                    raise
-        # Pushed or referenced again: GC's grace period starts over for the manifest, its blobs and children.
-        _gc_unmark(Manifest, [m.pk for m in [manifest, *children.values()] if m.gc_candidate_since is not None])
-        _gc_unmark(Blob, [b.pk for b in blobs.values() if b.gc_candidate_since is not None])
-        if tag_key is not None:
-            Tag.objects.update_or_create(
-                tenant=tenant, repository=repository, name=reference, defaults={"manifest": manifest, "last_pushed_at": now}
-            )
-        audit_record(action="manifest.push", actor=actor, tenant=tenant, target=f"{repository.name}@{digest}", ip=ip,
-                     detail={"reference": reference, "media_type": parsed.media_type})
+    tag_key = None if by_digest else keys.tag_key(tenant.pk, repository.name, reference)
+    tag = None if by_digest else reference
+    wrote = False
+    try:
+        with transaction.atomic():
+            # Lock order (registry/locks.py): object keys, blobs, manifests, tag.
+            locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
+            manifest = _rows_write(tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag)
+            audit_record(action="manifest.push", actor=actor, tenant=tenant, target=f"{repository.name}@{digest}", ip=ip,
+                         detail={"reference": reference, "media_type": parsed.media_type})
+            # Last, still under the key locks: the bucket's copy of what this transaction commits.
+            wrote = True
+            store = get_blob_store()
+            store.put(manifest_key, payload, content_type=parsed.media_type, if_absent=True)  # an existing object is left alone
+            if tag_key is not None:
+                store.put_json(tag_key, {"tag": reference, "digest": digest})
+    except BaseException:
+        if wrote:
+            _objects_reconcile(tenant=tenant, repository=repository, digest=digest, tag=tag)
+        raise
     events.record(tenant=tenant, repository=repository.name, digest=digest, size=len(payload), kind="manifest", direction="push", reference=reference)
     return manifest
+
+
+def _rows_write(
+    *, tenant: Tenant, repository: Repository, digest: str, payload: bytes, parsed: ParsedManifest, tag: str | None
+) -> Manifest:
+    """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag."""
+    blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
+    for d in parsed.blobs:
+        blob = blobs.get(d.digest)
+        if blob is None and not d.foreign:
+            raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
+        if blob is not None and blob.size != d.size:
+            raise ManifestBlobUnknown(f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest})
+    children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
+    for c in parsed.children:
+        if c.digest not in children:
+            raise ManifestChildUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
+    manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
+    if tag is not None:
+        _refuse_immutable_move(tag=locks.tag_for_update(tenant=tenant, repository=repository, name=tag), manifest=manifest, digest=digest)
+    if manifest is None:
+        try:
+            with transaction.atomic():
+                manifest = Manifest.objects.create(
+                    tenant=tenant, repository=repository, digest=digest, media_type=parsed.media_type, size=len(payload),
+                    payload=payload, artifact_type=parsed.artifact_type,
+                    subject_digest=parsed.subject.digest if parsed.subject else "", annotations=parsed.annotations,
+                )
+                ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
+                ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
+                replication_enqueue(tenant_id=tenant.pk, kind="manifest", digest=digest)
+        except IntegrityError:
+            # A concurrent push of the same manifest committed first.
+            manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
+            if manifest is None:
+                raise
+        except DataError:
+            # parse_manifest refuses what PostgreSQL cannot store; this is the net under it.
+            raise ManifestInvalid("manifest holds a value the registry cannot store") from None
+    # Pushed or referenced again: GC's grace period starts over for the manifest, its blobs and children.
+    _gc_unmark(Manifest, [m.pk for m in [manifest, *children.values()] if m.gc_candidate_since is not None])
+    _gc_unmark(Blob, [b.pk for b in blobs.values() if b.gc_candidate_since is not None])
+    if tag is not None:
+        Tag.objects.update_or_create(
+            tenant=tenant, repository=repository, name=tag, defaults={"manifest": manifest, "last_pushed_at": timezone.now()}
+        )
+    try:
+        # Check the deferred foreign keys now, not at COMMIT, which comes after the bucket writes.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    except IntegrityError:
+        raise ManifestBlobUnknown("a blob or manifest this manifest references was deleted meanwhile; push it again") from None
+    return manifest
+
+
+def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, tag: str | None) -> None:
+    """After a failed push: make its manifest and tag objects say what the committed rows say (under the key locks).
+
+    Best effort: with storage or the database down this fails too (logged); what is left is an
+    object without a row, which registry_rebuild validates like any other.
+    """
+    manifest_key = keys.manifest_key(tenant.pk, repository.name, digest)
+    tag_key = keys.tag_key(tenant.pk, repository.name, tag) if tag is not None else None
+    try:
+        with transaction.atomic():
+            locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
+            store = get_blob_store()
+            doomed = [] if Manifest.objects.filter(tenant=tenant, repository=repository, digest=digest).exists() else [manifest_key]
+            if tag_key is not None:
+                current = Tag.objects.filter(tenant=tenant, repository=repository, name=tag).values_list("manifest__digest", flat=True).first()
+                if current is None:
+                    doomed.append(tag_key)
+                else:
+                    store.put_json(tag_key, {"tag": tag, "digest": current})
+            if doomed:
+                store.delete(doomed)
+    except Exception:  # noqa: BLE001 - the push's own error is what the client must see
+        log.exception("could not put back the bucket objects of a failed push of %s@%s", repository.name, digest)
 
 
 def _refuse_immutable_move(*, tag: Tag | None, manifest: Manifest | None, digest: str) -> None:
@@ -112,8 +173,12 @@ def _gc_unmark(model: type[Blob | Manifest], ids: list[int]) -> None:
 
 
 def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, actor: str = "", ip: str | None = None) -> None:
-    """DELETE by digest removes the manifest and its tags; by tag removes only the tag."""
-    if ":" not in reference:
+    """DELETE by digest removes the manifest and its tags; by tag removes only the tag.
+
+    The rows go in one transaction that records their bucket objects for the drain, which then
+    deletes each object under its key lock only if no row uses it again (a re-push meanwhile).
+    """
+    if not is_digest(reference):
         with transaction.atomic():
             tag = Tag.objects.select_for_update().filter(tenant=tenant, repository=repository, name=reference).first()
             if tag is None:
@@ -121,8 +186,11 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
             if tag.immutable:
                 raise Denied(f"tag {reference!r} is immutable and cannot be deleted", detail={"tag": reference})
             tag.delete()
+            ids = object_deletions_record(
+                tenant=tenant, items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, reference), repository.name, reference)]
+            )
             audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{reference}", ip=ip)
-        get_blob_store().delete([keys.tag_key(tenant.pk, repository.name, reference)])
+        _drain_now(tenant=tenant, ids=ids)
         return
     with transaction.atomic():
         manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=reference).first()
@@ -137,9 +205,21 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
         tag_names = list(Tag.objects.filter(repository=repository, manifest=manifest).values_list("name", flat=True))
         Tag.objects.filter(repository=repository, manifest=manifest).delete()
         manifest.delete()
+        ids = object_deletions_record(
+            tenant=tenant,
+            items=[(ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, repository.name, reference), repository.name, reference)]
+            + [(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, t), repository.name, t) for t in tag_names],
+        )
         audit_record(action="manifest.delete", actor=actor, tenant=tenant, target=f"{repository.name}@{reference}", ip=ip, detail={"tags": tag_names})
-    store = get_blob_store()
-    store.delete([keys.manifest_key(tenant.pk, repository.name, reference)] + [keys.tag_key(tenant.pk, repository.name, t) for t in tag_names])
+    _drain_now(tenant=tenant, ids=ids)
+
+
+def _drain_now(*, tenant: Tenant, ids: list[int]) -> None:
+    """Delete a DELETE's recorded objects right away; if storage fails, GC's drain finishes the job later."""
+    try:
+        object_deletions_drain(tenant=tenant, batch_size=max(len(ids), 1), max_batches=1, ids=ids)
+    except StorageError as exc:
+        log.warning("objects of a delete left for the GC drain: %s", exc)
 
 
 def referrers_index(manifests: list[Manifest]) -> bytes:

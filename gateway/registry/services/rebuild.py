@@ -20,7 +20,6 @@ Blob row but no repository link (the garbage collector will reclaim them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -30,12 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
 from gateway.core.errors import ValidationError
-from gateway.registry.digests import parse_digest
+from gateway.registry.digests import digest_algorithm, digest_of, parse_digest
 from gateway.registry.errors import RegistryError
 from gateway.registry.media_types import INDEX_TYPES, MAX_MANIFEST_BYTES, ParsedManifest, parse_manifest
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
@@ -136,6 +135,14 @@ def _read(store: BlobStore, key: str, limit: int) -> bytes:
     return bytes(data)
 
 
+def _json(data: bytes) -> Any:
+    """json.loads that reports nesting too deep for Python's parser as a ValueError, like any other bad JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _parallel(ctx: _Ctx, fn: Callable[[T], R], items: list[T]) -> list[R]:
     return list(ctx.pool.map(fn, items))
 
@@ -185,7 +192,7 @@ def _check_blob(ctx: _Ctx, item: tuple[str, str]) -> Blob | str:
     """Read an index object and HEAD its data object: an unsaved Blob, or why it cannot be restored."""
     digest, index_key = item
     try:
-        doc = json.loads(_read(ctx.store, index_key, MAX_INDEX_OBJECT_BYTES))
+        doc = _json(_read(ctx.store, index_key, MAX_INDEX_OBJECT_BYTES))
     except ValueError as exc:
         return f"index object is unreadable: {exc}"
     if not isinstance(doc, dict):
@@ -195,7 +202,7 @@ def _check_blob(ctx: _Ctx, item: tuple[str, str]) -> Blob | str:
         return f"index object names digest {str(doc.get('digest'))[:100]!r}, its key says {digest}"
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         return "index object has no valid size"
-    if not isinstance(data_key, str) or _key_tenant_id(data_key) is None:
+    if not isinstance(data_key, str) or not keys.is_valid_key(data_key) or _key_tenant_id(data_key) is None:
         return f"index object's data key {str(data_key)[:200]!r} is not a tenant object key"
     stat = ctx.store.stat(data_key)
     if stat is None:
@@ -259,7 +266,7 @@ def _scan_repositories(ctx: _Ctx) -> dict[str, _RepoObjects]:
             elif "/_tags/" in rest:
                 name, _, hexname = rest.partition("/_tags/")
                 validate_repository_name(name)
-                tag = validate_tag(bytes.fromhex(hexname).decode())
+                tag = validate_tag(keys.tag_from_key_name(hexname))
                 if keys.tag_key(ctx.source, name, tag) != obj.key:
                     raise ValueError("tag object name does not match its tag")
                 repos.setdefault(name, _RepoObjects()).tags[tag] = obj
@@ -277,7 +284,7 @@ def _load_manifest(ctx: _Ctx, item: tuple[str, str]) -> tuple[str, bytes, Parsed
         payload = _read(ctx.store, key, MAX_MANIFEST_BYTES)
     except ValueError as exc:
         return key, None, str(exc)
-    actual = "sha256:" + hashlib.sha256(payload).hexdigest()
+    actual = digest_of(payload, digest_algorithm(digest))
     if actual != digest:
         return key, None, f"manifest bytes hash to {actual}, not {digest}"
     try:
@@ -301,7 +308,11 @@ def _manifest_blockers(ctx: _Ctx, parsed: ParsedManifest) -> list[str]:
 
 
 def _create_manifest(ctx: _Ctx, repo: Repository, digest: str, payload: bytes, parsed: ParsedManifest, present: dict[str, Manifest]) -> bool:
-    """Create one manifest with its links in one transaction; False when a concurrent push made it first."""
+    """Create one manifest with its links in one transaction; False when a concurrent push made it first.
+
+    DataError (a value PostgreSQL cannot store, which parse_manifest should have refused) propagates
+    with nothing written; the caller reports the object.
+    """
     blobs = {d.digest: ctx.blobs[d.digest] for d in parsed.blobs if d.digest in ctx.blobs}
     children = {c.digest: present[c.digest] for c in parsed.children}
     try:
@@ -352,7 +363,12 @@ def _rebuild_manifests(ctx: _Ctx, repo: Repository, objects: _RepoObjects) -> di
             if ctx.reanchor:
                 ctx.store.put(keys.manifest_key(ctx.tenant.pk, repo.name, digest), payload, content_type=parsed.media_type, if_absent=True)
                 report.objects_written += 1
-            if _create_manifest(ctx, repo, digest, payload, parsed, present):
+            try:
+                created = _create_manifest(ctx, repo, digest, payload, parsed, present)
+            except DataError as exc:
+                report.problem("manifest", key, f"manifest holds a value the database cannot store: {str(exc)[:200]}", digest=digest, repository=repo.name)
+                continue
+            if created:
                 report.manifests.restored += 1
             else:
                 report.manifests.kept += 1
@@ -365,7 +381,7 @@ def _rebuild_manifests(ctx: _Ctx, repo: Repository, objects: _RepoObjects) -> di
 def _load_tag(ctx: _Ctx, item: tuple[str, ObjectStat]) -> str | dict[str, Any]:
     tag, obj = item
     try:
-        doc = json.loads(_read(ctx.store, obj.key, MAX_INDEX_OBJECT_BYTES))
+        doc = _json(_read(ctx.store, obj.key, MAX_INDEX_OBJECT_BYTES))
     except ValueError as exc:
         return f"tag object is unreadable: {exc}"
     if not isinstance(doc, dict) or doc.get("tag") != tag or not isinstance(doc.get("digest"), str):
