@@ -276,6 +276,7 @@ class WharfWorker(gthread.ThreadWorker):
         self._unwatch(self.heading, conn)
         conn.has_body = end >= 0 and _HAS_BODY.search(conn.head, 0, end + 2) is not None
         conn.data_ready = True
+        conn.clock.restart()  # a fresh allowance for anything the thread must still read of the headers
         self.enqueue_req(conn)
 
     def enqueue_req(self, conn: _Conn) -> None:
