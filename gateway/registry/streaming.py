@@ -155,8 +155,6 @@ class PartWriter:
         # a writer is dropped without checkpoint/flush/abandon (the small-blob put, an error path).
         self._held = [0]
         weakref.finalize(self, _give_back, self._budget, self._held)
-        if self.buffer:  # a tail carried over from the last request is buffered memory too
-            self._reserve(0)
 
     @property
     def part_size(self) -> int:
@@ -193,7 +191,12 @@ class PartWriter:
         return total
 
     def _reserve(self, remaining: int | None) -> None:
-        """Hold budget for the buffer up to the end of its part, or of this body if that comes first."""
+        """Hold budget for the buffer up to the end of its part, or of this body if that comes first.
+
+        Taken in one piece while holding nothing for the buffer (a carried-over tail is counted in
+        it): a writer never holds part of a reservation while it waits for the rest, so writers
+        cannot block each other.
+        """
         need = self.part_size if remaining is None else min(self.part_size, len(self.buffer) + remaining)
         more = min(need, self._budget.limit) - self._held[0]
         if more <= 0:

@@ -98,8 +98,8 @@ def test_a_tail_is_reserved_until_the_writer_is_gone(store: S3BlobStore) -> None
     """A request's sub-part tail is stored with the session after checkpoint; its bytes stay counted until then."""
     budget = MemoryBudget(3 * PART)
     writer = _writer(store, f"t/0/uploads/{uuid.uuid4()}", budget, tail=b"t" * 1000)
-    assert budget.used == 1000  # the carried-over tail counts from the start
     writer.consume(Trickle(b"x" * (2 * MiB)), 2 * MiB)
+    assert budget.used == 1000 + 2 * MiB  # the carried-over tail and the body, in one reservation
     tail = writer.checkpoint()
     assert len(tail) == 1000 + 2 * MiB
     assert budget.used == len(tail)
