@@ -221,6 +221,7 @@ class WharfWorker(gthread.ThreadWorker):
             def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
                 if not drain_body(req, clock):
                     resp.force_close()  # before the headers go out: they will say `Connection: close`
+                req.unreader.sock.settimeout(None)  # reads are bounded; the response is written as gthread does
                 return start_response(status, headers, exc_info)
 
             return app(environ, respond)
