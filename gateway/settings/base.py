@@ -98,7 +98,7 @@ GATEWAY_UPLOAD_INFLIGHT_PARTS = E.integer("GATEWAY_UPLOAD_INFLIGHT_PARTS", 1, mi
 # Bytes of part buffers one web process holds across all its uploads; an upload waits (and stops
 # reading its socket) while the budget is used up, GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS at most, then 503.
 GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES = E.integer(
-    "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES", max(512 * 1024 * 1024, GATEWAY_S3["part_size"]), minimum=GATEWAY_S3["part_size"],
+    "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES", max(256 * 1024 * 1024, GATEWAY_S3["part_size"]), minimum=GATEWAY_S3["part_size"],
     hint="one part, GATEWAY_S3_PART_SIZE",
 )
 GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS = E.integer("GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS", 120, minimum=1, maximum=3600)
