@@ -105,6 +105,3 @@ class ResumableHasher:
         # finalize() consumes the state; work on a copy so the object stays usable.
         return f"{algorithm}:" + _IMPLS[algorithm].deserialize(h.serialize()).finalize()
 
-
-# The old name, still imported by streaming.py (for its annotation) until that module is next touched.
-ResumableSha256 = ResumableHasher

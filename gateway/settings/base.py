@@ -103,6 +103,26 @@ GATEWAY_UPLOAD_MAX_SESSIONS = E.integer("GATEWAY_UPLOAD_MAX_SESSIONS", 100, mini
 GATEWAY_UPLOAD_MAX_TAIL_BYTES = E.integer("GATEWAY_UPLOAD_MAX_TAIL_BYTES", 256 * 1024 * 1024, minimum=5 * 1024 * 1024)
 # A carried tail larger than this is kept in a per-session object, not in PostgreSQL.
 GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES = E.integer("GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES", 256 * 1024, minimum=0, maximum=5 * 1024 * 1024)
+# Bytes of part buffers one web process holds across all its uploads; an upload waits (and stops
+# reading its socket) while the budget is used up, GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS at most, then 503.
+GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES = E.integer(
+    "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES", max(256 * 1024 * 1024, GATEWAY_S3["part_size"]), minimum=GATEWAY_S3["part_size"],
+    hint="one part, GATEWAY_S3_PART_SIZE",
+)
+GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS = E.integer("GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS", 120, minimum=1, maximum=3600)
+
+# --- Slow clients (gateway/core/http_worker.py, the gunicorn worker; decisions/0010) ---
+# Request headers must be complete this long after the connection opens (or the first byte of a
+# kept-alive connection's next request); else 408.
+GATEWAY_HTTP_HEADER_TIMEOUT_SECONDS = E.integer("GATEWAY_HTTP_HEADER_TIMEOUT_SECONDS", 20, minimum=1, maximum=600)
+# A request body may pause this long at most, and must average this many bytes per second of
+# waiting once the grace period has passed; else 408 and the connection is closed.
+GATEWAY_HTTP_BODY_IDLE_TIMEOUT_SECONDS = E.integer("GATEWAY_HTTP_BODY_IDLE_TIMEOUT_SECONDS", 30, minimum=1, maximum=3600)
+GATEWAY_HTTP_BODY_MIN_RATE_BYTES = E.integer("GATEWAY_HTTP_BODY_MIN_RATE_BYTES", 1024, minimum=1, maximum=1024**3)
+GATEWAY_HTTP_BODY_GRACE_SECONDS = E.integer("GATEWAY_HTTP_BODY_GRACE_SECONDS", 30, minimum=1, maximum=3600)
+# Threads per web process for requests without a body, on top of GATEWAY_WEB_THREADS (which read
+# bodies): uploads, slow or not, never take the threads health checks and pulls need.
+GATEWAY_WEB_RESERVED_THREADS = E.integer("GATEWAY_WEB_RESERVED_THREADS", 4, minimum=1, maximum=64)
 # Presigned blob URLs (tenants with redirect downloads) live this long.
 GATEWAY_PRESIGN_SECONDS = E.integer("GATEWAY_PRESIGN_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600)
 

@@ -73,7 +73,7 @@ def boolean(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}.")
 
 
-def integer(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def integer(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None, hint: str = "") -> int:
     value = raw(name)
     if value is None or value.strip() == "":
         return default
@@ -82,6 +82,8 @@ def integer(name: str, default: int, *, minimum: int | None = None, maximum: int
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from None
     if minimum is not None and n < minimum or maximum is not None and n > maximum:
+        if maximum is None:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}{hint and ' (' + hint + ')'}, got {n}.")
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {n}.")
     return n
 

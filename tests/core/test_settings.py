@@ -89,3 +89,11 @@ def test_a_bad_value_stops_startup_naming_the_variable():
     r = _import_settings("gateway.settings.production", DJANGO_SECRET_KEY="x" * 40, DJANGO_DEBUG="perhaps")
     assert r.returncode != 0
     assert "DJANGO_DEBUG must be a boolean" in r.stderr
+
+
+def test_the_upload_memory_budget_must_hold_at_least_one_part():
+    r = _import_settings(
+        "gateway.settings.test", GATEWAY_S3_PART_SIZE=str(8 * 1024 * 1024), GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES=str(4 * 1024 * 1024)
+    )
+    assert r.returncode != 0
+    assert "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES must be at least 8388608 (one part, GATEWAY_S3_PART_SIZE), got 4194304" in r.stderr

@@ -7,18 +7,36 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest
 
-from gateway.registry.errors import PaginationInvalid, RangeInvalid, SizeInvalid
+from gateway.core.transport import BodyInvalid, BodyTimeout
+from gateway.registry.errors import BlobUploadInvalid, PaginationInvalid, RangeInvalid, RequestTimeout, SizeInvalid
 from gateway.registry.services.uploads import Body
+from gateway.registry.streaming import Reader
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 MAX_PAGE = 1000
 
 
+class _Input:
+    """The WSGI input, with the web worker's body errors (gateway.core.transport) as OCI errors."""
+
+    def __init__(self, stream: Reader) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._stream.read(size)
+        except BodyTimeout as exc:
+            raise RequestTimeout(str(exc)) from None
+        except BodyInvalid as exc:
+            raise BlobUploadInvalid(str(exc)) from None
+
+
 def request_body(request: HttpRequest) -> Body:
     """The request body as a stream. Chunked bodies (no Content-Length) are read from the
-    WSGI input directly: Django reads them as empty, gunicorn de-chunks them."""
-    stream = request.META["wsgi.input"]
+    WSGI input directly: Django reads them as empty, gunicorn de-chunks them. A body that is
+    too slow answers 408, a malformed or cut chunked one BLOB_UPLOAD_INVALID (400)."""
+    stream = _Input(request.META["wsgi.input"])
     raw_length = request.META.get("CONTENT_LENGTH") or ""
     if raw_length.strip():
         try:
