@@ -171,6 +171,16 @@ class _Conn(gthread.TConn):
             self.scanned = 0
 
 
+def _recv(conn: _Conn) -> bytes | None:
+    """What a non-blocking socket has for us: None when nothing yet, b"" at its end (or on an error)."""
+    try:
+        return conn.sock.recv(64 * 1024)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
 class WharfWorker(gthread.ThreadWorker):
     """gthread, with headers read in the event loop, reserved threads for body-less requests and bounded body reads."""
 
@@ -255,12 +265,9 @@ class WharfWorker(gthread.ThreadWorker):
     def _read_head(self, conn: _Conn, _sock: object = None) -> None:
         if conn not in self.heading:
             return
-        try:
-            data = conn.sock.recv(64 * 1024)
-        except (BlockingIOError, InterruptedError):
+        data = _recv(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self._unwatch(self.heading, conn)
             self._close(conn)
@@ -330,12 +337,9 @@ class WharfWorker(gthread.ThreadWorker):
 
     def _read_linger(self, conn: _Conn, _sock: object = None) -> None:
         while True:
-            try:
-                data = conn.sock.recv(64 * 1024)
-            except (BlockingIOError, InterruptedError):
+            data = _recv(conn)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             conn.lingered += len(data)
             if not data or conn.lingered > LINGER_MAX_BYTES:
                 self._unwatch(self.lingering, conn)

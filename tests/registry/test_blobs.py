@@ -35,6 +35,18 @@ def start(reg, repo="app"):
     return r["Location"]
 
 
+def patch_chunks(reg, loc: str, chunks: list[bytes]) -> None:
+    """PATCH each chunk with its Content-Range; every answer (and the status after it) has the Range so far."""
+    offset = 0
+    for chunk in chunks:
+        r = reg.patch(loc, chunk, HTTP_CONTENT_RANGE=f"{offset}-{offset + len(chunk) - 1}")
+        assert r.status_code == 202, r.content
+        offset += len(chunk)
+        assert r["Range"] == f"0-{offset - 1}"
+        status = reg.get(loc)
+        assert status.status_code == 204 and status["Range"] == f"0-{offset - 1}"
+
+
 @pytest.mark.django_db
 def test_monolithic_upload_then_head_and_get(reg):
     data = os.urandom(300_000)
@@ -67,14 +79,7 @@ def test_chunked_upload_with_uneven_chunks_across_requests(reg, small_parts, blo
     chunks = [os.urandom(n) for n in (3 * MiB, 4 * MiB, 7 * MiB, 1024, 6 * MiB + 17, 1)]
     data = b"".join(chunks)
     loc = start(reg)
-    offset = 0
-    for chunk in chunks:
-        r = reg.patch(loc, chunk, HTTP_CONTENT_RANGE=f"{offset}-{offset + len(chunk) - 1}")
-        assert r.status_code == 202, r.content
-        offset += len(chunk)
-        assert r["Range"] == f"0-{offset - 1}"
-        status = reg.get(loc)
-        assert status.status_code == 204 and status["Range"] == f"0-{offset - 1}"
+    patch_chunks(reg, loc, chunks)
     upload = BlobUpload.objects.get()
     assert upload.parts and all(p[2] >= 5 * MiB for p in upload.parts)  # S3 minimum part size kept
     assert len(bytes(upload.tail)) < 5 * MiB
@@ -288,11 +293,7 @@ def test_sha512_chunked_upload_resumes_across_patches(reg, small_parts, blob_sto
     chunks = [os.urandom(n) for n in (3 * MiB, 4 * MiB, 1024, 2 * MiB + 7)]
     data = b"".join(chunks)
     loc = start(reg)
-    offset = 0
-    for chunk in chunks:
-        r = reg.patch(loc, chunk, HTTP_CONTENT_RANGE=f"{offset}-{offset + len(chunk) - 1}")
-        assert r.status_code == 202, r.content
-        offset += len(chunk)
+    patch_chunks(reg, loc, chunks)
     assert BlobUpload.objects.get().parts  # the hash state crossed part boundaries and requests
     r = reg.put(f"{loc}?digest={sha512(data)}")
     assert r.status_code == 201, r.content
