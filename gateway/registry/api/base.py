@@ -78,8 +78,12 @@ def challenge(request: HttpRequest, *, scope: str = "", error: str = "") -> str:
     return "Bearer " + ",".join(parts)
 
 
-def render_error(exc: RegistryError, request: HttpRequest | None = None) -> HttpResponse:
-    response = HttpResponse(json.dumps({"errors": [exc.as_dict()]}), status=exc.status, content_type="application/json")
+def render_error(exc: RegistryError | ApplicationError, request: HttpRequest | None = None) -> HttpResponse:
+    """The spec's `{"errors": [...]}` answer: an OCI error, or a domain error by its status and code (core/errors.py)."""
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.detail is not None:
+        error["detail"] = exc.detail
+    response = HttpResponse(json.dumps({"errors": [error]}), status=exc.status, content_type="application/json")
     for k, v in exc.headers.items():
         response[k] = v
     if exc.status == 401 and "WWW-Authenticate" not in response and request is not None:
