@@ -113,15 +113,13 @@ class RegistryView(View):
                 response = handler(request, target, *args, **kwargs)
             else:
                 response = handler(request, identity, *args, **kwargs)
-        except RegistryError as exc:
+        except (RegistryError, ApplicationError) as exc:
             response = render_error(exc, request)
         except StorageUnavailable as exc:
             # The cause names our S3 endpoint, bucket and object key: for the log, not the client.
             log.warning("storage unavailable: %s", exc)
             detail = {"request_id": getattr(request, "request_id", "")}
             response = render_error(StorageUnavailableError(detail=detail, headers={"Retry-After": "30"}), request)
-        except ApplicationError as exc:
-            response = render_error(Denied(exc.message), request)
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
         return response
 
