@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.models import Tenant
 from gateway.core.errors import ApplicationError
 from gateway.registry import access, selectors
+from gateway.registry.access import host_tenant_slug
 from gateway.registry.api.auth import ANONYMOUS, BadCredentials, Identity, authenticate
 from gateway.registry.errors import Denied, MethodNotAllowed, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
 from gateway.registry.models import Repository
@@ -55,17 +56,6 @@ class Target:
 
     def url(self, suffix: str) -> str:
         return f"/v2/{self.full_name}/{suffix}"
-
-
-def host_tenant_slug(host: str) -> str | None:
-    """`acme` for acme.<REGISTRY_DOMAIN>; None when the host names no tenant."""
-    host = host.lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
-    domain = settings.REGISTRY_DOMAIN.split(":")[0]
-    if host.endswith("." + domain):
-        label = host[: -len(domain) - 1]
-        if label and "." not in label:
-            return label
-    return None
 
 
 def challenge(request: HttpRequest, *, scope: str = "", error: str = "") -> str:
