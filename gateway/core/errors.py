@@ -1,8 +1,8 @@
 """Domain errors shared by every app, and how each face answers them (docs/decisions/0016).
 
 Each class carries its HTTP `status` and the registry error `code` its `/v2/` body names: this
-is the one table. `/v2/` (RegistryView), the admin API and the dashboard all render from it;
-none keeps its own mapping.
+is the one table. `/v2/` (RegistryView) and `/auth/token` render from it, and so are the admin
+API and the dashboard to: none keeps its own mapping.
 """
 
 

@@ -48,13 +48,13 @@ def _error(status: int, code: str, message: str, *, oauth: str | None = None, he
     return _json(doc, status, headers)
 
 
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
 def _refused(exc: ApplicationError | RegistryError, *, oauth: str | None = None, headers: dict[str, str] | None = None) -> HttpResponse:
     """An error by its own status and code (gateway/core/errors.py, registry/errors.py)."""
     return _error(exc.status, exc.code, exc.message, oauth=oauth, headers={**exc.headers, **(headers or {})})
-
-
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 class _FormRefused(Exception):
