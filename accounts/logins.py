@@ -32,13 +32,23 @@ MAX_ACTOR_LENGTH = 150
 class LoginFailed(ApplicationError):
     """Wrong, unknown or malformed credentials (the message never says which)."""
 
+    status = 401
+    code = "UNAUTHORIZED"
+
 
 class LoginThrottled(ApplicationError):
     """Too many failed passwords from this address (for this account); retry after `retry_after` seconds."""
 
+    status = 429
+    code = "TOOMANYREQUESTS"
+
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; try again in {retry_after} seconds")
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 def _sampled(count: int) -> bool:

@@ -142,6 +142,57 @@ def start_missing_services() -> tuple[list[embedded.Service], dict[str, str]]:
     return services, env
 
 
+def _child_env(service_env: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **service_env, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
+    # Never serve Django's debug pages (settings, tracebacks) unless asked: DJANGO_DEBUG=true make run.
+    env.setdefault("DJANGO_DEBUG", "false")
+    return env
+
+
+def _set_up(env: dict[str, str]) -> None:
+    """Migrate, collect static files, make sure the bucket exists; CalledProcessError if a step fails."""
+    for step in (["migrate", "--noinput", "-v", "0"], ["collectstatic", "--noinput", "-v", "0"], ["storage_ensure"]):
+        subprocess.run([PY, "manage.py", *step], cwd=ROOT, env=env, check=True)
+
+
+def _children(env: dict[str, str]) -> list[Child]:
+    beat_schedule = VAR / "celerybeat-schedule"
+    return [
+        Child("web", [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
+              False),
+        Child("worker", [PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "--concurrency",
+                         env.get("GATEWAY_WORKER_CONCURRENCY", "2"), "-Q", "celery,gc,audit"], True),
+        Child("beat", [PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info", "-s", str(beat_schedule)], True),
+    ]
+
+
+def _say_running(port: str) -> None:
+    log(f"Wharf is running at http://127.0.0.1:{port}/  (ready check: http://127.0.0.1:{port}/readyz)")
+    log("Create a tenant and its owner:  .venv/bin/python manage.py create_tenant acme --owner alice --password-stdin")
+    log(f"Then: docker login 127.0.0.1:{port} -u alice   and   docker push 127.0.0.1:{port}/acme/app:1")
+    log("Press Ctrl-C to stop everything.")
+
+
+def _stop_all(children: list[Child], services: list[embedded.Service]) -> None:
+    """SIGTERM the children (newest first), kill what is still there after 30 s, then stop the embedded services."""
+    for child in reversed(children):
+        child.terminate()
+    deadline = time.monotonic() + 30
+    for child in reversed(children):
+        if child.proc is None:
+            continue
+        try:
+            child.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+    for svc in services:
+        svc.terminate()  # in parallel: SeaweedFS alone takes ~15 s
+    for svc in reversed(services):
+        svc.stop()
+
+
 def main() -> int:
     max_fast_crashes = _max_fast_crashes()
     lock = _lock()
@@ -151,11 +202,7 @@ def main() -> int:
     VAR.chmod(0o711 if os.geteuid() == 0 else 0o700)
     services_file = VAR / "services.json"
     embedded.write_env_file(services_file, service_env)
-    env = {**os.environ, **service_env, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings.local")
-    # Never serve Django's debug pages (settings, tracebacks) unless asked: DJANGO_DEBUG=true make run.
-    env.setdefault("DJANGO_DEBUG", "false")
-    port = env.get("PORT", "8000")
+    env = _child_env(service_env)
     children: list[Child] = []
     stopping = False
 
@@ -167,23 +214,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
-        subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        subprocess.run([PY, "manage.py", "storage_ensure"], cwd=ROOT, env=env, check=True)
-        beat_schedule = VAR / "celerybeat-schedule"
-        children = [
-            Child("web", [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
-                  False),
-            Child("worker", [PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "--concurrency",
-                             env.get("GATEWAY_WORKER_CONCURRENCY", "2"), "-Q", "celery,gc,audit"], True),
-            Child("beat", [PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info", "-s", str(beat_schedule)], True),
-        ]
+        _set_up(env)
+        children = _children(env)
         for child in children:
             child.start(env)
-        log(f"Wharf is running at http://127.0.0.1:{port}/  (ready check: http://127.0.0.1:{port}/readyz)")
-        log("Create a tenant and its owner:  .venv/bin/python manage.py create_tenant acme --owner alice --password-stdin")
-        log(f"Then: docker login 127.0.0.1:{port} -u alice   and   docker push 127.0.0.1:{port}/acme/app:1")
-        log("Press Ctrl-C to stop everything.")
+        _say_running(env.get("PORT", "8000"))
         while not stopping:
             for child in children:
                 exit_code = None if stopping else child.supervise(env, max_fast_crashes=max_fast_crashes)
@@ -196,21 +231,7 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         log("stopping…")
-        for child in reversed(children):
-            child.terminate()
-        deadline = time.monotonic() + 30
-        for child in reversed(children):
-            if child.proc is None:
-                continue
-            try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
-        for svc in services:
-            svc.terminate()  # in parallel: SeaweedFS alone takes ~15 s
-        for svc in reversed(services):
-            svc.stop()
+        _stop_all(children, services)
         services_file.unlink(missing_ok=True)
         log("stopped.")
         lock.close()  # type: ignore[attr-defined]

@@ -98,10 +98,9 @@ class Service:
         self.on_stop = []
 
 
-def start_seaweedfs(data_dir: Path, *, secret_key: str, bucket: str = S3_BUCKET, port: int | None = None) -> Service:
-    """Start `weed server` with S3 on 127.0.0.1 (auth on, every other listener on a free port)."""
-    private_dir(data_dir)
-    config = data_dir / "s3.json"  # holds the secret key
+def _seaweedfs_identities(data_dir: Path, secret_key: str) -> Path:
+    """Write the S3 identities file (it holds the secret key, so private) and return its path."""
+    config = data_dir / "s3.json"
     write_private(
         config,
         json.dumps(
@@ -116,10 +115,13 @@ def start_seaweedfs(data_dir: Path, *, secret_key: str, bucket: str = S3_BUCKET,
             }
         ),
     )
-    s3_port = port or free_port()
+    return config
+
+
+def _weed_command(data_dir: Path, config: Path, s3_port: int) -> list[str]:
+    """`weed server` with S3 on `s3_port`, everything on 127.0.0.1, every other listener on a free port."""
     ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3.grpc")}
-    log = data_dir / "weed.log"
-    cmd = [
+    return [
         str(BIN_DIR / "weed"),
         "server",
         f"-dir={data_dir}",
@@ -137,6 +139,15 @@ def start_seaweedfs(data_dir: Path, *, secret_key: str, bucket: str = S3_BUCKET,
         "-volume.max=0",
         "-volume.preStopSeconds=0",
     ]
+
+
+def start_seaweedfs(data_dir: Path, *, secret_key: str, bucket: str = S3_BUCKET, port: int | None = None) -> Service:
+    """Start `weed server` with S3 on 127.0.0.1 (auth on, every other listener on a free port)."""
+    private_dir(data_dir)
+    config = _seaweedfs_identities(data_dir, secret_key)
+    s3_port = port or free_port()
+    cmd = _weed_command(data_dir, config, s3_port)
+    log = data_dir / "weed.log"
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{s3_port}"
 

@@ -1,26 +1,55 @@
-"""Domain errors shared by every app; the registry maps them to OCI error codes."""
+"""Domain errors shared by every app, and how each face answers them (docs/decisions/0016).
+
+Each class carries its HTTP `status` and the registry error `code` its `/v2/` body names: this
+is the one table. `/v2/` (RegistryView) and `/auth/token` render from it, and so are the admin
+API and the dashboard to: none keeps its own mapping.
+"""
 
 
 class ApplicationError(Exception):
     """A request that cannot be done, with a message safe to show the user."""
+
+    status = 403
+    code = "DENIED"
 
     def __init__(self, message: str, *, extra: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
 
+    @property
+    def detail(self) -> dict | None:
+        """What an error body adds beside the message (None: nothing)."""
+        return self.extra or None
 
-class NotFound(ApplicationError):
-    pass
-
-
-class Conflict(ApplicationError):
-    pass
-
-
-class QuotaExceeded(ApplicationError):
-    pass
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers the answer needs (a subclass may add some, e.g. Retry-After)."""
+        return {}
 
 
 class ValidationError(ApplicationError):
-    pass
+    status = 400
+    code = "UNSUPPORTED"
+
+
+class NotFound(ApplicationError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ApplicationError):
+    status = 409
+    code = "CONFLICT"
+
+
+class QuotaExceeded(ApplicationError):
+    status = 403
+    code = "DENIED"  # design.md: quota exceeded is a DENIED that names the quota
+
+
+class Suspended(ApplicationError):
+    """The tenant (or account) is suspended: nothing may be done in it until it is reinstated."""
+
+    status = 403
+    code = "DENIED"

@@ -1,5 +1,8 @@
 """Who may do what to which repository: one place for the registry and the token service.
 
+A token request's scopes (`parse_scopes`) are granted as what was asked ∩ what the principal
+may do (`grants_for`, the token's `access` claim).
+
 A principal's actions on a repository are its tenant role's actions (a robot's are its
 scopes, in its own tenant only), narrowed by a token's scopes and repository patterns.
 Public repositories add anonymous pull. Hot lookups (tenant by slug, role) are cached per
@@ -14,9 +17,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django.conf import settings
+
 from accounts.models import Membership, Tenant
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.selectors import membership_role_get, tenant_get
+from gateway.registry import selectors
+from gateway.registry.errors import NameInvalid, RegistryError
+from gateway.registry.models import Repository
 from gateway.registry.names import validate_repository_name
 
 ALL_ACTIONS = frozenset({"pull", "push", "delete"})
@@ -27,7 +35,9 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     Membership.Role.READER: frozenset({"pull"}),
 }
 CACHE_SECONDS = 10.0
+MAX_SCOPES = 20
 T = TypeVar("T")
+Scope = tuple[str, str, list[str]]  # (type, name, actions) of one scope a token request asks for
 
 
 class TtlCache:
@@ -71,10 +81,19 @@ def tenant_cached(slug: str) -> Tenant | None:
     return tenants.get(slug, lambda: tenant_get(slug=slug))
 
 
+def host_tenant_slug(host: str) -> str | None:
+    """`acme` for acme.<REGISTRY_DOMAIN>; None when the host names no tenant."""
+    host = host.lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
+    domain = settings.REGISTRY_DOMAIN.split(":")[0]
+    if host.endswith("." + domain):
+        label = host[: -len(domain) - 1]
+        if label and "." not in label:
+            return label
+    return None
+
+
 def split_name(*, host_slug: str | None, name: str) -> tuple[str, str]:
     """(tenant slug, repository name) for a name as a client spells it; NAME_INVALID if bad."""
-    from gateway.registry.errors import NameInvalid
-
     validate_repository_name(name)
     if host_slug is not None:
         return host_slug, name
@@ -101,6 +120,44 @@ def principal_actions(*, principal: Principal | None, tenant: Tenant, repository
     if public:
         actions |= {"pull"}
     return actions
+
+
+def parse_scopes(values: list[str]) -> list[Scope]:
+    """`repository:acme/app:pull,push` → ("repository", "acme/app", ["pull", "push"]); bad ones are skipped."""
+    out = []
+    for value in values:
+        for scope in value.split():
+            kind, sep, rest = scope.partition(":")
+            name, sep2, actions = rest.rpartition(":")
+            if not sep or not sep2 or not name:
+                continue
+            kind = kind.split("(", 1)[0]  # "repository(plugin)" is a repository
+            out.append((kind, name, [a for a in actions.split(",") if a]))
+    return out[:MAX_SCOPES]
+
+
+def grants_for(*, principal: Principal | None, service: str, scopes: list[Scope]) -> list[dict[str, Any]]:
+    """The `access` claim: for each scope asked, the actions this principal may take there."""
+    host_slug = host_tenant_slug(service)
+    grants = []
+    for kind, name, wanted in scopes:
+        granted: list[str] = []
+        if kind == "repository":
+            requested = set(ALL_ACTIONS) if "*" in wanted else set(wanted) & ALL_ACTIONS
+            try:
+                slug, repo = split_name(host_slug=host_slug, name=name)
+            except RegistryError:
+                slug = repo = ""
+            tenant = tenant_cached(slug) if slug else None
+            if tenant is not None:
+                repository = selectors.repository_get(tenant=tenant, name=repo)
+                public = repository is not None and repository.visibility == Repository.Visibility.PUBLIC
+                allowed = principal_actions(principal=principal, tenant=tenant, repository=repo, public=public)
+                granted = sorted(requested & allowed)
+        elif kind == "registry" and name == "catalog" and principal is not None and "*" in wanted:
+            granted = ["*"]
+        grants.append({"type": kind, "name": name, "actions": granted})
+    return grants
 
 
 def principal_tenant_ids(principal: Principal | None) -> list[int]:

@@ -1,4 +1,8 @@
-"""OCI distribution error codes, one class each, rendered as {"errors": [...]} by RegistryView."""
+"""OCI distribution error codes, one class each, rendered as {"errors": [...]} by RegistryView.
+
+A code answered with another status than its usual one (416 for a bad range, 413 for a manifest too
+large) is a subclass of its code's class that sets only `status` and `message`.
+"""
 
 from __future__ import annotations
 
@@ -16,37 +20,93 @@ class RegistryError(Exception):
         self.detail = detail
         self.headers = headers or {}
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.detail is not None:
-            out["detail"] = self.detail
-        return out
+
+class BlobUnknown(RegistryError):
+    code, status, message = "BLOB_UNKNOWN", 404, "blob unknown to registry"
 
 
-def _error(code: str, status: int, message: str) -> type[RegistryError]:
-    return type(code.title().replace("_", "") + "Error", (RegistryError,), {"code": code, "status": status, "message": message})
+class BlobUploadInvalid(RegistryError):
+    code, status, message = "BLOB_UPLOAD_INVALID", 400, "blob upload invalid"
 
 
-BlobUnknown = _error("BLOB_UNKNOWN", 404, "blob unknown to registry")
-BlobUploadInvalid = _error("BLOB_UPLOAD_INVALID", 400, "blob upload invalid")
-BlobUploadUnknown = _error("BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry")
-DigestInvalid = _error("DIGEST_INVALID", 400, "provided digest did not match uploaded content")
+class RangeInvalid(BlobUploadInvalid):
+    status, message = 416, "requested range not satisfiable"
+
+
+class RequestTimeout(BlobUploadInvalid):
+    status, message = 408, "the request body arrived too slowly"
+
+
+class BlobUploadUnknown(RegistryError):
+    code, status, message = "BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"
+
+
+class DigestInvalid(RegistryError):
+    code, status, message = "DIGEST_INVALID", 400, "provided digest did not match uploaded content"
+
+
 # A push naming what the repository lacks is a bad request (400), as in Distribution; a GET of a manifest that is not there is a 404.
-ManifestBlobUnknown = _error("MANIFEST_BLOB_UNKNOWN", 400, "manifest references a blob unknown to registry")
-ManifestInvalid = _error("MANIFEST_INVALID", 400, "manifest invalid")
-ManifestUnknown = _error("MANIFEST_UNKNOWN", 404, "manifest unknown to registry")
-ManifestChildUnknown = _error("MANIFEST_UNKNOWN", 400, "index references a manifest unknown to registry")
-TagInvalid = _error("TAG_INVALID", 400, "invalid tag")  # Distribution's code (not in the OCI list; clients treat it as any 400)
-NameInvalid = _error("NAME_INVALID", 400, "invalid repository name")
-NameUnknown = _error("NAME_UNKNOWN", 404, "repository name not known to registry")
-SizeInvalid = _error("SIZE_INVALID", 400, "provided length did not match content length")
-Unauthorized = _error("UNAUTHORIZED", 401, "authentication required")
-Denied = _error("DENIED", 403, "requested access to the resource is denied")
-Unsupported = _error("UNSUPPORTED", 415, "the operation is unsupported")
-TooManyRequests = _error("TOOMANYREQUESTS", 429, "too many requests")
-RangeInvalid = _error("BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable")
-RequestTimeout = _error("BLOB_UPLOAD_INVALID", 408, "the request body arrived too slowly")
-PayloadTooLarge = _error("MANIFEST_INVALID", 413, "manifest too large")
-PaginationInvalid = _error("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested")
-StorageUnavailableError = _error("UNAVAILABLE", 503, "storage temporarily unavailable, retry later")
-MethodNotAllowed = _error("UNSUPPORTED", 405, "method not allowed")
+class ManifestBlobUnknown(RegistryError):
+    code, status, message = "MANIFEST_BLOB_UNKNOWN", 400, "manifest references a blob unknown to registry"
+
+
+class ManifestInvalid(RegistryError):
+    code, status, message = "MANIFEST_INVALID", 400, "manifest invalid"
+
+
+class PayloadTooLarge(ManifestInvalid):
+    status, message = 413, "manifest too large"
+
+
+class ManifestUnknown(RegistryError):
+    code, status, message = "MANIFEST_UNKNOWN", 404, "manifest unknown to registry"
+
+
+class ManifestChildUnknown(ManifestUnknown):
+    status, message = 400, "index references a manifest unknown to registry"
+
+
+class TagInvalid(RegistryError):
+    """Distribution's code (not in the OCI list; clients treat it as any 400)."""
+
+    code, status, message = "TAG_INVALID", 400, "invalid tag"
+
+
+class NameInvalid(RegistryError):
+    code, status, message = "NAME_INVALID", 400, "invalid repository name"
+
+
+class NameUnknown(RegistryError):
+    code, status, message = "NAME_UNKNOWN", 404, "repository name not known to registry"
+
+
+class SizeInvalid(RegistryError):
+    code, status, message = "SIZE_INVALID", 400, "provided length did not match content length"
+
+
+class Unauthorized(RegistryError):
+    code, status, message = "UNAUTHORIZED", 401, "authentication required"
+
+
+class Denied(RegistryError):
+    code, status, message = "DENIED", 403, "requested access to the resource is denied"
+
+
+class Unsupported(RegistryError):
+    code, status, message = "UNSUPPORTED", 415, "the operation is unsupported"
+
+
+class MethodNotAllowed(Unsupported):
+    status, message = 405, "method not allowed"
+
+
+class TooManyRequests(RegistryError):
+    code, status, message = "TOOMANYREQUESTS", 429, "too many requests"
+
+
+class PaginationInvalid(RegistryError):
+    code, status, message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
+
+
+class StorageUnavailableError(RegistryError):
+    code, status, message = "UNAVAILABLE", 503, "storage temporarily unavailable, retry later"

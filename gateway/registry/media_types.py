@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.registry.digests import parse_digest
-from gateway.registry.errors import DigestInvalid, ManifestInvalid
+from gateway.registry.errors import DigestInvalid, ManifestInvalid, PayloadTooLarge
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -110,10 +110,16 @@ def _load(payload: bytes) -> Any:
     return doc
 
 
+def manifest_size_check(size: int) -> None:
+    """The one size rule of a manifest: 1 to MAX_MANIFEST_BYTES bytes (413 above, MANIFEST_INVALID when empty)."""
+    if size > MAX_MANIFEST_BYTES:
+        raise PayloadTooLarge(f"manifest is over the {MAX_MANIFEST_BYTES}-byte limit")
+    if size <= 0:
+        raise ManifestInvalid("empty manifest")
+
+
 def parse_manifest(payload: bytes, content_type: str) -> ParsedManifest:
-    """Check the JSON and its structure; return what it references. Raises MANIFEST_INVALID."""
-    if len(payload) > MAX_MANIFEST_BYTES:
-        raise ManifestInvalid(f"manifest is {len(payload)} bytes; the limit is {MAX_MANIFEST_BYTES}")
+    """Check the JSON and its structure; return what it references. Raises MANIFEST_INVALID; the size is manifest_size_check's."""
     doc = _load(payload)
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from accounts import tokens
+from accounts import token_keys
 
 
 @pytest.fixture
@@ -16,9 +16,9 @@ def keys_dir(settings, tmp_path) -> Path:
     directory = tmp_path / "token-keys"
     settings.GATEWAY_TOKEN_KEYS_DIR = directory
     settings.GATEWAY_TOKEN_KEYS_AUTOCREATE = True
-    tokens._forget_keys()
+    token_keys._forget_keys()
     yield directory
-    tokens._forget_keys()
+    token_keys._forget_keys()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Registry bearer tokens: ES256 signing, verification, and key rotation (accounts/tokens.py)."""
+"""Registry bearer tokens: ES256 signing, verification, and key rotation (accounts/tokens.py, accounts/token_keys.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
 
-from accounts import tokens
-from accounts.tokens import InvalidToken, token_key_create, token_key_list, token_key_retire, token_sign, token_verify
+from accounts import token_keys
+from accounts.token_keys import token_key_create, token_key_list, token_key_retire
+from accounts.tokens import InvalidToken, token_sign, token_verify
 from gateway.core.errors import Conflict, NotFound
 from tests.helpers import manage
 
@@ -36,7 +37,7 @@ def signing_key(keys_dir):
     """The private key and kid that sign now, read from disk as any process would."""
     newest = sorted(keys_dir.glob("*.pem"))[-1]
     key = serialization.load_pem_private_key(newest.read_bytes(), password=None)
-    return key, tokens.key_thumbprint(key.public_key())
+    return key, token_keys.key_thumbprint(key.public_key())
 
 
 def claims(**overrides):
@@ -62,7 +63,7 @@ def test_sign_and_verify_round_trip(keys_dir, settings):
     signed = token_sign(subject="alice", audience=AUD, access=ACCESS)
     header = jwt.get_unverified_header(signed.token)
     key_file = next(keys_dir.glob("*.pem"))
-    assert header == {"alg": "ES256", "kid": tokens.key_thumbprint(serialization.load_pem_private_key(key_file.read_bytes(), None).public_key()), "typ": "JWT"}
+    assert header == {"alg": "ES256", "kid": token_keys.key_thumbprint(serialization.load_pem_private_key(key_file.read_bytes(), None).public_key()), "typ": "JWT"}
     got = token_verify(token=signed.token, audience=AUD)
     assert got["iss"] == settings.GATEWAY_TOKEN_ISSUER == settings.EXTERNAL_URL
     assert (got["sub"], got["aud"], got["access"]) == ("alice", AUD, ACCESS)
@@ -162,7 +163,7 @@ def test_a_key_created_by_another_process_is_picked_up(keys_dir, monkeypatch):
     new_kid = r.stdout.strip()
     time.sleep(1.1)  # an unknown kid makes a process look again, at most once a second
     assert token_verify(token=forge(keys_dir, sub="bob"), audience=AUD)["sub"] == "bob"
-    monkeypatch.setattr(tokens, "RESCAN_SECONDS", 0.0)
+    monkeypatch.setattr(token_keys, "RESCAN_SECONDS", 0.0)
     assert jwt.get_unverified_header(token_sign(subject="a", audience=AUD, access=[]).token)["kid"] == new_kid
     assert token_verify(token=old, audience=AUD)
 
@@ -236,7 +237,7 @@ def test_wrong_audience_and_issuer_are_refused(keys_dir):
 def test_unknown_kid_is_refused(keys_dir):
     token_sign(subject="a", audience=AUD, access=[])
     stranger = ec.generate_private_key(ec.SECP256R1())
-    token = jwt.encode(claims(), stranger, algorithm="ES256", headers={"kid": tokens.key_thumbprint(stranger.public_key())})
+    token = jwt.encode(claims(), stranger, algorithm="ES256", headers={"kid": token_keys.key_thumbprint(stranger.public_key())})
     with pytest.raises(InvalidToken, match="unknown key"):
         token_verify(token=token, audience=AUD)
     # A stranger's key claiming our kid fails on the signature.
@@ -289,7 +290,7 @@ def test_critical_header_extensions_are_refused(keys_dir):
 def test_without_autocreate_an_empty_directory_is_a_configuration_error(settings, tmp_path):
     settings.GATEWAY_TOKEN_KEYS_AUTOCREATE = False
     settings.GATEWAY_TOKEN_KEYS_DIR = tmp_path / "missing"
-    tokens._forget_keys()
+    token_keys._forget_keys()
     with pytest.raises(ImproperlyConfigured, match="GATEWAY_TOKEN_KEYS_DIR .* does not exist"):
         token_sign(subject="a", audience=AUD, access=[])
     (tmp_path / "missing").mkdir()
@@ -301,7 +302,7 @@ def test_without_autocreate_an_empty_directory_is_a_configuration_error(settings
     settings.GATEWAY_TOKEN_KEYS_DIR = None
     with pytest.raises(ImproperlyConfigured, match="GATEWAY_TOKEN_KEYS_DIR must be set"):
         token_sign(subject="a", audience=AUD, access=[])
-    tokens._forget_keys()
+    token_keys._forget_keys()
 
 
 def test_a_key_that_is_not_p256_is_a_configuration_error_naming_the_file(keys_dir):
@@ -340,7 +341,7 @@ d1XnER9ZyxTQmhCYHwWZoB3aze8UlYN3NulTK0P3rpxHC0ESSdeVXKcN
 
 def test_generated_key_ids_never_start_with_a_dash():
     # Unfiltered, 640 keys hold about 10 such kids; the chance that none does is 4e-5.
-    kids = [tokens._generate_key()[1] for _ in range(640)]
+    kids = [token_keys._generate_key()[1] for _ in range(640)]
     assert not [k for k in kids if k.startswith("-")]
     assert all(len(k) == 43 for k in kids)  # still the unpadded base64url SHA-256 thumbprint
 
@@ -350,7 +351,7 @@ def test_a_key_id_starting_with_a_dash_is_accepted_and_retired_after_double_dash
     dash = keys_dir / "20200101T000000000000Z--T-QzSZh.pem"
     dash.write_bytes(DASH_PEM)
     dash.chmod(0o600)
-    assert tokens.key_thumbprint(serialization.load_pem_private_key(DASH_PEM, password=None).public_key()) == DASH_KID
+    assert token_keys.key_thumbprint(serialization.load_pem_private_key(DASH_PEM, password=None).public_key()) == DASH_KID
     signed = token_sign(subject="a", audience=AUD, access=[])
     assert jwt.get_unverified_header(signed.token)["kid"] == DASH_KID and token_verify(token=signed.token, audience=AUD)
     newer = token_key_create()

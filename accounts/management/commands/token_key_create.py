@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.tokens import token_key_create
+from accounts.token_keys import token_key_create
 from gateway.core.errors import ApplicationError
 
 

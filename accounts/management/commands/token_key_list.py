@@ -5,7 +5,7 @@ import json
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.tokens import token_key_list
+from accounts.token_keys import token_key_list
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ end the options first: `token_key_retire -- -KID`.
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.tokens import token_key_list, token_key_retire
+from accounts.token_keys import token_key_list, token_key_retire
 from gateway.core.errors import ApplicationError
 
 

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.models import Tenant
 from gateway.core.errors import ApplicationError
 from gateway.registry import access, selectors
+from gateway.registry.access import host_tenant_slug
 from gateway.registry.api.auth import ANONYMOUS, BadCredentials, Identity, authenticate
 from gateway.registry.errors import Denied, MethodNotAllowed, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
 from gateway.registry.models import Repository
@@ -57,17 +58,6 @@ class Target:
         return f"/v2/{self.full_name}/{suffix}"
 
 
-def host_tenant_slug(host: str) -> str | None:
-    """`acme` for acme.<REGISTRY_DOMAIN>; None when the host names no tenant."""
-    host = host.lower().rsplit(":", 1)[0] if not host.startswith("[") else ""
-    domain = settings.REGISTRY_DOMAIN.split(":")[0]
-    if host.endswith("." + domain):
-        label = host[: -len(domain) - 1]
-        if label and "." not in label:
-            return label
-    return None
-
-
 def challenge(request: HttpRequest, *, scope: str = "", error: str = "") -> str:
     """The Bearer challenge pointing clients at our token service (Docker token auth)."""
     parts = [f'realm="{settings.EXTERNAL_URL}/auth/token"', f'service="{request.get_host()}"']
@@ -78,8 +68,12 @@ def challenge(request: HttpRequest, *, scope: str = "", error: str = "") -> str:
     return "Bearer " + ",".join(parts)
 
 
-def render_error(exc: RegistryError, request: HttpRequest | None = None) -> HttpResponse:
-    response = HttpResponse(json.dumps({"errors": [exc.as_dict()]}), status=exc.status, content_type="application/json")
+def render_error(exc: RegistryError | ApplicationError, request: HttpRequest | None = None) -> HttpResponse:
+    """The spec's `{"errors": [...]}` answer: an OCI error, or a domain error by its status and code (core/errors.py)."""
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.detail is not None:
+        error["detail"] = exc.detail
+    response = HttpResponse(json.dumps({"errors": [error]}), status=exc.status, content_type="application/json")
     for k, v in exc.headers.items():
         response[k] = v
     if exc.status == 401 and "WWW-Authenticate" not in response and request is not None:
@@ -109,15 +103,13 @@ class RegistryView(View):
                 response = handler(request, target, *args, **kwargs)
             else:
                 response = handler(request, identity, *args, **kwargs)
-        except RegistryError as exc:
+        except (RegistryError, ApplicationError) as exc:
             response = render_error(exc, request)
         except StorageUnavailable as exc:
             # The cause names our S3 endpoint, bucket and object key: for the log, not the client.
             log.warning("storage unavailable: %s", exc)
             detail = {"request_id": getattr(request, "request_id", "")}
             response = render_error(StorageUnavailableError(detail=detail, headers={"Retry-After": "30"}), request)
-        except ApplicationError as exc:
-            response = render_error(Denied(exc.message), request)
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
         return response
 

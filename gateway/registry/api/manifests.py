@@ -7,27 +7,18 @@ from django.http import HttpRequest, HttpResponse
 from gateway.registry import selectors
 from gateway.registry.api.base import RegistryView, Target
 from gateway.registry.api.http import read_at_most, request_body
-from gateway.registry.digests import is_digest, parse_digest
-from gateway.registry.errors import ManifestInvalid, ManifestUnknown, PayloadTooLarge
-from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts
+from gateway.registry.errors import ManifestInvalid, ManifestUnknown
+from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts, manifest_size_check
 from gateway.registry.models import Manifest
-from gateway.registry.names import validate_tag
 from gateway.registry.services import events
-from gateway.registry.services.manifests import manifest_delete, manifest_put
+from gateway.registry.services.manifests import manifest_delete, manifest_put, manifest_reference_check
 from gateway.registry.services.uploads import repository_ensure
 
 
-def _reference(reference: str) -> str:
-    """A valid digest (else DIGEST_INVALID) or tag (else MANIFEST_INVALID): what a PUT may name."""
-    return parse_digest(reference) if is_digest(reference) else validate_tag(reference)
-
-
-def _existing_reference(reference: str) -> str:
+def _existing_reference(reference: str) -> None:
     """What GET, HEAD and DELETE may name: an invalid tag names no manifest, so MANIFEST_UNKNOWN (404), as in Distribution."""
-    if is_digest(reference):
-        return parse_digest(reference)
     try:
-        return validate_tag(reference)
+        manifest_reference_check(reference=reference)
     except ManifestInvalid:
         raise ManifestUnknown(f"no manifest is tagged {reference[:100]!r}: not a valid tag", detail={"reference": reference[:200]}) from None
 
@@ -60,15 +51,11 @@ class ManifestView(RegistryView):
         return self._response(manifest, bytes(manifest.payload))
 
     def put(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
-        _reference(reference)
+        manifest_reference_check(reference=reference)  # before reading the body or creating the repository
         body = request_body(request)
-        if body.length is not None and body.length > MAX_MANIFEST_BYTES:
-            raise PayloadTooLarge(f"manifest is {body.length} bytes; the limit is {MAX_MANIFEST_BYTES}")
-        payload = read_at_most(body, MAX_MANIFEST_BYTES + 1)
-        if len(payload) > MAX_MANIFEST_BYTES:
-            raise PayloadTooLarge(f"manifest is over the {MAX_MANIFEST_BYTES}-byte limit")
-        if not payload:
-            raise ManifestInvalid("empty manifest")
+        if body.length is not None:
+            manifest_size_check(body.length)  # a declared size: refused before reading
+        payload = read_at_most(body, MAX_MANIFEST_BYTES + 1)  # manifest_put refuses what is over
         repository = repository_ensure(tenant=target.tenant, name=target.name)
         manifest = manifest_put(
             tenant=target.tenant, repository=repository, reference=reference, payload=payload,

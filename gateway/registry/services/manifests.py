@@ -22,7 +22,7 @@ from gateway.registry.digests import CANONICAL, digest_algorithm, digest_of, is_
 from gateway.registry.errors import (
     Denied, DigestInvalid, ManifestBlobUnknown, ManifestChildUnknown, ManifestInvalid, ManifestUnknown,
 )
-from gateway.registry.media_types import ParsedManifest, parse_manifest
+from gateway.registry.media_types import ParsedManifest, manifest_size_check, parse_manifest
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events
@@ -33,28 +33,33 @@ from gateway.storage import StorageError, get_blob_store, keys
 log = logging.getLogger(__name__)
 
 
+def manifest_reference_check(*, reference: str) -> str:
+    """The digest algorithm of a manifest named `reference` (its own; sha256 for a tag); DIGEST_INVALID/MANIFEST_INVALID if bad."""
+    if is_digest(reference):
+        return digest_algorithm(parse_digest(reference))
+    validate_tag(reference)
+    return CANONICAL
+
+
 def manifest_put(
     *, tenant: Tenant, repository: Repository, reference: str, payload: bytes, content_type: str, actor: str = "", ip: str | None = None
 ) -> Manifest:
     """Store a manifest under a tag or its digest. Everything it references must be in the repository.
 
-    Pushed by digest, the digest is computed with the reference's algorithm (sha256 or sha512);
-    pushed by tag, it is sha256. GC-safe: referenced blobs and child manifests are locked FOR
-    KEY SHARE and validated inside the transaction that inserts the references (GC deletes under
-    FOR UPDATE, so it either sees them or they are gone and this push fails cleanly). An
-    immutable tag is never moved (DENIED). Nothing is written to the bucket for a push that fails.
+    GC-safe: referenced blobs and child manifests are locked FOR KEY SHARE and validated inside
+    the transaction that inserts the references (GC deletes under FOR UPDATE, so it either sees
+    them or they are gone and this push fails cleanly). An immutable tag is never moved (DENIED).
+    Nothing is written to the bucket for a push that fails.
     """
-    by_digest = is_digest(reference)
-    digest = digest_of(payload, digest_algorithm(parse_digest(reference)) if by_digest else CANONICAL)
-    if by_digest and reference != digest:
+    manifest_size_check(len(payload))
+    digest = digest_of(payload, manifest_reference_check(reference=reference))
+    tag = None if is_digest(reference) else reference
+    if tag is None and reference != digest:
         raise DigestInvalid(f"manifest digest is {digest}, not {reference}", detail={"expected": reference, "actual": digest})
-    if not by_digest:
-        validate_tag(reference)
     parsed = parse_manifest(payload, content_type)
 
     manifest_key = keys.manifest_key(tenant.pk, repository.name, digest)
-    tag_key = None if by_digest else keys.tag_key(tenant.pk, repository.name, reference)
-    tag = None if by_digest else reference
+    tag_key = None if tag is None else keys.tag_key(tenant.pk, repository.name, tag)
     wrote = False
     try:
         with transaction.atomic():
