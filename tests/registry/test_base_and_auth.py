@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.registry.conftest import Reg, basic
+from tests.helpers import Reg, basic
 
 pytestmark = pytest.mark.django_db
 

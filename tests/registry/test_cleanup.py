@@ -13,8 +13,7 @@ from django.utils import timezone
 from gateway.registry.models import Blob, BlobUpload, JobRun, ObjectDeletion
 from gateway.registry.services.cleanup import uploads_cleanup, uploads_cleanup_to_completion
 from gateway.storage import keys
-from tests.helpers import manage
-from tests.registry.conftest import sha
+from tests.helpers import manage, sha
 
 MiB = 1024 * 1024
 

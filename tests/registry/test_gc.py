@@ -29,8 +29,7 @@ from gateway.registry.models import Blob, JobRun, Manifest, ManifestBlob, Object
 from gateway.registry.services.gc import gc_run, gc_run_to_completion
 from gateway.storage import keys
 from gateway.tasks import gc_tenant_task
-from tests.helpers import ROOT, manage, subprocess_env
-from tests.registry.conftest import Reg, sha
+from tests.helpers import ROOT, Reg, basic, manage, sha, subprocess_env
 
 ATTEMPTS = 100  # a push whose fresh blobs GC takes (grace 0) is retried, as a client would
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -456,8 +455,6 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
     whose push succeeded and is still tagged pulls back byte-identical, and at the end exactly
     the unreferenced rows and objects are gone.
     """
-    from tests.registry.conftest import basic
-
     pool = [f"shared layer {i} ".encode() * 50 for i in range(4)]
     threads, images_per_thread = 4, 5
     stop = threading.Event()

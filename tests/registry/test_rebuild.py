@@ -17,8 +17,7 @@ from gateway.registry.models import Blob, BlobUpload, Manifest, ManifestBlob, Ma
 from gateway.registry.services.rebuild import registry_rebuild
 from gateway.storage import get_blob_store, keys
 from tests.factories import make_tenant
-from tests.helpers import manage
-from tests.registry.conftest import Reg, sha
+from tests.helpers import Reg, manage, sha
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -20,7 +20,7 @@ from gateway.registry.api import auth
 from gateway.registry.models import Blob, Manifest, RepositoryBlob
 from gateway.registry.services.repositories import repository_visibility_set
 from tests.factories import make_member, make_tenant, make_token
-from tests.registry.conftest import Reg, basic, sha
+from tests.helpers import Reg, basic, sha
 
 pytestmark = pytest.mark.django_db
 SERVICE = "testserver"

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from gateway.registry.models import Blob, JobRun
 from gateway.replication.models import ObjectReplica, StorageTarget
-from tests.replication.conftest import sha
+from tests.helpers import sha
 
 pytestmark = pytest.mark.django_db
 
