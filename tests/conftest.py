@@ -1,12 +1,13 @@
 """Fixtures more than one test directory uses.
 
 Session-wide real services (SeaweedFS started here; PostgreSQL and Redis chosen by settings/test.py),
-the `acme` tenant with clients of each identity, a replication target bucket.
+the `acme` tenant with clients of each identity, a replication target bucket, a seeded random source.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import tempfile
@@ -176,3 +177,16 @@ def replicating(tenant, target):
     tenant_replication_set(tenant=tenant, target=target)
     return tenant
 
+
+SEED_ENV = "WHARF_TEST_SEED"
+
+
+@pytest.fixture
+def rng(request) -> random.Random:
+    """A random source seeded from $WHARF_TEST_SEED (default fixed), so a randomised test can be replayed.
+
+    The seed is printed; pytest shows it with the captured output of a failing test.
+    """
+    seed = int(os.environ.get(SEED_ENV, "9"))
+    print(f"{request.node.nodeid}: random seed {seed} (replay with {SEED_ENV}={seed})")
+    return random.Random(seed)

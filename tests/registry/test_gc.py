@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -447,13 +446,13 @@ def test_gc_skips_a_blob_a_push_holds(reg, tenant):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, owner_token, blob_store):
+def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, owner_token, blob_store, rng):
     """Pushes in threads (shared layers, moving tags that leave garbage) while GC runs in a loop with grace 0.
 
     A push may be refused (MANIFEST_BLOB_UNKNOWN: GC took a blob between its upload and the
     manifest, as it may with no grace) and is then retried like a client would; every image
     whose push succeeded and is still tagged pulls back byte-identical, and at the end exactly
-    the unreferenced rows and objects are gone.
+    the unreferenced rows and objects are gone. The GC pauses come from `rng` (seeded, printed).
     """
     pool = [f"shared layer {i} ".encode() * 50 for i in range(4)]
     threads, images_per_thread = 4, 5
@@ -510,7 +509,7 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
                     stats["gc_runs"] += 1
                     stats["deleted"] += report.counts.get("blobs_deleted", 0) + report.counts.get("manifests_deleted", 0)
             # Back-to-back runs, a few per push on average (a push takes about 0.1-0.2 s here).
-            time.sleep(random.uniform(0.02, 0.2))
+            time.sleep(rng.uniform(0.02, 0.2))
 
     gc_thread, gc_out = _in_thread(collector)
     workers = [_in_thread(lambda n=n: pusher(n)) for n in range(threads)]
