@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -45,10 +46,35 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def manage(*args: str, input: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in a child process: only where the child process is what a test checks (settings, kills)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=subprocess_env(**extra_env), input=input,
         capture_output=True, text=True, timeout=120,
     )
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def command(*args: str, input: str | None = None) -> CommandResult:
+    """`manage.py ARGS` run in this process by call_command, with the exit code and output manage.py would give."""
+    from django.core.management import CommandError, call_command
+
+    out, err, stdin = io.StringIO(), io.StringIO(), sys.stdin
+    sys.stdin = io.StringIO(input or "")
+    try:
+        call_command(*args, stdout=out, stderr=err)
+        returncode = 0
+    except CommandError as exc:
+        err.write(f"CommandError: {exc}\n")
+        returncode = exc.returncode
+    finally:
+        sys.stdin = stdin
+    return CommandResult(returncode=returncode, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def sha(data: bytes) -> str:

@@ -28,7 +28,7 @@ from gateway.registry.models import Blob, JobRun, Manifest, ManifestBlob, Object
 from gateway.registry.services.gc import gc_run, gc_run_to_completion
 from gateway.storage import keys
 from gateway.tasks import gc_tenant_task
-from tests.helpers import ROOT, Reg, basic, manage, sha, subprocess_env
+from tests.helpers import ROOT, Reg, basic, command, manage, sha, subprocess_env
 
 ATTEMPTS = 100  # a push whose fresh blobs GC takes (grace 0) is retried, as a client would
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -341,7 +341,7 @@ def test_bad_arguments_are_clear_errors(tenant):
         gc_run(tenant=tenant, batch_size=5000)
     with pytest.raises(ValueError, match="grace must not be negative"):
         gc_run(tenant=tenant, grace=timedelta(seconds=-1))
-    r = manage("gc", "--tenant", "nope")
+    r = command("gc", "--tenant", "nope")
     assert r.returncode != 0 and "no tenant with slug 'nope'" in r.stderr
 
 
@@ -661,12 +661,12 @@ def test_a_worker_killed_half_way_and_rerun_finishes_correctly(reg, tenant, blob
 def test_manage_gc_dry_run_then_real_run_prints_json(reg, tenant, blob_store):
     push_image(reg, "app", "keep", [b"kept"], config("keep"))
     garbage = _make_garbage(reg, 3)
-    r = manage("gc", "--tenant", "acme", "--dry-run", GATEWAY_GC_GRACE_SECONDS="0")
+    r = command("gc", "--tenant", "acme", "--dry-run")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["dry_run"] is True and {b["digest"] for b in doc["tenants"][0]["blobs"]} == garbage
     assert Blob.objects.filter(digest__in=garbage).count() == 3
-    r = manage("gc", "--tenant", "acme", GATEWAY_GC_GRACE_SECONDS="0")
+    r = command("gc", "--tenant", "acme")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["totals"]["blobs_deleted"] == 3 and doc["totals"]["objects_deleted"] == 6
