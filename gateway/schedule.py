@@ -36,7 +36,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     },
     # Hourly at :37 (crontab "37 * * * *"): abort upload sessions idle past
     # GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS and multipart uploads no session owns (Storj bills them
-    # until aborted and has no lifecycle rule to do it).
+    # until aborted and has no lifecycle rule to do it, docs/storj.md §8).
     "uploads-cleanup-all": {
         "task": "gateway.uploads.cleanup_all",
         "schedule": crontab(minute=37),

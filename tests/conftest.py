@@ -1,16 +1,24 @@
-"""Session-wide real services: SeaweedFS started here; PostgreSQL and Redis chosen by settings/test.py."""
+"""Fixtures more than one test directory uses.
+
+Session-wide real services (SeaweedFS started here; PostgreSQL and Redis chosen by settings/test.py),
+the `acme` tenant with clients of each identity, a replication target bucket, a seeded random source.
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from gateway import embedded
+from tests.factories import UserFactory, make_member, make_tenant, make_token
+from tests.helpers import Reg, basic, replica_config
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -77,3 +85,108 @@ def redis_client():
     client = redis.Redis.from_url(settings.REDIS_URL)
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    """Credential, tenant and role caches live per process: no test may see another's."""
+    from gateway.registry import access
+    from gateway.registry.api import auth
+
+    auth.forget_cached_credentials()
+    access.caches_clear()
+    yield
+    auth.forget_cached_credentials()
+    access.caches_clear()
+
+
+@pytest.fixture
+def tenant(db):
+    owner = UserFactory(username="owner")
+    return make_tenant("acme", owner=owner)
+
+
+@pytest.fixture
+def owner_token(tenant):
+    from accounts.models import User
+
+    return make_token(User.objects.get(username="owner"))
+
+
+@pytest.fixture
+def reg(tenant, owner_token):
+    return Reg(Client(), basic("owner", owner_token))
+
+
+@pytest.fixture
+def make_reg(tenant):
+    def _make(role: str | None = None, scopes=("pull", "push", "delete"), tenant_obj=None, username=None):
+        t = tenant_obj or tenant
+        kwargs = {"username": username} if username else {}
+        user = make_member(t, role, **kwargs) if role else UserFactory(**kwargs)
+        return Reg(Client(), basic(user.username, make_token(user, scopes=scopes)))
+
+    return _make
+
+
+@pytest.fixture
+def anon(tenant):
+    return Reg(Client(), None)
+
+
+@pytest.fixture(scope="session")
+def replica_bucket(s3_server) -> str:
+    """A second bucket on the session's SeaweedFS (created through BlobStore.bucket_ensure).
+
+    One per session, like the primary: SeaweedFS gives every bucket its own volumes and runs
+    out of them after a few buckets. Tests do not collide in it, because tenant ids (and so
+    every key, t/<tenant id>/...) are never reused within a session.
+    """
+    from gateway.storage import get_blob_store
+
+    name = "wharf-test-replica"
+    get_blob_store(replica_config(name)).bucket_ensure()
+    return name
+
+
+@pytest.fixture
+def replica_store(replica_bucket):
+    from gateway.storage import get_blob_store
+
+    return get_blob_store(replica_config(replica_bucket))
+
+
+@pytest.fixture
+def target(db, replica_bucket):
+    from django.conf import settings
+
+    from gateway.replication.services import storage_target_create
+
+    s3 = settings.GATEWAY_S3
+    return storage_target_create(
+        name="backup", endpoint_url=s3["endpoint_url"], bucket=replica_bucket, access_key=s3["access_key"], secret_key=s3["secret_key"],
+        region=s3["region"],
+    )
+
+
+@pytest.fixture
+def replicating(tenant, target):
+    """The `acme` tenant, opted in to replication to `target`."""
+    from gateway.replication.services import tenant_replication_set
+
+    tenant_replication_set(tenant=tenant, target=target)
+    return tenant
+
+
+SEED_ENV = "WHARF_TEST_SEED"
+
+
+@pytest.fixture
+def rng(request) -> random.Random:
+    """A random source seeded from $WHARF_TEST_SEED (default fixed), so a randomised test can be replayed.
+
+    The seed is printed; pytest shows it with the captured output of a failing test.
+    """
+    seed = int(os.environ.get(SEED_ENV, "9"))
+    print(f"{request.node.nodeid}: random seed {seed} (replay with {SEED_ENV}={seed})")
+    return random.Random(seed)

@@ -3,7 +3,7 @@
 Reading the socket and writing to storage overlap: full parts go to a small shared thread
 pool while the next part fills. Memory per upload is bounded by (1 + inflight) parts. The
 part buffer is a bytearray handed to boto3 as is (no copy); it grows to exactly the part
-size, so every part but the last is one Storj segment (64 MiB by default).
+size, so every part but the last is one Storj segment (64 MiB by default, docs/storj.md §7).
 
 Memory per process is bounded too, across all uploads: a part buffer is backed by a
 reservation from the process's `MemoryBudget` (GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES), taken

@@ -1,6 +1,6 @@
 """The integrity audit ("replication check") of the primary bucket, and repair.
 
-Tiers (shared storj-s3.md §6):
+Tiers (docs/storj.md §11):
 
 1. Cheap, every object, no egress: HEAD each blob data object and manifest object for
    existence, size and ETag. The ETag seen while an object was good is kept; a different

@@ -1,4 +1,4 @@
-"""A per-run request pacer: keeps one job's S3 request rate under a ceiling (Storj: 100 req/s per project)."""
+"""A per-run request pacer: keeps one job's S3 request rate under a ceiling (Storj: 100 req/s per project, docs/storj.md §9)."""
 
 from __future__ import annotations
 

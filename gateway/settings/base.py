@@ -129,7 +129,7 @@ GATEWAY_PRESIGN_SECONDS = E.integer("GATEWAY_PRESIGN_SECONDS", 900, minimum=60, 
 # --- Garbage collection, retention, upload sweep (gateway/registry/services/{gc,retention,cleanup}.py; decisions/0007) ---
 # GC deletes a blob or manifest only after it has been unreferenced this long (0 only in tests).
 GATEWAY_GC_GRACE_SECONDS = E.integer("GATEWAY_GC_GRACE_SECONDS", 24 * 3600, minimum=0, maximum=90 * 24 * 3600)
-# Rows deleted per transaction, and objects per DeleteObjects request (Storj's limit is 1000 keys).
+# Rows deleted per transaction, and objects per DeleteObjects request (at most 1000 keys; docs/storj.md §2).
 GATEWAY_GC_BATCH_SIZE = E.integer("GATEWAY_GC_BATCH_SIZE", 500, minimum=1, maximum=1000)
 # Batches one task invocation processes before it re-queues itself (bounds a task's run time).
 GATEWAY_GC_MAX_BATCHES = E.integer("GATEWAY_GC_MAX_BATCHES", 50, minimum=1, maximum=100_000)
@@ -204,9 +204,9 @@ GATEWAY_AUDIT_BATCH_SIZE = E.integer("GATEWAY_AUDIT_BATCH_SIZE", 500, minimum=1,
 GATEWAY_AUDIT_MAX_REQUEUES = E.integer("GATEWAY_AUDIT_MAX_REQUEUES", 20, minimum=0, maximum=10_000)
 # Share of checked objects that are also downloaded and re-hashed (flagged objects always are).
 GATEWAY_AUDIT_SAMPLE_RATE = E.fraction("GATEWAY_AUDIT_SAMPLE_RATE", 0.001)
-# Egress budget of one audit run for sampled re-hashing, in bytes (Storj bills egress).
+# Egress budget of one audit run for sampled re-hashing, in bytes (Storj bills egress, docs/storj.md §10).
 GATEWAY_AUDIT_DEEP_BYTES_PER_RUN = E.integer("GATEWAY_AUDIT_DEEP_BYTES_PER_RUN", 1024**3, minimum=0, maximum=2**62)
-# S3 requests per second one audit or replication run may make (Storj: 100/s per project, shared with traffic).
+# S3 requests per second one audit or replication run may make (Storj: 100/s per project, shared with traffic; docs/storj.md §9).
 GATEWAY_JOB_S3_REQUESTS_PER_SECOND = E.integer("GATEWAY_JOB_S3_REQUESTS_PER_SECOND", 25, minimum=1, maximum=10_000)
 # A background job (GC, retention, upload sweep, audit, replication) that has not beaten its heart for this
 # long is closed as failed ("abandoned") by the periodic jobs-close-stale task; its work is idempotent.

@@ -1,6 +1,6 @@
 """Object keys. The only module that builds them (house style rule 19).
 
-Keys keep to [a-z0-9/._-] (Storj's gateway can fail signatures on other bytes) and every
+Keys keep to [a-z0-9/._-] (Storj's gateway can fail signatures on other bytes, docs/storj.md §6) and every
 key of a tenant starts with `t/<tenant_id>/`, so a tenant's data is one prefix.
 
 Lengths (docs/decisions/0011): no key is longer than 512 characters (Storj's limit is 1280

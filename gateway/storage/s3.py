@@ -1,4 +1,4 @@
-"""The S3 blob store over boto3, configured for Storj's gateway (see shared storj-s3.md).
+"""The S3 blob store over boto3, configured for Storj's gateway (docs/storj.md).
 
 - SigV4, path-style, checksums only "when required" (Storj's gateway rejects boto3's
   default CRC32 / aws-chunked trailers), standard retries (retries 429 SlowDown).

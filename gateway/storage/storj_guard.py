@@ -1,4 +1,4 @@
-"""Fail loudly on any S3 request that Storj's gateway would refuse (storj-s3.md §8).
+"""Fail loudly on any S3 request that Storj's gateway would refuse (docs/storj.md §13).
 
 SeaweedFS accepts all of these, so without the guard a test passes here and the same code
 fails against Storj. Tests (and `GATEWAY_S3_STORJ_GUARD=true` in development) install it

@@ -19,7 +19,7 @@ from accounts import token_keys
 from accounts.token_keys import token_key_create, token_key_list, token_key_retire
 from accounts.tokens import InvalidToken, token_sign, token_verify
 from gateway.core.errors import Conflict, NotFound
-from tests.helpers import manage
+from tests.helpers import command, manage
 
 AUD = "registry.example.test"
 ACCESS = [{"type": "repository", "name": "acme/app", "actions": ["pull", "push"]}]
@@ -355,10 +355,9 @@ def test_a_key_id_starting_with_a_dash_is_accepted_and_retired_after_double_dash
     signed = token_sign(subject="a", audience=AUD, access=[])
     assert jwt.get_unverified_header(signed.token)["kid"] == DASH_KID and token_verify(token=signed.token, audience=AUD)
     newer = token_key_create()
-    env = {"GATEWAY_TOKEN_KEYS_DIR": str(keys_dir)}
-    r = manage("token_key_retire", DASH_KID, **env)
+    r = command("token_key_retire", DASH_KID)
     assert r.returncode != 0 and "the following arguments are required: kid" in r.stderr  # argparse took it for options
-    r = manage("token_key_retire", "--", DASH_KID, **env)
+    r = command("token_key_retire", "--", DASH_KID)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"retired {DASH_KID}"
     assert not dash.exists() and [k.kid for k in token_key_list()] == [newer]

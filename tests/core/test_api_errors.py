@@ -12,7 +12,7 @@ from gateway.core.middleware import ApiErrorMiddleware
 from gateway.registry.models import Blob
 from gateway.storage import reset_blob_stores
 from tests.factories import UserFactory, make_tenant, make_token
-from tests.registry.conftest import Reg, _clear_caches, basic, sha  # noqa: F401  (autouse: tenant and role caches)
+from tests.helpers import Reg, basic, sha
 
 
 class Boom(RuntimeError):

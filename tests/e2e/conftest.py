@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: private daemons, client helpers and a reference registry (see harness.py).
+"""Fixtures for end-to-end tests: private daemons, client helpers and a reference registry (see harness/).
 
 Policy for what this machine lacks (a binary, a daemon that will not start): the test is
 skipped with the reason, unless the environment variable CI is "true", where it fails.

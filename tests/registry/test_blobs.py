@@ -10,8 +10,8 @@ import requests
 from django.test import Client
 
 from gateway.registry.models import Blob, BlobUpload, RepositoryBlob
-from gateway.storage import get_blob_store, reset_blob_stores
-from tests.registry.conftest import Reg, sha
+from gateway.storage import reset_blob_stores
+from tests.helpers import Reg, sha
 
 MiB = 1024 * 1024
 
@@ -165,7 +165,7 @@ def test_existing_blob_is_linked_not_stored_twice(reg, blob_store):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_pushes_of_the_same_layer(tenant, owner_token):
-    from tests.registry.conftest import basic
+    from tests.helpers import basic
 
     data = os.urandom(3 * MiB)
     digest = sha(data)
@@ -398,7 +398,7 @@ def test_two_concurrent_patches_on_one_session_get_one_416(tenant, owner_token):
 
     from gateway.registry import selectors
     from gateway.registry.services import uploads as svc
-    from tests.registry.conftest import basic
+    from tests.helpers import basic
 
     c = Reg(Client(), basic("owner", owner_token))
     loc = start(c)

@@ -13,8 +13,7 @@ from django.utils import timezone
 from gateway.registry.models import Blob, BlobUpload, JobRun, ObjectDeletion
 from gateway.registry.services.cleanup import uploads_cleanup, uploads_cleanup_to_completion
 from gateway.storage import keys
-from tests.helpers import manage
-from tests.registry.conftest import sha
+from tests.helpers import command, sha
 
 MiB = 1024 * 1024
 
@@ -145,14 +144,14 @@ def test_bad_arguments_are_clear_errors(tenant):
 @pytest.mark.django_db(transaction=True)
 def test_uploads_cleanup_command_prints_json(reg, tenant, blob_store, stale):
     _, upload, _ = stale
-    r = manage("uploads_cleanup", "--tenant", "acme", "--dry-run")
+    r = command("uploads_cleanup", "--tenant", "acme", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["tenants"][0]["sessions"][0]["upload"] == str(upload.pk)
-    r = manage("uploads_cleanup", "--tenant", "acme")
+    r = command("uploads_cleanup", "--tenant", "acme")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["tenants"][0]["counts"]["multipart_aborted"] == 1
     assert upload.multipart_id not in pending(blob_store, tenant)
-    r = manage("uploads_cleanup", "--idle-seconds", "-5")
+    r = command("uploads_cleanup", "--idle-seconds", "-5")
     assert r.returncode != 0 and "at least 0" in r.stderr
 
 

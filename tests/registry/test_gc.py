@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -29,8 +28,7 @@ from gateway.registry.models import Blob, JobRun, Manifest, ManifestBlob, Object
 from gateway.registry.services.gc import gc_run, gc_run_to_completion
 from gateway.storage import keys
 from gateway.tasks import gc_tenant_task
-from tests.helpers import ROOT, manage, subprocess_env
-from tests.registry.conftest import Reg, sha
+from tests.helpers import ROOT, Reg, basic, command, manage, sha, subprocess_env
 
 ATTEMPTS = 100  # a push whose fresh blobs GC takes (grace 0) is retried, as a client would
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -343,7 +341,7 @@ def test_bad_arguments_are_clear_errors(tenant):
         gc_run(tenant=tenant, batch_size=5000)
     with pytest.raises(ValueError, match="grace must not be negative"):
         gc_run(tenant=tenant, grace=timedelta(seconds=-1))
-    r = manage("gc", "--tenant", "nope")
+    r = command("gc", "--tenant", "nope")
     assert r.returncode != 0 and "no tenant with slug 'nope'" in r.stderr
 
 
@@ -448,16 +446,14 @@ def test_gc_skips_a_blob_a_push_holds(reg, tenant):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, owner_token, blob_store):
+def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, owner_token, blob_store, rng):
     """Pushes in threads (shared layers, moving tags that leave garbage) while GC runs in a loop with grace 0.
 
     A push may be refused (MANIFEST_BLOB_UNKNOWN: GC took a blob between its upload and the
     manifest, as it may with no grace) and is then retried like a client would; every image
     whose push succeeded and is still tagged pulls back byte-identical, and at the end exactly
-    the unreferenced rows and objects are gone.
+    the unreferenced rows and objects are gone. The GC pauses come from `rng` (seeded, printed).
     """
-    from tests.registry.conftest import basic
-
     pool = [f"shared layer {i} ".encode() * 50 for i in range(4)]
     threads, images_per_thread = 4, 5
     stop = threading.Event()
@@ -513,7 +509,7 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
                     stats["gc_runs"] += 1
                     stats["deleted"] += report.counts.get("blobs_deleted", 0) + report.counts.get("manifests_deleted", 0)
             # Back-to-back runs, a few per push on average (a push takes about 0.1-0.2 s here).
-            time.sleep(random.uniform(0.02, 0.2))
+            time.sleep(rng.uniform(0.02, 0.2))
 
     gc_thread, gc_out = _in_thread(collector)
     workers = [_in_thread(lambda n=n: pusher(n)) for n in range(threads)]
@@ -665,12 +661,12 @@ def test_a_worker_killed_half_way_and_rerun_finishes_correctly(reg, tenant, blob
 def test_manage_gc_dry_run_then_real_run_prints_json(reg, tenant, blob_store):
     push_image(reg, "app", "keep", [b"kept"], config("keep"))
     garbage = _make_garbage(reg, 3)
-    r = manage("gc", "--tenant", "acme", "--dry-run", GATEWAY_GC_GRACE_SECONDS="0")
+    r = command("gc", "--tenant", "acme", "--dry-run")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["dry_run"] is True and {b["digest"] for b in doc["tenants"][0]["blobs"]} == garbage
     assert Blob.objects.filter(digest__in=garbage).count() == 3
-    r = manage("gc", "--tenant", "acme", GATEWAY_GC_GRACE_SECONDS="0")
+    r = command("gc", "--tenant", "acme")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["totals"]["blobs_deleted"] == 3 and doc["totals"]["objects_deleted"] == 6

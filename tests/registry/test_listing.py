@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from tests.factories import make_tenant
-from tests.registry.conftest import Reg
+from tests.helpers import Reg
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,8 @@ import pytest
 
 from gateway.registry.models import Manifest, Tag
 from gateway.storage import keys
-from tests.registry.conftest import fixture_manifest, sha
+from tests.helpers import sha
+from tests.registry.conftest import fixture_manifest
 
 pytestmark = pytest.mark.django_db
 

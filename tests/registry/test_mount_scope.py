@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from gateway.registry.models import BlobUpload, RepositoryBlob
-from tests.registry.conftest import Reg, basic
+from tests.helpers import Reg, basic
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,7 @@ from gateway.registry.models import Blob, BlobUpload, Manifest, ManifestBlob, Ma
 from gateway.registry.services.rebuild import registry_rebuild
 from gateway.storage import get_blob_store, keys
 from tests.factories import make_tenant
-from tests.helpers import manage
-from tests.registry.conftest import Reg, sha
+from tests.helpers import Reg, command, sha
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -248,26 +247,26 @@ def test_bad_source_tenant_ids_are_refused(reg, tenant):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_command_rebuilds_in_another_process(reg, tenant):
+def test_the_command_rebuilds_and_reports(reg, tenant):
     pushed = _push_everything(reg)
     _wipe(tenant)
 
-    result = manage("registry_rebuild", "acme")
+    result = command("registry_rebuild", "acme")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     for kind, n in _expected_counts(pushed).items():
         assert report[kind] == {"restored": n, "kept": 0, "missing": 0}, (kind, report)
     _assert_everything_pulls(reg, pushed)
 
-    result = manage("registry_rebuild", "acme")
+    result = command("registry_rebuild", "acme")
     assert result.returncode == 0 and json.loads(result.stdout)["manifests"]["kept"] == len(pushed.manifests)
 
-    result = manage("registry_rebuild", "nope")
+    result = command("registry_rebuild", "nope")
     assert result.returncode != 0 and "no tenant with slug 'nope'" in result.stderr
     other = make_tenant("other")
-    result = manage("registry_rebuild", "acme", "--from-tenant-id", str(other.pk))
+    result = command("registry_rebuild", "acme", "--from-tenant-id", str(other.pk))
     assert result.returncode != 0 and "belongs to the existing tenant 'other'" in result.stderr
-    result = manage("registry_rebuild", "acme", "--from-tenant-id", "x")
+    result = command("registry_rebuild", "acme", "--from-tenant-id", "x")
     assert result.returncode != 0 and "invalid int value" in result.stderr
 
 

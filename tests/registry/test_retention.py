@@ -1,6 +1,6 @@
 """Retention policies (keep last N, regexes, age; immutable tags never go) and immutable-tag pushes.
 
-Real PostgreSQL and SeaweedFS; images pushed through /v2/; `manage.py retention` / `tag_immutable` in subprocesses.
+Real PostgreSQL and SeaweedFS; images pushed through /v2/; `manage.py retention` / `tag_immutable` through call_command.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gateway.registry.services.retention import (
     tag_immutable_set,
 )
 from gateway.storage import keys
-from tests.helpers import manage
+from tests.helpers import command
 from tests.registry.test_gc import config, pulls_back, push_image
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -148,22 +148,22 @@ def test_retention_commands_set_show_dry_run_and_apply(reg, tenant):
     for i in range(3):
         push_image(reg, "app", f"t{i}", [f"l{i}".encode()], config(f"c{i}"))
         age(tenant, f"t{i}", 10 - i)
-    r = manage("retention", "--tenant", "acme", "--set", "--keep-last", "1", "--keep-regex", "(")
+    r = command("retention", "--tenant", "acme", "--set", "--keep-last", "1", "--keep-regex", "(")
     assert r.returncode != 0 and "not a valid regular expression" in r.stderr
-    r = manage("retention", "--tenant", "acme", "--set", "--keep-last", "1", "--untagged-days", "3")
+    r = command("retention", "--tenant", "acme", "--set", "--keep-last", "1", "--untagged-days", "3")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["policy"]["keep_last"] == 1
-    assert json.loads(manage("retention", "--tenant", "acme", "--show").stdout)["policy"]["untagged_days"] == 3
-    r = manage("retention", "--tenant", "acme", "--dry-run")
+    assert json.loads(command("retention", "--tenant", "acme", "--show").stdout)["policy"]["untagged_days"] == 3
+    r = command("retention", "--tenant", "acme", "--dry-run")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert {t["tag"] for t in doc["tenants"][0]["tags"]} == {"t0", "t1"} and tags(tenant) == {"t0", "t1", "t2"}
-    r = manage("retention", "--tenant", "acme")
+    r = command("retention", "--tenant", "acme")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["tenants"][0]["counts"]["tags_deleted"] == 2 and tags(tenant) == {"t2"}
-    r = manage("retention", "--tenant", "acme", "--clear")
+    r = command("retention", "--tenant", "acme", "--clear")
     assert json.loads(r.stdout) == {"cleared": True} and not RetentionPolicy.objects.exists()
-    r = manage("retention", "--tenant", "acme", "--repository", "nope", "--show")
+    r = command("retention", "--tenant", "acme", "--repository", "nope", "--show")
     assert r.returncode != 0 and "has no repository 'nope'" in r.stderr
 
 
@@ -226,9 +226,9 @@ def test_marking_an_unknown_tag_is_a_clear_error(reg, tenant):
 @pytest.mark.django_db(transaction=True)
 def test_tag_immutable_command(reg, tenant):
     push_image(reg, "app", "v1", [b"x"], config("x"))
-    r = manage("tag_immutable", "acme", "app", "v1")
+    r = command("tag_immutable", "acme", "app", "v1")
     assert r.returncode == 0 and json.loads(r.stdout) == {"repository": "app", "tag": "v1", "immutable": True}
     assert Tag.objects.get(name="v1").immutable
-    r = manage("tag_immutable", "acme", "app", "v9")
+    r = command("tag_immutable", "acme", "app", "v9")
     assert r.returncode != 0 and "has no tag 'v9'" in r.stderr
-    assert manage("tag_immutable", "acme", "app", "v1", "--off").returncode == 0 and not Tag.objects.get(name="v1").immutable
+    assert command("tag_immutable", "acme", "app", "v1", "--off").returncode == 0 and not Tag.objects.get(name="v1").immutable

@@ -22,9 +22,8 @@ from gateway.replication.models import ObjectAudit, ObjectReplica
 from gateway.replication.services import replica_verify
 from gateway.replication.transfer import ContentMismatch, copy_verified, rehash
 from gateway.storage import keys
+from tests.helpers import replicate_all
 from tests.registry.test_rebuild import _wipe
-from tests.replication.conftest import replica_bucket, replica_store, replicating, target  # noqa: F401
-from tests.replication.test_replication import _replicate_all
 
 pytestmark = pytest.mark.django_db
 
@@ -194,7 +193,7 @@ def test_sha512_blobs_and_manifests_replicate_byte_identical_and_verify(reg, rep
     payload = _image(replicating, blob_store)
     digest = sha512(payload)
     assert reg.put(f"/v2/acme/app/manifests/{digest}", payload, content_type=OCI).status_code == 201
-    counts = _replicate_all(replicating)
+    counts = replicate_all(replicating)
     assert counts["replicated"] == 3, counts  # two sha512 blobs (backfilled) and the manifest
     for blob in Blob.objects.filter(tenant=replicating):
         assert b"".join(replica_store.open_read(blob.storage_key)) == b"".join(blob_store.open_read(blob.storage_key))

@@ -14,7 +14,7 @@ from django.test import Client
 from accounts.models import Tenant
 from gateway.registry.models import Blob, BlobUpload
 from gateway.storage import keys
-from tests.registry.conftest import Reg, basic, sha
+from tests.helpers import Reg, basic, sha
 from tests.registry.test_blobs import small_parts, start  # noqa: F401 (fixture)
 
 MiB = 1024 * 1024

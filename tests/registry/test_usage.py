@@ -26,8 +26,7 @@ from gateway.registry.models import Manifest, Tag, UsageEvent
 from gateway.registry.services import events, usage
 from gateway.registry.services.usage import usage_events_flush
 from gateway.tasks import usage_flush_task
-from tests.helpers import ROOT, subprocess_env
-from tests.registry.conftest import sha
+from tests.helpers import ROOT, sha, subprocess_env
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 KEYS = (events.QUEUE_KEY, usage.PROCESSING_KEY, usage.BATCH_KEY)

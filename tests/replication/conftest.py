@@ -1,4 +1,4 @@
-"""Fixtures: a second bucket on the session's SeaweedFS as replica target, a tenant that replicates, a webhook receiver."""
+"""Replication fixtures: a webhook receiver, deterministic layers (the replica target is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,56 +10,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.conf import settings
 
-from gateway.replication.services import storage_target_create, tenant_replication_set
-from gateway.storage import get_blob_store
-from gateway.storage.s3 import S3Config
-from tests.registry.conftest import _clear_caches, anon, basic, make_reg, owner_token, reg, sha, tenant  # noqa: F401
+from tests.helpers import sha
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
-
-
-def replica_config(bucket: str) -> S3Config:
-    s3 = settings.GATEWAY_S3
-    return S3Config(
-        endpoint_url=s3["endpoint_url"], access_key=s3["access_key"], secret_key=s3["secret_key"], bucket=bucket,
-        region=s3["region"], part_size=s3["part_size"], storj_guard=True,
-    )
-
-
-@pytest.fixture(scope="session")
-def replica_bucket(s3_server) -> str:
-    """A second bucket on the session's SeaweedFS (created through BlobStore.bucket_ensure).
-
-    One per session, like the primary: SeaweedFS gives every bucket its own volumes and runs
-    out of them after a few buckets. Tests do not collide in it, because tenant ids (and so
-    every key, t/<tenant id>/...) are never reused within a session.
-    """
-    name = "wharf-test-replica"
-    get_blob_store(replica_config(name)).bucket_ensure()
-    return name
-
-
-@pytest.fixture
-def replica_store(replica_bucket):
-    return get_blob_store(replica_config(replica_bucket))
-
-
-@pytest.fixture
-def target(db, replica_bucket):
-    s3 = settings.GATEWAY_S3
-    return storage_target_create(
-        name="backup", endpoint_url=s3["endpoint_url"], bucket=replica_bucket, access_key=s3["access_key"], secret_key=s3["secret_key"],
-        region=s3["region"],
-    )
-
-
-@pytest.fixture
-def replicating(tenant, target):
-    """The `acme` tenant, opted in to replication to `target`."""
-    tenant_replication_set(tenant=tenant, target=target)
-    return tenant
 
 
 @dataclass

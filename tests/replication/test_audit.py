@@ -18,7 +18,8 @@ from gateway.storage import keys
 from gateway.webhooks.models import WebhookDelivery
 from gateway.webhooks.services import webhook_endpoint_create
 from gateway.webhooks.tasks import webhook_deliver_task
-from tests.replication.conftest import OCI, layer, sha
+from tests.helpers import sha
+from tests.replication.conftest import OCI, layer
 
 pytestmark = pytest.mark.django_db
 

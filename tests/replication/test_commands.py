@@ -11,24 +11,22 @@ from django.core.management import CommandError, call_command
 
 from gateway.registry.models import Blob, JobRun
 from gateway.replication.models import ObjectReplica, StorageTarget
-from tests.replication.conftest import sha
+from tests.helpers import command, sha
 
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str, stdin: str = "", monkeypatch=None) -> dict | list:
-    out = io.StringIO()
-    if monkeypatch is not None:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    call_command(*args, stdout=out)
-    return json.loads(out.getvalue())
+def run(*args: str, stdin: str = "") -> dict | list:
+    r = command(*args, input=stdin)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
 
 
-def test_set_up_replicate_and_report_from_the_command_line(reg, tenant, replica_bucket, replica_store, monkeypatch):
+def test_set_up_replicate_and_report_from_the_command_line(reg, tenant, replica_bucket, replica_store):
     s3 = settings.GATEWAY_S3
     target = run(
         "replication_target_add", "offsite", "--endpoint-url", s3["endpoint_url"], "--bucket", replica_bucket,
-        "--access-key", s3["access_key"], "--secret-key-stdin", stdin=s3["secret_key"] + "\n", monkeypatch=monkeypatch,
+        "--access-key", s3["access_key"], "--secret-key-stdin", stdin=s3["secret_key"] + "\n",
     )
     assert target["name"] == "offsite" and "secret" not in json.dumps(target)
     assert s3["secret_key"] not in StorageTarget.objects.get(name="offsite").secret_key_encrypted

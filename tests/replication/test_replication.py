@@ -16,7 +16,6 @@ from gateway.core.errors import Conflict, ValidationError
 from gateway.registry.models import Blob, Manifest, RepositoryBlob, Tag
 from gateway.replication.models import ObjectAudit, ObjectReplica
 from gateway.replication.selectors import replication_status_get
-from gateway.replication.stores import target_store
 from gateway.replication.services import (
     replica_replicate,
     replica_verify,
@@ -25,22 +24,12 @@ from gateway.replication.services import (
     storage_target_create,
     tenant_replication_set,
 )
+from gateway.replication.stores import target_store
 from gateway.storage import keys, reset_blob_stores
-from tests.replication.conftest import OCI, layer, sha
+from tests.helpers import replicate_all, sha
+from tests.replication.conftest import OCI, layer
 
 pytestmark = pytest.mark.django_db
-
-
-def _replicate_all(tenant) -> dict:
-    counts: dict = {}
-    run_id = None
-    while True:
-        result = replication_sweep(tenant_id=tenant.pk, sync=True, force=True, run_id=run_id)
-        run_id = result.run.pk
-        for k, v in result.counts.items():
-            counts[k] = counts.get(k, 0) + v
-        if not result.more:
-            return counts
 
 
 def test_each_new_blob_and_manifest_queues_one_hook_after_commit(reg, replicating, django_capture_on_commit_callbacks):
@@ -68,7 +57,7 @@ def test_pushes_are_copied_byte_identical_and_verified(reg, replicating, replica
     for data in [b'{"architecture":"amd64","os":"linux"}', *layers]:
         reg.push_blob("mirror", data)  # already stored: only linked
     assert reg.push_manifest("mirror", "1", payload, OCI).status_code == 201  # the same manifest in a second repository
-    counts = _replicate_all(replicating)
+    counts = replicate_all(replicating)
     assert counts["replicated"] == 4  # 3 blobs + 1 manifest digest (two keys)
 
     for blob in Blob.objects.filter(tenant=replicating):
@@ -84,7 +73,7 @@ def test_pushes_are_copied_byte_identical_and_verified(reg, replicating, replica
         assert replica_store.read_small(key) == payload
 
     assert replica_verify(replica_id=row.pk, deep=True) == "verified"
-    again = _replicate_all(replicating)
+    again = replicate_all(replicating)
     assert again.get("replicated", 0) == 0  # idempotent: nothing copied twice
 
 
@@ -96,7 +85,7 @@ def test_a_big_blob_is_copied_in_parts_of_the_store_part_size(reg, replicating, 
         data = layer("multipart", 11 * 1024 * 1024 + 123)
         d = reg.push_blob("app", data)
         blob = Blob.objects.get(tenant=replicating, digest=d)
-        _replicate_all(replicating)
+        replicate_all(replicating)
         row = ObjectReplica.objects.get(tenant=replicating, digest=d)
         assert row.state == "replicated" and row.multipart_id == ""
         assert replica_store.part_size == 5 * 1024 * 1024
@@ -118,7 +107,7 @@ def test_lag_figures_and_health(reg, replicating):
     assert status["lag_seconds"] >= 2 * 3600 - 5
     assert status["health"] == "lagging"  # older than GATEWAY_REPLICATION_LAG_ALERT_SECONDS (1 h)
 
-    _replicate_all(replicating)
+    replicate_all(replicating)
     status = replication_status_get(tenant=replicating)
     assert status["objects"] == {"replicated": 4, "pending": 0, "failed": 0, "mismatch": 0, "not_yet_queued": 0}
     assert status["lag_seconds"] == 0 and status["health"] == "ok" and status["last_replicated_at"]
@@ -139,7 +128,7 @@ def test_an_existing_tenant_opting_in_is_backfilled(reg, tenant, target, replica
     reg.push_image("app", "1", [b"before-opt-in"])
     assert replication_sweep(tenant_id=tenant.pk, sync=True).counts.get("backfilled", 0) == 0  # not opted in: nothing
     tenant_replication_set(tenant=tenant, target=target)
-    counts = _replicate_all(tenant)
+    counts = replicate_all(tenant)
     assert counts["backfilled"] == 3 and counts["replicated"] == 3  # 2 blobs + 1 manifest
     blob = Blob.objects.get(tenant=tenant, digest=sha(b"before-opt-in"))
     assert b"".join(replica_store.open_read(blob.storage_key)) == b"before-opt-in"
@@ -149,7 +138,7 @@ def test_a_corrupt_primary_is_not_copied_and_is_flagged_for_the_audit(reg, repli
     d = reg.push_blob("app", b"good bytes")
     blob = Blob.objects.get(tenant=replicating, digest=d)
     blob_store.put(blob.storage_key, b"evil bytes")  # same size, different content, behind the gateway's back
-    _replicate_all(replicating)
+    replicate_all(replicating)
     row = ObjectReplica.objects.get(tenant=replicating, digest=d)
     assert row.state == "failed" and "source corrupt" in row.last_error and row.next_attempt_at > timezone.now()
     assert replica_store.stat(blob.storage_key) is None  # nothing written
@@ -163,7 +152,7 @@ def test_a_corrupt_primary_is_not_copied_and_is_flagged_for_the_audit(reg, repli
 
 def test_a_blob_removed_by_gc_is_pruned_from_the_replica(reg, replicating, replica_store):
     digest, _ = reg.push_image("app", "1", [b"doomed"])
-    _replicate_all(replicating)
+    replicate_all(replicating)
     blob = Blob.objects.get(tenant=replicating, digest=sha(b"doomed"))
     row = ObjectReplica.objects.get(tenant=replicating, digest=blob.digest)
     assert replica_store.stat(blob.storage_key) is not None
@@ -173,7 +162,7 @@ def test_a_blob_removed_by_gc_is_pruned_from_the_replica(reg, replicating, repli
     RepositoryBlob.objects.filter(blob=blob).delete()
     Blob.objects.filter(pk=blob.pk).delete()
     ObjectReplica.objects.filter(tenant=replicating).update(verified_at=timezone.now() - timedelta(days=2))
-    counts = _replicate_all(replicating)
+    counts = replicate_all(replicating)
     assert counts["verify_pruned"] == 2  # the layer and the manifest; the config blob is still there
     assert not ObjectReplica.objects.filter(pk=row.pk).exists()
     assert replica_store.stat(blob.storage_key) is None
@@ -183,7 +172,7 @@ def test_a_blob_removed_by_gc_is_pruned_from_the_replica(reg, replicating, repli
 
 def test_a_damaged_replica_is_found_by_verification_and_copied_again(reg, replicating, replica_store):
     d = reg.push_blob("app", b"replicated once")
-    _replicate_all(replicating)
+    replicate_all(replicating)
     blob = Blob.objects.get(tenant=replicating, digest=d)
     row = ObjectReplica.objects.get(tenant=replicating, digest=d)
     replica_store.put(blob.storage_key, b"replicated twice")  # different size
@@ -191,7 +180,7 @@ def test_a_damaged_replica_is_found_by_verification_and_copied_again(reg, replic
     row.refresh_from_db()
     assert row.state == "mismatch" and "bytes, expected" in row.last_error
     assert replication_status_get(tenant=replicating)["health"] == "failing"
-    _replicate_all(replicating)
+    replicate_all(replicating)
     row.refresh_from_db()
     assert row.state == "replicated"
     assert b"".join(replica_store.open_read(blob.storage_key)) == b"replicated once"
@@ -203,7 +192,7 @@ def test_a_damaged_replica_is_found_by_verification_and_copied_again(reg, replic
 
 def test_replicate_is_a_no_op_for_busy_done_and_unknown_rows(reg, replicating):
     d = reg.push_blob("app", b"x")
-    _replicate_all(replicating)
+    replicate_all(replicating)
     row = ObjectReplica.objects.get(tenant=replicating, digest=d)
     assert replica_replicate(replica_id=row.pk) == "done"
     assert replica_replicate(replica_id=10**12) == "gone"
@@ -252,11 +241,11 @@ def test_a_disabled_target_stops_copies(reg, replicating, target):
     d = reg.push_blob("app", b"held back")
     target.enabled = False
     target.save()
-    counts = _replicate_all(replicating)
+    counts = replicate_all(replicating)
     assert counts.get("replicated", 0) == 0 and counts.get("backfilled", 0) == 0
     with pytest.raises(ValidationError, match="disabled"):
         tenant_replication_set(tenant=replicating, target=target)
     target.enabled = True
     target.save()
-    assert _replicate_all(replicating)["replicated"] == 1
+    assert replicate_all(replicating)["replicated"] == 1
     assert ObjectReplica.objects.get(digest=d).state == "replicated"

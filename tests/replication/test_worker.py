@@ -27,8 +27,8 @@ from gateway.storage import keys
 from gateway.webhooks.models import WebhookDelivery
 from gateway.webhooks.services import webhook_endpoint_create, webhook_event_emit
 from gateway.webhooks.tasks import webhook_sweep_task
-from tests.helpers import ROOT, subprocess_env
-from tests.replication.conftest import OCI, layer, sha
+from tests.helpers import ROOT, sha, subprocess_env
+from tests.replication.conftest import OCI, layer
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str, log_path: str | None = None) -> None:

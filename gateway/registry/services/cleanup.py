@@ -1,7 +1,7 @@
 """Stale upload sessions and orphaned multipart uploads (house style rule 27).
 
 Storj has no lifecycle rule for incomplete multipart uploads and bills them until they are
-aborted, so we abort them ourselves, from the database first and the bucket listing second:
+aborted (docs/storj.md §8), so we abort them ourselves, from the database first and the bucket listing second:
 
 1. Stale sessions: an ACTIVE session idle longer than the timeout, whose request lease has
    expired, is closed (CANCELLED, tail bytes dropped) by one conditional UPDATE ... SKIP LOCKED;

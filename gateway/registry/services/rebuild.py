@@ -9,7 +9,7 @@ a second run changes nothing. Objects that cannot be trusted (a data object that
 has the wrong size, bytes that do not hash to their digest, a tag whose manifest is gone)
 are reported, never restored.
 
-Cost: one LIST of each `/`-terminated prefix (Storj lists no other), plus a GET of every
+Cost: one LIST of each `/`-terminated prefix (Storj lists no other, docs/storj.md §5), plus a GET of every
 index object, manifest and tag object and a HEAD of every blob's data object, but only for
 rows that are missing. Blob bytes are never read.
 
