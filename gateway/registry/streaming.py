@@ -15,7 +15,7 @@ from typing import Protocol
 
 from gateway.registry.digests import ResumableSha256
 from gateway.storage import BlobStore
-from gateway.storage.s3 import MIN_PART_SIZE
+from gateway.storage.base import MIN_PART_SIZE
 
 READ_CHUNK = 1024 * 1024
 _pool: ThreadPoolExecutor | None = None

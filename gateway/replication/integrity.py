@@ -25,7 +25,6 @@ it resumable. Every run is a JobRun (kind "audit").
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter
@@ -39,13 +38,14 @@ from django.utils import timezone
 from accounts.services import SYSTEM_ACTOR, audit_record
 from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
 from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.replication.models import ObjectAudit, ObjectKind, ObjectReplica
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
-from gateway.replication.stores import primary_store, target_store
+from gateway.replication.stores import target_store
 from gateway.replication.transfer import ContentMismatch, SourceMissing, TransferError, copy_verified, rehash
 from gateway.storage import BlobStore, StorageError, StorageUnavailable, keys
 
@@ -200,10 +200,6 @@ def _inspect(
     return _Seen(Status.OK, {"etag_changed": True} if etag_changed else {}, st.etag, deep=True)
 
 
-def _index_doc(digest: str, size: int, key: str) -> bytes:
-    return json.dumps({"digest": digest, "size": size, "key": key}, sort_keys=True, separators=(",", ":")).encode()
-
-
 def _repair(row: ObjectAudit, exp: _Expected, store: BlobStore, pacer: RequestPacer) -> tuple[str, str]:
     """Rewrite a bad primary object from a verified source: (source used or "", error or "")."""
     if exp.payload is not None and len(exp.payload) == exp.size and digest_of(exp.payload, digest_algorithm(exp.digest)) == exp.digest:
@@ -240,7 +236,7 @@ def _repair(row: ObjectAudit, exp: _Expected, store: BlobStore, pacer: RequestPa
             pacer.acquire()
             if store.stat(index_key) is None:
                 pacer.acquire()
-                store.put(index_key, _index_doc(exp.digest, exp.size, exp.key), content_type="application/json")
+                store.put_json(index_key, keys.blob_index_doc(exp.digest, exp.size, exp.key))
         return f"replica:{replica.target.name}", ""
     if not errors:
         return "", "no verified replica"
@@ -351,7 +347,6 @@ def integrity_audit(
     if run is None:
         run = jobrun_start(kind=JOB_KIND, tenant_id=tenant_id, task_id=task_id)
     due_before: datetime = run.started_at if full else timezone.now() - app_settings.audit_interval
-    store = primary_store()
     pacer = RequestPacer(app_settings.job_requests_per_second)
     budget = _Budget(app_settings.audit_deep_bytes_per_run)
     result = AuditResult(run=run)
@@ -369,7 +364,7 @@ def integrity_audit(
                 while pending:
                     row = rows.get(pending[0])
                     if row is not None:
-                        finding = _check_one(row, store, pacer, sample_rate=rate, budget=budget, counts=counts)
+                        finding = _check_one(row, store_for(row.tenant_id), pacer, sample_rate=rate, budget=budget, counts=counts)
                         if finding:
                             findings.append(finding)
                     pending.pop(0)

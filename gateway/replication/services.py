@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -38,6 +37,7 @@ from gateway.core.crypto import secret_encrypt
 from gateway.core.errors import Conflict, ValidationError
 from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
 from gateway.replication.integrity import integrity_flag
@@ -45,7 +45,7 @@ from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_r
 from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget, TenantReplication
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
-from gateway.replication.stores import primary_config, primary_store, target_endpoint_check, target_store
+from gateway.replication.stores import primary_config, target_endpoint_check, target_store
 from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash
 from gateway.storage import BlobStore, StorageError, keys
 
@@ -250,15 +250,14 @@ def _copy_blob(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: Requ
         ObjectReplica.objects.filter(pk=row.pk).update(multipart_id=upload_id, multipart_key=source.data_key)
 
     copy_verified(
-        source=primary_store(), source_key=source.data_key, dest=dest, dest_key=source.data_key, size=source.size, digest=source.digest,
+        source=store_for(row.tenant_id), source_key=source.data_key, dest=dest, dest_key=source.data_key, size=source.size, digest=source.digest,
         pacer=pacer, on_multipart_start=started, on_part=lambda: locks.replica_lease_renew(replica_id=row.pk),
     )
     ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")
     index_key = keys.blob_index_key(row.tenant_id, source.digest)
-    doc = json.dumps({"digest": source.digest, "size": source.size, "key": source.data_key}, sort_keys=True, separators=(",", ":"))
     if pacer:
         pacer.acquire(2)
-    dest.put(index_key, doc.encode(), content_type="application/json")
+    dest.put_json(index_key, keys.blob_index_doc(source.digest, source.size, source.data_key))
     st = dest.stat(source.data_key)
     if st is None or st.size != source.size:
         raise ReplicaMismatch(f"replica {dest.bucket}/{source.data_key} reads back as {st.size if st else 'missing'}, expected {source.size} bytes")

@@ -38,7 +38,8 @@ from gateway.registry.services.gc import (
     object_deletions_drain,
     object_deletions_record,
 )
-from gateway.storage import BlobStore, get_blob_store, keys
+from gateway.registry.stores import store_for
+from gateway.storage import BlobStore, keys
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,6 @@ DELETE FROM registry_blobupload WHERE id IN (
     ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING id, storage_key, tail_spilled
 """
-
-
-def _store(tenant: Tenant) -> BlobStore:
-    return get_blob_store()
 
 
 @dataclass
@@ -211,7 +208,7 @@ def uploads_cleanup(
         raise ValueError(f"batch_size must be between 1 and 1000, got {size}")
     if budget < 1:
         raise ValueError(f"max_batches must be at least 1, got {budget}")
-    store = _store(tenant)
+    store = store_for(tenant)
     with jobrun_claim(kind=KIND_UPLOADS, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
         if job is None:
             return None

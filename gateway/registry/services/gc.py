@@ -51,7 +51,8 @@ from gateway.registry.models import (
     RepositoryBlob,
     Tag,
 )
-from gateway.storage import BlobStore, get_blob_store, keys
+from gateway.registry.stores import store_for
+from gateway.storage import keys
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,6 @@ class GcSettings:
             max_batches=int(settings.GATEWAY_GC_MAX_BATCHES),
             upload_idle_timeout=timedelta(seconds=int(settings.GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS)),
         )
-
-
-def _store(tenant: Tenant) -> BlobStore:
-    # The tenant's storage target (the platform bucket until bring-your-own-bucket lands).
-    return get_blob_store()
 
 
 # -- job runs -------------------------------------------------------------------------------------
@@ -235,7 +231,7 @@ def object_deletions_drain(
     Idempotent: a record goes only in the transaction that follows its DeleteObjects, and
     deleting a missing key succeeds, so a killed drain repeats at most one batch.
     """
-    store = _store(tenant)
+    store = store_for(tenant)
     deleted = kept = 0
     for _ in range(max_batches):
         with transaction.atomic():
@@ -630,7 +626,7 @@ def gc_run(
         raise ValueError(f"batch_size must be between 1 and 1000 (Storj deletes at most 1000 keys per request), got {cfg.batch_size}")
     if cfg.max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {cfg.max_batches}")
-    store = _store(tenant)
+    store = store_for(tenant)
     with jobrun_claim(kind=KIND_GC, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
         if job is None:
             return None

@@ -39,7 +39,8 @@ from gateway.registry.errors import RegistryError
 from gateway.registry.media_types import INDEX_TYPES, MAX_MANIFEST_BYTES, ParsedManifest, parse_manifest
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from gateway.registry.names import validate_repository_name, validate_tag
-from gateway.storage import BlobStore, ObjectStat, StorageError, StorageUnavailable, get_blob_store, keys
+from gateway.registry.stores import store_for
+from gateway.storage import BlobStore, ObjectStat, StorageError, StorageUnavailable, keys
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,6 @@ def _parallel(ctx: _Ctx, fn: Callable[[T], R], items: list[T]) -> list[R]:
     return list(ctx.pool.map(fn, items))
 
 
-def _json_bytes(doc: dict[str, Any]) -> bytes:
-    # The same encoding as S3BlobStore.put_json, so a copied object is byte-identical.
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-
-
 # -- blobs -----------------------------------------------------------------------
 
 
@@ -238,8 +234,7 @@ def _rebuild_blobs(ctx: _Ctx) -> None:
         if ctx.reanchor:
             # Bucket before database, as on push; if_absent keeps whatever a newer push wrote.
             for b in new:
-                doc = {"digest": b.digest, "size": b.size, "key": b.storage_key}
-                ctx.store.put(keys.blob_index_key(tenant.pk, b.digest), _json_bytes(doc), content_type="application/json", if_absent=True)
+                ctx.store.put_json(keys.blob_index_key(tenant.pk, b.digest), keys.blob_index_doc(b.digest, b.size, b.storage_key), if_absent=True)
                 report.objects_written += 1
         Blob.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent push may have committed one meanwhile
         restored = {b.digest: b for b in Blob.objects.filter(tenant=tenant, digest__in=[b.digest for b in new])}
@@ -404,8 +399,7 @@ def _rebuild_tags(ctx: _Ctx, repo: Repository, objects: _RepoObjects, present: d
                 report.problem("tag", obj.key, f"tag points at manifest {doc['digest'][:100]}, which is not restorable", tag=tag, repository=repo.name)
                 continue
             if ctx.reanchor:
-                ctx.store.put(keys.tag_key(ctx.tenant.pk, repo.name, tag), _json_bytes({"tag": tag, "digest": manifest.digest}),
-                              content_type="application/json", if_absent=True)
+                ctx.store.put_json(keys.tag_key(ctx.tenant.pk, repo.name, tag), {"tag": tag, "digest": manifest.digest}, if_absent=True)
                 report.objects_written += 1
             pushed_at: datetime = obj.last_modified or timezone.now()
             _, created = Tag.objects.get_or_create(
@@ -442,7 +436,7 @@ def registry_rebuild(*, tenant: Tenant, source_tenant_id: int | None = None) -> 
             )
     report = RebuildReport(tenant=tenant.slug, tenant_id=tenant.pk, source_tenant_id=source)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="rebuild") as pool:
-        ctx = _Ctx(tenant=tenant, source=source, store=get_blob_store(), report=report, pool=pool)
+        ctx = _Ctx(tenant=tenant, source=source, store=store_for(tenant), report=report, pool=pool)
         _rebuild_blobs(ctx)
         for name, objects in sorted(_scan_repositories(ctx).items()):
             _rebuild_repository(ctx, name, objects)

@@ -40,20 +40,16 @@ from gateway.registry.errors import (
 )
 from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
 from gateway.registry.services import events
+from gateway.registry.stores import store_for
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
 from gateway.replication.services import replication_enqueue
-from gateway.storage import BlobStore, StorageError, get_blob_store, keys
-from gateway.storage.s3 import MIN_PART_SIZE
+from gateway.storage import BlobStore, StorageError, keys
+from gateway.storage.base import MIN_PART_SIZE
 
 log = logging.getLogger(__name__)
 
 # How far ahead a streaming request's heartbeat (`leased_until`) keeps the stale-upload sweep away.
 LEASE = timedelta(minutes=10)
-
-
-def _store(tenant: Tenant) -> BlobStore:
-    # Bring-your-own-bucket targets plug in here (one store per tenant target).
-    return get_blob_store()
 
 
 @dataclass(frozen=True)
@@ -201,7 +197,7 @@ def blob_upload_append(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, body: Body, range_start: int | None = None
 ) -> BlobUpload:
     """PATCH: stream a chunk into the session. Offset, hash, parts and tail advance together."""
-    store = _store(tenant)
+    store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         if range_start is not None and range_start != upload.offset:
             raise RangeInvalid(
@@ -247,7 +243,7 @@ def blob_upload_finish(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, digest: str, body: Body | None
 ) -> Blob:
     """PUT ?digest=: take the last chunk, check digest and size, commit the blob and link it."""
-    store = _store(tenant)
+    store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         hasher = ResumableHasher(bytes(upload.hash_state))
         algorithm = digest_algorithm(digest)
@@ -322,7 +318,7 @@ def _blob_create(
         if blob is None:
             if quota is not None:
                 _quota_enforce(tenant=tenant, quota=quota, size=size)
-            store.put_json(index_key, {"digest": digest, "size": size, "key": upload.storage_key})
+            store.put_json(index_key, keys.blob_index_doc(digest, size, upload.storage_key))
             try:
                 with transaction.atomic():
                     blob = Blob.objects.create(tenant=tenant, digest=digest, size=size, storage_key=upload.storage_key)
@@ -443,7 +439,7 @@ def _hash_only(body: Body, hasher: ResumableHasher) -> int:
 
 def blob_upload_cancel(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> None:
     """DELETE: abort the session, its multipart upload and its tail object."""
-    store = _store(tenant)
+    store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         _discard(upload, store, multipart_id=upload.multipart_id)
 
