@@ -32,7 +32,7 @@ def usage_flush_task(*, max_items: int = 5000, requeues_left: int = USAGE_FLUSH_
 @task(name="gateway.jobs.close_stale", retry_on=(DatabaseError,))
 def jobruns_close_stale_task() -> int:
     """Close JobRuns left `running` by a worker that died (no heartbeat for GATEWAY_JOB_STALE_SECONDS); idempotent."""
-    from gateway.replication.jobs import jobruns_close_stale
+    from gateway.registry.services.jobruns import jobruns_close_stale
 
     return jobruns_close_stale()
 
@@ -71,13 +71,10 @@ def _fan_out(fanout: Any, per_tenant: Any, after_id: int) -> int:
 
 
 def _chain(task_fn: Any, *, report: Any, requeues_left: int, **kwargs: Any) -> None:
-    """Re-queue a maintenance chain with its next kwargs, or stop its JobRun at the invocation cap."""
-    from gateway.registry.services.gc import jobrun_stop
+    """Re-queue a maintenance chain with the report's continuation, or stop its JobRun at the invocation cap."""
+    from gateway.registry.services.jobruns import jobrun_chain
 
-    if requeues_left > 0:
-        _requeue(task_fn, job_id=report.job_id, requeues_left=requeues_left - 1, **kwargs)
-    else:
-        jobrun_stop(job_id=report.job_id, reason="invocation cap reached; the next scheduled run continues")
+    jobrun_chain(report=report, requeues_left=requeues_left, requeue=lambda **nxt: _requeue(task_fn, **kwargs, **nxt))
 
 
 def _tenant(tenant_id: int) -> Any:
@@ -103,8 +100,7 @@ def gc_tenant_task(*, tenant_id: int, job_id: int | None = None, requeues_left: 
     report = gc_run(tenant=tenant, job_id=job_id, task_id=gc_tenant_task.request.id or "")
     if report is None:
         return None
-    if not report.done:
-        _chain(gc_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
+    _chain(gc_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
     return report.counts
 
 
@@ -129,11 +125,7 @@ def retention_tenant_task(
     )
     if report is None:
         return None
-    if not report.done and report.next_after_repository_id is not None:
-        _chain(
-            retention_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id,
-            after_repository_id=report.next_after_repository_id,
-        )
+    _chain(retention_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
     return report.counts
 
 
@@ -154,6 +146,5 @@ def uploads_cleanup_task(*, tenant_id: int, job_id: int | None = None, requeues_
     report = uploads_cleanup(tenant=tenant, job_id=job_id, task_id=uploads_cleanup_task.request.id or "")
     if report is None:
         return None
-    if not report.done:
-        _chain(uploads_cleanup_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
+    _chain(uploads_cleanup_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
     return report.counts

@@ -38,10 +38,10 @@ from django.utils import timezone
 from accounts.services import SYSTEM_ACTOR, audit_record
 from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.registry.services.jobruns import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
-from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.replication.models import ObjectAudit, ObjectKind, ObjectReplica
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
@@ -61,6 +61,15 @@ class AuditResult:
     counts: Counter[str] = field(default_factory=Counter)
     findings: list[dict[str, Any]] = field(default_factory=list)
     more: bool = False
+    failed = False  # findings and errors are what an audit reports, not a failure of the run
+
+    @property
+    def job_id(self) -> int:
+        return self.run.pk
+
+    def continuation(self) -> dict[str, Any] | None:
+        """The next invocation's arguments while objects are due, else None."""
+        return {"run_id": self.run.pk} if self.more else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -387,8 +396,3 @@ def integrity_audit(
     result.run.refresh_from_db()
     return result
 
-
-def integrity_audit_stop(*, run: JobRun) -> None:
-    """Close a run that still had due objects (its re-queue budget ran out); the next run continues."""
-    jobrun_record(run=run, counts={"stopped_with_work_left": 1})
-    jobrun_finish(run=run)

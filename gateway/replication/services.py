@@ -37,11 +37,11 @@ from gateway.core.crypto import secret_encrypt
 from gateway.core.errors import Conflict, ValidationError
 from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.registry.services.jobruns import job_error, jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
 from gateway.replication.integrity import integrity_flag
-from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget, TenantReplication
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
@@ -397,6 +397,15 @@ class SweepResult:
     run: JobRun
     counts: Counter[str] = field(default_factory=Counter)
     more: bool = False
+    failed = False  # a replica that failed is retried by its row's backoff, not a failure of the sweep
+
+    @property
+    def job_id(self) -> int:
+        return self.run.pk
+
+    def continuation(self) -> dict[str, Any] | None:
+        """The next invocation's arguments while work remains, else None."""
+        return {"run_id": self.run.pk} if self.more else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -490,7 +499,7 @@ def replication_sweep(
                     counts[replica_replicate(replica_id=pk, pacer=pacer)] += 1
                 except StorageError as exc:
                     counts["errors"] += 1
-                    errors.append({"replica_id": pk, "error": str(exc)[:500]})
+                    errors.append(job_error(str(exc), replica_id=pk))
         else:
             from gateway.replication.tasks import replicate_object_task
 
@@ -512,7 +521,7 @@ def replication_sweep(
                 counts["verify_" + replica_verify(replica_id=pk, deep=rate > 0 and random.random() < rate, pacer=pacer)] += 1
             except StorageError as exc:
                 counts["errors"] += 1
-                errors.append({"replica_id": pk, "error": str(exc)[:500]})
+                errors.append(job_error(str(exc), replica_id=pk))
     except Exception as exc:
         jobrun_record(run=run, counts=counts, errors=errors)
         jobrun_finish(run=run, failed=True, error=f"{type(exc).__name__}: {exc}")
@@ -524,8 +533,3 @@ def replication_sweep(
     result.run.refresh_from_db()
     return result
 
-
-def replication_sweep_stop(*, run: JobRun) -> None:
-    """Close a sweep that still had work (its re-queue budget ran out); the next sweep continues."""
-    jobrun_record(run=run, counts={"stopped_with_work_left": 1})
-    jobrun_finish(run=run)
