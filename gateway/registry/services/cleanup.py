@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -29,7 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
-from gateway.registry.models import BlobUpload, ObjectDeletion
+from gateway.registry.models import BlobUpload, JobRun, ObjectDeletion
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
@@ -214,29 +215,17 @@ def uploads_cleanup(
         )
         now = timezone.now()
         cutoff = now - timeout
-        done = False
-        while budget > 0:
-            budget -= 1
-            before = dict(report.counts)
-            if _stale_sessions(tenant=tenant, store=store, now=now, cutoff=cutoff, limit=size, report=report) < size:
-                done = True
-                _progress(job, report, before, dry_run)
-                break
-            _progress(job, report, before, dry_run)
-        finished_done = False
-        while done and budget > 0:
-            budget -= 1
-            before = dict(report.counts)
-            if _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report) < size:
-                finished_done = True
-                _progress(job, report, before, dry_run)
-                break
-            _progress(job, report, before, dry_run)
-        done = done and finished_done
+        done, budget = _in_batches(
+            job, report, budget, size, lambda: _stale_sessions(tenant=tenant, store=store, now=now, cutoff=cutoff, limit=size, report=report)
+        )
+        if done:
+            done, budget = _in_batches(
+                job, report, budget, size, lambda: _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report)
+            )
         if done and budget > 0:
             before = dict(report.counts)
             done = _orphans(tenant=tenant, store=store, cutoff=cutoff, limit=size * budget, page=size, report=report)
-            _progress(job, report, before, dry_run)
+            _progress(job, report, before)
         if not dry_run:
             deleted, kept, drained = object_deletions_drain(tenant=tenant, batch_size=size, max_batches=max(budget, 1))
             report.add(objects_deleted=deleted, objects_kept=kept)
@@ -247,7 +236,19 @@ def uploads_cleanup(
         return report
 
 
-def _progress(job: Any, report: CleanupReport, before: dict[str, int], dry_run: bool) -> None:
+def _in_batches(job: JobRun, report: CleanupReport, budget: int, size: int, step: Callable[[], int]) -> tuple[bool, int]:
+    """Run `step` (one batch, returns how many rows it handled) until a short batch or the end of the budget: (finished, budget left)."""
+    while budget > 0:
+        budget -= 1
+        before = dict(report.counts)
+        short = step() < size
+        _progress(job, report, before)
+        if short:
+            return True, budget
+    return False, budget
+
+
+def _progress(job: JobRun, report: CleanupReport, before: dict[str, int]) -> None:
     """Record the counts added since `before` on the job run (its heartbeat too)."""
     delta = {k: v - before.get(k, 0) for k, v in report.counts.items() if v != before.get(k, 0)}
     if delta:
