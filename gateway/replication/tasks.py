@@ -53,7 +53,7 @@ def replicate_object_task(*, replica_id: int) -> str:
 def replication_sweep_task(*, tenant_id: int | None = None, run_id: int | None = None, requeues_left: int = 10) -> dict:
     """Backfill, queue due copies and verify due replicas, one bounded batch; re-queues itself while work remains."""
     from gateway.registry.services.jobruns import jobrun_chain
-    from gateway.replication.services import replication_sweep
+    from gateway.replication.sweep import replication_sweep
 
     queue = _queue_of(replication_sweep_task)
     result = replication_sweep(tenant_id=tenant_id, run_id=run_id, task_id=replication_sweep_task.request.id or "", queue=queue)

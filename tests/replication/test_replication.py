@@ -21,10 +21,10 @@ from gateway.replication.services import (
     replica_replicate,
     replica_verify,
     replication_enqueue,
-    replication_sweep,
     storage_target_create,
     tenant_replication_set,
 )
+from gateway.replication.sweep import replication_sweep
 from gateway.storage import keys, reset_blob_stores
 from tests.replication.conftest import OCI, layer, sha
 
