@@ -21,7 +21,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -40,11 +39,19 @@ from gateway.registry.errors import (
 )
 from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
 from gateway.registry.services import events
+from gateway.registry.services.upload_limits import (
+    range_headers,
+    storage_quota_enforce,
+    storage_quota_get,
+    upload_tail_check,
+    upload_tail_drop,
+    upload_tail_keep,
+    upload_tail_read,
+)
 from gateway.registry.stores import store_for
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
 from gateway.replication.services import replication_enqueue
-from gateway.storage import BlobStore, StorageError, keys
-from gateway.storage.base import MIN_PART_SIZE
+from gateway.storage import BlobStore, keys
 
 log = logging.getLogger(__name__)
 
@@ -111,54 +118,12 @@ def _leased(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> 
             raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
         if not taken:
             raise RangeInvalid(
-                "another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=_range_headers(upload)
+                "another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=range_headers(upload)
             )
         try:
             yield upload
         finally:
             BlobUpload.objects.filter(pk=upload.pk, leased_until__isnull=False).update(leased_until=None)
-
-
-def _range_headers(upload: BlobUpload) -> dict[str, str]:
-    return {"Range": upload.range}
-
-
-def _tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
-    """The session's carried tail, from its row or its tail object (at most one tail of egress)."""
-    if not upload.tail_key:
-        return bytes(upload.tail)
-    tail = b"".join(store.open_read(upload.tail_key))
-    if len(tail) != upload.tail_size:
-        raise StorageError(f"tail object {upload.tail_key} holds {len(tail)} bytes, the session recorded {upload.tail_size}")
-    return tail
-
-
-def _tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = None) -> None:
-    """Delete a tail object no row points at any more; a failure only leaves it for the sweep (tail_spilled)."""
-    key = upload.tail_key if key is None else key
-    if key:
-        try:
-            store.delete([key])
-        except StorageError:
-            log.warning("could not delete tail object %s; the upload sweep will", key)
-
-
-def _tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> None:
-    """429 when the tail this PATCH may leave would take the tenant's carried tail bytes past the cap."""
-    cap = settings.GATEWAY_UPLOAD_MAX_TAIL_BYTES
-    # A tail is always below the minimum part size; with a known length it is at most old tail + length.
-    worst = MIN_PART_SIZE - 1 if length is None else min(upload.tail_size + length, MIN_PART_SIZE - 1)
-    others = (
-        BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE).exclude(pk=upload.pk).aggregate(s=Sum("tail_size"))["s"]
-        or 0
-    )
-    if others + worst > cap:
-        raise TooManyRequests(
-            f"too many upload bytes in flight: the tenant's open upload sessions carry {others} bytes of tails, "
-            f"this chunk may add {worst}, the limit is {cap}; finish or cancel other uploads first",
-            detail={"limit": "upload_tail_bytes", "tail_bytes": others, "max_tail_bytes": cap},
-            headers=_range_headers(upload),
-        )
 
 
 def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableHasher) -> PartWriter:
@@ -174,7 +139,7 @@ def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableHasher) -> Pa
         key=upload.storage_key,
         multipart_id=upload.multipart_id,
         parts=upload.parts,
-        tail=_tail_read(upload, store),
+        tail=upload_tail_read(upload, store),
         hasher=hasher,
         on_multipart_start=multipart_started,
         on_part_submitted=part_submitted,
@@ -201,28 +166,16 @@ def blob_upload_append(
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         if range_start is not None and range_start != upload.offset:
             raise RangeInvalid(
-                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=_range_headers(upload)
+                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=range_headers(upload)
             )
-        _tail_check(tenant=tenant, upload=upload, length=body.length)
+        upload_tail_check(tenant=tenant, upload=upload, length=body.length)
         hasher = ResumableHasher(bytes(upload.hash_state))
         writer = _writer(upload, store, hasher)
         _consume(writer, body)
         tail = writer.checkpoint()
         old_tail_key = upload.tail_key
         upload.offset += writer.received
-        if len(tail) > settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES:
-            # A new key per offset: until the row below commits, the old state (and its tail) stays intact.
-            upload.tail_key = keys.upload_tail_key(tenant.pk, upload.pk, upload.offset)
-            if not upload.tail_spilled:
-                # Recorded before the first object exists, so the sweep finds it even if we die right after the PUT.
-                BlobUpload.objects.filter(pk=upload.pk).update(tail_spilled=True)
-                upload.tail_spilled = True
-            if upload.tail_key != old_tail_key:
-                store.put(upload.tail_key, tail)
-            upload.tail = b""
-        else:
-            upload.tail, upload.tail_key = tail, ""
-        upload.tail_size = len(tail)
+        upload_tail_keep(tenant=tenant, upload=upload, store=store, tail=tail)
         upload.multipart_id = writer.multipart_id
         upload.hash_state = hasher.state()
         upload.parts = writer.parts
@@ -235,7 +188,7 @@ def blob_upload_append(
             ]
         )
         if old_tail_key and old_tail_key != upload.tail_key:
-            _tail_drop(upload, store, old_tail_key)
+            upload_tail_drop(upload, store, old_tail_key)
         return upload
 
 
@@ -275,7 +228,7 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         writer.abandon()
         if writer.multipart_id:
             store.multipart_abort(upload.storage_key, writer.multipart_id)
-        _tail_drop(upload, store)
+        upload_tail_drop(upload, store)
         return existing
     if writer.multipart_id:
         writer.flush_last_part()
@@ -289,7 +242,7 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         store.delete([upload.storage_key])
         _discard(upload, store, multipart_id="")
         raise
-    _tail_drop(upload, store)
+    upload_tail_drop(upload, store)
     if not created:
         # A concurrent push of the same layer committed first: theirs is linked, our copy goes.
         store.delete([upload.storage_key])
@@ -308,7 +261,7 @@ def _blob_create(
         # The index key's lock orders us after another push of this digest and against GC deleting the index object.
         locks.object_keys_lock([index_key])
         # With a quota, new blobs of the tenant commit one at a time, each seeing the others' sizes.
-        quota = _quota(tenant)
+        quota = storage_quota_get(tenant=tenant)
         if quota is not None:
             quota = locks.tenant_quota_for_update(tenant=tenant)
         # Claim the session first: if the stale-upload sweep closed it, write nothing (it deletes the key).
@@ -317,7 +270,7 @@ def _blob_create(
         created = blob is None
         if blob is None:
             if quota is not None:
-                _quota_enforce(tenant=tenant, quota=quota, size=size)
+                storage_quota_enforce(tenant=tenant, quota=quota, size=size)
             store.put_json(index_key, keys.blob_index_doc(digest, size, upload.storage_key))
             try:
                 with transaction.atomic():
@@ -332,27 +285,13 @@ def _blob_create(
     return blob, created
 
 
-def _quota(tenant: Tenant) -> int | None:
-    return Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
-
-
-def _quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
-    """DENIED, naming the storage quota, when a new blob of `size` bytes does not fit."""
-    used = selectors.usage_bytes(tenant=tenant)
-    if used + size > quota:
-        raise Denied(
-            f"storage quota exceeded: this blob needs {size} bytes, {max(quota - used, 0)} of the tenant's {quota}-byte storage quota are left",
-            detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "blob_bytes": size},
-        )
-
-
 def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
     """Early refusal before the bytes are committed (no lock: `_blob_create` checks again under the quota lock)."""
-    quota = _quota(tenant)
+    quota = storage_quota_get(tenant=tenant)
     if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
         return
     try:
-        _quota_enforce(tenant=tenant, quota=quota, size=size)
+        storage_quota_enforce(tenant=tenant, quota=quota, size=size)
     except Denied:
         writer.abandon()
         _discard(upload, store, multipart_id=writer.multipart_id)
@@ -364,7 +303,7 @@ def _discard(upload: BlobUpload, store: BlobStore, *, multipart_id: str) -> None
     if multipart_id:
         store.multipart_abort(upload.storage_key, multipart_id)
     BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", tail_size=0, leased_until=None)
-    _tail_drop(upload, store)
+    upload_tail_drop(upload, store)
 
 
 def _link(*, tenant: Tenant, repository: Repository, digest: str, upload: BlobUpload | None) -> Blob | None:
