@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, QuerySet
 
 from accounts.models import Tenant
 from gateway.registry import locks
@@ -159,22 +160,37 @@ def _blobs_deletable(*, rows: list[Blob], cutoff: datetime, gone_manifests: set[
     return deletable, len(rows) - len(deletable)
 
 
+class _Candidates:
+    """Batches of candidate ids in `order` ("pk" or "-pk"), by keyset over `qs`, one budget unit each.
+
+    `exhausted` tells, once iteration ends, whether every candidate was seen (else the budget ran out).
+    """
+
+    def __init__(self, qs: QuerySet[Any], order: str, size: int, budget: Budget) -> None:
+        self.qs, self.order, self.size, self.budget = qs, order, size, budget
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[list[int]]:
+        after: int | None = None
+        while True:
+            page = self.qs if after is None else self.qs.filter(**{"pk__lt" if self.order == "-pk" else "pk__gt": after})
+            ids = list(page.order_by(self.order).values_list("pk", flat=True)[: self.size])
+            if not ids:
+                self.exhausted = True
+                return
+            if not self.budget.take():
+                return
+            after = ids[-1]
+            yield ids
+
+
 def manifests_sweep(
     *, tenant: Tenant, cutoff: datetime, cfg: GcSettings, budget: Budget, report: GcReport, job: JobRun | None, gone: set[int]
 ) -> bool:
     """Delete eligible manifests newest first (an index before its children); True when none is left to look at."""
     dry = report.dry_run
-    after: int | None = None
-    while True:
-        qs = Manifest.objects.filter(tenant=tenant, gc_candidate_since__lte=cutoff)
-        if after is not None:
-            qs = qs.filter(pk__lt=after)
-        ids = list(qs.order_by("-pk").values_list("pk", flat=True)[: cfg.batch_size])
-        if not ids:
-            return True
-        if not budget.take():
-            return False
-        after = ids[-1]
+    cursor = _Candidates(Manifest.objects.filter(tenant=tenant, gc_candidate_since__lte=cutoff), "-pk", cfg.batch_size, budget)
+    for ids in cursor:
         with transaction.atomic():
             if dry:
                 rows = list(
@@ -196,12 +212,8 @@ def manifests_sweep(
             room = LISTED_MAX - len(report.manifests)
             report.manifests += [{"repository": m.repository.name, "digest": m.digest, "size": m.size} for m in doomed[: max(room, 0)]]
         batch = {"manifests_deleted": len(doomed), "manifests_kept": kept, "manifests_skipped_locked": skipped}
-        report.add(**batch)
-        report.bytes_freed += freed
-        if job is not None and not dry:
-            jobrun_record(run=job, counts=batch, bytes_freed=freed)
-        if not dry:
-            objects_drain(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job)
+        _batch_done(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job, batch=batch, freed=freed)
+    return cursor.exhausted
 
 
 def _delete_rows(report: GcReport, job: JobRun | None, what: str, delete: Any) -> bool:
@@ -250,18 +262,8 @@ def blobs_sweep(
 ) -> bool:
     """Delete eligible blobs (rows, then objects); True when none is left to look at."""
     dry = report.dry_run
-    after = 0
-    while True:
-        ids = list(
-            Blob.objects.filter(tenant=tenant, gc_candidate_since__lte=cutoff, pk__gt=after)
-            .order_by("pk")
-            .values_list("pk", flat=True)[: cfg.batch_size]
-        )
-        if not ids:
-            return True
-        if not budget.take():
-            return False
-        after = ids[-1]
+    cursor = _Candidates(Blob.objects.filter(tenant=tenant, gc_candidate_since__lte=cutoff), "pk", cfg.batch_size, budget)
+    for ids in cursor:
         with transaction.atomic():
             if dry:
                 rows = list(Blob.objects.filter(pk__in=ids).order_by("pk"))
@@ -276,12 +278,21 @@ def blobs_sweep(
             room = LISTED_MAX - len(report.blobs)
             report.blobs += [{"digest": b.digest, "size": b.size} for b in doomed[: max(room, 0)]]
         batch = {"blobs_deleted": len(doomed), "blobs_kept": kept, "blobs_skipped_locked": skipped}
-        report.add(**batch)
-        report.bytes_freed += freed
-        if job is not None and not dry:
-            jobrun_record(run=job, counts=batch, bytes_freed=freed)
-        if not dry:
-            objects_drain(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job)
+        _batch_done(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job, batch=batch, freed=freed)
+    return cursor.exhausted
+
+
+def _batch_done(
+    *, tenant: Tenant, cfg: GcSettings, budget: Budget, report: GcReport, job: JobRun | None, batch: dict[str, int], freed: int
+) -> None:
+    """Count a swept batch on the report and (not a dry run) the job run, then drain the objects its rows left."""
+    report.add(**batch)
+    report.bytes_freed += freed
+    if report.dry_run:
+        return
+    if job is not None:
+        jobrun_record(run=job, counts=batch, bytes_freed=freed)
+    objects_drain(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job)
 
 
 def objects_drain(*, tenant: Tenant, cfg: GcSettings, budget: Budget, report: GcReport, job: JobRun | None) -> bool:
