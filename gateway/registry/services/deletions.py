@@ -41,23 +41,21 @@ def _still_used(tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
     if index:
         used = set(Blob.objects.filter(tenant=tenant, digest__in=[r.reference for r in index]).values_list("digest", flat=True))
         keep |= {r.pk for r in index if r.reference in used}
-    mans = by_kind.get(ObjectDeletion.Kind.MANIFEST, [])
-    if mans:
-        used_pairs = set(
-            Manifest.objects.filter(
-                tenant=tenant, repository__name__in={r.repository_name for r in mans}, digest__in={r.reference for r in mans}
-            ).values_list("repository__name", "digest")
-        )
-        keep |= {r.pk for r in mans if (r.repository_name, r.reference) in used_pairs}
-    tags = by_kind.get(ObjectDeletion.Kind.TAG, [])
-    if tags:
-        used_pairs = set(
-            Tag.objects.filter(
-                tenant=tenant, repository__name__in={r.repository_name for r in tags}, name__in={r.reference for r in tags}
-            ).values_list("repository__name", "name")
-        )
-        keep |= {r.pk for r in tags if (r.repository_name, r.reference) in used_pairs}
+    keep |= _named_again(Manifest, "digest", tenant, by_kind.get(ObjectDeletion.Kind.MANIFEST, []))
+    keep |= _named_again(Tag, "name", tenant, by_kind.get(ObjectDeletion.Kind.TAG, []))
     return keep
+
+
+def _named_again(model: type[Manifest] | type[Tag], field: str, tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
+    """Ids of records whose (repository, reference) names a row of `model` again, `field` being the reference."""
+    if not rows:
+        return set()
+    used = set(
+        model.objects.filter(
+            tenant=tenant, repository__name__in={r.repository_name for r in rows}, **{f"{field}__in": {r.reference for r in rows}}
+        ).values_list("repository__name", field)
+    )
+    return {r.pk for r in rows if (r.repository_name, r.reference) in used}
 
 
 def object_deletions_drain(
