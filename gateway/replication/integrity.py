@@ -36,8 +36,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM_ACTOR, audit_record
-from gateway.registry.models import Blob, JobRun, Manifest
-from gateway.registry.services.jobruns import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
+from gateway.registry.models import Blob, Manifest
+from gateway.registry.services.jobruns import RunResult, jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
@@ -55,30 +55,14 @@ Status = ObjectAudit.Status
 
 
 @dataclass
-class AuditResult:
-    run: JobRun
-    counts: Counter[str] = field(default_factory=Counter)
+class AuditResult(RunResult):
+    """What one `integrity_audit` invocation checked and found."""
+
     findings: list[dict[str, Any]] = field(default_factory=list)
-    more: bool = False
-    failed = False  # findings and errors are what an audit reports, not a failure of the run
-
-    @property
-    def job_id(self) -> int:
-        return self.run.pk
-
-    def continuation(self) -> dict[str, Any] | None:
-        """The next invocation's arguments while objects are due, else None."""
-        return {"run_id": self.run.pk} if self.more else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run.pk,
-            "kind": self.run.kind,
-            "tenant_id": self.run.tenant_id,
-            "state": self.run.state,
-            "started_at": self.run.started_at.isoformat(),
-            "finished_at": self.run.finished_at.isoformat() if self.run.finished_at else None,
-            "counts": dict(sorted(self.run.counts.items())),
+            **self.run_dict(),
             "findings": [e for e in self.run.errors if "status" in e],
             "errors": [e for e in self.run.errors if "status" not in e],
             "more": self.more,

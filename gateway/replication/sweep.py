@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from gateway.registry.models import Blob, JobRun, Manifest
-from gateway.registry.services.jobruns import job_error, jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
+from gateway.registry.services.jobruns import RunResult, job_error, jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.replication.conf import app_settings
 from gateway.replication.models import ObjectKind, ObjectReplica, TenantReplication
 from gateway.replication.ratelimit import RequestPacer
@@ -31,27 +31,11 @@ QUEUED_GRACE = timedelta(minutes=10)
 
 
 @dataclass
-class SweepResult:
-    run: JobRun
-    counts: Counter[str] = field(default_factory=Counter)
-    more: bool = False
-    failed = False  # a replica that failed is retried by its row's backoff, not a failure of the sweep
-
-    @property
-    def job_id(self) -> int:
-        return self.run.pk
-
-    def continuation(self) -> dict[str, Any] | None:
-        """The next invocation's arguments while work remains, else None."""
-        return {"run_id": self.run.pk} if self.more else None
+class SweepResult(RunResult):
+    """What one `replication_sweep` invocation did."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run.pk, "kind": self.run.kind, "tenant_id": self.run.tenant_id, "state": self.run.state,
-            "started_at": self.run.started_at.isoformat(),
-            "finished_at": self.run.finished_at.isoformat() if self.run.finished_at else None,
-            "counts": dict(sorted(self.run.counts.items())), "errors": self.run.errors, "more": self.more,
-        }
+        return {**self.run_dict(), "errors": self.run.errors, "more": self.more}
 
 
 def _backfill(*, config: TenantReplication, limit: int) -> tuple[int, bool]:

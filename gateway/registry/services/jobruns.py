@@ -13,6 +13,7 @@ Errors have one shape: a dict with "error" (the message) and, where it helps, wh
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -205,6 +206,33 @@ def jobrun_to_completion(invoke: Callable[..., R | None], merge: Callable[[R, R]
         total = report if total is None else merge(total, report)
         nxt = report.continuation()
     return total
+
+
+@dataclass
+class RunResult:
+    """What one invocation of a job that may run concurrently (audit, replication sweep) returns: its run, its counts, work left."""
+
+    run: JobRun
+    counts: Counter[str] = field(default_factory=Counter)
+    more: bool = False
+    failed = False  # per-object problems are what these jobs report, not a failure of their run
+
+    @property
+    def job_id(self) -> int:
+        return self.run.pk
+
+    def continuation(self) -> dict[str, Any] | None:
+        """The next invocation's arguments while work remains, else None."""
+        return {"run_id": self.run.pk} if self.more else None
+
+    def run_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data (what every job's command prints first)."""
+        run = self.run
+        return {
+            "run_id": run.pk, "kind": run.kind, "tenant_id": run.tenant_id, "state": run.state,
+            "started_at": run.started_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "counts": dict(sorted(run.counts.items())),
+        }
 
 
 @dataclass(kw_only=True)
