@@ -70,17 +70,22 @@ def _fan_out(fanout: Any, per_tenant: Any, after_id: int) -> int:
     return len(ids)
 
 
-def _chain(task_fn: Any, *, report: Any, requeues_left: int, **kwargs: Any) -> None:
-    """Re-queue a maintenance chain with the report's continuation, or stop its JobRun at the invocation cap."""
+def _tenant_step(task_fn: Any, service: Any, *, tenant_id: int, requeues_left: int, **kwargs: Any) -> dict | None:
+    """One bounded invocation of a tenant's maintenance job; re-queues its continuation or stops its JobRun at the cap.
+
+    Quiet (None) when the tenant is gone or another worker holds the job.
+    """
+    from accounts.models import Tenant
     from gateway.registry.services.jobruns import jobrun_chain
 
-    jobrun_chain(report=report, requeues_left=requeues_left, requeue=lambda **nxt: _requeue(task_fn, **kwargs, **nxt))
-
-
-def _tenant(tenant_id: int) -> Any:
-    from accounts.models import Tenant
-
-    return Tenant.objects.filter(pk=tenant_id).first()
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return None
+    report = service(tenant=tenant, task_id=task_fn.request.id or "", **kwargs)
+    if report is None:
+        return None
+    jobrun_chain(report=report, requeues_left=requeues_left, requeue=lambda **nxt: _requeue(task_fn, tenant_id=tenant_id, **nxt))
+    return report.counts
 
 
 @task(name="gateway.gc.all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -94,14 +99,7 @@ def gc_tenant_task(*, tenant_id: int, job_id: int | None = None, requeues_left: 
     """One bounded GC invocation of a tenant (quiet if the tenant is gone or its GC is running elsewhere); chains while work remains."""
     from gateway.registry.services.gc import gc_run
 
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return None
-    report = gc_run(tenant=tenant, job_id=job_id, task_id=gc_tenant_task.request.id or "")
-    if report is None:
-        return None
-    _chain(gc_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
-    return report.counts
+    return _tenant_step(gc_tenant_task, gc_run, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)
 
 
 @task(name="gateway.retention.all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -117,16 +115,10 @@ def retention_tenant_task(
     """Apply a tenant's retention policies to a bounded run of repositories; chains over the rest (quiet if gone or held)."""
     from gateway.registry.services.retention import retention_apply
 
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return None
-    report = retention_apply(
-        tenant=tenant, job_id=job_id, after_repository_id=after_repository_id, task_id=retention_tenant_task.request.id or ""
+    return _tenant_step(
+        retention_tenant_task, retention_apply, tenant_id=tenant_id, requeues_left=requeues_left,
+        job_id=job_id, after_repository_id=after_repository_id,
     )
-    if report is None:
-        return None
-    _chain(retention_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
-    return report.counts
 
 
 @task(name="gateway.uploads.cleanup_all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -140,11 +132,4 @@ def uploads_cleanup_task(*, tenant_id: int, job_id: int | None = None, requeues_
     """Abort a tenant's stale upload sessions and orphaned multipart uploads, bounded; chains while work remains."""
     from gateway.registry.services.cleanup import uploads_cleanup
 
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return None
-    report = uploads_cleanup(tenant=tenant, job_id=job_id, task_id=uploads_cleanup_task.request.id or "")
-    if report is None:
-        return None
-    _chain(uploads_cleanup_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
-    return report.counts
+    return _tenant_step(uploads_cleanup_task, uploads_cleanup, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)
