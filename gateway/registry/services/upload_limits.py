@@ -22,7 +22,7 @@ def range_headers(upload: BlobUpload) -> dict[str, str]:
     return {"Range": upload.range}
 
 
-def upload_tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
+def tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
     """The session's carried tail, from its row or its tail object (at most one tail of egress)."""
     if not upload.tail_key:
         return bytes(upload.tail)
@@ -32,7 +32,7 @@ def upload_tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
     return tail
 
 
-def upload_tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = None) -> None:
+def tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = None) -> None:
     """Delete a tail object no row points at any more; a failure only leaves it for the sweep (tail_spilled)."""
     key = upload.tail_key if key is None else key
     if key:
@@ -42,7 +42,7 @@ def upload_tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = Non
             log.warning("could not delete tail object %s; the upload sweep will", key)
 
 
-def upload_tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> None:
+def tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> None:
     """429 when the tail this PATCH may leave would take the tenant's carried tail bytes past the cap."""
     cap = settings.GATEWAY_UPLOAD_MAX_TAIL_BYTES
     # A tail is always below the minimum part size; with a known length it is at most old tail + length.
@@ -60,7 +60,7 @@ def upload_tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None)
         )
 
 
-def upload_tail_keep(*, tenant: Tenant, upload: BlobUpload, store: BlobStore, tail: bytes) -> None:
+def tail_keep(*, tenant: Tenant, upload: BlobUpload, store: BlobStore, tail: bytes) -> None:
     """Carry `tail` to the next request: in the row when small, else in a new tail object (the row is saved by the caller)."""
     if len(tail) > settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES:
         old_tail_key = upload.tail_key
@@ -78,12 +78,12 @@ def upload_tail_keep(*, tenant: Tenant, upload: BlobUpload, store: BlobStore, ta
     upload.tail_size = len(tail)
 
 
-def storage_quota_get(*, tenant: Tenant) -> int | None:
+def quota_get(*, tenant: Tenant) -> int | None:
     """The tenant's storage quota in bytes as stored now (None: unlimited)."""
     return Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
 
 
-def storage_quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
+def quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
     """DENIED, naming the storage quota, when a new blob of `size` bytes does not fit."""
     used = selectors.usage_bytes(tenant=tenant)
     if used + size > quota:

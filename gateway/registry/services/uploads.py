@@ -38,16 +38,7 @@ from gateway.registry.errors import (
     TooManyRequests,
 )
 from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
-from gateway.registry.services import events
-from gateway.registry.services.upload_limits import (
-    range_headers,
-    storage_quota_enforce,
-    storage_quota_get,
-    upload_tail_check,
-    upload_tail_drop,
-    upload_tail_keep,
-    upload_tail_read,
-)
+from gateway.registry.services import events, upload_limits
 from gateway.registry.stores import store_for
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
 from gateway.replication.services import replication_enqueue
@@ -118,7 +109,9 @@ def _leased(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> 
             raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
         if not taken:
             raise RangeInvalid(
-                "another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=range_headers(upload)
+                "another request is writing to this upload session",
+                detail={"uuid": str(upload_id)},
+                headers=upload_limits.range_headers(upload),
             )
         try:
             yield upload
@@ -139,7 +132,7 @@ def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableHasher) -> Pa
         key=upload.storage_key,
         multipart_id=upload.multipart_id,
         parts=upload.parts,
-        tail=upload_tail_read(upload, store),
+        tail=upload_limits.tail_read(upload, store),
         hasher=hasher,
         on_multipart_start=multipart_started,
         on_part_submitted=part_submitted,
@@ -166,16 +159,16 @@ def blob_upload_append(
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         if range_start is not None and range_start != upload.offset:
             raise RangeInvalid(
-                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=range_headers(upload)
+                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=upload_limits.range_headers(upload)
             )
-        upload_tail_check(tenant=tenant, upload=upload, length=body.length)
+        upload_limits.tail_check(tenant=tenant, upload=upload, length=body.length)
         hasher = ResumableHasher(bytes(upload.hash_state))
         writer = _writer(upload, store, hasher)
         _consume(writer, body)
         tail = writer.checkpoint()
         old_tail_key = upload.tail_key
         upload.offset += writer.received
-        upload_tail_keep(tenant=tenant, upload=upload, store=store, tail=tail)
+        upload_limits.tail_keep(tenant=tenant, upload=upload, store=store, tail=tail)
         upload.multipart_id = writer.multipart_id
         upload.hash_state = hasher.state()
         upload.parts = writer.parts
@@ -188,7 +181,7 @@ def blob_upload_append(
             ]
         )
         if old_tail_key and old_tail_key != upload.tail_key:
-            upload_tail_drop(upload, store, old_tail_key)
+            upload_limits.tail_drop(upload, store, old_tail_key)
         return upload
 
 
@@ -228,7 +221,7 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         writer.abandon()
         if writer.multipart_id:
             store.multipart_abort(upload.storage_key, writer.multipart_id)
-        upload_tail_drop(upload, store)
+        upload_limits.tail_drop(upload, store)
         return existing
     if writer.multipart_id:
         writer.flush_last_part()
@@ -242,7 +235,7 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         store.delete([upload.storage_key])
         _discard(upload, store, multipart_id="")
         raise
-    upload_tail_drop(upload, store)
+    upload_limits.tail_drop(upload, store)
     if not created:
         # A concurrent push of the same layer committed first: theirs is linked, our copy goes.
         store.delete([upload.storage_key])
@@ -261,7 +254,7 @@ def _blob_create(
         # The index key's lock orders us after another push of this digest and against GC deleting the index object.
         locks.object_keys_lock([index_key])
         # With a quota, new blobs of the tenant commit one at a time, each seeing the others' sizes.
-        quota = storage_quota_get(tenant=tenant)
+        quota = upload_limits.quota_get(tenant=tenant)
         if quota is not None:
             quota = locks.tenant_quota_for_update(tenant=tenant)
         # Claim the session first: if the stale-upload sweep closed it, write nothing (it deletes the key).
@@ -270,7 +263,7 @@ def _blob_create(
         created = blob is None
         if blob is None:
             if quota is not None:
-                storage_quota_enforce(tenant=tenant, quota=quota, size=size)
+                upload_limits.quota_enforce(tenant=tenant, quota=quota, size=size)
             store.put_json(index_key, keys.blob_index_doc(digest, size, upload.storage_key))
             try:
                 with transaction.atomic():
@@ -287,11 +280,11 @@ def _blob_create(
 
 def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
     """Early refusal before the bytes are committed (no lock: `_blob_create` checks again under the quota lock)."""
-    quota = storage_quota_get(tenant=tenant)
+    quota = upload_limits.quota_get(tenant=tenant)
     if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
         return
     try:
-        storage_quota_enforce(tenant=tenant, quota=quota, size=size)
+        upload_limits.quota_enforce(tenant=tenant, quota=quota, size=size)
     except Denied:
         writer.abandon()
         _discard(upload, store, multipart_id=writer.multipart_id)
@@ -303,7 +296,7 @@ def _discard(upload: BlobUpload, store: BlobStore, *, multipart_id: str) -> None
     if multipart_id:
         store.multipart_abort(upload.storage_key, multipart_id)
     BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", tail_size=0, leased_until=None)
-    upload_tail_drop(upload, store)
+    upload_limits.tail_drop(upload, store)
 
 
 def _link(*, tenant: Tenant, repository: Repository, digest: str, upload: BlobUpload | None) -> Blob | None:
