@@ -46,7 +46,7 @@ def _still_used(tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
     return keep
 
 
-def _named_again(model: type[Manifest] | type[Tag], field: str, tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
+def _named_again(model: type[Manifest | Tag], field: str, tenant: Tenant, rows: list[ObjectDeletion]) -> set[int]:
     """Ids of records whose (repository, reference) names a row of `model` again, `field` being the reference."""
     if not rows:
         return set()
