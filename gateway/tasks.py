@@ -32,7 +32,7 @@ def usage_flush_task(*, max_items: int = 5000, requeues_left: int = USAGE_FLUSH_
 @task(name="gateway.jobs.close_stale", retry_on=(DatabaseError,))
 def jobruns_close_stale_task() -> int:
     """Close JobRuns left `running` by a worker that died (no heartbeat for GATEWAY_JOB_STALE_SECONDS); idempotent."""
-    from gateway.replication.jobs import jobruns_close_stale
+    from gateway.registry.services.jobruns import jobruns_close_stale
 
     return jobruns_close_stale()
 
@@ -70,20 +70,22 @@ def _fan_out(fanout: Any, per_tenant: Any, after_id: int) -> int:
     return len(ids)
 
 
-def _chain(task_fn: Any, *, report: Any, requeues_left: int, **kwargs: Any) -> None:
-    """Re-queue a maintenance chain with its next kwargs, or stop its JobRun at the invocation cap."""
-    from gateway.registry.services.gc import jobrun_stop
+def _tenant_step(task_fn: Any, service: Any, *, tenant_id: int, requeues_left: int, **kwargs: Any) -> dict | None:
+    """One bounded invocation of a tenant's maintenance job; re-queues its continuation or stops its JobRun at the cap.
 
-    if requeues_left > 0:
-        _requeue(task_fn, job_id=report.job_id, requeues_left=requeues_left - 1, **kwargs)
-    else:
-        jobrun_stop(job_id=report.job_id, reason="invocation cap reached; the next scheduled run continues")
-
-
-def _tenant(tenant_id: int) -> Any:
+    Quiet (None) when the tenant is gone or another worker holds the job.
+    """
     from accounts.models import Tenant
+    from gateway.registry.services.jobruns import jobrun_chain
 
-    return Tenant.objects.filter(pk=tenant_id).first()
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return None
+    report = service(tenant=tenant, task_id=task_fn.request.id or "", **kwargs)
+    if report is None:
+        return None
+    jobrun_chain(report=report, requeues_left=requeues_left, requeue=lambda **nxt: _requeue(task_fn, tenant_id=tenant_id, **nxt))
+    return report.counts
 
 
 @task(name="gateway.gc.all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -97,15 +99,7 @@ def gc_tenant_task(*, tenant_id: int, job_id: int | None = None, requeues_left: 
     """One bounded GC invocation of a tenant (quiet if the tenant is gone or its GC is running elsewhere); chains while work remains."""
     from gateway.registry.services.gc import gc_run
 
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return None
-    report = gc_run(tenant=tenant, job_id=job_id, task_id=gc_tenant_task.request.id or "")
-    if report is None:
-        return None
-    if not report.done:
-        _chain(gc_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
-    return report.counts
+    return _tenant_step(gc_tenant_task, gc_run, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)
 
 
 @task(name="gateway.retention.all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -121,20 +115,10 @@ def retention_tenant_task(
     """Apply a tenant's retention policies to a bounded run of repositories; chains over the rest (quiet if gone or held)."""
     from gateway.registry.services.retention import retention_apply
 
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return None
-    report = retention_apply(
-        tenant=tenant, job_id=job_id, after_repository_id=after_repository_id, task_id=retention_tenant_task.request.id or ""
+    return _tenant_step(
+        retention_tenant_task, retention_apply, tenant_id=tenant_id, requeues_left=requeues_left,
+        job_id=job_id, after_repository_id=after_repository_id,
     )
-    if report is None:
-        return None
-    if not report.done and report.next_after_repository_id is not None:
-        _chain(
-            retention_tenant_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id,
-            after_repository_id=report.next_after_repository_id,
-        )
-    return report.counts
 
 
 @task(name="gateway.uploads.cleanup_all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -148,12 +132,4 @@ def uploads_cleanup_task(*, tenant_id: int, job_id: int | None = None, requeues_
     """Abort a tenant's stale upload sessions and orphaned multipart uploads, bounded; chains while work remains."""
     from gateway.registry.services.cleanup import uploads_cleanup
 
-    tenant = _tenant(tenant_id)
-    if tenant is None:
-        return None
-    report = uploads_cleanup(tenant=tenant, job_id=job_id, task_id=uploads_cleanup_task.request.id or "")
-    if report is None:
-        return None
-    if not report.done:
-        _chain(uploads_cleanup_task, report=report, requeues_left=requeues_left, tenant_id=tenant_id)
-    return report.counts
+    return _tenant_step(uploads_cleanup_task, uploads_cleanup, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)

@@ -162,7 +162,7 @@ def replica_config(bucket: str):
 
 def replicate_all(tenant) -> dict:
     """Run the tenant's replication sweep synchronously until it has nothing left; the summed counts."""
-    from gateway.replication.services import replication_sweep
+    from gateway.replication.sweep import replication_sweep
 
     counts: dict = {}
     run_id = None

@@ -27,7 +27,7 @@ from typing import Protocol
 from gateway.registry.digests import ResumableHasher
 from gateway.registry.errors import StorageUnavailableError
 from gateway.storage import BlobStore
-from gateway.storage.s3 import MIN_PART_SIZE
+from gateway.storage.base import MIN_PART_SIZE
 
 READ_CHUNK = 1024 * 1024
 _pool: ThreadPoolExecutor | None = None

@@ -25,7 +25,6 @@ it resumable. Every run is a JobRun (kind "audit").
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter
@@ -37,17 +36,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM_ACTOR, audit_record
-from gateway.registry.digests import digest_algorithm, digest_of
-from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.registry.models import Blob, Manifest
+from gateway.registry.services.jobruns import RunResult, jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
+from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
-from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
-from gateway.replication.models import ObjectAudit, ObjectKind, ObjectReplica
+from gateway.replication.models import ObjectAudit, ObjectKind
 from gateway.replication.ratelimit import RequestPacer
+from gateway.replication.repair import Expected, object_repair
 from gateway.replication.reporting import problem_report
-from gateway.replication.stores import primary_store, target_store
-from gateway.replication.transfer import ContentMismatch, SourceMissing, TransferError, copy_verified, rehash
-from gateway.storage import BlobStore, StorageError, StorageUnavailable, keys
+from gateway.replication.transfer import SourceMissing, rehash
+from gateway.storage import BlobStore, StorageUnavailable, keys
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +55,14 @@ Status = ObjectAudit.Status
 
 
 @dataclass
-class AuditResult:
-    run: JobRun
-    counts: Counter[str] = field(default_factory=Counter)
+class AuditResult(RunResult):
+    """What one `integrity_audit` invocation checked and found."""
+
     findings: list[dict[str, Any]] = field(default_factory=list)
-    more: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run.pk,
-            "kind": self.run.kind,
-            "tenant_id": self.run.tenant_id,
-            "state": self.run.state,
-            "started_at": self.run.started_at.isoformat(),
-            "finished_at": self.run.finished_at.isoformat() if self.run.finished_at else None,
-            "counts": dict(sorted(self.run.counts.items())),
+            **self.run_dict(),
             "findings": [e for e in self.run.errors if "status" in e],
             "errors": [e for e in self.run.errors if "status" not in e],
             "more": self.more,
@@ -86,16 +78,6 @@ class _Budget:
             self.remaining = max(0, self.remaining - size)
             return True
         return False
-
-
-@dataclass(frozen=True)
-class _Expected:
-    key: str
-    size: int
-    digest: str
-    target: str  # what the audit log names: the digest, or repository@digest for manifests
-    payload: bytes | None = None  # a manifest's exact bytes from PostgreSQL
-    media_type: str = "application/octet-stream"
 
 
 # -- seeding and flagging --------------------------------------------------------------------
@@ -146,13 +128,13 @@ def integrity_flag(*, tenant_id: int, kind: str, digest: str, reason: str) -> in
 # -- one object ------------------------------------------------------------------------------
 
 
-def _expected(row: ObjectAudit) -> _Expected | None:
+def _expected(row: ObjectAudit) -> Expected | None:
     if row.kind == ObjectKind.BLOB and row.blob is not None:
         b = row.blob
-        return _Expected(key=b.storage_key, size=b.size, digest=b.digest, target=b.digest)
+        return Expected(key=b.storage_key, size=b.size, digest=b.digest, target=b.digest)
     if row.kind == ObjectKind.MANIFEST and row.manifest is not None:
         m = row.manifest
-        return _Expected(
+        return Expected(
             key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest), size=m.size, digest=m.digest,
             target=f"{m.repository.name}@{m.digest}", payload=bytes(m.payload), media_type=m.media_type,
         )
@@ -168,7 +150,7 @@ class _Seen:
 
 
 def _inspect(
-    row: ObjectAudit, exp: _Expected, store: BlobStore, pacer: RequestPacer, *, sample_rate: float, budget: _Budget, counts: Counter[str]
+    row: ObjectAudit, exp: Expected, store: BlobStore, pacer: RequestPacer, *, sample_rate: float, budget: _Budget, counts: Counter[str]
 ) -> _Seen:
     """HEAD one object, and re-hash it when flagged, rewritten (ETag changed) or sampled within the budget."""
     pacer.acquire()
@@ -200,51 +182,12 @@ def _inspect(
     return _Seen(Status.OK, {"etag_changed": True} if etag_changed else {}, st.etag, deep=True)
 
 
-def _index_doc(digest: str, size: int, key: str) -> bytes:
-    return json.dumps({"digest": digest, "size": size, "key": key}, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _repair(row: ObjectAudit, exp: _Expected, store: BlobStore, pacer: RequestPacer) -> tuple[str, str]:
-    """Rewrite a bad primary object from a verified source: (source used or "", error or "")."""
-    if exp.payload is not None and len(exp.payload) == exp.size and digest_of(exp.payload, digest_algorithm(exp.digest)) == exp.digest:
-        pacer.acquire()
-        store.put(exp.key, exp.payload, content_type=exp.media_type)
-        return "database", ""
-    errors = []
-    replicas = (
-        ObjectReplica.objects.filter(
-            tenant_id=row.tenant_id, kind=row.kind, digest=exp.digest, state=ObjectReplica.State.REPLICATED, target__enabled=True
-        ).select_related("target").order_by("-verified_at", "pk")
-    )
-    for replica in replicas:
-        replica_keys = [k for k in replica.replica_keys if not k.endswith(".json")]
-        source_key = exp.key if exp.key in replica_keys else (replica_keys[0] if replica_keys else "")
-        if not source_key:
-            continue
-        try:
-            copy_verified(
-                source=target_store(replica.target), source_key=source_key, dest=store, dest_key=exp.key,
-                size=exp.size, digest=exp.digest, pacer=pacer,
-            )
-        except (TransferError, StorageError) as exc:
-            # Nothing was completed at the primary key; the object stays flagged and is tried again.
-            errors.append(f"replica on {replica.target.name}: {exc}")
-            if isinstance(exc, (SourceMissing, ContentMismatch)):
-                # The replica itself is bad: have the replication sweep copy it again once the primary is sound.
-                ObjectReplica.objects.filter(pk=replica.pk, state=ObjectReplica.State.REPLICATED).update(
-                    state=ObjectReplica.State.MISMATCH, last_error=str(exc)[:500], pending_since=timezone.now(), next_attempt_at=None,
-                )
-            continue
-        if row.kind == ObjectKind.BLOB:
-            index_key = keys.blob_index_key(row.tenant_id, exp.digest)
-            pacer.acquire()
-            if store.stat(index_key) is None:
-                pacer.acquire()
-                store.put(index_key, _index_doc(exp.digest, exp.size, exp.key), content_type="application/json")
-        return f"replica:{replica.target.name}", ""
-    if not errors:
-        return "", "no verified replica"
-    return "", "; ".join(errors)[:1000]
+def _report(row: ObjectAudit, exp: Expected, finding: dict[str, Any], source: str) -> None:
+    """Tell the tenant's admins about a problem (audit log and webhook) and record a repair."""
+    problem_report(tenant=row.tenant, action="integrity.problem", event="integrity.problem", target=exp.target, detail=finding)
+    if source:
+        audit_record(action="integrity.repair", actor=SYSTEM_ACTOR, tenant=row.tenant, target=exp.target,
+                     detail={"kind": row.kind, "digest": exp.digest, "key": exp.key, "source": source})
 
 
 def _check_one(
@@ -280,18 +223,7 @@ def _check_one(
             counts["dropped"] += 1
             counts[status] -= 1
             return None
-        etag = ""
-        try:
-            source, error = _repair(row, exp, store, pacer)
-            if source:
-                pacer.acquire()
-                written = store.stat(exp.key)
-                if written is None or written.size != exp.size:
-                    source, error = "", f"the repaired object reads back as {written.size if written else 'missing'}"
-                else:
-                    etag = written.etag
-        except (TransferError, StorageError) as exc:
-            source, error = "", str(exc)[:1000]
+        source, error, etag = object_repair(row, exp, store, pacer)
         finding = {"kind": row.kind, "digest": exp.digest, "key": exp.key, "status": status, **detail}
         if source:
             counts["repaired"] += 1
@@ -308,18 +240,38 @@ def _check_one(
         # Report what is new: not the same unrepaired problem again at every check.
         if source or previous != status:
             counts["reported"] += 1
-            problem_report(
-                tenant=row.tenant, action="integrity.problem", event="integrity.problem", target=exp.target,
-                detail=finding,
-            )
-            if source:
-                audit_record(action="integrity.repair", actor=SYSTEM_ACTOR, tenant=row.tenant, target=exp.target,
-                             detail={"kind": row.kind, "digest": exp.digest, "key": exp.key, "source": source})
+            _report(row, exp, finding, source)
     log.warning("integrity: %s %s %s at %s (%s)", row.kind, exp.digest, status, exp.key, "repaired from " + source if source else "not repaired")
     return finding
 
 
 # -- runs ------------------------------------------------------------------------------------
+
+
+def _audit_batch(
+    result: AuditResult, *, tenant_id: int | None, due_before: datetime, size: int, pacer: RequestPacer, budget: _Budget, rate: float
+) -> int:
+    """Seed, claim and check one batch of due objects, recording its counts and findings on the run; returns how many were claimed."""
+    counts: Counter[str] = Counter()
+    counts["seeded"] += integrity_seed(tenant_id=tenant_id, limit=size)
+    ids = locks.audits_claim(tenant_id=tenant_id, due_before=due_before, limit=size)
+    findings: list[dict[str, Any]] = []
+    rows = {r.pk: r for r in ObjectAudit.objects.filter(pk__in=ids).select_related("tenant", "blob", "manifest__repository")}
+    pending = list(ids)
+    try:
+        while pending:
+            row = rows.get(pending[0])
+            if row is not None:
+                finding = _check_one(row, store_for(row.tenant_id), pacer, sample_rate=rate, budget=budget, counts=counts)
+                if finding:
+                    findings.append(finding)
+            pending.pop(0)
+    finally:
+        locks.audits_release(ids=pending)
+        jobrun_record(run=result.run, counts=counts, errors=findings)
+        result.counts.update(counts)
+        result.findings += findings
+    return len(ids)
 
 
 def integrity_audit(
@@ -351,34 +303,15 @@ def integrity_audit(
     if run is None:
         run = jobrun_start(kind=JOB_KIND, tenant_id=tenant_id, task_id=task_id)
     due_before: datetime = run.started_at if full else timezone.now() - app_settings.audit_interval
-    store = primary_store()
     pacer = RequestPacer(app_settings.job_requests_per_second)
     budget = _Budget(app_settings.audit_deep_bytes_per_run)
     result = AuditResult(run=run)
     batches = 0
     try:
         while max_batches is None or batches < max_batches:
-            counts: Counter[str] = Counter()
-            counts["seeded"] += integrity_seed(tenant_id=tenant_id, limit=size)
-            ids = locks.audits_claim(tenant_id=tenant_id, due_before=due_before, limit=size)
             batches += 1
-            findings: list[dict[str, Any]] = []
-            rows = {r.pk: r for r in ObjectAudit.objects.filter(pk__in=ids).select_related("tenant", "blob", "manifest__repository")}
-            pending = list(ids)
-            try:
-                while pending:
-                    row = rows.get(pending[0])
-                    if row is not None:
-                        finding = _check_one(row, store, pacer, sample_rate=rate, budget=budget, counts=counts)
-                        if finding:
-                            findings.append(finding)
-                    pending.pop(0)
-            finally:
-                locks.audits_release(ids=pending)
-                jobrun_record(run=run, counts=counts, errors=findings)
-                result.counts.update(counts)
-                result.findings += findings
-            result.more = len(ids) == size
+            claimed = _audit_batch(result, tenant_id=tenant_id, due_before=due_before, size=size, pacer=pacer, budget=budget, rate=rate)
+            result.more = claimed == size
             if not result.more:
                 break
     except StorageUnavailable as exc:
@@ -392,8 +325,3 @@ def integrity_audit(
     result.run.refresh_from_db()
     return result
 
-
-def integrity_audit_stop(*, run: JobRun) -> None:
-    """Close a run that still had due objects (its re-queue budget ran out); the next run continues."""
-    jobrun_record(run=run, counts={"stopped_with_work_left": 1})
-    jobrun_finish(run=run)

@@ -17,18 +17,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -37,27 +33,24 @@ from accounts.services import SYSTEM_ACTOR, audit_record
 from gateway.core.crypto import secret_encrypt
 from gateway.core.errors import Conflict, ValidationError
 from gateway.registry.digests import digest_algorithm, digest_of
-from gateway.registry.models import Blob, JobRun, Manifest
+from gateway.registry.models import Blob, Manifest
+from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
 from gateway.replication.integrity import integrity_flag
-from gateway.replication.jobs import jobrun_finish, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget, TenantReplication
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
-from gateway.replication.stores import primary_config, primary_store, target_endpoint_check, target_store
+from gateway.replication.stores import primary_config, target_endpoint_check, target_store
 from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash
 from gateway.storage import BlobStore, StorageError, keys
 
 log = logging.getLogger(__name__)
 
-JOB_KIND = "replication"
 State = ObjectReplica.State
-_RETRYABLE = (State.PENDING, State.FAILED, State.MISMATCH)
+RETRYABLE = (State.PENDING, State.FAILED, State.MISMATCH)
 _BUCKET = re.compile(r"^(?=.{3,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-# A sweep that queued a row leaves it alone this long (the task normally runs well before).
-QUEUED_GRACE = timedelta(minutes=10)
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
 
@@ -250,15 +243,14 @@ def _copy_blob(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: Requ
         ObjectReplica.objects.filter(pk=row.pk).update(multipart_id=upload_id, multipart_key=source.data_key)
 
     copy_verified(
-        source=primary_store(), source_key=source.data_key, dest=dest, dest_key=source.data_key, size=source.size, digest=source.digest,
+        source=store_for(row.tenant_id), source_key=source.data_key, dest=dest, dest_key=source.data_key, size=source.size, digest=source.digest,
         pacer=pacer, on_multipart_start=started, on_part=lambda: locks.replica_lease_renew(replica_id=row.pk),
     )
     ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")
     index_key = keys.blob_index_key(row.tenant_id, source.digest)
-    doc = json.dumps({"digest": source.digest, "size": source.size, "key": source.data_key}, sort_keys=True, separators=(",", ":"))
     if pacer:
         pacer.acquire(2)
-    dest.put(index_key, doc.encode(), content_type="application/json")
+    dest.put_json(index_key, keys.blob_index_doc(source.digest, source.size, source.data_key))
     st = dest.stat(source.data_key)
     if st is None or st.size != source.size:
         raise ReplicaMismatch(f"replica {dest.bucket}/{source.data_key} reads back as {st.size if st else 'missing'}, expected {source.size} bytes")
@@ -292,7 +284,7 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
     """
     if not locks.replica_claim(replica_id=replica_id):
         state = ObjectReplica.objects.filter(pk=replica_id).values_list("state", flat=True).first()
-        return "gone" if state is None else ("busy" if state in _RETRYABLE else "done")
+        return "gone" if state is None else ("busy" if state in RETRYABLE else "done")
     row = ObjectReplica.objects.select_related("target", "tenant").get(pk=replica_id)
     if not row.target.enabled or _target_id_for(row.tenant_id) != row.target_id:
         ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, attempts=F("attempts") - 1)
@@ -333,7 +325,7 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
         _fail(row, error=f"{type(exc).__name__}: {exc}")
         raise
     now = timezone.now()
-    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=_RETRYABLE).update(
+    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=RETRYABLE).update(
         state=State.REPLICATED, replica_keys=written, size=source.size, last_error="", next_attempt_at=None, lease_until=None,
         pending_since=None, replicated_at=now, verified_at=now, updated_at=now,
     )
@@ -388,145 +380,3 @@ def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer |
         return "mismatch"
     ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED).update(verified_at=now, updated_at=now)
     return "verified"
-
-
-# -- the sweep -----------------------------------------------------------------------------------
-
-
-@dataclass
-class SweepResult:
-    run: JobRun
-    counts: Counter[str] = field(default_factory=Counter)
-    more: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run.pk, "kind": self.run.kind, "tenant_id": self.run.tenant_id, "state": self.run.state,
-            "started_at": self.run.started_at.isoformat(),
-            "finished_at": self.run.finished_at.isoformat() if self.run.finished_at else None,
-            "counts": dict(sorted(self.run.counts.items())), "errors": self.run.errors, "more": self.more,
-        }
-
-
-def _backfill(*, config: TenantReplication, limit: int) -> tuple[int, bool]:
-    """Create pending rows for the tenant's blobs and manifests that have none on its target: (rows, more left)."""
-    has_row = ObjectReplica.objects.filter(target_id=config.target_id, tenant_id=config.tenant_id, digest=OuterRef("digest"))
-    blobs = list(
-        Blob.objects.filter(tenant_id=config.tenant_id).filter(~Exists(has_row.filter(kind=ObjectKind.BLOB))).order_by("pk")[:limit]
-    )
-    manifests = list(
-        Manifest.objects.filter(tenant_id=config.tenant_id).filter(~Exists(has_row.filter(kind=ObjectKind.MANIFEST)))
-        .select_related("repository").order_by("digest", "pk").distinct("digest")[:limit]
-    )
-    rows = [
-        ObjectReplica(tenant_id=config.tenant_id, target_id=config.target_id, kind=ObjectKind.BLOB, digest=b.digest, size=b.size,
-                      source_key=b.storage_key, pending_since=b.created_at)
-        for b in blobs
-    ] + [
-        ObjectReplica(tenant_id=config.tenant_id, target_id=config.target_id, kind=ObjectKind.MANIFEST, digest=m.digest, size=m.size,
-                      source_key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest), pending_since=m.created_at)
-        for m in manifests
-    ]
-    if rows:
-        ObjectReplica.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows), max(len(blobs), len(manifests)) == limit
-
-
-def _enabled(qs: Any) -> Any:
-    """Rows of tenants that replicate to this row's target now."""
-    current = TenantReplication.objects.filter(
-        tenant_id=OuterRef("tenant_id"), target_id=OuterRef("target_id"), enabled=True, target__enabled=True
-    )
-    return qs.filter(Exists(current))
-
-
-def replication_sweep(
-    *,
-    tenant_id: int | None = None,
-    sync: bool = False,
-    force: bool = False,
-    batch_size: int | None = None,
-    run_id: int | None = None,
-    task_id: str = "",
-    queue: str | None = None,
-) -> SweepResult:
-    """One bounded pass: backfill missing rows, copy (sync) or queue (async) what is due, verify replicas due a check.
-
-    `force` (the operator command) also retries rows past their backoff or attempt limit, each
-    at most once per run. Async copies go to `queue` (default: the task's own). The JobRun
-    (kind "replication") is finished unless `more` is returned; pass its id back as `run_id`.
-    """
-    size = app_settings.replication_batch_size if batch_size is None else batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    run = jobrun_get_running(run_id=run_id, kind=JOB_KIND) if run_id else None
-    if run is None:
-        run = jobrun_start(kind=JOB_KIND, tenant_id=tenant_id, task_id=task_id)
-    result = SweepResult(run=run)
-    counts: Counter[str] = Counter()
-    errors: list[dict[str, Any]] = []
-    pacer = RequestPacer(app_settings.job_requests_per_second)
-    now = timezone.now()
-    try:
-        configs = TenantReplication.objects.filter(enabled=True, target__enabled=True).order_by("pk")
-        if tenant_id is not None:
-            configs = configs.filter(tenant_id=tenant_id)
-        for config in configs:
-            added, full = _backfill(config=config, limit=size)
-            counts["backfilled"] += added
-            result.more |= full
-
-        due = _enabled(ObjectReplica.objects.filter(state__in=_RETRYABLE).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now)))
-        if tenant_id is not None:
-            due = due.filter(tenant_id=tenant_id)
-        if force:  # each row at most once per run: not yet tried, or last touched before the run began
-            due = due.filter(Q(attempts=0) | Q(updated_at__lt=run.started_at))
-        else:
-            due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), attempts__lt=app_settings.replication_max_attempts)
-        due_ids = list(due.order_by(F("pending_since").asc(nulls_first=True), "pk").values_list("pk", flat=True)[:size])
-        result.more |= len(due_ids) == size
-        if sync:
-            for pk in due_ids:
-                try:
-                    counts[replica_replicate(replica_id=pk, pacer=pacer)] += 1
-                except StorageError as exc:
-                    counts["errors"] += 1
-                    errors.append({"replica_id": pk, "error": str(exc)[:500]})
-        else:
-            from gateway.replication.tasks import replicate_object_task
-
-            ObjectReplica.objects.filter(pk__in=due_ids).update(next_attempt_at=now + QUEUED_GRACE, updated_at=now)
-            for pk in due_ids:
-                replicate_object_task.apply_async(kwargs={"replica_id": pk}, queue=queue)
-            counts["queued"] += len(due_ids)
-
-        verify = _enabled(ObjectReplica.objects.filter(state=State.REPLICATED)).filter(
-            Q(verified_at__isnull=True) | Q(verified_at__lt=now - app_settings.audit_interval)
-        )
-        if tenant_id is not None:
-            verify = verify.filter(tenant_id=tenant_id)
-        verify_ids = list(verify.order_by(F("verified_at").asc(nulls_first=True), "pk").values_list("pk", flat=True)[:size])
-        result.more |= len(verify_ids) == size
-        rate = app_settings.audit_sample_rate
-        for pk in verify_ids:
-            try:
-                counts["verify_" + replica_verify(replica_id=pk, deep=rate > 0 and random.random() < rate, pacer=pacer)] += 1
-            except StorageError as exc:
-                counts["errors"] += 1
-                errors.append({"replica_id": pk, "error": str(exc)[:500]})
-    except Exception as exc:
-        jobrun_record(run=run, counts=counts, errors=errors)
-        jobrun_finish(run=run, failed=True, error=f"{type(exc).__name__}: {exc}")
-        raise
-    jobrun_record(run=run, counts=counts, errors=errors)
-    result.counts = counts
-    if not result.more:
-        jobrun_finish(run=run)
-    result.run.refresh_from_db()
-    return result
-
-
-def replication_sweep_stop(*, run: JobRun) -> None:
-    """Close a sweep that still had work (its re-queue budget ran out); the next sweep continues."""
-    jobrun_record(run=run, counts={"stopped_with_work_left": 1})
-    jobrun_finish(run=run)

@@ -1,4 +1,4 @@
-"""The BlobStores audits and replication talk to: the primary bucket and a tenant's replica target."""
+"""The replica targets' BlobStores (a tenant's primary store is gateway.registry.stores.store_for)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,6 @@ from gateway.storage.s3 import S3Config
 def primary_config() -> S3Config:
     """The platform bucket's configuration (settings.GATEWAY_S3)."""
     return S3Config.from_settings(settings.GATEWAY_S3)
-
-
-def primary_store() -> BlobStore:
-    """Where the registry writes blobs and manifests."""
-    return get_blob_store()
 
 
 def target_config(target: StorageTarget) -> S3Config:

@@ -27,18 +27,17 @@ def _queue_of(task_obj: Any) -> str | None:
 @task(name="gateway.integrity.audit", queue=QUEUE, retry_on=(StorageUnavailable, DatabaseError), max_retries=5)
 def integrity_audit_task(*, tenant_id: int | None = None, run_id: int | None = None, requeues_left: int | None = None) -> dict:
     """Audit one batch of due objects (HEAD, sampled re-hash, repair, report); re-queues itself while objects are due."""
+    from gateway.registry.services.jobruns import jobrun_chain
     from gateway.replication.conf import app_settings
-    from gateway.replication.integrity import integrity_audit, integrity_audit_stop
+    from gateway.replication.integrity import integrity_audit
 
     left = app_settings.audit_max_requeues if requeues_left is None else requeues_left
     result = integrity_audit(tenant_id=tenant_id, run_id=run_id, max_batches=1, task_id=integrity_audit_task.request.id or "")
-    if result.more:
-        if left > 0:
-            integrity_audit_task.apply_async(
-                kwargs={"tenant_id": tenant_id, "run_id": result.run.pk, "requeues_left": left - 1}, queue=_queue_of(integrity_audit_task)
-            )
-        else:
-            integrity_audit_stop(run=result.run)
+    queue = _queue_of(integrity_audit_task)
+    jobrun_chain(
+        report=result, requeues_left=left,
+        requeue=lambda **nxt: integrity_audit_task.apply_async(kwargs={"tenant_id": tenant_id, **nxt}, queue=queue),
+    )
     return dict(result.counts)
 
 
@@ -53,15 +52,13 @@ def replicate_object_task(*, replica_id: int) -> str:
 @task(name="gateway.replication.sweep", queue=QUEUE, retry_on=(StorageUnavailable, DatabaseError), max_retries=3)
 def replication_sweep_task(*, tenant_id: int | None = None, run_id: int | None = None, requeues_left: int = 10) -> dict:
     """Backfill, queue due copies and verify due replicas, one bounded batch; re-queues itself while work remains."""
-    from gateway.replication.services import replication_sweep, replication_sweep_stop
+    from gateway.registry.services.jobruns import jobrun_chain
+    from gateway.replication.sweep import replication_sweep
 
     queue = _queue_of(replication_sweep_task)
     result = replication_sweep(tenant_id=tenant_id, run_id=run_id, task_id=replication_sweep_task.request.id or "", queue=queue)
-    if result.more:
-        if requeues_left > 0:
-            replication_sweep_task.apply_async(
-                kwargs={"tenant_id": tenant_id, "run_id": result.run.pk, "requeues_left": requeues_left - 1}, queue=queue
-            )
-        else:
-            replication_sweep_stop(run=result.run)
+    jobrun_chain(
+        report=result, requeues_left=requeues_left,
+        requeue=lambda **nxt: replication_sweep_task.apply_async(kwargs={"tenant_id": tenant_id, **nxt}, queue=queue),
+    )
     return dict(result.counts)

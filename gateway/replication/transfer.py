@@ -74,6 +74,30 @@ def rehash(store: BlobStore, key: str, *, expected: str, pacer: RequestPacer | N
     return Hashed(size=size, digest=f"{algorithm}:{h.hexdigest()}")
 
 
+class _Verifier:
+    """Hashes a copy's bytes as they pass and proves them against the expected size and digest."""
+
+    def __init__(self, *, where: str, size: int, digest: str) -> None:
+        self.where, self.size, self.digest = where, size, digest
+        self.algorithm = _check_digest(digest)
+        self.hasher = new_hasher(self.algorithm)
+        self.received = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received > self.size:
+            raise ContentMismatch(f"{self.where} has more than the expected {self.size} bytes", actual_size=self.received, actual_digest=None)
+        self.hasher.update(chunk)
+
+    def verify(self) -> None:
+        actual = f"{self.algorithm}:{self.hasher.hexdigest()}"
+        if self.received != self.size or actual != self.digest:
+            raise ContentMismatch(
+                f"{self.where} is {self.received} bytes with digest {actual}, expected {self.size} bytes with {self.digest}",
+                actual_size=self.received, actual_digest=actual,
+            )
+
+
 def copy_verified(
     *,
     source: BlobStore,
@@ -92,45 +116,43 @@ def copy_verified(
     Objects up to dest.part_size go in one PUT, larger ones as a multipart upload whose id
     is handed to `on_multipart_start` first, so a caller can abort it after a crash.
     """
-    algorithm = _check_digest(digest)
+    verifier = _Verifier(where=f"{source.bucket}/{source_key}", size=size, digest=digest)
     if size < 0:
         raise ValueError(f"size must not be negative, got {size}")
     chunks = _open(source, source_key, pacer)
-    h = new_hasher(algorithm)
-    received = 0
+    if size <= dest.part_size:
+        _copy_small(chunks, verifier, dest, dest_key, pacer)
+    else:
+        _copy_multipart(chunks, verifier, dest, dest_key, pacer, on_multipart_start=on_multipart_start, on_part=on_part)
 
-    def feed(chunk: bytes) -> None:
-        nonlocal received
-        received += len(chunk)
-        if received > size:
-            raise ContentMismatch(
-                f"{source.bucket}/{source_key} has more than the expected {size} bytes", actual_size=received, actual_digest=None
-            )
-        h.update(chunk)
 
-    def verify() -> None:
-        actual = f"{algorithm}:{h.hexdigest()}"
-        if received != size or actual != digest:
-            raise ContentMismatch(
-                f"{source.bucket}/{source_key} is {received} bytes with digest {actual}, expected {size} bytes with {digest}",
-                actual_size=received, actual_digest=actual,
-            )
+def _copy_small(chunks: Iterator[bytes], verifier: _Verifier, dest: BlobStore, dest_key: str, pacer: RequestPacer | None) -> None:
+    """One PUT, sent only once the bytes are proven."""
+    buf = bytearray()
+    try:
+        for chunk in chunks:
+            verifier.feed(chunk)
+            buf += chunk
+    finally:
+        _close(chunks)
+    verifier.verify()
+    if pacer:
+        pacer.acquire()
+    dest.put(dest_key, bytes(buf))
 
+
+def _copy_multipart(
+    chunks: Iterator[bytes],
+    verifier: _Verifier,
+    dest: BlobStore,
+    dest_key: str,
+    pacer: RequestPacer | None,
+    *,
+    on_multipart_start: Callable[[str], None] | None,
+    on_part: Callable[[], None] | None,
+) -> None:
+    """Parts of dest.part_size, completed only once the bytes are proven; aborted on any failure."""
     part_size = dest.part_size
-    if size <= part_size:
-        buf = bytearray()
-        try:
-            for chunk in chunks:
-                feed(chunk)
-                buf += chunk
-        finally:
-            _close(chunks)
-        verify()
-        if pacer:
-            pacer.acquire()
-        dest.put(dest_key, bytes(buf))
-        return
-
     if pacer:
         pacer.acquire()
     upload_id = dest.multipart_start(dest_key)
@@ -151,7 +173,7 @@ def copy_verified(
 
         try:
             for chunk in chunks:
-                feed(chunk)
+                verifier.feed(chunk)
                 view = memoryview(chunk)
                 while view:
                     take = min(part_size - len(buf), len(view))
@@ -161,7 +183,7 @@ def copy_verified(
                         flush()
         finally:
             _close(chunks)
-        verify()
+        verifier.verify()
         if buf or not parts:
             flush()
         if pacer:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+# S3's smallest multipart part (all but the last); Storj's segments are 64 MiB, parts use those.
+MIN_PART_SIZE = 5 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -39,7 +42,11 @@ class BlobStore(Protocol):
 
     def open_read(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
+    def read_small(self, key: str) -> bytes: ...
+
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream", if_absent: bool = False) -> str: ...
+
+    def put_json(self, key: str, doc: dict[str, Any], *, if_absent: bool = False) -> str: ...
 
     def delete(self, keys: list[str]) -> None: ...
 

@@ -61,6 +61,11 @@ def blob_index_key(tenant_id: int, digest: str) -> str:
     return _check(f"{tenant_prefix(tenant_id)}index/blobs/{algo}/{hexpart}.json")
 
 
+def blob_index_doc(digest: str, size: int, key: str) -> dict[str, object]:
+    """What a blob's index object holds (written with `BlobStore.put_json`): enough to rebuild the blob row."""
+    return {"digest": digest, "size": size, "key": key}
+
+
 def blob_index_prefix(tenant_id: int) -> str:
     return f"{tenant_prefix(tenant_id)}index/blobs/"
 

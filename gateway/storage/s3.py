@@ -23,9 +23,8 @@ import botocore.config
 import botocore.exceptions
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.storage.base import ObjectStat, PendingUpload, StorageError, StorageUnavailable
+from gateway.storage.base import MIN_PART_SIZE, ObjectStat, PendingUpload, StorageError, StorageUnavailable
 
-MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 _OPTIONS = {"endpoint_url", "access_key", "secret_key", "bucket", "region", "addressing_style", "part_size", "max_pool", "storj_guard"}
 _UNAVAILABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500", "429"}
@@ -211,8 +210,10 @@ class S3BlobStore:
             return ""
         return str(r.get("ETag", "")).strip('"')
 
-    def put_json(self, key: str, doc: dict[str, Any]) -> None:
-        self.put(key, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(), content_type="application/json")
+    def put_json(self, key: str, doc: dict[str, Any], *, if_absent: bool = False) -> str:
+        """A small JSON object (index and tag objects), in the one encoding every writer and copier shares."""
+        data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        return self.put(key, data, content_type="application/json", if_absent=if_absent)
 
     def delete(self, keys: list[str]) -> None:
         """Delete keys in batches of 1000; a key that does not exist counts as deleted."""

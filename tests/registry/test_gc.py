@@ -649,7 +649,7 @@ def test_a_worker_killed_half_way_and_rerun_finishes_correctly(reg, tenant, blob
         log.close()
     _forget_queue(redis_client, queue)
     killed.refresh_from_db()
-    assert killed.state == JobRun.State.FAILED and "abandoned" in killed.errors[-1]
+    assert killed.state == JobRun.State.FAILED and "abandoned" in killed.errors[-1]["error"]
     assert not Blob.objects.filter(digest__in=garbage).exists()
     assert [k for ks in garbage_keys.values() for k in ks if exists(blob_store, k)] == []
     assert not ObjectDeletion.objects.filter(tenant=tenant).exists()

@@ -13,7 +13,7 @@ from gateway.replication import locks
 from gateway.replication.integrity import integrity_audit, integrity_seed
 from gateway.replication.models import ObjectAudit
 from gateway.replication.selectors import integrity_status_get
-from gateway.replication.services import replication_sweep
+from gateway.replication.sweep import replication_sweep
 from gateway.storage import keys
 from gateway.webhooks.models import WebhookDelivery
 from gateway.webhooks.services import webhook_endpoint_create

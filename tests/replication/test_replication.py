@@ -20,10 +20,10 @@ from gateway.replication.services import (
     replica_replicate,
     replica_verify,
     replication_enqueue,
-    replication_sweep,
     storage_target_create,
     tenant_replication_set,
 )
+from gateway.replication.sweep import replication_sweep
 from gateway.replication.stores import target_store
 from gateway.storage import keys, reset_blob_stores
 from tests.helpers import replicate_all, sha

@@ -21,7 +21,7 @@ from django.utils import timezone
 from gateway.registry.models import Blob, JobRun
 from gateway.replication.models import ObjectAudit, ObjectReplica
 from gateway.replication.selectors import replication_status_get
-from gateway.replication.services import replication_sweep
+from gateway.replication.sweep import replication_sweep
 from gateway.replication.tasks import integrity_audit_task
 from gateway.storage import keys
 from gateway.webhooks.models import WebhookDelivery

@@ -13,7 +13,7 @@ from gateway.registry.digests import ALGORITHMS, parse_algorithm, parse_digest
 from gateway.registry.errors import BlobUploadUnknown, DigestInvalid
 from gateway.registry.models import Blob, BlobUpload
 from gateway.registry.services import uploads as svc
-from gateway.storage.s3 import MIN_PART_SIZE
+from gateway.storage.base import MIN_PART_SIZE
 
 
 def _upload_id(raw: str) -> uuid.UUID:

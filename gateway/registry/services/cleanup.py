@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
@@ -29,16 +30,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
-from gateway.registry.models import BlobUpload, ObjectDeletion
-from gateway.registry.services.gc import (
-    GcSettings,
-    jobrun_claim,
-    jobrun_finish,
-    jobrun_progress,
-    object_deletions_drain,
-    object_deletions_record,
-)
-from gateway.storage import BlobStore, get_blob_store, keys
+from gateway.registry.models import BlobUpload, JobRun, ObjectDeletion
+from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.gc_sweep import GcSettings
+from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
+from gateway.registry.stores import store_for
+from gateway.storage import BlobStore, keys
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +64,26 @@ RETURNING id, storage_key, tail_spilled
 """
 
 
-def _store(tenant: Tenant) -> BlobStore:
-    return get_blob_store()
-
-
-@dataclass
-class CleanupReport:
+@dataclass(kw_only=True)
+class CleanupReport(JobReport):
     """What one `uploads_cleanup` invocation did (or, dry run, would do)."""
 
     tenant: str
     bucket: str
     dry_run: bool
     idle_timeout_seconds: int
-    job_id: int | None = None
-    done: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     orphans: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, **counts: int) -> None:
-        for k, v in counts.items():
-            self.counts[k] = self.counts.get(k, 0) + v
+    def continuation(self) -> dict[str, Any] | None:
+        # A dry run looks at one batch of each kind only: continuing would list the same again.
+        return None if self.dry_run else super().continuation()
+
+    def merged(self, later: CleanupReport) -> CleanupReport:
+        super().merged(later)
+        self.sessions += later.sessions[: max(LISTED_MAX - len(self.sessions), 0)]
+        self.orphans += later.orphans[: max(LISTED_MAX - len(self.orphans), 0)]
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,7 +206,7 @@ def uploads_cleanup(
         raise ValueError(f"batch_size must be between 1 and 1000, got {size}")
     if budget < 1:
         raise ValueError(f"max_batches must be at least 1, got {budget}")
-    store = _store(tenant)
+    store = store_for(tenant)
     with jobrun_claim(kind=KIND_UPLOADS, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
         if job is None:
             return None
@@ -220,64 +215,49 @@ def uploads_cleanup(
         )
         now = timezone.now()
         cutoff = now - timeout
-        done = False
-        while budget > 0:
-            budget -= 1
-            before = dict(report.counts)
-            if _stale_sessions(tenant=tenant, store=store, now=now, cutoff=cutoff, limit=size, report=report) < size:
-                done = True
-                _progress(job, report, before, dry_run)
-                break
-            _progress(job, report, before, dry_run)
-        finished_done = False
-        while done and budget > 0:
-            budget -= 1
-            before = dict(report.counts)
-            if _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report) < size:
-                finished_done = True
-                _progress(job, report, before, dry_run)
-                break
-            _progress(job, report, before, dry_run)
-        done = done and finished_done
+        done, budget = _in_batches(
+            job, report, budget, size, lambda: _stale_sessions(tenant=tenant, store=store, now=now, cutoff=cutoff, limit=size, report=report)
+        )
+        if done:
+            done, budget = _in_batches(
+                job, report, budget, size, lambda: _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report)
+            )
         if done and budget > 0:
             before = dict(report.counts)
             done = _orphans(tenant=tenant, store=store, cutoff=cutoff, limit=size * budget, page=size, report=report)
-            _progress(job, report, before, dry_run)
+            _progress(job, report, before)
         if not dry_run:
             deleted, kept, drained = object_deletions_drain(tenant=tenant, batch_size=size, max_batches=max(budget, 1))
             report.add(objects_deleted=deleted, objects_kept=kept)
-            jobrun_progress(job=job, counts={"objects_deleted": deleted, "objects_kept": kept})
+            jobrun_record(run=job, counts={"objects_deleted": deleted, "objects_kept": kept})
             done = done and drained
         report.done = done
-        jobrun_finish(job=job, done=done)
-        job.refresh_from_db(fields=["errors"])
-        report.errors = list(job.errors or [])
+        report.close(job)
         return report
 
 
-def _progress(job: Any, report: CleanupReport, before: dict[str, int], dry_run: bool) -> None:
+def _in_batches(job: JobRun, report: CleanupReport, budget: int, size: int, step: Callable[[], int]) -> tuple[bool, int]:
+    """Run `step` (one batch, returns how many rows it handled) until a short batch or the end of the budget: (finished, budget left)."""
+    while budget > 0:
+        budget -= 1
+        before = dict(report.counts)
+        short = step() < size
+        _progress(job, report, before)
+        if short:
+            return True, budget
+    return False, budget
+
+
+def _progress(job: JobRun, report: CleanupReport, before: dict[str, int]) -> None:
     """Record the counts added since `before` on the job run (its heartbeat too)."""
     delta = {k: v - before.get(k, 0) for k, v in report.counts.items() if v != before.get(k, 0)}
     if delta:
-        jobrun_progress(job=job, counts=delta)
+        jobrun_record(run=job, counts=delta)
 
 
 def uploads_cleanup_to_completion(*, tenant: Tenant, dry_run: bool = False, idle_timeout: timedelta | None = None) -> CleanupReport | None:
     """Run the tenant's upload sweep invocation after invocation until done (the task chain's code); None if held."""
-    total: CleanupReport | None = None
-    job_id: int | None = None
-    while True:
-        report = uploads_cleanup(tenant=tenant, dry_run=dry_run, job_id=job_id, idle_timeout=idle_timeout)
-        if report is None:
-            return total
-        if total is None:
-            total = report
-        else:
-            for k, v in report.counts.items():
-                total.counts[k] = total.counts.get(k, 0) + v
-            total.sessions += report.sessions[: max(LISTED_MAX - len(total.sessions), 0)]
-            total.orphans += report.orphans[: max(LISTED_MAX - len(total.orphans), 0)]
-            total.done, total.errors = report.done, report.errors
-        if report.done or dry_run:
-            return total
-        job_id = report.job_id
+    return jobrun_to_completion(
+        lambda job_id=None: uploads_cleanup(tenant=tenant, dry_run=dry_run, job_id=job_id, idle_timeout=idle_timeout),
+        CleanupReport.merged,
+    )

@@ -26,7 +26,7 @@ from gateway.registry.media_types import ParsedManifest, manifest_size_check, pa
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events
-from gateway.registry.services.gc import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
 from gateway.replication.services import replication_enqueue
 from gateway.storage import StorageError, get_blob_store, keys
 

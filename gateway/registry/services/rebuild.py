@@ -23,11 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
@@ -39,118 +37,21 @@ from gateway.registry.errors import RegistryError
 from gateway.registry.media_types import INDEX_TYPES, MAX_MANIFEST_BYTES, ParsedManifest, parse_manifest
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from gateway.registry.names import validate_repository_name, validate_tag
-from gateway.storage import BlobStore, ObjectStat, StorageError, StorageUnavailable, get_blob_store, keys
+from gateway.registry.services.rebuild_base import (
+    MAX_INDEX_OBJECT_BYTES,
+    READERS,
+    RebuildContext,
+    RebuildReport,
+    RepoObjects,
+    chunks,
+    json_parse,
+    parallel,
+    read_bounded,
+)
+from gateway.registry.stores import store_for
+from gateway.storage import ObjectStat, keys
 
 log = logging.getLogger(__name__)
-
-CHUNK = 500  # rows per bulk write, objects per parallel read round
-READERS = 8  # parallel GET/HEAD requests
-MAX_INDEX_OBJECT_BYTES = 64 * 1024
-MAX_REPORTED_PROBLEMS = 1000
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass
-class Counts:
-    restored: int = 0
-    kept: int = 0
-    missing: int = 0
-
-
-@dataclass
-class RebuildReport:
-    """What a rebuild did: per kind, rows restored / kept / not restorable, and why not."""
-
-    tenant: str
-    tenant_id: int
-    source_tenant_id: int
-    blobs: Counts = field(default_factory=Counts)
-    repositories: Counts = field(default_factory=Counts)
-    manifests: Counts = field(default_factory=Counts)
-    tags: Counts = field(default_factory=Counts)
-    # Index, manifest and tag objects copied under the tenant's own prefix (--from-tenant-id).
-    objects_written: int = 0
-    problems: list[dict[str, str]] = field(default_factory=list)
-
-    def problem(self, kind: str, key: str, reason: str, **details: str) -> None:
-        """Note an object that was not restored (and count it as missing)."""
-        getattr(self, {"blob": "blobs", "repository": "repositories", "manifest": "manifests", "tag": "tags"}[kind]).missing += 1
-        self.problems.append({"kind": kind, "key": key, "reason": reason, **details})
-        log.warning("rebuild: %s %s not restored: %s", kind, key, reason)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (problems capped at MAX_REPORTED_PROBLEMS)."""
-        counts = {k: vars(getattr(self, k)) for k in ("blobs", "repositories", "manifests", "tags")}
-        return {
-            "tenant": self.tenant,
-            "tenant_id": self.tenant_id,
-            "source_tenant_id": self.source_tenant_id,
-            **counts,
-            "objects_written": self.objects_written,
-            "complete": not self.problems,
-            "problems": self.problems[:MAX_REPORTED_PROBLEMS],
-            "problems_total": len(self.problems),
-        }
-
-
-@dataclass
-class _RepoObjects:
-    manifests: dict[str, str] = field(default_factory=dict)  # digest -> key
-    tags: dict[str, ObjectStat] = field(default_factory=dict)  # tag -> tag object
-
-
-@dataclass
-class _Ctx:
-    tenant: Tenant
-    source: int
-    store: BlobStore
-    report: RebuildReport
-    pool: ThreadPoolExecutor
-    blobs: dict[str, Blob] = field(default_factory=dict)  # the tenant's blobs after phase 1
-
-    @property
-    def reanchor(self) -> bool:
-        return self.source != self.tenant.pk
-
-
-def _chunks(items: list[T], size: int = CHUNK) -> Iterable[list[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _read(store: BlobStore, key: str, limit: int) -> bytes:
-    """A small object's bytes. ValueError when it is too large or gone; an outage propagates (retry the run)."""
-    data = bytearray()
-    try:
-        for chunk in store.open_read(key):
-            data += chunk
-            if len(data) > limit:
-                raise ValueError(f"object is larger than {limit} bytes")
-    except StorageUnavailable:
-        raise
-    except StorageError as exc:  # e.g. deleted between the listing and the read
-        raise ValueError(f"cannot read {key}: {exc}") from None
-    return bytes(data)
-
-
-def _json(data: bytes) -> Any:
-    """json.loads that reports nesting too deep for Python's parser as a ValueError, like any other bad JSON."""
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def _parallel(ctx: _Ctx, fn: Callable[[T], R], items: list[T]) -> list[R]:
-    return list(ctx.pool.map(fn, items))
-
-
-def _json_bytes(doc: dict[str, Any]) -> bytes:
-    # The same encoding as S3BlobStore.put_json, so a copied object is byte-identical.
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-
 
 # -- blobs -----------------------------------------------------------------------
 
@@ -175,7 +76,7 @@ def _key_tenant_id(key: str) -> int | None:
     return int(m.group(1)) if m and ".." not in key else None
 
 
-def _foreign_keys_refused(ctx: _Ctx, blobs: list[Blob]) -> dict[str, str]:
+def _foreign_keys_refused(ctx: RebuildContext, blobs: list[Blob]) -> dict[str, str]:
     """Blobs whose data lives under the prefix of another tenant that exists: digest → why refused.
 
     A data key outside the source prefix is legitimate after a rebuild with --from-tenant-id
@@ -188,11 +89,11 @@ def _foreign_keys_refused(ctx: _Ctx, blobs: list[Blob]) -> dict[str, str]:
     return {b.digest: f"data object {b.storage_key} belongs to another existing tenant" for b in blobs if _key_tenant_id(b.storage_key) in live}
 
 
-def _check_blob(ctx: _Ctx, item: tuple[str, str]) -> Blob | str:
+def _check_blob(ctx: RebuildContext, item: tuple[str, str]) -> Blob | str:
     """Read an index object and HEAD its data object: an unsaved Blob, or why it cannot be restored."""
     digest, index_key = item
     try:
-        doc = _json(_read(ctx.store, index_key, MAX_INDEX_OBJECT_BYTES))
+        doc = json_parse(read_bounded(ctx.store, index_key, MAX_INDEX_OBJECT_BYTES))
     except ValueError as exc:
         return f"index object is unreadable: {exc}"
     if not isinstance(doc, dict):
@@ -212,7 +113,7 @@ def _check_blob(ctx: _Ctx, item: tuple[str, str]) -> Blob | str:
     return Blob(tenant=ctx.tenant, digest=digest, size=size, storage_key=data_key)
 
 
-def _rebuild_blobs(ctx: _Ctx) -> None:
+def _rebuild_blobs(ctx: RebuildContext) -> None:
     report, tenant = ctx.report, ctx.tenant
     candidates: list[tuple[str, str]] = []
     for obj in ctx.store.list(keys.blob_index_prefix(ctx.source)):
@@ -220,13 +121,13 @@ def _rebuild_blobs(ctx: _Ctx) -> None:
             candidates.append((_digest_from_index_key(ctx.source, obj.key), obj.key))
         except (ValueError, RegistryError) as exc:
             report.problem("blob", obj.key, f"unexpected object under the blob index: {getattr(exc, 'message', exc)}")
-    for chunk in _chunks(candidates):
+    for chunk in chunks(candidates):
         existing = {b.digest: b for b in Blob.objects.filter(tenant=tenant, digest__in=[d for d, _ in chunk])}
         report.blobs.kept += len(existing)
         ctx.blobs.update(existing)
         todo = [c for c in chunk if c[0] not in existing]
         new: list[Blob] = []
-        for (digest, index_key), checked in zip(todo, _parallel(ctx, lambda c: _check_blob(ctx, c), todo)):
+        for (digest, index_key), checked in zip(todo, parallel(ctx, lambda c: _check_blob(ctx, c), todo)):
             if isinstance(checked, str):
                 report.problem("blob", index_key, checked, digest=digest)
             else:
@@ -238,8 +139,7 @@ def _rebuild_blobs(ctx: _Ctx) -> None:
         if ctx.reanchor:
             # Bucket before database, as on push; if_absent keeps whatever a newer push wrote.
             for b in new:
-                doc = {"digest": b.digest, "size": b.size, "key": b.storage_key}
-                ctx.store.put(keys.blob_index_key(tenant.pk, b.digest), _json_bytes(doc), content_type="application/json", if_absent=True)
+                ctx.store.put_json(keys.blob_index_key(tenant.pk, b.digest), keys.blob_index_doc(b.digest, b.size, b.storage_key), if_absent=True)
                 report.objects_written += 1
         Blob.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent push may have committed one meanwhile
         restored = {b.digest: b for b in Blob.objects.filter(tenant=tenant, digest__in=[b.digest for b in new])}
@@ -250,9 +150,9 @@ def _rebuild_blobs(ctx: _Ctx) -> None:
 # -- repositories ------------------------------------------------------------------
 
 
-def _scan_repositories(ctx: _Ctx) -> dict[str, _RepoObjects]:
+def _scan_repositories(ctx: RebuildContext) -> dict[str, RepoObjects]:
     prefix = keys.repos_prefix(ctx.source)
-    repos: dict[str, _RepoObjects] = {}
+    repos: dict[str, RepoObjects] = {}
     for obj in ctx.store.list(prefix):
         rest = obj.key[len(prefix) :]
         try:
@@ -262,14 +162,14 @@ def _scan_repositories(ctx: _Ctx) -> dict[str, _RepoObjects]:
                 digest = parse_digest(tail.replace("/", ":", 1))
                 if keys.manifest_key(ctx.source, name, digest) != obj.key:
                     raise ValueError("manifest object name does not match its digest")
-                repos.setdefault(name, _RepoObjects()).manifests[digest] = obj.key
+                repos.setdefault(name, RepoObjects()).manifests[digest] = obj.key
             elif "/_tags/" in rest:
                 name, _, hexname = rest.partition("/_tags/")
                 validate_repository_name(name)
                 tag = validate_tag(keys.tag_from_key_name(hexname))
                 if keys.tag_key(ctx.source, name, tag) != obj.key:
                     raise ValueError("tag object name does not match its tag")
-                repos.setdefault(name, _RepoObjects()).tags[tag] = obj
+                repos.setdefault(name, RepoObjects()).tags[tag] = obj
             else:
                 raise ValueError("neither a manifest (_manifests/) nor a tag (_tags/)")
         except (ValueError, RegistryError) as exc:
@@ -278,10 +178,10 @@ def _scan_repositories(ctx: _Ctx) -> dict[str, _RepoObjects]:
     return repos
 
 
-def _load_manifest(ctx: _Ctx, item: tuple[str, str]) -> tuple[str, bytes, ParsedManifest] | tuple[str, None, str]:
+def _load_manifest(ctx: RebuildContext, item: tuple[str, str]) -> tuple[str, bytes, ParsedManifest] | tuple[str, None, str]:
     digest, key = item
     try:
-        payload = _read(ctx.store, key, MAX_MANIFEST_BYTES)
+        payload = read_bounded(ctx.store, key, MAX_MANIFEST_BYTES)
     except ValueError as exc:
         return key, None, str(exc)
     actual = digest_of(payload, digest_algorithm(digest))
@@ -293,7 +193,7 @@ def _load_manifest(ctx: _Ctx, item: tuple[str, str]) -> tuple[str, bytes, Parsed
         return key, None, f"manifest is not valid: {exc.message}"
 
 
-def _manifest_blockers(ctx: _Ctx, parsed: ParsedManifest) -> list[str]:
+def _manifest_blockers(ctx: RebuildContext, parsed: ParsedManifest) -> list[str]:
     unknown = [d.digest for d in parsed.blobs if d.digest not in ctx.blobs]
     if unknown:  # a blob row may exist without an index object in the bucket
         ctx.blobs.update({b.digest: b for b in Blob.objects.filter(tenant=ctx.tenant, digest__in=unknown)})
@@ -307,7 +207,7 @@ def _manifest_blockers(ctx: _Ctx, parsed: ParsedManifest) -> list[str]:
     return reasons
 
 
-def _create_manifest(ctx: _Ctx, repo: Repository, digest: str, payload: bytes, parsed: ParsedManifest, present: dict[str, Manifest]) -> bool:
+def _create_manifest(ctx: RebuildContext, repo: Repository, digest: str, payload: bytes, parsed: ParsedManifest, present: dict[str, Manifest]) -> bool:
     """Create one manifest with its links in one transaction; False when a concurrent push made it first.
 
     DataError (a value PostgreSQL cannot store, which parse_manifest should have refused) propagates
@@ -334,14 +234,14 @@ def _create_manifest(ctx: _Ctx, repo: Repository, digest: str, payload: bytes, p
     return True
 
 
-def _rebuild_manifests(ctx: _Ctx, repo: Repository, objects: _RepoObjects) -> dict[str, Manifest]:
+def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjects) -> dict[str, Manifest]:
     report = ctx.report
     present = {m.digest: m for m in Manifest.objects.filter(tenant=ctx.tenant, repository=repo).only("id", "digest", "size", "media_type")}
     todo = [(d, k) for d, k in objects.manifests.items() if d not in present]
     report.manifests.kept += len(objects.manifests) - len(todo)
     pending: dict[str, tuple[str, bytes, ParsedManifest]] = {}
-    for chunk in _chunks(todo):
-        for (digest, _), (key, payload, parsed) in zip(chunk, _parallel(ctx, lambda i: _load_manifest(ctx, i), chunk)):
+    for chunk in chunks(todo):
+        for (digest, _), (key, payload, parsed) in zip(chunk, parallel(ctx, lambda i: _load_manifest(ctx, i), chunk)):
             if payload is None or isinstance(parsed, str):
                 report.problem("manifest", key, str(parsed), digest=digest, repository=repo.name)
             else:
@@ -378,10 +278,10 @@ def _rebuild_manifests(ctx: _Ctx, repo: Repository, objects: _RepoObjects) -> di
     return present
 
 
-def _load_tag(ctx: _Ctx, item: tuple[str, ObjectStat]) -> str | dict[str, Any]:
+def _load_tag(ctx: RebuildContext, item: tuple[str, ObjectStat]) -> str | dict[str, Any]:
     tag, obj = item
     try:
-        doc = _json(_read(ctx.store, obj.key, MAX_INDEX_OBJECT_BYTES))
+        doc = json_parse(read_bounded(ctx.store, obj.key, MAX_INDEX_OBJECT_BYTES))
     except ValueError as exc:
         return f"tag object is unreadable: {exc}"
     if not isinstance(doc, dict) or doc.get("tag") != tag or not isinstance(doc.get("digest"), str):
@@ -389,13 +289,13 @@ def _load_tag(ctx: _Ctx, item: tuple[str, ObjectStat]) -> str | dict[str, Any]:
     return doc
 
 
-def _rebuild_tags(ctx: _Ctx, repo: Repository, objects: _RepoObjects, present: dict[str, Manifest]) -> None:
+def _rebuild_tags(ctx: RebuildContext, repo: Repository, objects: RepoObjects, present: dict[str, Manifest]) -> None:
     report = ctx.report
     existing = set(Tag.objects.filter(tenant=ctx.tenant, repository=repo).values_list("name", flat=True))
     todo = [(t, o) for t, o in sorted(objects.tags.items()) if t not in existing]
     report.tags.kept += len(objects.tags) - len(todo)
-    for chunk in _chunks(todo):
-        for (tag, obj), doc in zip(chunk, _parallel(ctx, lambda i: _load_tag(ctx, i), chunk)):
+    for chunk in chunks(todo):
+        for (tag, obj), doc in zip(chunk, parallel(ctx, lambda i: _load_tag(ctx, i), chunk)):
             if isinstance(doc, str):
                 report.problem("tag", obj.key, doc, tag=tag, repository=repo.name)
                 continue
@@ -404,8 +304,7 @@ def _rebuild_tags(ctx: _Ctx, repo: Repository, objects: _RepoObjects, present: d
                 report.problem("tag", obj.key, f"tag points at manifest {doc['digest'][:100]}, which is not restorable", tag=tag, repository=repo.name)
                 continue
             if ctx.reanchor:
-                ctx.store.put(keys.tag_key(ctx.tenant.pk, repo.name, tag), _json_bytes({"tag": tag, "digest": manifest.digest}),
-                              content_type="application/json", if_absent=True)
+                ctx.store.put_json(keys.tag_key(ctx.tenant.pk, repo.name, tag), {"tag": tag, "digest": manifest.digest}, if_absent=True)
                 report.objects_written += 1
             pushed_at: datetime = obj.last_modified or timezone.now()
             _, created = Tag.objects.get_or_create(
@@ -417,7 +316,7 @@ def _rebuild_tags(ctx: _Ctx, repo: Repository, objects: _RepoObjects, present: d
                 report.tags.kept += 1
 
 
-def _rebuild_repository(ctx: _Ctx, name: str, objects: _RepoObjects) -> None:
+def _rebuild_repository(ctx: RebuildContext, name: str, objects: RepoObjects) -> None:
     repo, created = Repository.objects.get_or_create(tenant=ctx.tenant, name=name)
     if created:
         ctx.report.repositories.restored += 1
@@ -442,7 +341,7 @@ def registry_rebuild(*, tenant: Tenant, source_tenant_id: int | None = None) -> 
             )
     report = RebuildReport(tenant=tenant.slug, tenant_id=tenant.pk, source_tenant_id=source)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="rebuild") as pool:
-        ctx = _Ctx(tenant=tenant, source=source, store=get_blob_store(), report=report, pool=pool)
+        ctx = RebuildContext(tenant=tenant, source=source, store=store_for(tenant), report=report, pool=pool)
         _rebuild_blobs(ctx)
         for name, objects in sorted(_scan_repositories(ctx).items()):
             _rebuild_repository(ctx, name, objects)

@@ -25,14 +25,9 @@ from accounts.models import Tenant
 from gateway.core.errors import NotFound, ValidationError
 from gateway.registry import locks
 from gateway.registry.models import ObjectDeletion, Repository, RetentionPolicy, Tag
-from gateway.registry.services.gc import (
-    GcSettings,
-    jobrun_claim,
-    jobrun_finish,
-    jobrun_progress,
-    object_deletions_drain,
-    object_deletions_record,
-)
+from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.gc_sweep import GcSettings
+from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
 from gateway.storage import keys
 
 log = logging.getLogger(__name__)
@@ -221,22 +216,25 @@ def _evaluate(*, repository: Repository, rules: _Rules) -> list[_Doomed]:
     return out
 
 
-@dataclass
-class RetentionReport:
+@dataclass(kw_only=True)
+class RetentionReport(JobReport):
     """What one `retention_apply` invocation deleted (or, dry run, would delete)."""
 
     tenant: str
     dry_run: bool
-    job_id: int | None = None
-    done: bool = False
     next_after_repository_id: int | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
     tags: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, **counts: int) -> None:
-        for k, v in counts.items():
-            self.counts[k] = self.counts.get(k, 0) + v
+    def continuation(self) -> dict[str, Any] | None:
+        if self.done or self.next_after_repository_id is None:
+            return None
+        return {"job_id": self.job_id, "after_repository_id": self.next_after_repository_id}
+
+    def merged(self, later: RetentionReport) -> RetentionReport:
+        super().merged(later)
+        self.tags += later.tags[: max(LISTED_MAX - len(self.tags), 0)]
+        self.next_after_repository_id = later.next_after_repository_id
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -304,37 +302,24 @@ def retention_apply(
             for i in range(0, len(doomed), cfg.batch_size):
                 deleted, kept = _tags_delete(tenant=tenant, doomed=doomed[i : i + cfg.batch_size])
                 report.add(tags_deleted=deleted, tags_kept=kept)
-                jobrun_progress(job=job, counts={"tags_deleted": deleted, "tags_kept": kept})
+                jobrun_record(run=job, counts={"tags_deleted": deleted, "tags_kept": kept})
                 d_objects, k_objects, _ = object_deletions_drain(tenant=tenant, batch_size=cfg.batch_size, max_batches=cfg.max_batches)
                 report.add(objects_deleted=d_objects, objects_kept=k_objects)
         report.next_after_repository_id = batch[-1].pk if (more and batch) else None
         report.done = not more
         if dry_run:
-            jobrun_progress(job=job, counts=report.counts)
+            jobrun_record(run=job, counts=report.counts)
         else:
-            jobrun_progress(job=job, counts={k: v for k, v in report.counts.items() if k not in ("tags_deleted", "tags_kept")})
-        jobrun_finish(job=job, done=report.done)
-        job.refresh_from_db(fields=["errors"])
-        report.errors = list(job.errors or [])
+            jobrun_record(run=job, counts={k: v for k, v in report.counts.items() if k not in ("tags_deleted", "tags_kept")})
+        report.close(job)
         return report
 
 
 def retention_apply_to_completion(*, tenant: Tenant, dry_run: bool = False) -> RetentionReport | None:
     """Apply the tenant's retention to every repository, invocation after invocation (the task chain's code); None if held."""
-    total: RetentionReport | None = None
-    after, job_id = 0, None
-    while True:
-        report = retention_apply(tenant=tenant, dry_run=dry_run, job_id=job_id, after_repository_id=after)
-        if report is None:
-            return total
-        if total is None:
-            total = report
-        else:
-            for k, v in report.counts.items():
-                total.counts[k] = total.counts.get(k, 0) + v
-            total.tags += report.tags[: max(LISTED_MAX - len(total.tags), 0)]
-            total.done, total.errors = report.done, report.errors
-        if report.done or report.next_after_repository_id is None:
-            total.next_after_repository_id = None
-            return total
-        after, job_id = report.next_after_repository_id, report.job_id
+    return jobrun_to_completion(
+        lambda job_id=None, after_repository_id=0: retention_apply(
+            tenant=tenant, dry_run=dry_run, job_id=job_id, after_repository_id=after_repository_id
+        ),
+        RetentionReport.merged,
+    )

@@ -21,7 +21,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -39,21 +38,16 @@ from gateway.registry.errors import (
     TooManyRequests,
 )
 from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, RepositoryBlob
-from gateway.registry.services import events
+from gateway.registry.services import events, upload_limits
+from gateway.registry.stores import store_for
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
 from gateway.replication.services import replication_enqueue
-from gateway.storage import BlobStore, StorageError, get_blob_store, keys
-from gateway.storage.s3 import MIN_PART_SIZE
+from gateway.storage import BlobStore, keys
 
 log = logging.getLogger(__name__)
 
 # How far ahead a streaming request's heartbeat (`leased_until`) keeps the stale-upload sweep away.
 LEASE = timedelta(minutes=10)
-
-
-def _store(tenant: Tenant) -> BlobStore:
-    # Bring-your-own-bucket targets plug in here (one store per tenant target).
-    return get_blob_store()
 
 
 @dataclass(frozen=True)
@@ -115,54 +109,14 @@ def _leased(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> 
             raise BlobUploadUnknown(detail={"uuid": str(upload_id)})
         if not taken:
             raise RangeInvalid(
-                "another request is writing to this upload session", detail={"uuid": str(upload_id)}, headers=_range_headers(upload)
+                "another request is writing to this upload session",
+                detail={"uuid": str(upload_id)},
+                headers=upload_limits.range_headers(upload),
             )
         try:
             yield upload
         finally:
             BlobUpload.objects.filter(pk=upload.pk, leased_until__isnull=False).update(leased_until=None)
-
-
-def _range_headers(upload: BlobUpload) -> dict[str, str]:
-    return {"Range": upload.range}
-
-
-def _tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
-    """The session's carried tail, from its row or its tail object (at most one tail of egress)."""
-    if not upload.tail_key:
-        return bytes(upload.tail)
-    tail = b"".join(store.open_read(upload.tail_key))
-    if len(tail) != upload.tail_size:
-        raise StorageError(f"tail object {upload.tail_key} holds {len(tail)} bytes, the session recorded {upload.tail_size}")
-    return tail
-
-
-def _tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = None) -> None:
-    """Delete a tail object no row points at any more; a failure only leaves it for the sweep (tail_spilled)."""
-    key = upload.tail_key if key is None else key
-    if key:
-        try:
-            store.delete([key])
-        except StorageError:
-            log.warning("could not delete tail object %s; the upload sweep will", key)
-
-
-def _tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> None:
-    """429 when the tail this PATCH may leave would take the tenant's carried tail bytes past the cap."""
-    cap = settings.GATEWAY_UPLOAD_MAX_TAIL_BYTES
-    # A tail is always below the minimum part size; with a known length it is at most old tail + length.
-    worst = MIN_PART_SIZE - 1 if length is None else min(upload.tail_size + length, MIN_PART_SIZE - 1)
-    others = (
-        BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE).exclude(pk=upload.pk).aggregate(s=Sum("tail_size"))["s"]
-        or 0
-    )
-    if others + worst > cap:
-        raise TooManyRequests(
-            f"too many upload bytes in flight: the tenant's open upload sessions carry {others} bytes of tails, "
-            f"this chunk may add {worst}, the limit is {cap}; finish or cancel other uploads first",
-            detail={"limit": "upload_tail_bytes", "tail_bytes": others, "max_tail_bytes": cap},
-            headers=_range_headers(upload),
-        )
 
 
 def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableHasher) -> PartWriter:
@@ -178,7 +132,7 @@ def _writer(upload: BlobUpload, store: BlobStore, hasher: ResumableHasher) -> Pa
         key=upload.storage_key,
         multipart_id=upload.multipart_id,
         parts=upload.parts,
-        tail=_tail_read(upload, store),
+        tail=upload_limits.tail_read(upload, store),
         hasher=hasher,
         on_multipart_start=multipart_started,
         on_part_submitted=part_submitted,
@@ -201,32 +155,20 @@ def blob_upload_append(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, body: Body, range_start: int | None = None
 ) -> BlobUpload:
     """PATCH: stream a chunk into the session. Offset, hash, parts and tail advance together."""
-    store = _store(tenant)
+    store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         if range_start is not None and range_start != upload.offset:
             raise RangeInvalid(
-                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=_range_headers(upload)
+                f"chunk starts at {range_start}, upload is at {upload.offset}", headers=upload_limits.range_headers(upload)
             )
-        _tail_check(tenant=tenant, upload=upload, length=body.length)
+        upload_limits.tail_check(tenant=tenant, upload=upload, length=body.length)
         hasher = ResumableHasher(bytes(upload.hash_state))
         writer = _writer(upload, store, hasher)
         _consume(writer, body)
         tail = writer.checkpoint()
         old_tail_key = upload.tail_key
         upload.offset += writer.received
-        if len(tail) > settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES:
-            # A new key per offset: until the row below commits, the old state (and its tail) stays intact.
-            upload.tail_key = keys.upload_tail_key(tenant.pk, upload.pk, upload.offset)
-            if not upload.tail_spilled:
-                # Recorded before the first object exists, so the sweep finds it even if we die right after the PUT.
-                BlobUpload.objects.filter(pk=upload.pk).update(tail_spilled=True)
-                upload.tail_spilled = True
-            if upload.tail_key != old_tail_key:
-                store.put(upload.tail_key, tail)
-            upload.tail = b""
-        else:
-            upload.tail, upload.tail_key = tail, ""
-        upload.tail_size = len(tail)
+        upload_limits.tail_keep(tenant=tenant, upload=upload, store=store, tail=tail)
         upload.multipart_id = writer.multipart_id
         upload.hash_state = hasher.state()
         upload.parts = writer.parts
@@ -239,7 +181,7 @@ def blob_upload_append(
             ]
         )
         if old_tail_key and old_tail_key != upload.tail_key:
-            _tail_drop(upload, store, old_tail_key)
+            upload_limits.tail_drop(upload, store, old_tail_key)
         return upload
 
 
@@ -247,7 +189,7 @@ def blob_upload_finish(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, digest: str, body: Body | None
 ) -> Blob:
     """PUT ?digest=: take the last chunk, check digest and size, commit the blob and link it."""
-    store = _store(tenant)
+    store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         hasher = ResumableHasher(bytes(upload.hash_state))
         algorithm = digest_algorithm(digest)
@@ -279,7 +221,7 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         writer.abandon()
         if writer.multipart_id:
             store.multipart_abort(upload.storage_key, writer.multipart_id)
-        _tail_drop(upload, store)
+        upload_limits.tail_drop(upload, store)
         return existing
     if writer.multipart_id:
         writer.flush_last_part()
@@ -293,7 +235,7 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         store.delete([upload.storage_key])
         _discard(upload, store, multipart_id="")
         raise
-    _tail_drop(upload, store)
+    upload_limits.tail_drop(upload, store)
     if not created:
         # A concurrent push of the same layer committed first: theirs is linked, our copy goes.
         store.delete([upload.storage_key])
@@ -312,7 +254,7 @@ def _blob_create(
         # The index key's lock orders us after another push of this digest and against GC deleting the index object.
         locks.object_keys_lock([index_key])
         # With a quota, new blobs of the tenant commit one at a time, each seeing the others' sizes.
-        quota = _quota(tenant)
+        quota = upload_limits.quota_get(tenant=tenant)
         if quota is not None:
             quota = locks.tenant_quota_for_update(tenant=tenant)
         # Claim the session first: if the stale-upload sweep closed it, write nothing (it deletes the key).
@@ -321,8 +263,8 @@ def _blob_create(
         created = blob is None
         if blob is None:
             if quota is not None:
-                _quota_enforce(tenant=tenant, quota=quota, size=size)
-            store.put_json(index_key, {"digest": digest, "size": size, "key": upload.storage_key})
+                upload_limits.quota_enforce(tenant=tenant, quota=quota, size=size)
+            store.put_json(index_key, keys.blob_index_doc(digest, size, upload.storage_key))
             try:
                 with transaction.atomic():
                     blob = Blob.objects.create(tenant=tenant, digest=digest, size=size, storage_key=upload.storage_key)
@@ -336,27 +278,13 @@ def _blob_create(
     return blob, created
 
 
-def _quota(tenant: Tenant) -> int | None:
-    return Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
-
-
-def _quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
-    """DENIED, naming the storage quota, when a new blob of `size` bytes does not fit."""
-    used = selectors.usage_bytes(tenant=tenant)
-    if used + size > quota:
-        raise Denied(
-            f"storage quota exceeded: this blob needs {size} bytes, {max(quota - used, 0)} of the tenant's {quota}-byte storage quota are left",
-            detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "blob_bytes": size},
-        )
-
-
 def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
     """Early refusal before the bytes are committed (no lock: `_blob_create` checks again under the quota lock)."""
-    quota = _quota(tenant)
+    quota = upload_limits.quota_get(tenant=tenant)
     if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
         return
     try:
-        _quota_enforce(tenant=tenant, quota=quota, size=size)
+        upload_limits.quota_enforce(tenant=tenant, quota=quota, size=size)
     except Denied:
         writer.abandon()
         _discard(upload, store, multipart_id=writer.multipart_id)
@@ -368,7 +296,7 @@ def _discard(upload: BlobUpload, store: BlobStore, *, multipart_id: str) -> None
     if multipart_id:
         store.multipart_abort(upload.storage_key, multipart_id)
     BlobUpload.objects.filter(pk=upload.pk).update(state=BlobUpload.State.CANCELLED, tail=b"", tail_size=0, leased_until=None)
-    _tail_drop(upload, store)
+    upload_limits.tail_drop(upload, store)
 
 
 def _link(*, tenant: Tenant, repository: Repository, digest: str, upload: BlobUpload | None) -> Blob | None:
@@ -443,7 +371,7 @@ def _hash_only(body: Body, hasher: ResumableHasher) -> int:
 
 def blob_upload_cancel(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID) -> None:
     """DELETE: abort the session, its multipart upload and its tail object."""
-    store = _store(tenant)
+    store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
         _discard(upload, store, multipart_id=upload.multipart_id)
 

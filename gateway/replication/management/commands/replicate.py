@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway.replication.management.base import dumps, tenant_or_error
 from gateway.replication.selectors import replication_status_list
-from gateway.replication.services import replication_sweep
+from gateway.replication.sweep import replication_sweep
 from gateway.storage import StorageError
 
 

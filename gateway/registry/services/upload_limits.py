@@ -1,0 +1,93 @@
+"""What an upload session may carry and keep: its sub-part tail (row or object, decisions/0012) and the tenant's storage quota."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db.models import Sum
+
+from accounts.models import Tenant
+from gateway.registry import selectors
+from gateway.registry.errors import Denied, TooManyRequests
+from gateway.registry.models import BlobUpload
+from gateway.storage import BlobStore, StorageError, keys
+from gateway.storage.base import MIN_PART_SIZE
+
+log = logging.getLogger("gateway.registry.services.uploads")  # the uploads' own log, where operators look
+
+
+def range_headers(upload: BlobUpload) -> dict[str, str]:
+    """The `Range` header a client needs to resume the session."""
+    return {"Range": upload.range}
+
+
+def tail_read(upload: BlobUpload, store: BlobStore) -> bytes:
+    """The session's carried tail, from its row or its tail object (at most one tail of egress)."""
+    if not upload.tail_key:
+        return bytes(upload.tail)
+    tail = b"".join(store.open_read(upload.tail_key))
+    if len(tail) != upload.tail_size:
+        raise StorageError(f"tail object {upload.tail_key} holds {len(tail)} bytes, the session recorded {upload.tail_size}")
+    return tail
+
+
+def tail_drop(upload: BlobUpload, store: BlobStore, key: str | None = None) -> None:
+    """Delete a tail object no row points at any more; a failure only leaves it for the sweep (tail_spilled)."""
+    key = upload.tail_key if key is None else key
+    if key:
+        try:
+            store.delete([key])
+        except StorageError:
+            log.warning("could not delete tail object %s; the upload sweep will", key)
+
+
+def tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> None:
+    """429 when the tail this PATCH may leave would take the tenant's carried tail bytes past the cap."""
+    cap = settings.GATEWAY_UPLOAD_MAX_TAIL_BYTES
+    # A tail is always below the minimum part size; with a known length it is at most old tail + length.
+    worst = MIN_PART_SIZE - 1 if length is None else min(upload.tail_size + length, MIN_PART_SIZE - 1)
+    others = (
+        BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE).exclude(pk=upload.pk).aggregate(s=Sum("tail_size"))["s"]
+        or 0
+    )
+    if others + worst > cap:
+        raise TooManyRequests(
+            f"too many upload bytes in flight: the tenant's open upload sessions carry {others} bytes of tails, "
+            f"this chunk may add {worst}, the limit is {cap}; finish or cancel other uploads first",
+            detail={"limit": "upload_tail_bytes", "tail_bytes": others, "max_tail_bytes": cap},
+            headers=range_headers(upload),
+        )
+
+
+def tail_keep(*, tenant: Tenant, upload: BlobUpload, store: BlobStore, tail: bytes) -> None:
+    """Carry `tail` to the next request: in the row when small, else in a new tail object (the row is saved by the caller)."""
+    if len(tail) > settings.GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES:
+        old_tail_key = upload.tail_key
+        # A new key per offset: until the caller's row update commits, the old state (and its tail) stays intact.
+        upload.tail_key = keys.upload_tail_key(tenant.pk, upload.pk, upload.offset)
+        if not upload.tail_spilled:
+            # Recorded before the first object exists, so the sweep finds it even if we die right after the PUT.
+            BlobUpload.objects.filter(pk=upload.pk).update(tail_spilled=True)
+            upload.tail_spilled = True
+        if upload.tail_key != old_tail_key:
+            store.put(upload.tail_key, tail)
+        upload.tail = b""
+    else:
+        upload.tail, upload.tail_key = tail, ""
+    upload.tail_size = len(tail)
+
+
+def quota_get(*, tenant: Tenant) -> int | None:
+    """The tenant's storage quota in bytes as stored now (None: unlimited)."""
+    return Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
+
+
+def quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
+    """DENIED, naming the storage quota, when a new blob of `size` bytes does not fit."""
+    used = selectors.usage_bytes(tenant=tenant)
+    if used + size > quota:
+        raise Denied(
+            f"storage quota exceeded: this blob needs {size} bytes, {max(quota - used, 0)} of the tenant's {quota}-byte storage quota are left",
+            detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "blob_bytes": size},
+        )
