@@ -12,8 +12,9 @@ from typing import Any
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    # Every minute (crontab "* * * * *"): move buffered push/pull events from Redis into
-    # PostgreSQL and bump last_pulled_at; the task re-queues itself while a backlog remains.
+    # Every minute (crontab "* * * * *"): deliver the registry's buffered events from Redis to
+    # their subscribers (usage rows and last_pulled_at, replication copies); the task re-queues
+    # itself while a backlog remains. The name is from when it carried usage only.
     "usage-flush": {
         "task": "gateway.usage.flush",
         "schedule": crontab(minute="*"),

@@ -77,3 +77,14 @@ def redis_client():
     client = redis.Redis.from_url(settings.REDIS_URL)
     yield client
     client.close()
+
+
+@pytest.fixture
+def event_stream(redis_client):
+    """The registry's event stream, emptied; call it to deliver what was queued since (what beat does every minute)."""
+    from gateway.registry.services import events, stream
+
+    keys = (events.QUEUE_KEY, stream.PROCESSING_KEY, stream.BATCH_KEY)
+    redis_client.delete(*keys)
+    yield stream.events_flush
+    redis_client.delete(*keys)
