@@ -27,7 +27,6 @@ from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild,
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events
 from gateway.registry.services.gc import object_deletions_drain, object_deletions_record
-from gateway.replication.services import replication_enqueue
 from gateway.storage import StorageError, get_blob_store, keys
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,6 @@ def _rows_write(
                 )
                 ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
                 ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
-                replication_enqueue(tenant_id=tenant.pk, kind="manifest", digest=digest)
         except IntegrityError:
             # A concurrent push of the same manifest committed first.
             manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
