@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench system-deps clean-var
+.PHONY: run test lint bench system-deps clean-var
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ system-deps:
 ## test: install everything the tests need, then run the suite against real services
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: the layer order (import-linter contracts in pyproject.toml)
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 ## bench: performance figures (see bench/README.md); BENCH_ARGS=--quick for a short smoke run;
 ##        then GC over 100,000 blobs (GC_BENCH_ARGS="--sizes 10000" for a quick one)

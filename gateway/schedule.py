@@ -12,8 +12,9 @@ from typing import Any
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    # Every minute (crontab "* * * * *"): move buffered push/pull events from Redis into
-    # PostgreSQL and bump last_pulled_at; the task re-queues itself while a backlog remains.
+    # Every minute (crontab "* * * * *"): deliver the registry's buffered events from Redis to
+    # their subscribers (usage rows and last_pulled_at, replication copies); the task re-queues
+    # itself while a backlog remains. The name is from when it carried usage only.
     "usage-flush": {
         "task": "gateway.usage.flush",
         "schedule": crontab(minute="*"),
@@ -50,8 +51,28 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute="4-59/10"),
         "options": {"expires": 9 * 60},
     },
+    # Every 10 minutes (crontab "*/10 * * * *"): HEAD the objects not checked for
+    # GATEWAY_AUDIT_INTERVAL_HOURS (flagged first) in batches of GATEWAY_AUDIT_BATCH_SIZE,
+    # re-hash a sample, repair and report. Objects come due a day after their last check,
+    # so the checks spread over the day instead of one nightly burst.
+    "integrity-audit": {
+        "task": "gateway.integrity.audit",
+        "schedule": crontab(minute="*/10"),
+        "options": {"queue": "audit", "expires": 9 * 60},
+    },
+    # Every 5 minutes (crontab "2-59/5 * * * *", offset from the audit): backfill objects with
+    # no replica row (opt-in of existing content, lost commit hooks), queue copies that are due
+    # (backoff honoured), re-verify replicas not verified for a day, prune what GC removed.
+    "replication-sweep": {
+        "task": "gateway.replication.sweep",
+        "schedule": crontab(minute="2-59/5"),
+        "options": {"queue": "audit", "expires": 4 * 60},
+    },
+    # Every 15 minutes (crontab "*/15 * * * *"): re-send deliveries left pending by a lost
+    # message or a worker that died; each delivery still stops at GATEWAY_WEBHOOK_MAX_ATTEMPTS.
+    "webhooks-sweep": {
+        "task": "gateway.webhooks.sweep",
+        "schedule": crontab(minute="*/15"),
+        "options": {"expires": 14 * 60},
+    },
 }
-
-# Integrity audit, replication and webhook entries live with their app (gateway/replication/schedule.py).
-from gateway.replication.schedule import REPLICATION_SCHEDULE  # noqa: E402
-BEAT_SCHEDULE.update(REPLICATION_SCHEDULE)

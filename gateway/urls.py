@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from gateway.core import health
+from gateway import health
 
 urlpatterns = [
     path("healthz", health.healthz),

@@ -190,3 +190,14 @@ def rng(request) -> random.Random:
     seed = int(os.environ.get(SEED_ENV, "9"))
     print(f"{request.node.nodeid}: random seed {seed} (replay with {SEED_ENV}={seed})")
     return random.Random(seed)
+
+
+@pytest.fixture
+def event_stream(redis_client):
+    """The registry's event stream, emptied; call it to deliver what was queued since (what beat does every minute)."""
+    from gateway.registry.services import events, stream
+
+    keys = (events.QUEUE_KEY, stream.PROCESSING_KEY, stream.BATCH_KEY)
+    redis_client.delete(*keys)
+    yield stream.events_flush
+    redis_client.delete(*keys)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import Task
+from celery import Task, current_app
 
 log = logging.getLogger("gateway.tasks")
 
@@ -59,6 +59,15 @@ def _exception_classes(value: Any, argument: str) -> tuple[type[BaseException], 
     return classes
 
 
+def _validated(name: str, queue: str, max_retries: int) -> None:
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise ValueError(f"task name must be a non-empty string without surrounding spaces, got {name!r}")
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"task {name}: queue must be a non-empty string, got {queue!r}")
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"task {name}: max_retries must be a non-negative integer, got {max_retries!r}")
+
+
 def task(
     *,
     name: str,
@@ -68,18 +77,11 @@ def task(
     max_retries: int = 5,
 ) -> Callable[[F], Task]:
     """Declare a Celery task: explicit name, acks_late, no result, backoff retries on `retry_on` but not `exclude`."""
-    if not isinstance(name, str) or not name.strip() or name != name.strip():
-        raise ValueError(f"task name must be a non-empty string without surrounding spaces, got {name!r}")
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"task {name}: queue must be a non-empty string, got {queue!r}")
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ValueError(f"task {name}: max_retries must be a non-negative integer, got {max_retries!r}")
+    _validated(name, queue, max_retries)
     retry_classes = _exception_classes(retry_on, "retry_on")
     excluded = _exception_classes(exclude, "exclude")
 
     def decorate(fn: F) -> Task:
-        from gateway.celery import app
-
         if not callable(fn):
             raise TypeError(f"@task({name!r}) must decorate a function, got {fn!r}")
         celery_task: Task
@@ -111,13 +113,10 @@ def task(
 
         # Celery checks .delay()/.apply_async() arguments against the wrapper's signature.
         run.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-        celery_task = app.task(
-            name=name,
-            base=WharfTask,
-            wharf_queue=queue,
-            acks_late=True,
-            ignore_result=True,
-            max_retries=max_retries,
+        # The current app is gateway.celery's (gateway/__init__.py creates it first); naming it here
+        # would make the kernel import the Celery app and, through its beat schedule, every app above.
+        celery_task = current_app.task(
+            name=name, base=WharfTask, wharf_queue=queue, acks_late=True, ignore_result=True, max_retries=max_retries,
         )(run)
         return celery_task
 

@@ -148,8 +148,20 @@ class BlobUpload(TenantOwnedModel):
         return f"0-{max(self.offset - 1, 0)}"
 
 
+class EventBatch(models.Model):
+    """One batch of the registry's event stream, delivered to its subscribers (services/stream.py).
+
+    Its id is the batch id of the Redis processing list: a batch replayed after its
+    acknowledgement was lost finds its row and is not delivered twice.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    events = models.PositiveIntegerField()
+    flushed_at = models.DateTimeField(auto_now_add=True)
+
+
 class UsageEvent(TenantOwnedModel):
-    """One push or pull of a blob or manifest, moved here from Redis by `usage_events_flush`.
+    """One push or pull of a blob or manifest, stored by the usage meter (services/usage.py) from the event stream.
 
     History, not state: the repository is kept by name (it may be deleted later) and the
     row is never updated. `(batch, seq)` says where in which flushed batch the event came

@@ -1,7 +1,8 @@
 """Replication to a secondary storage target: targets, tenant opt-in, the commit hook, copies, the sweep.
 
-- A tenant opts in to one target. Every blob and manifest committed afterwards is queued
-  (`replication_enqueue`, after commit) as one task per object; the periodic sweep backfills
+- A tenant opts in to one target. Every blob and manifest pushed afterwards is queued
+  (the registry's event stream → subscriber.py → `replication_enqueue`, after the flush
+  commits) as one task per object; the periodic sweep backfills
   objects that have no replica row yet (older content, lost hooks), re-sends what is due,
   and re-verifies replicas about once per audit interval.
 - A blob is copied primary → target by streaming (GET → PUT or multipart with the target's

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from gateway.core import health
+from gateway import health
 
 
 @pytest.fixture

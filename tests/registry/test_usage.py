@@ -23,13 +23,13 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Tenant
 from gateway.celery import app
 from gateway.registry.models import Manifest, Tag, UsageEvent
-from gateway.registry.services import events, usage
-from gateway.registry.services.usage import usage_events_flush
+from gateway.registry.services import events, stream
+from gateway.registry.services.stream import events_flush
 from gateway.tasks import usage_flush_task
 from tests.helpers import ROOT, sha, subprocess_env
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
-KEYS = (events.QUEUE_KEY, usage.PROCESSING_KEY, usage.BATCH_KEY)
+KEYS = (events.QUEUE_KEY, stream.PROCESSING_KEY, stream.BATCH_KEY)
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_push_and_pull_are_flushed_into_rows_and_last_pulled_at(reg, tenant):
     r = reg.get(f"/v2/acme/app/blobs/{sha(b'layer-one')}")
     assert r.status_code == 200 and b"".join(r.streaming_content) == b"layer-one"
 
-    assert usage_events_flush() == 3 + 2 + 1 + 1  # blob pushes, manifest pushes, manifest pull, blob pull
+    assert events_flush() == 3 + 2 + 1 + 1  # blob pushes, manifest pushes, manifest pull, blob pull
 
     pushed_blobs = {(e.digest, e.bytes) for e in _rows(tenant, kind="blob", direction="push")}
     assert pushed_blobs == {(sha(config), len(config)), (sha(b"layer-one"), 9), (sha(b"layer-two"), 9)}
@@ -69,7 +69,7 @@ def test_push_and_pull_are_flushed_into_rows_and_last_pulled_at(reg, tenant):
     assert tag1.last_pulled_at == pull.occurred_at
     assert tag2.last_pulled_at is None
     assert Manifest.objects.get(tenant=tenant, digest=digest).last_pulled_at == pull.occurred_at
-    assert usage_events_flush() == 0  # nothing left, nothing twice
+    assert events_flush() == 0  # nothing left, nothing twice
     assert UsageEvent.objects.filter(tenant=tenant).count() == 7
 
 
@@ -77,7 +77,7 @@ def test_push_and_pull_are_flushed_into_rows_and_last_pulled_at(reg, tenant):
 def test_pull_by_digest_touches_the_manifest_not_the_tag(reg, tenant):
     digest, _ = reg.push_image("app", "1", [b"l"])
     assert reg.get(f"/v2/acme/app/manifests/{digest}", HTTP_ACCEPT=OCI).status_code == 200
-    usage_events_flush()
+    events_flush()
     assert Tag.objects.get(tenant=tenant, name="1").last_pulled_at is None
     assert Manifest.objects.get(tenant=tenant, digest=digest).last_pulled_at is not None
 
@@ -88,7 +88,7 @@ def test_one_update_per_distinct_tag_per_batch(reg, tenant):
     for _ in range(5):
         assert reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).status_code == 200
     with CaptureQueriesContext(connection) as queries:
-        usage_events_flush()
+        events_flush()
     updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     assert sum('"registry_tag"' in q.split(" SET ")[0] for q in updates) == 1
     assert sum('"registry_manifest"' in q.split(" SET ")[0] for q in updates) == 1
@@ -104,30 +104,30 @@ def test_a_failed_insert_loses_nothing_and_the_replay_inserts_once(reg, tenant, 
     with connection.cursor() as c:
         c.execute("ALTER TABLE registry_usageevent ADD CONSTRAINT test_refuse_all CHECK (bytes < 0)")
     with pytest.raises(IntegrityError):
-        usage_events_flush()
-    assert redis_client.llen(usage.PROCESSING_KEY) == queued  # still in Redis, claimed
+        events_flush()
+    assert redis_client.llen(stream.PROCESSING_KEY) == queued  # still in Redis, claimed
     assert UsageEvent.objects.filter(tenant=tenant).count() == 0
     reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI)  # arrives meanwhile: waits behind the batch
     with connection.cursor() as c:
         c.execute("ALTER TABLE registry_usageevent DROP CONSTRAINT test_refuse_all")
-    assert usage_events_flush() == queued  # the same batch again, nothing new
-    assert usage_events_flush() == 1
+    assert events_flush() == queued  # the same batch again, nothing new
+    assert events_flush() == 1
     assert UsageEvent.objects.filter(tenant=tenant).count() == queued + 1
-    assert redis_client.exists(usage.PROCESSING_KEY, usage.BATCH_KEY) == 0
+    assert redis_client.exists(stream.PROCESSING_KEY, stream.BATCH_KEY) == 0
 
 
 @pytest.mark.django_db
 def test_a_lost_acknowledgement_replays_without_duplicates(reg, tenant, redis_client):
     reg.push_image("app", "1", [b"l"])
     raw = redis_client.lrange(events.QUEUE_KEY, 0, -1)
-    assert usage_events_flush() == len(raw)
+    assert events_flush() == len(raw)
     batch = UsageEvent.objects.filter(tenant=tenant).values_list("batch", flat=True).first()
     # As if the worker died between COMMIT and acknowledging: the batch is still claimed.
-    redis_client.rpush(usage.PROCESSING_KEY, *raw)
-    redis_client.set(usage.BATCH_KEY, str(batch))
-    assert usage_events_flush() == len(raw)
+    redis_client.rpush(stream.PROCESSING_KEY, *raw)
+    redis_client.set(stream.BATCH_KEY, str(batch))
+    assert events_flush() == len(raw)
     assert UsageEvent.objects.filter(tenant=tenant).count() == len(raw)
-    assert redis_client.exists(usage.PROCESSING_KEY) == 0
+    assert redis_client.exists(stream.PROCESSING_KEY) == 0
 
 
 @pytest.mark.django_db
@@ -142,7 +142,7 @@ def test_events_of_deleted_tenants_and_malformed_events_are_dropped(reg, tenant,
     )
     events.record(tenant=tenant, repository="app", digest=sha(b"y"), size=5, kind="blob", direction="pull", mode="redirect")
     with caplog.at_level(logging.WARNING, logger="gateway.registry.services.usage"):
-        assert usage_events_flush() == 6
+        assert events_flush() == 6
     assert sum("malformed" in r.getMessage() for r in caplog.records) == 4
     [row] = UsageEvent.objects.all()
     assert (row.tenant_id, row.digest, row.bytes, row.mode) == (tenant.pk, sha(b"y"), 5, "redirect")
@@ -151,12 +151,12 @@ def test_events_of_deleted_tenants_and_malformed_events_are_dropped(reg, tenant,
 @pytest.mark.django_db
 def test_max_items_bounds_a_batch(reg, tenant):
     reg.push_image("app", "1", [b"a", b"b"])  # 3 blobs + 1 manifest
-    assert usage_events_flush(max_items=3) == 3
-    assert usage_events_flush(max_items=3) == 1
+    assert events_flush(max_items=3) == 3
+    assert events_flush(max_items=3) == 1
     assert UsageEvent.objects.filter(tenant=tenant).count() == 4
     for bad in (0, -1, True, "5", 10**9):
         with pytest.raises(ValueError, match="max_items"):
-            usage_events_flush(max_items=bad)
+            events_flush(max_items=bad)
 
 
 def _closed_port() -> int:
@@ -176,7 +176,7 @@ def test_a_redis_outage_does_not_fail_pushes_or_pulls(reg, tenant, monkeypatch, 
     assert r.status_code == 200 and r.content == payload
     assert sum("usage event dropped" in rec.getMessage() for rec in caplog.records) == 2 + 1 + 1  # 2 blobs, manifest, pull
     monkeypatch.undo()
-    assert usage_events_flush() == 0
+    assert events_flush() == 0
 
 
 @pytest.mark.django_db

@@ -32,13 +32,15 @@ from tests.replication.conftest import OCI, layer
 pytestmark = pytest.mark.django_db
 
 
-def test_each_new_blob_and_manifest_queues_one_hook_after_commit(reg, replicating, django_capture_on_commit_callbacks):
+def test_each_new_blob_and_manifest_queues_one_hook_after_commit(reg, replicating, django_capture_on_commit_callbacks, event_stream):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         reg.push_image("app", "1", [b"layer-one", b"layer-two"])
+        event_stream()  # the registry's event stream hands the pushes to replication
     ours = [c for c in callbacks if "replication_enqueue" in getattr(c, "__qualname__", "")]
     assert len(ours) == 4  # config, two layers, the manifest
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         reg.push_blob("other", b"layer-one")  # an existing blob is linked, not stored: nothing to replicate
+        event_stream()
     assert not [c for c in callbacks if "replication_enqueue" in getattr(c, "__qualname__", "")]
 
 

@@ -56,12 +56,13 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
-    reg, tenant, target, replica_store, blob_store, hook_server, monkeypatch
+    reg, tenant, target, replica_store, blob_store, hook_server, monkeypatch, event_stream
 ):
     from gateway.replication.services import tenant_replication_set
     from gateway.replication.tasks import replicate_object_task, replication_sweep_task
 
     old_digest, _ = reg.push_image("old", "1", [b"pushed before the opt-in"])  # no hooks: left to the sweep's backfill
+    event_stream()  # delivered while the tenant does not replicate
     replicating = tenant_replication_set(tenant=tenant, target=target).tenant
     created = webhook_endpoint_create(tenant=replicating, url=hook_server.url, events=["integrity.problem"])
     # This worker's own queue instead of "audit" (test sessions on one machine share the broker); follow-up
@@ -75,7 +76,8 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
         cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        digest, payload = reg.push_image("app", "1", [b"layer-one", layer("two", 200_000)])  # hooks fire on commit
+        digest, payload = reg.push_image("app", "1", [b"layer-one", layer("two", 200_000)])
+        event_stream()  # what beat's usage-flush does every minute: the stream queues the copies on commit
         # The config blob is the old image's (linked, not stored again): two layers and the manifest are new.
         _wait(lambda: ObjectReplica.objects.filter(tenant=replicating, state="replicated").count() == 3, 40, "3 replicated objects", log.name)
         assert replication_status_get(tenant=replicating)["objects"]["not_yet_queued"] == 3  # the old image

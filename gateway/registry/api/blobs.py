@@ -14,7 +14,7 @@ from gateway.registry.errors import BlobUnknown
 from gateway.registry.models import Blob
 from gateway.registry.services import events
 from gateway.registry.services.uploads import blob_unlink
-from gateway.storage import get_blob_store
+from gateway.registry.stores import store_for
 
 STREAM_RELEASE_DB_BYTES = 8 * 1024 * 1024
 
@@ -41,7 +41,7 @@ class BlobView(RegistryView):
 
     def get(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
         blob = _blob(target, digest)
-        store = get_blob_store()
+        store = store_for(target.tenant)
         rng = byte_range(request, blob.size)
         if target.tenant.redirect_blob_downloads:
             events.record(tenant=target.tenant, repository=target.name, digest=blob.digest, size=blob.size, kind="blob", direction="pull", mode="redirect")

@@ -1,8 +1,10 @@
-"""Usage events (push/pull of blobs and manifests), buffered in Redis and flushed by a task.
+"""The registry's event stream, producing side: what happened, one Redis RPUSH each; and who listens.
 
-A pull must not cost a database write, so each event is one RPUSH of a compact JSON line
-onto a Redis list; `usage.usage_events_flush` (Celery, every minute) moves them into
-PostgreSQL in batches, without loss, and updates last_pulled_at.
+A push or pull must not cost a database write, so `record` appends one compact JSON line to a
+Redis list; `stream.events_flush` (Celery, every minute) takes a batch off it and hands it, in
+order and exactly once, to every subscriber (decision 0014). Subscribers are the layers above
+the registry (replication, and later webhooks and billing) plus the registry's own usage meter;
+each registers with `subscribe` from its AppConfig.ready(), so the registry imports none of them.
 """
 
 from __future__ import annotations
@@ -10,19 +12,79 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import redis
 from django.conf import settings
 
 from accounts.models import Tenant
+from gateway.registry.models import UsageEvent
 
 log = logging.getLogger(__name__)
+# The list's name from when it carried usage only: events queued before a deploy stay readable.
 QUEUE_KEY = "wharf:usage:events"
+# The stream's vocabulary: what the registry records today (UsageEvent's choices, the same values).
+KINDS: tuple[str, ...] = tuple(UsageEvent.Kind.values)
+DIRECTIONS: tuple[str, ...] = tuple(UsageEvent.Direction.values)
+MODES: tuple[str, ...] = tuple(UsageEvent.Mode.values)
 _clients: dict[str, redis.Redis] = {}
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event as subscribers receive it. A blob push means a new blob; a manifest push is every PUT."""
+
+    seq: int  # position in its batch: the order in which the registry recorded it
+    tenant_id: int
+    repository: str
+    digest: str
+    size: int
+    kind: str
+    direction: str
+    mode: str
+    reference: str  # the tag or digest the client named (manifests); empty for blobs
+    occurred_at: datetime
+
+
+Handler = Callable[..., None]  # handler(*, batch: uuid.UUID, events: Sequence[Event]) -> None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    types: frozenset[tuple[str, str]]  # (kind, direction) pairs it receives
+    handler: Handler
+
+
+_subscriptions: dict[str, Subscription] = {}
+
+
+def subscribe(*, name: str, types: set[tuple[str, str]] | frozenset[tuple[str, str]], handler: Handler) -> None:
+    """Hand `handler` every flushed event of these (kind, direction) types, inside the flush's transaction; idempotent per name."""
+    unknown = {t for t in types if t[0] not in KINDS or t[1] not in DIRECTIONS}
+    if not types or unknown:
+        raise ValueError(f"subscription {name!r}: types must be (kind, direction) pairs of {KINDS} x {DIRECTIONS}, got {unknown or types!r}")
+    _subscriptions[name] = Subscription(name=name, types=frozenset(types), handler=handler)
+
+
+def subscriptions() -> list[Subscription]:
+    """Every subscription, in the order they were first made (app order)."""
+    return list(_subscriptions.values())
+
+
+def deliver(*, batch: uuid.UUID, events: Sequence[Event]) -> None:
+    """Hand each subscriber its events of the batch, in order; an exception rolls the whole batch back to be replayed."""
+    for sub in subscriptions():
+        chosen = [e for e in events if (e.kind, e.direction) in sub.types]
+        if chosen:
+            sub.handler(batch=batch, events=chosen)
+
+
 def redis_client() -> redis.Redis:
-    """The Redis client for usage events (one per REDIS_URL per process)."""
+    """The Redis client for the event stream (one per REDIS_URL per process)."""
     url = settings.REDIS_URL
     client = _clients.get(url)
     if client is None:
@@ -33,7 +95,7 @@ def redis_client() -> redis.Redis:
 def record(
     *, tenant: Tenant, repository: str, digest: str, size: int, kind: str, direction: str, mode: str = "proxied", reference: str = ""
 ) -> None:
-    """Queue one usage event. Never fails the request: a Redis hiccup loses the event, logged."""
+    """Queue one event. Never fails the request: a Redis hiccup loses the event, logged."""
     event = {
         "t": tenant.pk, "r": repository, "d": digest, "b": int(size), "k": kind, "dir": direction, "m": mode,
         "ref": reference, "ts": round(time.time(), 3),

@@ -27,8 +27,8 @@ from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild,
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
-from gateway.replication.services import replication_enqueue
-from gateway.storage import StorageError, get_blob_store, keys
+from gateway.registry.stores import store_for
+from gateway.storage import StorageError, keys
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def manifest_put(
                          detail={"reference": reference, "media_type": parsed.media_type})
             # Last, still under the key locks: the bucket's copy of what this transaction commits.
             wrote = True
-            store = get_blob_store()
+            store = store_for(tenant)
             store.put(manifest_key, payload, content_type=parsed.media_type, if_absent=True)  # an existing object is left alone
             if tag_key is not None:
                 store.put_json(tag_key, {"tag": reference, "digest": digest})
@@ -110,7 +110,6 @@ def _rows_write(
                 )
                 ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
                 ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
-                replication_enqueue(tenant_id=tenant.pk, kind="manifest", digest=digest)
         except IntegrityError:
             # A concurrent push of the same manifest committed first.
             manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
@@ -146,7 +145,7 @@ def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, t
     try:
         with transaction.atomic():
             locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
-            store = get_blob_store()
+            store = store_for(tenant)
             doomed = [] if Manifest.objects.filter(tenant=tenant, repository=repository, digest=digest).exists() else [manifest_key]
             if tag_key is not None:
                 current = Tag.objects.filter(tenant=tenant, repository=repository, name=tag).values_list("manifest__digest", flat=True).first()

@@ -41,7 +41,6 @@ from gateway.registry.models import Blob, BlobUpload, ManifestBlob, Repository, 
 from gateway.registry.services import events, upload_limits
 from gateway.registry.stores import store_for
 from gateway.registry.streaming import PartWriter, Reader, ShortRead
-from gateway.replication.services import replication_enqueue
 from gateway.storage import BlobStore, keys
 
 log = logging.getLogger(__name__)
@@ -240,7 +239,6 @@ def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, write
         # A concurrent push of the same layer committed first: theirs is linked, our copy goes.
         store.delete([upload.storage_key])
         return blob
-    replication_enqueue(tenant_id=tenant.pk, kind="blob", digest=digest)
     events.record(tenant=tenant, repository=repository.name, digest=digest, size=size, kind="blob", direction="push")
     return blob
 
