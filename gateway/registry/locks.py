@@ -156,7 +156,7 @@ def tags_for_delete(*, tenant: Tenant, ids: Sequence[int]) -> list[Tag]:
     return list(
         Tag.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(tenant=tenant, pk__in=list(ids))
-        .select_related("repository")
+        .select_related("repository", "manifest")
         .order_by("pk")
     )
 

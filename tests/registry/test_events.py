@@ -10,7 +10,7 @@ from django.db import connection
 
 from gateway.registry.models import EventBatch, UsageEvent
 from gateway.registry.services import events, stream
-from tests.registry.conftest import sha
+from tests.helpers import sha
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 
@@ -115,3 +115,32 @@ def test_subscribers_run_in_the_flush_transaction(reg, event_stream, monkeypatch
     reg.push_image("app", "1", [b"l"])
     event_stream()
     assert depth == [True]
+
+
+@pytest.mark.django_db
+def test_tag_moves_and_deletions_and_manifest_deletions_are_events(reg, tenant, event_stream, seen):
+    from gateway.registry.services.retention import retention_apply_to_completion, retention_policy_set
+
+    first, _ = reg.push_image("app", "1", [b"one"])
+    reg.push_image("app", "latest", [b"one"])  # a new tag (the manifest push says so): no move
+    second, _ = reg.push_image("app", "1", [b"two"])  # "1" moves
+    reg.push_image("app", "1", [b"two"])  # pushed again unchanged: not a move
+    event_stream()
+    tags = [(e.direction, e.reference, e.digest) for _, got in seen for e in got if e.kind == "tag"]
+    assert tags == [("push", "1", second)]
+    seen.clear()
+
+    assert reg.delete("/v2/acme/app/manifests/latest").status_code == 202  # by tag: only the tag goes
+    assert reg.delete(f"/v2/acme/app/manifests/{second}").status_code == 202  # by digest: its tag "1" goes with it
+    reg.push_image("app", "old", [b"three"])
+    retention_policy_set(tenant=tenant, keep_last=0, keep_regex="^$")
+    retention_apply_to_completion(tenant=tenant)
+    event_stream()
+    got = [(e.kind, e.direction, e.reference, e.digest) for _, batch in seen for e in batch if e.direction == "delete"]
+    old = next(e.digest for _, batch in seen for e in batch if e.kind == "manifest" and e.direction == "push")
+    assert got == [
+        ("tag", "delete", "latest", first),
+        ("tag", "delete", "1", second),
+        ("manifest", "delete", second, second),
+        ("tag", "delete", "old", old),
+    ]

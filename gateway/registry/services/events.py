@@ -26,16 +26,19 @@ from gateway.registry.models import UsageEvent
 log = logging.getLogger(__name__)
 # The list's name from when it carried usage only: events queued before a deploy stay readable.
 QUEUE_KEY = "wharf:usage:events"
-# The stream's vocabulary: what the registry records today (UsageEvent's choices, the same values).
-KINDS: tuple[str, ...] = tuple(UsageEvent.Kind.values)
-DIRECTIONS: tuple[str, ...] = tuple(UsageEvent.Direction.values)
+# The stream's vocabulary. Usage counts blob and manifest pushes and pulls (UsageEvent's choices);
+# the stream also says when a manifest is deleted and when a tag is moved (push) or deleted.
+KINDS: tuple[str, ...] = (*UsageEvent.Kind.values, "tag")
+DIRECTIONS: tuple[str, ...] = (*UsageEvent.Direction.values, "delete")
 MODES: tuple[str, ...] = tuple(UsageEvent.Mode.values)
+USAGE_TYPES = frozenset((kind, direction) for kind in UsageEvent.Kind.values for direction in UsageEvent.Direction.values)
 _clients: dict[str, redis.Redis] = {}
 
 
 @dataclass(frozen=True)
 class Event:
-    """One event as subscribers receive it. A blob push means a new blob; a manifest push is every PUT."""
+    """One event as subscribers receive it. A blob push means a new blob; a manifest push is every PUT; a tag
+    push is an existing tag moved (digest: the manifest it now names; reference: the tag); deletes name what went."""
 
     seq: int  # position in its batch: the order in which the registry recorded it
     tenant_id: int

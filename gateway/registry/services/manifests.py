@@ -65,7 +65,7 @@ def manifest_put(
         with transaction.atomic():
             # Lock order (registry/locks.py): object keys, blobs, manifests, tag.
             locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
-            manifest = _rows_write(tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag)
+            manifest, moved = _rows_write(tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag)
             audit_record(action="manifest.push", actor=actor, tenant=tenant, target=f"{repository.name}@{digest}", ip=ip,
                          detail={"reference": reference, "media_type": parsed.media_type})
             # Last, still under the key locks: the bucket's copy of what this transaction commits.
@@ -79,13 +79,17 @@ def manifest_put(
             _objects_reconcile(tenant=tenant, repository=repository, digest=digest, tag=tag)
         raise
     events.record(tenant=tenant, repository=repository.name, digest=digest, size=len(payload), kind="manifest", direction="push", reference=reference)
+    if moved:
+        events.record(tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="push", reference=reference)
     return manifest
 
 
 def _rows_write(
     *, tenant: Tenant, repository: Repository, digest: str, payload: bytes, parsed: ParsedManifest, tag: str | None
-) -> Manifest:
-    """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag."""
+) -> tuple[Manifest, bool]:
+    """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag.
+
+    Returns the manifest and whether this push moved an existing tag to it."""
     blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
     for d in parsed.blobs:
         blob = blobs.get(d.digest)
@@ -98,8 +102,8 @@ def _rows_write(
         if c.digest not in children:
             raise ManifestChildUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
     manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
-    if tag is not None:
-        _refuse_immutable_move(tag=locks.tag_for_update(tenant=tenant, repository=repository, name=tag), manifest=manifest, digest=digest)
+    current = locks.tag_for_update(tenant=tenant, repository=repository, name=tag) if tag is not None else None
+    _refuse_immutable_move(tag=current, manifest=manifest, digest=digest)
     if manifest is None:
         try:
             with transaction.atomic():
@@ -121,6 +125,7 @@ def _rows_write(
     # Pushed or referenced again: GC's grace period starts over for the manifest, its blobs and children.
     _gc_unmark(Manifest, [m.pk for m in [manifest, *children.values()] if m.gc_candidate_since is not None])
     _gc_unmark(Blob, [b.pk for b in blobs.values() if b.gc_candidate_since is not None])
+    moved = current is not None and current.manifest_id != manifest.pk
     if tag is not None:
         Tag.objects.update_or_create(
             tenant=tenant, repository=repository, name=tag, defaults={"manifest": manifest, "last_pushed_at": timezone.now()}
@@ -131,7 +136,7 @@ def _rows_write(
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     except IntegrityError:
         raise ManifestBlobUnknown("a blob or manifest this manifest references was deleted meanwhile; push it again") from None
-    return manifest
+    return manifest, moved
 
 
 def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, tag: str | None) -> None:
@@ -189,12 +194,14 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
                 raise ManifestUnknown(detail={"tag": reference})
             if tag.immutable:
                 raise Denied(f"tag {reference!r} is immutable and cannot be deleted", detail={"tag": reference})
+            tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
             tag.delete()
             ids = object_deletions_record(
                 tenant=tenant, items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, reference), repository.name, reference)]
             )
             audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{reference}", ip=ip)
         _drain_now(tenant=tenant, ids=ids)
+        events.record(tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=reference)
         return
     with transaction.atomic():
         manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=reference).first()
@@ -216,6 +223,9 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
         )
         audit_record(action="manifest.delete", actor=actor, tenant=tenant, target=f"{repository.name}@{reference}", ip=ip, detail={"tags": tag_names})
     _drain_now(tenant=tenant, ids=ids)
+    for name in tag_names:
+        events.record(tenant=tenant, repository=repository.name, digest=reference, size=0, kind="tag", direction="delete", reference=name)
+    events.record(tenant=tenant, repository=repository.name, digest=reference, size=manifest.size, kind="manifest", direction="delete", reference=reference)
 
 
 def _drain_now(*, tenant: Tenant, ids: list[int]) -> None:

@@ -25,6 +25,7 @@ from accounts.models import Tenant
 from gateway.core.errors import NotFound, ValidationError
 from gateway.registry import locks
 from gateway.registry.models import ObjectDeletion, Repository, RetentionPolicy, Tag
+from gateway.registry.services import events
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
@@ -252,6 +253,8 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
                 tenant=tenant,
                 items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, t.repository.name, t.name), t.repository.name, t.name) for t in gone],
             )
+    for t in gone:
+        events.record(tenant=tenant, repository=t.repository.name, digest=t.manifest.digest, size=0, kind="tag", direction="delete", reference=t.name)
     return len(gone), len(doomed) - len(gone)
 
 

@@ -17,7 +17,7 @@ from gateway.registry.models import Manifest, Tag, UsageEvent
 from gateway.registry.services import events
 from gateway.registry.services.events import Event
 
-USAGE_TYPES = frozenset((kind, direction) for kind in events.KINDS for direction in events.DIRECTIONS)
+USAGE_TYPES = events.USAGE_TYPES
 
 
 def _touch_pulled(pulls: Sequence[Event]) -> tuple[int, int]:
