@@ -273,7 +273,7 @@ class Lab:
     def set_redirect(self, on: bool) -> float:
         """Flip the bench tenant's redirect_blob_downloads; returns when (monotonic) it was written.
 
-        The web processes cache tenants for 10 s (gateway/registry/api/base.py _TTL), so the
+        The web processes cache tenants for 10 s (gateway/registry/v2/base.py _TTL), so the
         caller waits until then + margin before relying on the new mode.
         """
         code = (

@@ -48,7 +48,7 @@ from tests.e2e import harness  # noqa: E402
 MiB = probes.MiB
 MB = probes.MB
 SYSTEMS = ("wharf", "dist-off", "dist-on", "boto3")
-TENANT_CACHE_WAIT = 10.5  # seconds: gateway/registry/api/base.py caches tenants for 10 s per process
+TENANT_CACHE_WAIT = 10.5  # seconds: gateway/registry/v2/base.py caches tenants for 10 s per process
 LABELS = {"wharf": "Wharf", "dist-off": "Distribution (redirect off)", "dist-on": "Distribution (redirect on)", "boto3": "boto3"}
 
 

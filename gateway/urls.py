@@ -7,5 +7,5 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
-    path("", include("gateway.registry.api.urls")),
+    path("", include("gateway.registry.v2.urls")),
 ]

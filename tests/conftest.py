@@ -91,7 +91,7 @@ def redis_client():
 def _clear_caches():
     """Credential, tenant and role caches live per process: no test may see another's."""
     from gateway.registry import access
-    from gateway.registry.api import auth
+    from gateway.registry.v2 import auth
 
     auth.forget_cached_credentials()
     access.caches_clear()

@@ -2,7 +2,7 @@
 
 The worker (gateway.core.http_worker) enforces them on the socket; views see the errors
 below, which are Django `BadRequest`s, so an endpoint that does not map them answers 400
-rather than 500. The registry maps them to OCI errors (registry/api/http.py).
+rather than 500. The registry maps them to OCI errors (registry/v2/http.py).
 """
 
 from __future__ import annotations

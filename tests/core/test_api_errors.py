@@ -54,7 +54,7 @@ def test_uncaught_error_under_v2_is_a_json_500_even_with_debug(owner_reg, settin
 @pytest.mark.django_db
 def test_uncaught_error_in_the_token_service_is_a_json_500_even_with_debug(settings, monkeypatch, caplog):
     settings.DEBUG = True
-    monkeypatch.setattr("gateway.registry.api.token.token_sign", _explode)
+    monkeypatch.setattr("gateway.registry.v2.token.token_sign", _explode)
     with caplog.at_level(logging.ERROR):
         r = Client().get("/auth/token?service=testserver")
     _assert_unknown_500(r, caplog)
@@ -87,6 +87,6 @@ def test_storage_outage_503_names_no_endpoint_bucket_or_key(owner_reg, settings,
     }]}
     for secret in ("127.0.0.1:1", settings.GATEWAY_S3["bucket"], "t/", "uploads"):
         assert secret.encode() not in r.content
-    logged = " ".join(rec.getMessage() for rec in caplog.records if rec.name == "gateway.registry.api.base")
+    logged = " ".join(rec.getMessage() for rec in caplog.records if rec.name == "gateway.registry.v2.base")
     assert "storage unavailable" in logged and "127.0.0.1:1" in logged  # the operator still sees the cause
     assert not Blob.objects.exists()

@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from accounts.logins import LoginFailed, LoginThrottled
 from gateway.core.errors import ApplicationError, Conflict, NotFound, QuotaExceeded, Suspended, ValidationError
 from gateway.registry import errors as oci
-from gateway.registry.api.base import RegistryView
+from gateway.registry.v2.base import RegistryView
 
 TABLE = [
     (ApplicationError, 403, "DENIED"),

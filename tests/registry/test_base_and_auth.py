@@ -34,7 +34,7 @@ def test_bad_credentials_are_401_without_saying_which_part_is_wrong(tenant, clie
 def test_revoked_token_stops_working_once_the_cache_expires(tenant, client):
     from accounts.models import User
     from accounts.services import access_token_issue, access_token_revoke
-    from gateway.registry.api import auth
+    from gateway.registry.v2 import auth
 
     user = User.objects.get(username="owner")
     issued = access_token_issue(user=user, name="t")

@@ -12,7 +12,7 @@ from django.test import Client
 
 from accounts.models import AuditEvent, User
 from accounts.services import access_token_issue, access_token_revoke, robot_create, robot_revoke, user_sessions_revoke
-from gateway.registry.api import auth
+from gateway.registry.v2 import auth
 from gateway.registry.services.repositories import repository_visibility_set
 from tests.factories import make_member
 from tests.helpers import Reg, basic

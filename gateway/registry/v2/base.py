@@ -24,7 +24,7 @@ from accounts.models import Tenant
 from gateway.core.errors import ApplicationError
 from gateway.registry import access, selectors
 from gateway.registry.access import host_tenant_slug
-from gateway.registry.api.auth import ANONYMOUS, BadCredentials, Identity, authenticate
+from gateway.registry.v2.auth import ANONYMOUS, BadCredentials, Identity, authenticate
 from gateway.registry.errors import Denied, MethodNotAllowed, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
 from gateway.registry.models import Repository
 from gateway.registry.names import MAX_NAME, REPOSITORY_RE

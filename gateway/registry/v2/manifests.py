@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 
 from gateway.registry import selectors
-from gateway.registry.api.base import RegistryView, Target
-from gateway.registry.api.http import read_at_most, request_body
+from gateway.registry.v2.base import RegistryView, Target
+from gateway.registry.v2.http import read_at_most, request_body
 from gateway.registry.errors import ManifestInvalid, ManifestUnknown
 from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts, manifest_size_check
 from gateway.registry.models import Manifest

@@ -2,11 +2,11 @@
 
 from django.urls import re_path
 
-from gateway.registry.api.blobs import BlobView
-from gateway.registry.api.listing import BaseView, CatalogView, NoRouteView, ReferrersView, TagsView
-from gateway.registry.api.manifests import ManifestView
-from gateway.registry.api.token import TokenView
-from gateway.registry.api.uploads import UploadStartView, UploadView
+from gateway.registry.v2.blobs import BlobView
+from gateway.registry.v2.listing import BaseView, CatalogView, NoRouteView, ReferrersView, TagsView
+from gateway.registry.v2.manifests import ManifestView
+from gateway.registry.v2.token import TokenView
+from gateway.registry.v2.uploads import UploadStartView, UploadView
 
 _NAME = r"(?P<name>[^?#]+?)"
 

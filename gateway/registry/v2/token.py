@@ -26,8 +26,8 @@ from accounts.services import refresh_token_issue
 from accounts.tokens import token_sign
 from gateway.core.errors import ApplicationError
 from gateway.registry import access
-from gateway.registry.api.auth import WHARF_CLAIM, BadCredentials, basic_principal
-from gateway.registry.api.http import read_at_most, request_body
+from gateway.registry.v2.auth import WHARF_CLAIM, BadCredentials, basic_principal
+from gateway.registry.v2.http import read_at_most, request_body
 from gateway.registry.errors import RegistryError, SizeInvalid, TooManyRequests
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="wharf"'}

@@ -7,8 +7,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gateway.registry import selectors
-from gateway.registry.api.base import RegistryView, Target
-from gateway.registry.api.http import byte_range
+from gateway.registry.v2.base import RegistryView, Target
+from gateway.registry.v2.http import byte_range
 from gateway.registry.digests import parse_digest
 from gateway.registry.errors import BlobUnknown
 from gateway.registry.models import Blob
