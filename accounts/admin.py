@@ -45,8 +45,18 @@ class RobotAccountAdmin(admin.ModelAdmin):
 class RefreshTokenAdmin(admin.ModelAdmin):
     list_display = ("pk", "user", "robot", "service", "created_at", "expires_at", "last_used_at", "revoked_at")
     search_fields = ("user__username", "robot__name", "service")
-    readonly_fields = ("user", "robot", "access_token", "user_auth_hash", "secret_hash", "service", "expires_at",
-                       "last_used_at", "created_at", "updated_at")
+    readonly_fields = (
+        "user",
+        "robot",
+        "access_token",
+        "user_auth_hash",
+        "secret_hash",
+        "service",
+        "expires_at",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

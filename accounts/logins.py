@@ -70,22 +70,40 @@ def credentials_authenticate(
         if found is None:
             count = ratelimit.token_failed(ip=ip)
             if _sampled(count) or count == 0:
-                audit_record(action="login.failed", actor=actor, ip=ip, user_agent=user_agent, success=False,
-                             detail={**where, "reason": "invalid token", "token_failures_from_address": count})
+                audit_record(
+                    action="login.failed",
+                    actor=actor,
+                    ip=ip,
+                    user_agent=user_agent,
+                    success=False,
+                    detail={**where, "reason": "invalid token", "token_failures_from_address": count},
+                )
             raise LoginFailed("invalid username or password")
         return _succeeded(found, ip=ip, user_agent=user_agent, detail=where, record=record_success)
     wait = ratelimit.login_throttle_check(ip=ip, account=username)
     if wait:
         count = ratelimit.login_throttled(ip=ip, account=username)
         if _sampled(count) or count == 0:  # 0: Redis answered the check, then not the count
-            audit_record(action="login.throttled", actor=actor, ip=ip, user_agent=user_agent, success=False,
-                         detail={**where, "throttled_in_window": count, "retry_after": wait})
+            audit_record(
+                action="login.throttled",
+                actor=actor,
+                ip=ip,
+                user_agent=user_agent,
+                success=False,
+                detail={**where, "throttled_in_window": count, "retry_after": wait},
+            )
         raise LoginThrottled(wait)
     principal = password_check(username=username, password=secret) if username_acceptable(username) else None
     if principal is None:
         counts = ratelimit.login_failed(ip=ip, account=username)
-        audit_record(action="login.failed", actor=actor, ip=ip, user_agent=user_agent, success=False,
-                     detail={**where, "failures": {"account_from_address": counts.pair, "address": counts.ip, "account": counts.account}})
+        audit_record(
+            action="login.failed",
+            actor=actor,
+            ip=ip,
+            user_agent=user_agent,
+            success=False,
+            detail={**where, "failures": {"account_from_address": counts.pair, "address": counts.ip, "account": counts.account}},
+        )
         raise LoginFailed("invalid username or password")
     ratelimit.login_succeeded(ip=ip, account=username)
     return _succeeded(principal, ip=ip, user_agent=user_agent, detail=where, record=record_success)
@@ -95,16 +113,27 @@ def refresh_token_authenticate(*, secret: str, service: str, ip: str, user_agent
     """The principal a refresh token stands for at `service`; LoginFailed (audited) otherwise. Never throttled."""
     principal = refresh_token_check(secret=secret, service=service) if secret else None
     if principal is None:
-        audit_record(action="login.failed", actor="refresh_token", ip=ip, user_agent=user_agent, success=False,
-                     detail={"reason": "invalid refresh token", "service": service, "channel": "token"})
+        audit_record(
+            action="login.failed",
+            actor="refresh_token",
+            ip=ip,
+            user_agent=user_agent,
+            success=False,
+            detail={"reason": "invalid refresh token", "service": service, "channel": "token"},
+        )
         raise LoginFailed("invalid or expired refresh token")
     return principal
 
 
 def _succeeded(principal: Principal, *, ip: str, user_agent: str, detail: dict[str, str], record: bool) -> Principal:
     if record:
-        audit_record(action="login", actor=principal.name, ip=ip, user_agent=user_agent,
-                     detail={**detail, "credential": _credential_kind(principal)})
+        audit_record(
+            action="login",
+            actor=principal.name,
+            ip=ip,
+            user_agent=user_agent,
+            detail={**detail, "credential": _credential_kind(principal)},
+        )
     return principal
 
 

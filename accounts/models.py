@@ -160,7 +160,8 @@ class RefreshToken(TimeStampedModel):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(user__isnull=False, robot__isnull=True) | Q(user__isnull=True, robot__isnull=False, access_token__isnull=True),
+                condition=Q(user__isnull=False, robot__isnull=True)
+                | Q(user__isnull=True, robot__isnull=False, access_token__isnull=True),
                 name="refresh_token_one_principal",
             )
         ]

@@ -54,14 +54,25 @@ def principal_for_access_token(token: PersonalAccessToken) -> Principal:
     """A user authenticated by a personal access token, limited to its scopes and patterns."""
     user = token.user
     return Principal(
-        kind="user", name=user.username, user=user, robot=None, tenant_id=None, scopes=tuple(token.scopes),
-        repositories=tuple(token.repositories or ()), access_token=token,
+        kind="user",
+        name=user.username,
+        user=user,
+        robot=None,
+        tenant_id=None,
+        scopes=tuple(token.scopes),
+        repositories=tuple(token.repositories or ()),
+        access_token=token,
     )
 
 
 def principal_for_robot(robot: RobotAccount) -> Principal:
     """A robot account: its tenant only, its scopes and patterns."""
     return Principal(
-        kind="robot", name=robot.username, user=None, robot=robot, tenant_id=robot.tenant_id, scopes=tuple(robot.scopes),
+        kind="robot",
+        name=robot.username,
+        user=None,
+        robot=robot,
+        tenant_id=robot.tenant_id,
+        scopes=tuple(robot.scopes),
         repositories=tuple(robot.repositories or ()),
     )

@@ -149,7 +149,10 @@ def membership_set(*, tenant: Tenant, user: User, role: str, actor: str | None =
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
     if previous != role:
         audit_record(
-            action="membership.set", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=user.username,
+            action="membership.set",
+            actor=actor or SYSTEM_ACTOR,
+            tenant=tenant,
+            target=user.username,
             detail={"role": role, "previous": previous},
         )
     return membership
@@ -190,11 +193,18 @@ def access_token_issue(
     expires_at = _expires_at(expires_in_days, what="token")
     secret = _new_secret(TOKEN_PREFIX)
     token = PersonalAccessToken.objects.create(
-        user=user, name=name, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=hash_secret(secret), scopes=clean_scopes,
-        repositories=patterns, expires_at=expires_at,
+        user=user,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=hash_secret(secret),
+        scopes=clean_scopes,
+        repositories=patterns,
+        expires_at=expires_at,
     )
     audit_record(
-        action="token.issue", actor=actor or user.username, target=f"{user.username}/{name} ({token.prefix}…)",
+        action="token.issue",
+        actor=actor or user.username,
+        target=f"{user.username}/{name} ({token.prefix}…)",
         detail={"token_id": token.pk, "scopes": clean_scopes, "repositories": patterns, "expires_at": expires_at},
     )
     return IssuedToken(token=token, secret=secret)
@@ -204,7 +214,9 @@ def access_token_issue(
 def access_token_revoke(*, user: User, token_id: int, actor: str | None = None) -> None:
     """Revoke one of the user's tokens and the refresh tokens issued through it; revoking twice is harmless."""
     now = timezone.now()
-    updated = PersonalAccessToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+    updated = PersonalAccessToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now
+    )
     if not updated:
         if not PersonalAccessToken.objects.filter(pk=token_id, user=user).exists():
             raise NotFound("No such token.")
@@ -247,14 +259,21 @@ def robot_create(
     try:
         with transaction.atomic():
             robot = RobotAccount.objects.create(
-                tenant=tenant, name=name, secret_hash=hash_secret(secret), scopes=clean_scopes, repositories=patterns,
+                tenant=tenant,
+                name=name,
+                secret_hash=hash_secret(secret),
+                scopes=clean_scopes,
+                repositories=patterns,
                 expires_at=expires_at,
             )
     except IntegrityError:
         raise Conflict(f"Tenant {tenant.slug!r} already has a robot named {name!r} (revoked robots keep their name).") from None
     robot.tenant = tenant
     audit_record(
-        action="robot.create", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=robot.username,
+        action="robot.create",
+        actor=actor or SYSTEM_ACTOR,
+        tenant=tenant,
+        target=robot.username,
         detail={"scopes": clean_scopes, "repositories": patterns, "expires_at": expires_at},
     )
     return IssuedRobot(robot=robot, secret=secret, username=robot.username)
@@ -372,6 +391,10 @@ def user_sessions_revoke(*, user: User, actor: str | None = None) -> RevokedSess
     epoch = User.objects.filter(pk=user.pk).values_list("session_epoch", flat=True).get()
     user.session_epoch = epoch
     revoked = refresh_tokens_revoke(user=user)
-    audit_record(action="sessions.revoke", actor=actor or SYSTEM_ACTOR, target=user.username,
-                 detail={"refresh_tokens": revoked, "session_epoch": epoch})
+    audit_record(
+        action="sessions.revoke",
+        actor=actor or SYSTEM_ACTOR,
+        target=user.username,
+        detail={"refresh_tokens": revoked, "session_epoch": epoch},
+    )
     return RevokedSessions(refresh_tokens=revoked, session_epoch=epoch)

@@ -59,7 +59,11 @@ def _access_problem(access: object) -> str | None:
 
 
 def token_sign(
-    *, subject: str, audience: str, access: list[dict[str, object]], expires_in: int | None = None,
+    *,
+    subject: str,
+    audience: str,
+    access: list[dict[str, object]],
+    expires_in: int | None = None,
     private_claims: dict[str, object] | None = None,
 ) -> SignedToken:
     """An ES256 JWT for `audience` (the service) granting `access`, signed with the newest key; expires_in 60–3600 s.
@@ -125,8 +129,16 @@ def token_verify(*, token: str, audience: str) -> dict[str, object]:
             key.public_key,
             algorithms=[ALGORITHM],
             # Signature only; the claims are checked below, with our own rules and messages.
-            options={"verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                     "verify_aud": False, "verify_iss": False, "verify_sub": False, "verify_jti": False},
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
         )
     except jwt.InvalidSignatureError:
         raise InvalidToken("token signature is invalid") from None

@@ -143,36 +143,71 @@ def build(size: int, garbage_share: float) -> dict[str, Any]:
     garbage_images = int(images * garbage_share)
     blobs: list[Blob] = []
     for i in range(images * (LAYERS_PER_IMAGE + 1)):
-        blobs.append(Blob(tenant=tenant, digest=_digest(f"{tenant.slug}/blob/{i}"), size=1024 + i % 4096,
-                          storage_key=keys.upload_key(tenant.pk, uuid.uuid4())))
+        blobs.append(
+            Blob(
+                tenant=tenant,
+                digest=_digest(f"{tenant.slug}/blob/{i}"),
+                size=1024 + i % 4096,
+                storage_key=keys.upload_key(tenant.pk, uuid.uuid4()),
+            )
+        )
     with transaction.atomic():
         Blob.objects.bulk_create(blobs, batch_size=5000)
-        RepositoryBlob.objects.bulk_create([RepositoryBlob(tenant=tenant, repository=repo, blob=b) for b in blobs], batch_size=5000)
+        RepositoryBlob.objects.bulk_create(
+            [RepositoryBlob(tenant=tenant, repository=repo, blob=b) for b in blobs], batch_size=5000
+        )
         manifests = []
         for m in range(images):
             refs = blobs[m * 10 : m * 10 + 10]
-            payload = json.dumps({
-                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": refs[0].digest, "size": refs[0].size},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": b.digest, "size": b.size} for b in refs[1:]],
-            }).encode()
-            manifests.append(Manifest(tenant=tenant, repository=repo, digest="sha256:" + hashlib.sha256(payload).hexdigest(),
-                                      media_type="application/vnd.oci.image.manifest.v1+json", size=len(payload), payload=payload))
+            payload = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": refs[0].digest,
+                        "size": refs[0].size,
+                    },
+                    "layers": [
+                        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": b.digest, "size": b.size}
+                        for b in refs[1:]
+                    ],
+                }
+            ).encode()
+            manifests.append(
+                Manifest(
+                    tenant=tenant,
+                    repository=repo,
+                    digest="sha256:" + hashlib.sha256(payload).hexdigest(),
+                    media_type="application/vnd.oci.image.manifest.v1+json",
+                    size=len(payload),
+                    payload=payload,
+                )
+            )
         Manifest.objects.bulk_create(manifests, batch_size=2000)
         ManifestBlob.objects.bulk_create(
-            [ManifestBlob(manifest=m, blob=b) for i, m in enumerate(manifests) for b in blobs[i * 10 : i * 10 + 10]], batch_size=5000
+            [ManifestBlob(manifest=m, blob=b) for i, m in enumerate(manifests) for b in blobs[i * 10 : i * 10 + 10]],
+            batch_size=5000,
         )
         now = timezone.now()
         Tag.objects.bulk_create(
-            [Tag(tenant=tenant, repository=repo, name=f"t{i}", manifest=m, last_pushed_at=now) for i, m in enumerate(manifests) if i >= garbage_images],
+            [
+                Tag(tenant=tenant, repository=repo, name=f"t{i}", manifest=m, last_pushed_at=now)
+                for i, m in enumerate(manifests)
+                if i >= garbage_images
+            ],
             batch_size=5000,
         )
     garbage_blobs = blobs[: garbage_images * 10]
     garbage_manifests = manifests[:garbage_images]
     rows_seconds = time.monotonic() - started
     return {
-        "tenant": tenant, "blobs": len(blobs), "images": images, "garbage_blobs": garbage_blobs,
-        "garbage_manifests": garbage_manifests, "rows_seconds": rows_seconds,
+        "tenant": tenant,
+        "blobs": len(blobs),
+        "images": images,
+        "garbage_blobs": garbage_blobs,
+        "garbage_manifests": garbage_manifests,
+        "rows_seconds": rows_seconds,
     }
 
 
@@ -185,7 +220,12 @@ def write_garbage_objects(world: dict[str, Any]) -> tuple[list[str], float]:
     jobs: list[tuple[str, bytes]] = []
     for b in world["garbage_blobs"]:
         jobs.append((b.storage_key, os.urandom(64)))
-        jobs.append((keys.blob_index_key(tenant.pk, b.digest), json.dumps({"digest": b.digest, "size": b.size, "key": b.storage_key}).encode()))
+        jobs.append(
+            (
+                keys.blob_index_key(tenant.pk, b.digest),
+                json.dumps({"digest": b.digest, "size": b.size, "key": b.storage_key}).encode(),
+            )
+        )
     for m in world["garbage_manifests"]:
         jobs.append((keys.manifest_key(tenant.pk, "bench/app", m.digest), bytes(m.payload)))
     started = time.monotonic()
@@ -217,7 +257,9 @@ def measure(size: int, garbage_share: float) -> dict[str, Any]:
 
     log(f"{size:,} blobs: inserting rows")
     world = build(size, garbage_share)
-    log(f"{size:,} blobs: rows in {world['rows_seconds']:.1f}s; writing {len(world['garbage_blobs']) * 2 + len(world['garbage_manifests']):,} garbage objects")
+    log(
+        f"{size:,} blobs: rows in {world['rows_seconds']:.1f}s; writing {len(world['garbage_blobs']) * 2 + len(world['garbage_manifests']):,} garbage objects"
+    )
     object_keys, put_seconds = write_garbage_objects(world)
     tenant = world["tenant"]
     with connection.cursor() as cursor:
@@ -263,7 +305,9 @@ def print_results(results: list[dict[str, Any]], batch_size: int) -> dict[str, A
     from django.db import connection
 
     print()
-    print(f"GC over one tenant, grace 0, batch size {batch_size}, SeaweedFS with the Storj guard, PostgreSQL {connection.pg_version // 10000}")
+    print(
+        f"GC over one tenant, grace 0, batch size {batch_size}, SeaweedFS with the Storj guard, PostgreSQL {connection.pg_version // 10000}"
+    )
     head = f"{'blobs':>9} {'garbage':>8} {'total s':>8} {'mark s':>7} {'manif s':>8} {'blobs s':>8} {'(S3 del s)':>10} {'µs/blob':>8} {'queries':>8} {'q/blob':>8} {'q/garbage':>9} {'mark q':>6} {'objects':>8}"
     print(head)
     for r in results:
@@ -312,7 +356,9 @@ def main() -> int:
         summary = print_results(results, args.batch_size)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"at": dt.datetime.now(dt.UTC).isoformat(), "results": results, "summary": summary}, indent=2))
+            args.json.write_text(
+                json.dumps({"at": dt.datetime.now(dt.UTC).isoformat(), "results": results, "summary": summary}, indent=2)
+            )
             log(f"figures written to {args.json}")
         return 0 if not summary or summary["linear"] else 1
     except KeyboardInterrupt:

@@ -207,7 +207,9 @@ class Lab:
             [PY, "manage.py", *args], cwd=ROOT, env=self.wharf.env, input=input, capture_output=True, text=True, timeout=timeout
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"manage.py {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
         return proc.stdout
 
     def _start_wharf(self) -> None:
@@ -227,7 +229,11 @@ class Lab:
         log(f"starting Wharf's gunicorn (2 workers) on 127.0.0.1:{port}")
         proc = subprocess.Popen(
             [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
-            cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.wharf.proc = proc
@@ -250,7 +256,10 @@ class Lab:
 
     def _start_distributions(self) -> None:
         target = harness.S3Target(
-            self.s3_env["AWS_S3_ENDPOINT_URL"], self.s3_env["AWS_ACCESS_KEY_ID"], self.s3_env["AWS_SECRET_ACCESS_KEY"], BUCKET,
+            self.s3_env["AWS_S3_ENDPOINT_URL"],
+            self.s3_env["AWS_ACCESS_KEY_ID"],
+            self.s3_env["AWS_SECRET_ACCESS_KEY"],
+            BUCKET,
             region="us-east-1",
         )
         users = None
@@ -289,7 +298,11 @@ class Lab:
         assert self.wharf is not None
         conn = http.client.HTTPConnection("127.0.0.1", self.wharf.port, timeout=30)
         try:
-            conn.request("GET", f"/v2/{TENANT}/{repo}/blobs/{digest}", headers={"Authorization": self.wharf.authorization, "Range": "bytes=0-0"})
+            conn.request(
+                "GET",
+                f"/v2/{TENANT}/{repo}/blobs/{digest}",
+                headers={"Authorization": self.wharf.authorization, "Range": "bytes=0-0"},
+            )
             r = conn.getresponse()
             r.read()
             return r.status

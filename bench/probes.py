@@ -122,7 +122,9 @@ class Sampler:
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "wall_s": round(self.wall, 3), "client_cpu_s": round(self.children_cpu, 2), "bench_process_cpu_s": round(self.self_cpu, 2),
+            "wall_s": round(self.wall, 3),
+            "client_cpu_s": round(self.children_cpu, 2),
+            "bench_process_cpu_s": round(self.self_cpu, 2),
         }
         for name, st in self.stats.items():
             out[name] = {
@@ -149,7 +151,14 @@ def _children_cpu() -> float:
 
 def skopeo_push(layout_ref: str, dest: str, creds: str | None, timeout: float = 3600) -> float:
     """`skopeo copy --preserve-digests oci:... docker://...`; returns the wall time in seconds."""
-    args = ["copy", "--preserve-digests", "--dest-tls-verify=false", *(["--dest-creds", creds] if creds else []), layout_ref, dest]
+    args = [
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        *(["--dest-creds", creds] if creds else []),
+        layout_ref,
+        dest,
+    ]
     t0 = time.perf_counter()
     harness.skopeo(*args, timeout=timeout)
     return time.perf_counter() - t0
@@ -158,7 +167,14 @@ def skopeo_push(layout_ref: str, dest: str, creds: str | None, timeout: float = 
 def skopeo_pull(src: str, out_dir: Path, tag: str, creds: str | None, timeout: float = 3600) -> float:
     """`skopeo copy --preserve-digests docker://... oci:DIR:tag` into a fresh directory (deleted afterwards)."""
     shutil.rmtree(out_dir, ignore_errors=True)
-    args = ["copy", "--preserve-digests", "--src-tls-verify=false", *(["--src-creds", creds] if creds else []), src, f"oci:{out_dir}:{tag}"]
+    args = [
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        *(["--src-creds", creds] if creds else []),
+        src,
+        f"oci:{out_dir}:{tag}",
+    ]
     try:
         t0 = time.perf_counter()
         harness.skopeo(*args, timeout=timeout)
@@ -181,8 +197,16 @@ class CurlResult:
 
 def curl_download(url: str, *, creds: str | None, follow: bool, timeout: float = 1800) -> CurlResult:
     """Download `url` to /dev/null with curl; raise if the status is not 200."""
-    argv = [CURL, "-sS", "-o", "/dev/null", "--max-time", str(int(timeout)), "-w",
-            "%{http_code} %{size_download} %{speed_download} %{time_total} %{num_redirects}"]
+    argv = [
+        CURL,
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        str(int(timeout)),
+        "-w",
+        "%{http_code} %{size_download} %{speed_download} %{time_total} %{num_redirects}",
+    ]
     if creds:
         argv += ["-u", creds]
     if follow:
@@ -223,7 +247,9 @@ def _lua_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def wrk(url: str, *, method: str, headers: Mapping[str, str], connections: int, threads: int, seconds: int, script_dir: Path) -> WrkResult:
+def wrk(
+    url: str, *, method: str, headers: Mapping[str, str], connections: int, threads: int, seconds: int, script_dir: Path
+) -> WrkResult:
     """wrk -c CONNECTIONS for SECONDS; errors (non-2xx/3xx, socket errors) are counted, not hidden."""
     lines = "\n".join(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items())
     script = script_dir / f"wrk-{method.lower()}-{os.getpid()}.lua"
@@ -265,7 +291,11 @@ def ab(url: str, *, head: bool, headers: Mapping[str, str], connections: int, se
     complete = int(num(r"Complete requests:\s+(\d+)"))
     if not complete:
         raise RuntimeError(f"ab completed no request in {seconds} s:\n{out[-1500:]}\n{proc.stderr[-1500:]}")
-    errors = {k: int(v) for k, v in (("failed", num(r"Failed requests:\s+(\d+)", 0)), ("status", num(r"Non-2xx responses:\s+(\d+)", 0))) if v}
+    errors = {
+        k: int(v)
+        for k, v in (("failed", num(r"Failed requests:\s+(\d+)", 0)), ("status", num(r"Non-2xx responses:\s+(\d+)", 0)))
+        if v
+    }
     p50 = num(r"\n\s+50%\s+(\d+)", 0)
     p99 = num(r"\n\s+99%\s+(\d+)", 0)
     return WrkResult(num(r"Requests per second:\s+([\d.]+)"), complete, errors, p50, p99)
@@ -299,7 +329,9 @@ def boto3_upload(client, bucket: str, key: str, path: Path, *, part_size: int = 
     """boto3's managed multipart upload (64 MiB parts); returns seconds."""
     from boto3.s3.transfer import TransferConfig
 
-    config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=concurrency, use_threads=True)
+    config = TransferConfig(
+        multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=concurrency, use_threads=True
+    )
     t0 = time.perf_counter()
     client.upload_file(str(path), bucket, key, Config=config)
     return time.perf_counter() - t0

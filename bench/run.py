@@ -118,7 +118,9 @@ class Bench:
         groups: dict[str, Callable[[], list[int]]] = {"server": self.pids(system), "s3": self.lab.s3_pids}
         return probes.Sampler(groups)
 
-    def step(self, measure: str, system: str, r: int, what: str, fn: Callable[[], tuple[float, str, dict[str, Any] | None]]) -> float | None:
+    def step(
+        self, measure: str, system: str, r: int, what: str, fn: Callable[[], tuple[float, str, dict[str, Any] | None]]
+    ) -> float | None:
         """Run one measurement; record its value (or its failure with the server's log) and say so."""
         offset = self.lab.wharf.log_size() if (system == "wharf" and self.lab.wharf) else 0
         try:
@@ -132,7 +134,9 @@ class Bench:
                 server_log = "\n".join(self.lab.dist_log_tail(system).splitlines()[-25:])
             else:
                 server_log = ""
-            message = str(exc) if isinstance(exc, (harness.CommandError, RuntimeError)) else "".join(traceback.format_exception(exc))
+            message = (
+                str(exc) if isinstance(exc, (harness.CommandError, RuntimeError)) else "".join(traceback.format_exception(exc))
+            )
             self.res.fail(measure, system, r, message, server_log)
             first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
             log(f"  {system:<8} {what}: FAILED — {first[:200]}")
@@ -252,7 +256,9 @@ class Bench:
                 detail["requests"] = probes.request_counts(text)
                 web = s.stats["server"]
                 self.res.add(
-                    "rss_push", "wharf", web.growth_rss / MiB,
+                    "rss_push",
+                    "wharf",
+                    web.growth_rss / MiB,
                     {"baseline_mib": web.baseline_rss / MiB, "peak_mib": web.peak_rss / MiB, "growth_mib": web.growth_rss / MiB},
                 )
             return size / secs / MB, f"{size / secs / MB:.1f} MB/s ({secs:.1f} s){anatomy(detail)}", detail
@@ -295,9 +301,16 @@ class Bench:
     def note_download_rss(self, system: str, measure: str, s: probes.Sampler) -> None:
         if system == "wharf" and not self.redirect_on:
             web = s.stats["server"]
-            self.res.add("rss_download", "wharf", web.growth_rss / MiB, {"measure": measure, "baseline_mib": web.baseline_rss / MiB, "peak_mib": web.peak_rss / MiB})
+            self.res.add(
+                "rss_download",
+                "wharf",
+                web.growth_rss / MiB,
+                {"measure": measure, "baseline_mib": web.baseline_rss / MiB, "peak_mib": web.peak_rss / MiB},
+            )
 
-    def registry_round(self, system: str, r: int, big: harness.ImageInfo, small: harness.ImageInfo, pushed: dict, *, redirect: bool) -> None:
+    def registry_round(
+        self, system: str, r: int, big: harness.ImageInfo, small: harness.ImageInfo, pushed: dict, *, redirect: bool
+    ) -> None:
         big_name, small_name = f"big-r{r}", f"small-r{r}"
         bigl, smalll = f"{self.args.big_mib} MiB", f"{self.args.small_count}×{self.args.small_kib} KiB"
         sfx = "_redirect" if redirect else ""
@@ -307,14 +320,32 @@ class Bench:
                 for m in ("pull_big", "curl_big"):
                     self.skip(m, system, r, "the tenant's proxied mode did not take effect")
             else:
-                self.pull(system, r, f"pull_big{sfx}", big, big_name, f"pull {bigl}" + (" (redirect)" if redirect else ""), sample=True)
-                self.curl(system, r, f"curl_big{sfx}", big, big_name, "curl big blob" + (" -L (redirect)" if redirect else ""), follow=redirect)
+                self.pull(
+                    system, r, f"pull_big{sfx}", big, big_name, f"pull {bigl}" + (" (redirect)" if redirect else ""), sample=True
+                )
+                self.curl(
+                    system,
+                    r,
+                    f"curl_big{sfx}",
+                    big,
+                    big_name,
+                    "curl big blob" + (" -L (redirect)" if redirect else ""),
+                    follow=redirect,
+                )
         else:
             for m in (f"pull_big{sfx}", f"curl_big{sfx}"):
                 self.skip(m, system, r, "the push failed")
         pushed[(system, "small")] = self.push(system, r, "push_small", small, small_name, f"push {smalll}", sample=False)
         if pushed[(system, "small")]:
-            self.pull(system, r, f"pull_small{sfx}", small, small_name, f"pull {smalll}" + (" (redirect)" if redirect else ""), sample=False)
+            self.pull(
+                system,
+                r,
+                f"pull_small{sfx}",
+                small,
+                small_name,
+                f"pull {smalll}" + (" (redirect)" if redirect else ""),
+                sample=False,
+            )
         else:
             self.skip(f"pull_small{sfx}", system, r, "the push failed")
 
@@ -379,7 +410,9 @@ class Bench:
                 measure = f"manifest_{method.lower()}"
                 tool = "wrk" if method == "GET" else "ab"
 
-                def go(method: str = method, tool: str = tool, name: str = name, info: harness.ImageInfo = info) -> tuple[float, str, dict[str, Any] | None]:
+                def go(
+                    method: str = method, tool: str = tool, name: str = name, info: harness.ImageInfo = info
+                ) -> tuple[float, str, dict[str, Any] | None]:
                     headers = {"Accept": harness.MANIFEST_ACCEPT}
                     auth, scheme = registry_authorization(self.host(system), f"{TENANT}/{name}", self.creds(system))
                     if auth:
@@ -388,18 +421,38 @@ class Bench:
 
                     def load(seconds: int) -> probes.WrkResult:
                         if tool == "wrk":
-                            return probes.wrk(url, method=method, headers=headers, connections=self.args.connections, threads=2,
-                                              seconds=seconds, script_dir=self.scripts)
-                        return probes.ab(url, head=method == "HEAD", headers=headers, connections=self.args.connections, seconds=seconds)
+                            return probes.wrk(
+                                url,
+                                method=method,
+                                headers=headers,
+                                connections=self.args.connections,
+                                threads=2,
+                                seconds=seconds,
+                                script_dir=self.scripts,
+                            )
+                        return probes.ab(
+                            url, head=method == "HEAD", headers=headers, connections=self.args.connections, seconds=seconds
+                        )
 
                     load(2)  # warm-up: connections, caches
                     w = load(self.args.wrk_seconds)
                     bad = sum(w.errors.values())
                     if bad > w.requests * 0.01:
                         raise RuntimeError(f"{tool}: {bad} errors in {w.requests} requests: {w.errors}")
-                    detail = {"tool": tool, "auth": scheme, "requests": w.requests, "errors": w.errors, "p50_ms": w.p50_ms, "p99_ms": w.p99_ms}
+                    detail = {
+                        "tool": tool,
+                        "auth": scheme,
+                        "requests": w.requests,
+                        "errors": w.errors,
+                        "p50_ms": w.p50_ms,
+                        "p99_ms": w.p99_ms,
+                    }
                     errs = f", errors {w.errors}" if w.errors else ""
-                    return w.rps, f"{w.rps:.0f} req/s ({tool}, {scheme or 'anonymous'}; p50 {w.p50_ms:.1f} ms, p99 {w.p99_ms:.1f} ms{errs})", detail
+                    return (
+                        w.rps,
+                        f"{w.rps:.0f} req/s ({tool}, {scheme or 'anonymous'}; p50 {w.p50_ms:.1f} ms, p99 {w.p99_ms:.1f} ms{errs})",
+                        detail,
+                    )
 
                 self.step(measure, system, r, f"manifest {method} ×{self.args.connections} conns", go)
 
@@ -449,7 +502,7 @@ def check_manifest(url: str, method: str, headers: dict[str, str], digest: str) 
 
 
 def anatomy(detail: dict[str, Any], own: bool = False) -> str:
-    """ ' | CPU s: server 12.3, s3 4.5, client 1.2 | server RSS +45 MiB' """
+    """' | CPU s: server 12.3, s3 4.5, client 1.2 | server RSS +45 MiB'"""
     parts = []
     for name in ("server", "s3"):
         if name in detail:
@@ -483,18 +536,94 @@ class Row:
 
 def rows(args: argparse.Namespace) -> list[Row]:
     big = f"{args.big_mib} MiB" if args.big_mib != 1024 else "1 GiB"
-    small = f"{args.small_count}×{args.small_kib // 1024 if args.small_kib % 1024 == 0 else args.small_kib}" + (" MiB" if args.small_kib % 1024 == 0 else " KiB")
+    small = f"{args.small_count}×{args.small_kib // 1024 if args.small_kib % 1024 == 0 else args.small_kib}" + (
+        " MiB" if args.small_kib % 1024 == 0 else " KiB"
+    )
     return [
-        Row("push_big", f"push {big} (skopeo)", "MB/s", "push_big", "push_big", "push_big", "boto3_up", "best", ("ceiling", 0.85)),
+        Row(
+            "push_big", f"push {big} (skopeo)", "MB/s", "push_big", "push_big", "push_big", "boto3_up", "best", ("ceiling", 0.85)
+        ),
         Row("pull_big", f"pull {big} (skopeo, proxied)", "MB/s", "pull_big", "pull_big", None, None, "dist-off", ("dist", 1.0)),
-        Row("pull_big_redirect", f"pull {big} (skopeo, redirect)", "MB/s", "pull_big_redirect", None, "pull_big_redirect", None, "dist-on", ("dist", 1.0)),
-        Row("curl_big", f"curl {big} blob (proxied)", "MB/s", "curl_big", "curl_big", None, "boto3_down", "dist-off", ("ceiling", 0.50)),
-        Row("curl_big_redirect", f"curl -L {big} blob (redirect)", "MB/s", "curl_big_redirect", None, "curl_big_redirect", "boto3_down", "dist-on", None),
-        Row("push_small", f"push {small} (skopeo)", "MB/s", "push_small", "push_small", "push_small", None, "best", ("dist", 1.5)),
-        Row("pull_small", f"pull {small} (skopeo, proxied)", "MB/s", "pull_small", "pull_small", None, None, "dist-off", ("dist", 1.5)),
-        Row("pull_small_redirect", f"pull {small} (skopeo, redirect)", "MB/s", "pull_small_redirect", None, "pull_small_redirect", None, "dist-on", ("dist", 1.5)),
-        Row("manifest_get", f"manifest GET, {args.connections} conns (wrk)", "req/s", "manifest_get", "manifest_get", None, None, "dist-off", ("dist", 2.0)),
-        Row("manifest_head", f"manifest HEAD, {args.connections} conns (ab)", "req/s", "manifest_head", "manifest_head", None, None, "dist-off", None),
+        Row(
+            "pull_big_redirect",
+            f"pull {big} (skopeo, redirect)",
+            "MB/s",
+            "pull_big_redirect",
+            None,
+            "pull_big_redirect",
+            None,
+            "dist-on",
+            ("dist", 1.0),
+        ),
+        Row(
+            "curl_big",
+            f"curl {big} blob (proxied)",
+            "MB/s",
+            "curl_big",
+            "curl_big",
+            None,
+            "boto3_down",
+            "dist-off",
+            ("ceiling", 0.50),
+        ),
+        Row(
+            "curl_big_redirect",
+            f"curl -L {big} blob (redirect)",
+            "MB/s",
+            "curl_big_redirect",
+            None,
+            "curl_big_redirect",
+            "boto3_down",
+            "dist-on",
+            None,
+        ),
+        Row(
+            "push_small", f"push {small} (skopeo)", "MB/s", "push_small", "push_small", "push_small", None, "best", ("dist", 1.5)
+        ),
+        Row(
+            "pull_small",
+            f"pull {small} (skopeo, proxied)",
+            "MB/s",
+            "pull_small",
+            "pull_small",
+            None,
+            None,
+            "dist-off",
+            ("dist", 1.5),
+        ),
+        Row(
+            "pull_small_redirect",
+            f"pull {small} (skopeo, redirect)",
+            "MB/s",
+            "pull_small_redirect",
+            None,
+            "pull_small_redirect",
+            None,
+            "dist-on",
+            ("dist", 1.5),
+        ),
+        Row(
+            "manifest_get",
+            f"manifest GET, {args.connections} conns (wrk)",
+            "req/s",
+            "manifest_get",
+            "manifest_get",
+            None,
+            None,
+            "dist-off",
+            ("dist", 2.0),
+        ),
+        Row(
+            "manifest_head",
+            f"manifest HEAD, {args.connections} conns (ab)",
+            "req/s",
+            "manifest_head",
+            "manifest_head",
+            None,
+            None,
+            "dist-off",
+            None,
+        ),
         Row("rss_push", f"web RSS growth, {big} push", "MiB", "rss_push", None, None, None, None, ("max", 150.0), worst=True),
         Row("rss_download", f"web RSS growth, {big} pull/curl", "MiB", "rss_download", None, None, None, None, None, worst=True),
     ]
@@ -516,7 +645,9 @@ def evaluate(res: Results, args: argparse.Namespace) -> list[dict[str, Any]]:
         doff = res.median(row.dist_off, "dist-off") if row.dist_off else None
         don = res.median(row.dist_on, "dist-on") if row.dist_on else None
         ceil = res.median(row.ceiling, "boto3") if row.ceiling else None
-        yard = {"dist-off": doff, "dist-on": don, "best": max([x for x in (doff, don) if x is not None], default=None)}.get(row.yard or "")
+        yard = {"dist-off": doff, "dist-on": don, "best": max([x for x in (doff, don) if x is not None], default=None)}.get(
+            row.yard or ""
+        )
         r_dist = w / yard if (w is not None and yard) else None
         r_ceil = w / ceil if (w is not None and ceil) else None
         target, verdict = "", "—"
@@ -544,8 +675,17 @@ def evaluate(res: Results, args: argparse.Namespace) -> list[dict[str, Any]]:
             verdict = "ERROR"
         out.append(
             {
-                "measure": row.measure, "label": row.label, "unit": row.unit, "wharf": w, "dist_off": doff, "dist_on": don,
-                "ceiling": ceil, "wharf_over_dist": r_dist, "wharf_over_ceiling": r_ceil, "target": target, "verdict": verdict,
+                "measure": row.measure,
+                "label": row.label,
+                "unit": row.unit,
+                "wharf": w,
+                "dist_off": doff,
+                "dist_on": don,
+                "ceiling": ceil,
+                "wharf_over_dist": r_dist,
+                "wharf_over_ceiling": r_ceil,
+                "target": target,
+                "verdict": verdict,
                 "aggregate": "worst" if row.worst else "median",
             }
         )
@@ -556,13 +696,20 @@ def print_table(table: list[dict[str, Any]], args: argparse.Namespace) -> None:
     heads = ["measurement", "unit", "Wharf", "Dist off", "Dist on", "boto3 ceil", "W/Dist", "W/ceil", "target", "verdict"]
     lines = []
     for t in table:
-        lines.append([
-            t["label"], t["unit"], fmt(t["wharf"], t["unit"]), fmt(t["dist_off"], t["unit"]), fmt(t["dist_on"], t["unit"]),
-            fmt(t["ceiling"], t["unit"]),
-            f"{t['wharf_over_dist']:.2f}×" if t["wharf_over_dist"] is not None else "—",
-            f"{t['wharf_over_ceiling']:.0%}" if t["wharf_over_ceiling"] is not None else "—",
-            t["target"] or "(info)", t["verdict"],
-        ])
+        lines.append(
+            [
+                t["label"],
+                t["unit"],
+                fmt(t["wharf"], t["unit"]),
+                fmt(t["dist_off"], t["unit"]),
+                fmt(t["dist_on"], t["unit"]),
+                fmt(t["ceiling"], t["unit"]),
+                f"{t['wharf_over_dist']:.2f}×" if t["wharf_over_dist"] is not None else "—",
+                f"{t['wharf_over_ceiling']:.0%}" if t["wharf_over_ceiling"] is not None else "—",
+                t["target"] or "(info)",
+                t["verdict"],
+            ]
+        )
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(heads)]
     right = {2, 3, 4, 5, 6, 7}
 
@@ -578,8 +725,12 @@ def print_table(table: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
 def print_details(res: Results, args: argparse.Namespace) -> None:
     print()
-    print(f"Medians of {args.repeat} repeat(s); MB = 10^6 bytes; 'Dist' = CNCF Distribution 2.8 with the S3 driver on the same SeaweedFS.")
-    print("W/Dist for pushes uses the better of the two Distributions; manifest rates are measured on Distribution (redirect off).")
+    print(
+        f"Medians of {args.repeat} repeat(s); MB = 10^6 bytes; 'Dist' = CNCF Distribution 2.8 with the S3 driver on the same SeaweedFS."
+    )
+    print(
+        "W/Dist for pushes uses the better of the two Distributions; manifest rates are measured on Distribution (redirect off)."
+    )
     print("Per-repeat values:")
     for measure, systems in res.values.items():
         for system, vals in systems.items():
@@ -588,7 +739,9 @@ def print_details(res: Results, args: argparse.Namespace) -> None:
     if rss:
         print("Wharf web processes (gunicorn master + 2 workers), summed RSS during the big push, per repeat:")
         for i, d in enumerate(rss, 1):
-            print(f"  repeat {i}: baseline {d['baseline_mib']:.0f} MiB, peak {d['peak_mib']:.0f} MiB, growth {d['growth_mib']:.0f} MiB")
+            print(
+                f"  repeat {i}: baseline {d['baseline_mib']:.0f} MiB, peak {d['peak_mib']:.0f} MiB, growth {d['growth_mib']:.0f} MiB"
+            )
     pushes = res.details.get("push_big", {})
     if pushes:
         print("Where the big push's time goes (wall s; CPU s of server / SeaweedFS / skopeo; Wharf's requests ≥ 200 ms):")
@@ -608,7 +761,10 @@ def print_details(res: Results, args: argparse.Namespace) -> None:
             ds = res.details.get(measure, {}).get("wharf") or []
             if not ds or not ds[-1].get("wharf_requests"):
                 continue
-            parts = [f"{k}: {v['count']}×{v['mean_ms']:.0f} = {v['total_ms'] / 1000:.1f}s" for k, v in list(ds[-1]["wharf_requests"].items())[:6]]
+            parts = [
+                f"{k}: {v['count']}×{v['mean_ms']:.0f} = {v['total_ms'] / 1000:.1f}s"
+                for k, v in list(ds[-1]["wharf_requests"].items())[:6]
+            ]
             print(f"  {title}: " + "; ".join(parts))
     if res.errors:
         print()
@@ -677,11 +833,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     p.add_argument("--quick", action="store_true", help="smoke run: --big-mib 256 --small-count 30 --repeat 1")
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
-    p.add_argument("--distribution-auth", action="store_true", help="htpasswd auth on Distribution too (default: anonymous, its fastest)")
-    p.add_argument("--wharf-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for Wharf's processes, e.g. GATEWAY_UPLOAD_INFLIGHT_PARTS=2 (repeatable)")
+    p.add_argument(
+        "--distribution-auth", action="store_true", help="htpasswd auth on Distribution too (default: anonymous, its fastest)"
+    )
+    p.add_argument(
+        "--wharf-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for Wharf's processes, e.g. GATEWAY_UPLOAD_INFLIGHT_PARTS=2 (repeatable)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, SeaweedFS data) for inspection")
-    p.add_argument("--out-dir", default=str(ROOT / "var" / "bench"), help="where results-<timestamp>.json goes (default var/bench)")
+    p.add_argument(
+        "--out-dir", default=str(ROOT / "var" / "bench"), help="where results-<timestamp>.json goes (default var/bench)"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.big_mib, args.small_count, args.repeat = 256, 30, 1
@@ -713,11 +878,17 @@ def main(argv: list[str] | None = None) -> int:
     runs = ROOT / "var" / "bench"
     runs.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"work-{dt.datetime.now():%Y%m%d-%H%M%S}-", dir=runs))
-    lab = Lab(work, keep=args.keep, distribution_auth=args.distribution_auth,
-              wharf_extra_env=dict(e.split("=", 1) for e in args.wharf_env))
+    lab = Lab(
+        work,
+        keep=args.keep,
+        distribution_auth=args.distribution_auth,
+        wharf_extra_env=dict(e.split("=", 1) for e in args.wharf_env),
+    )
     res = Results()
     meta: dict[str, Any] = {
-        "started": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
         "versions": versions(),
     }
     log(f"work directory {work}; cpus {os.cpu_count()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

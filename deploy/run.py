@@ -159,10 +159,25 @@ def _set_up(env: dict[str, str]) -> None:
 def _children(env: dict[str, str]) -> list[Child]:
     beat_schedule = VAR / "celerybeat-schedule"
     return [
-        Child("web", [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
-              False),
-        Child("worker", [PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "--concurrency",
-                         env.get("GATEWAY_WORKER_CONCURRENCY", "2"), "-Q", "celery,gc,audit"], True),
+        Child("web", [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"], False),
+        Child(
+            "worker",
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "gateway",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                env.get("GATEWAY_WORKER_CONCURRENCY", "2"),
+                "-Q",
+                "celery,gc,audit",
+            ],
+            True,
+        ),
         Child("beat", [PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info", "-s", str(beat_schedule)], True),
     ]
 

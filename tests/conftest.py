@@ -164,7 +164,11 @@ def target(db, replica_bucket):
 
     s3 = settings.GATEWAY_S3
     return storage_target_create(
-        name="backup", endpoint_url=s3["endpoint_url"], bucket=replica_bucket, access_key=s3["access_key"], secret_key=s3["secret_key"],
+        name="backup",
+        endpoint_url=s3["endpoint_url"],
+        bucket=replica_bucket,
+        access_key=s3["access_key"],
+        secret_key=s3["secret_key"],
         region=s3["region"],
     )
 

@@ -48,8 +48,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 def manage(*args: str, input: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
     """`manage.py ARGS` in a child process: only where the child process is what a test checks (settings, kills)."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=subprocess_env(**extra_env), input=input,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=subprocess_env(**extra_env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -122,10 +127,14 @@ class Reg:
 
     def push_manifest(self, repo: str, ref: str, doc: dict | bytes, media_type: str | None = None):
         payload = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-        mt = media_type or (json.loads(payload).get("mediaType") if not isinstance(doc, bytes) else "application/vnd.oci.image.manifest.v1+json")
+        mt = media_type or (
+            json.loads(payload).get("mediaType") if not isinstance(doc, bytes) else "application/vnd.oci.image.manifest.v1+json"
+        )
         return self.put(f"{self.prefix}/{repo}/manifests/{ref}", payload, content_type=mt)
 
-    def push_image(self, repo: str, ref: str, layers: list[bytes], config: bytes = b'{"architecture":"amd64","os":"linux"}') -> tuple[str, bytes]:
+    def push_image(
+        self, repo: str, ref: str, layers: list[bytes], config: bytes = b'{"architecture":"amd64","os":"linux"}'
+    ) -> tuple[str, bytes]:
         cfg = self.push_blob(repo, config)
         layer_descs = []
         for layer in layers:
@@ -155,8 +164,13 @@ def replica_config(bucket: str):
 
     s3 = settings.GATEWAY_S3
     return S3Config(
-        endpoint_url=s3["endpoint_url"], access_key=s3["access_key"], secret_key=s3["secret_key"], bucket=bucket,
-        region=s3["region"], part_size=s3["part_size"], storj_guard=True,
+        endpoint_url=s3["endpoint_url"],
+        access_key=s3["access_key"],
+        secret_key=s3["secret_key"],
+        bucket=bucket,
+        region=s3["region"],
+        part_size=s3["part_size"],
+        storj_guard=True,
     )
 
 

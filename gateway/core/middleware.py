@@ -76,7 +76,11 @@ class ApiErrorMiddleware:
             return None  # not ours, or one Django answers with a 4xx itself
         rid = getattr(request, "request_id", "")
         log.error(
-            "unhandled %s on %s %s", type(exception).__name__, request.method, request.path,
-            exc_info=exception, extra={"request_id": rid},
+            "unhandled %s on %s %s",
+            type(exception).__name__,
+            request.method,
+            request.path,
+            exc_info=exception,
+            extra={"request_id": rid},
         )
         return unknown_error_response(rid)

@@ -56,8 +56,12 @@ def address_is_public(address: IPAddress) -> bool:
     elif address in _CGNAT:
         return False
     return address.is_global and not (
-        address.is_multicast or address.is_unspecified or address.is_loopback
-        or address.is_link_local or address.is_reserved or address.is_private
+        address.is_multicast
+        or address.is_unspecified
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_private
     )
 
 

@@ -43,8 +43,17 @@ class WharfTask(Task):
 
     wharf_queue = "celery"
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, producer: Any = None,
-                    link: Any = None, link_error: Any = None, shadow: str | None = None, **options: Any) -> Any:
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: str | None = None,
+        **options: Any,
+    ) -> Any:
         """Send the task; to its declared queue unless the caller names one."""
         if not options.get("queue") and not options.get("routing_key"):
             options["queue"] = self.wharf_queue
@@ -104,7 +113,13 @@ def task(
                 countdown = backoff_seconds(attempt - 1)
                 log.warning(
                     "task %s failed after %.3fs, retry %d/%d in %.1fs: %r",
-                    name, extra["duration_ms"] / 1000, attempt, max_retries, countdown, exc, extra=extra,
+                    name,
+                    extra["duration_ms"] / 1000,
+                    attempt,
+                    max_retries,
+                    countdown,
+                    exc,
+                    extra=extra,
                 )
                 raise celery_task.retry(exc=exc, countdown=countdown) from exc
             extra["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
@@ -116,7 +131,12 @@ def task(
         # The current app is gateway.celery's (gateway/__init__.py creates it first); naming it here
         # would make the kernel import the Celery app and, through its beat schedule, every app above.
         celery_task = current_app.task(
-            name=name, base=WharfTask, wharf_queue=queue, acks_late=True, ignore_result=True, max_retries=max_retries,
+            name=name,
+            base=WharfTask,
+            wharf_queue=queue,
+            acks_late=True,
+            ignore_result=True,
+            max_retries=max_retries,
         )(run)
         return celery_task
 

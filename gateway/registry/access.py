@@ -182,7 +182,9 @@ def principal_for_subject(subject: str, *, robot: bool, access_token_id: int | N
         found = RobotAccount.objects.select_related("tenant").filter(tenant__slug=slug, name=robot_name).first()
         return principal_for_robot(found) if found is not None and found.is_active() else None
     if access_token_id is not None:
-        token = PersonalAccessToken.objects.active().select_related("user").filter(pk=access_token_id, user__username=subject).first()
+        token = (
+            PersonalAccessToken.objects.active().select_related("user").filter(pk=access_token_id, user__username=subject).first()
+        )
         return principal_for_access_token(token) if token is not None and token.user.is_active else None
     user = User.objects.filter(username=subject, is_active=True).first()
     return principal_for_password(user) if user is not None else None

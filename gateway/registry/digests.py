@@ -59,7 +59,8 @@ def parse_algorithm(value: str) -> str:
     """Validate a `digest-algorithm` upload hint (OCI distribution-spec: sha256 or sha512)."""
     if value not in ALGORITHMS:
         raise DigestInvalid(
-            f"unsupported digest-algorithm {value[:40]!r}; use one of {', '.join(ALGORITHMS)}", detail={"digest-algorithm": value[:100]}
+            f"unsupported digest-algorithm {value[:40]!r}; use one of {', '.join(ALGORITHMS)}",
+            detail={"digest-algorithm": value[:100]},
         )
     return value
 
@@ -104,4 +105,3 @@ class ResumableHasher:
         h = self._h[algorithm]
         # finalize() consumes the state; work on a copy so the object stays usable.
         return f"{algorithm}:" + _IMPLS[algorithm].deserialize(h.serialize()).finalize()
-

@@ -63,7 +63,9 @@ def upload_sessions_lock(*, tenant: Tenant) -> int:
 
 def tenant_quota_for_update(*, tenant: Tenant) -> int | None:
     """The tenant's storage quota, its row locked FOR NO KEY UPDATE: stores of new blobs of a tenant commit one at a time."""
-    return Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
+    return (
+        Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
+    )
 
 
 # -- referencing (pushes): FOR KEY SHARE ------------------------------------------------------------

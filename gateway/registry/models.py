@@ -44,7 +44,9 @@ class Blob(TenantOwnedModel):
             # "Is this object still some blob's bytes?" (GC and the upload sweep, before deleting a key).
             models.Index(fields=["storage_key"], name="blob_storage_key_idx"),
             # GC walks its candidates by pk (a cursor), so the index is on (tenant, id) of marked rows only.
-            models.Index(fields=["tenant", "id"], name="blob_gc_candidate_idx", condition=models.Q(gc_candidate_since__isnull=False)),
+            models.Index(
+                fields=["tenant", "id"], name="blob_gc_candidate_idx", condition=models.Q(gc_candidate_since__isnull=False)
+            ),
         ]
 
 
@@ -73,7 +75,9 @@ class Manifest(TenantOwnedModel):
         constraints = [models.UniqueConstraint(fields=["repository", "digest"], name="manifest_unique_repository_digest")]
         indexes = [
             models.Index(fields=["repository", "subject_digest"], name="manifest_subject_idx"),
-            models.Index(fields=["tenant", "id"], name="manifest_gc_candidate_idx", condition=models.Q(gc_candidate_since__isnull=False)),
+            models.Index(
+                fields=["tenant", "id"], name="manifest_gc_candidate_idx", condition=models.Q(gc_candidate_since__isnull=False)
+            ),
         ]
 
 
@@ -247,9 +251,13 @@ class RetentionPolicy(TenantOwnedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "repository"], name="retentionpolicy_unique_repository", condition=models.Q(repository__isnull=False)
+                fields=["tenant", "repository"],
+                name="retentionpolicy_unique_repository",
+                condition=models.Q(repository__isnull=False),
             ),
-            models.UniqueConstraint(fields=["tenant"], name="retentionpolicy_unique_tenant", condition=models.Q(repository__isnull=True)),
+            models.UniqueConstraint(
+                fields=["tenant"], name="retentionpolicy_unique_tenant", condition=models.Q(repository__isnull=True)
+            ),
         ]
 
 

@@ -24,5 +24,7 @@ def validate_repository_name(name: str) -> str:
 
 def validate_tag(tag: str) -> str:
     if not TAG_RE.match(tag or ""):
-        raise ManifestInvalid(f"invalid tag {tag[:100]!r}: at most 128 of [A-Za-z0-9_.-], not starting with '.' or '-'", detail={"tag": tag[:200]})
+        raise ManifestInvalid(
+            f"invalid tag {tag[:100]!r}: at most 128 of [A-Za-z0-9_.-], not starting with '.' or '-'", detail={"tag": tag[:200]}
+        )
     return tag

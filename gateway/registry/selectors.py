@@ -25,9 +25,7 @@ _MANIFEST_BY_TAG_SQL = (
     f"SELECT {_MANIFEST_FIELDS} FROM registry_tag t JOIN registry_manifest m ON m.id = t.manifest_id"
     " WHERE t.tenant_id = %s AND t.repository_id = %s AND t.name = %s LIMIT 1"
 )
-_MANIFEST_BY_DIGEST_SQL = (
-    f"SELECT {_MANIFEST_FIELDS} FROM registry_manifest m WHERE m.tenant_id = %s AND m.repository_id = %s AND m.digest = %s LIMIT 1"
-)
+_MANIFEST_BY_DIGEST_SQL = f"SELECT {_MANIFEST_FIELDS} FROM registry_manifest m WHERE m.tenant_id = %s AND m.repository_id = %s AND m.digest = %s LIMIT 1"
 
 
 CATALOG_BATCH = 500  # rows read per query while filling a catalog page

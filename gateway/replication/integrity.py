@@ -95,8 +95,12 @@ def integrity_seed(*, tenant_id: int | None = None, limit: int = 1000) -> int:
     ]
     rows += [
         ObjectAudit(
-            tenant_id=m.tenant_id, kind=ObjectKind.MANIFEST, manifest=m, digest=m.digest,
-            key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest), size=m.size,
+            tenant_id=m.tenant_id,
+            kind=ObjectKind.MANIFEST,
+            manifest=m,
+            digest=m.digest,
+            key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest),
+            size=m.size,
         )
         for m in manifests.order_by("pk")[:limit]
     ]
@@ -113,10 +117,16 @@ def integrity_flag(*, tenant_id: int, kind: str, digest: str, reason: str) -> in
     else:
         missing = [
             ObjectAudit(
-                tenant_id=tenant_id, kind=kind, manifest=m, digest=digest,
-                key=keys.manifest_key(tenant_id, m.repository.name, digest), size=m.size,
+                tenant_id=tenant_id,
+                kind=kind,
+                manifest=m,
+                digest=digest,
+                key=keys.manifest_key(tenant_id, m.repository.name, digest),
+                size=m.size,
             )
-            for m in Manifest.objects.filter(tenant_id=tenant_id, digest=digest, integrity_audit__isnull=True).select_related("repository")
+            for m in Manifest.objects.filter(tenant_id=tenant_id, digest=digest, integrity_audit__isnull=True).select_related(
+                "repository"
+            )
         ]
     if missing:
         ObjectAudit.objects.bulk_create(missing, ignore_conflicts=True)
@@ -135,8 +145,12 @@ def _expected(row: ObjectAudit) -> Expected | None:
     if row.kind == ObjectKind.MANIFEST and row.manifest is not None:
         m = row.manifest
         return Expected(
-            key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest), size=m.size, digest=m.digest,
-            target=f"{m.repository.name}@{m.digest}", payload=bytes(m.payload), media_type=m.media_type,
+            key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest),
+            size=m.size,
+            digest=m.digest,
+            target=f"{m.repository.name}@{m.digest}",
+            payload=bytes(m.payload),
+            media_type=m.media_type,
         )
     return None
 
@@ -150,7 +164,14 @@ class _Seen:
 
 
 def _inspect(
-    row: ObjectAudit, exp: Expected, store: BlobStore, pacer: RequestPacer, *, sample_rate: float, budget: _Budget, counts: Counter[str]
+    row: ObjectAudit,
+    exp: Expected,
+    store: BlobStore,
+    pacer: RequestPacer,
+    *,
+    sample_rate: float,
+    budget: _Budget,
+    counts: Counter[str],
 ) -> _Seen:
     """HEAD one object, and re-hash it when flagged, rewritten (ETag changed) or sampled within the budget."""
     pacer.acquire()
@@ -177,7 +198,12 @@ def _inspect(
     counts["deep_checked"] += 1
     counts["deep_bytes"] += hashed.size
     if hashed.digest != exp.digest or hashed.size != exp.size:
-        detail = {"expected_size": exp.size, "actual_size": hashed.size, "actual_digest": hashed.digest, "etag_changed": etag_changed}
+        detail = {
+            "expected_size": exp.size,
+            "actual_size": hashed.size,
+            "actual_digest": hashed.digest,
+            "etag_changed": etag_changed,
+        }
         return _Seen(Status.CORRUPT, detail, st.etag, deep=True)
     return _Seen(Status.OK, {"etag_changed": True} if etag_changed else {}, st.etag, deep=True)
 
@@ -186,8 +212,13 @@ def _report(row: ObjectAudit, exp: Expected, finding: dict[str, Any], source: st
     """Tell the tenant's admins about a problem (audit log and webhook) and record a repair."""
     problem_report(tenant=row.tenant, action="integrity.problem", event="integrity.problem", target=exp.target, detail=finding)
     if source:
-        audit_record(action="integrity.repair", actor=SYSTEM_ACTOR, tenant=row.tenant, target=exp.target,
-                     detail={"kind": row.kind, "digest": exp.digest, "key": exp.key, "source": source})
+        audit_record(
+            action="integrity.repair",
+            actor=SYSTEM_ACTOR,
+            tenant=row.tenant,
+            target=exp.target,
+            detail={"kind": row.kind, "digest": exp.digest, "key": exp.key, "source": source},
+        )
 
 
 def _check_one(
@@ -205,7 +236,12 @@ def _check_one(
     status, detail = seen.status, seen.detail
     now = timezone.now()
     update: dict[str, Any] = {
-        "last_checked_at": now, "lease_until": None, "key": exp.key, "size": exp.size, "digest": exp.digest, "updated_at": now,
+        "last_checked_at": now,
+        "lease_until": None,
+        "key": exp.key,
+        "size": exp.size,
+        "digest": exp.digest,
+        "updated_at": now,
     }
     if seen.deep:
         update["last_deep_checked_at"] = now
@@ -229,7 +265,13 @@ def _check_one(
             counts["repaired"] += 1
             finding.update(repaired=True, repair_source=source)
             ObjectAudit.objects.filter(pk=row.pk).update(
-                status=Status.REPAIRED, detail=finding, flagged=False, etag=etag, last_problem_at=now, repaired_at=now, **update,
+                status=Status.REPAIRED,
+                detail=finding,
+                flagged=False,
+                etag=etag,
+                last_problem_at=now,
+                repaired_at=now,
+                **update,
             )
         else:
             counts["unrepaired"] += 1
@@ -241,7 +283,14 @@ def _check_one(
         if source or previous != status:
             counts["reported"] += 1
             _report(row, exp, finding, source)
-    log.warning("integrity: %s %s %s at %s (%s)", row.kind, exp.digest, status, exp.key, "repaired from " + source if source else "not repaired")
+    log.warning(
+        "integrity: %s %s %s at %s (%s)",
+        row.kind,
+        exp.digest,
+        status,
+        exp.key,
+        "repaired from " + source if source else "not repaired",
+    )
     return finding
 
 
@@ -249,7 +298,14 @@ def _check_one(
 
 
 def _audit_batch(
-    result: AuditResult, *, tenant_id: int | None, due_before: datetime, size: int, pacer: RequestPacer, budget: _Budget, rate: float
+    result: AuditResult,
+    *,
+    tenant_id: int | None,
+    due_before: datetime,
+    size: int,
+    pacer: RequestPacer,
+    budget: _Budget,
+    rate: float,
 ) -> int:
     """Seed, claim and check one batch of due objects, recording its counts and findings on the run; returns how many were claimed."""
     counts: Counter[str] = Counter()
@@ -310,7 +366,9 @@ def integrity_audit(
     try:
         while max_batches is None or batches < max_batches:
             batches += 1
-            claimed = _audit_batch(result, tenant_id=tenant_id, due_before=due_before, size=size, pacer=pacer, budget=budget, rate=rate)
+            claimed = _audit_batch(
+                result, tenant_id=tenant_id, due_before=due_before, size=size, pacer=pacer, budget=budget, rate=rate
+            )
             result.more = claimed == size
             if not result.more:
                 break
@@ -324,4 +382,3 @@ def integrity_audit(
         jobrun_finish(run=run)
     result.run.refresh_from_db()
     return result
-

@@ -84,7 +84,9 @@ class ObjectReplica(TenantOwnedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["target", "kind", "tenant", "digest"], name="objectreplica_unique_target_kind_tenant_digest"),
+            models.UniqueConstraint(
+                fields=["target", "kind", "tenant", "digest"], name="objectreplica_unique_target_kind_tenant_digest"
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="objectreplica_due_idx"),
@@ -136,7 +138,10 @@ class ObjectAudit(TenantOwnedModel):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind="blob", blob__isnull=False, manifest__isnull=True) | Q(kind="manifest", manifest__isnull=False, blob__isnull=True)),
+                condition=(
+                    Q(kind="blob", blob__isnull=False, manifest__isnull=True)
+                    | Q(kind="manifest", manifest__isnull=False, blob__isnull=True)
+                ),
                 name="objectaudit_one_source",
             ),
         ]

@@ -32,7 +32,11 @@ class Expected:
 
 def _rewrite(row: ObjectAudit, exp: Expected, store: BlobStore, pacer: RequestPacer) -> tuple[str, str]:
     """Rewrite a bad primary object from a verified source: (source used or "", error or "")."""
-    if exp.payload is not None and len(exp.payload) == exp.size and digest_of(exp.payload, digest_algorithm(exp.digest)) == exp.digest:
+    if (
+        exp.payload is not None
+        and len(exp.payload) == exp.size
+        and digest_of(exp.payload, digest_algorithm(exp.digest)) == exp.digest
+    ):
         pacer.acquire()
         store.put(exp.key, exp.payload, content_type=exp.media_type)
         return "database", ""
@@ -40,7 +44,9 @@ def _rewrite(row: ObjectAudit, exp: Expected, store: BlobStore, pacer: RequestPa
     replicas = (
         ObjectReplica.objects.filter(
             tenant_id=row.tenant_id, kind=row.kind, digest=exp.digest, state=ObjectReplica.State.REPLICATED, target__enabled=True
-        ).select_related("target").order_by("-verified_at", "pk")
+        )
+        .select_related("target")
+        .order_by("-verified_at", "pk")
     )
     for replica in replicas:
         replica_keys = [k for k in replica.replica_keys if not k.endswith(".json")]
@@ -49,8 +55,13 @@ def _rewrite(row: ObjectAudit, exp: Expected, store: BlobStore, pacer: RequestPa
             continue
         try:
             copy_verified(
-                source=target_store(replica.target), source_key=source_key, dest=store, dest_key=exp.key,
-                size=exp.size, digest=exp.digest, pacer=pacer,
+                source=target_store(replica.target),
+                source_key=source_key,
+                dest=store,
+                dest_key=exp.key,
+                size=exp.size,
+                digest=exp.digest,
+                pacer=pacer,
             )
         except (TransferError, StorageError) as exc:
             # Nothing was completed at the primary key; the object stays flagged and is tried again.
@@ -58,7 +69,10 @@ def _rewrite(row: ObjectAudit, exp: Expected, store: BlobStore, pacer: RequestPa
             if isinstance(exc, (SourceMissing, ContentMismatch)):
                 # The replica itself is bad: have the replication sweep copy it again once the primary is sound.
                 ObjectReplica.objects.filter(pk=replica.pk, state=ObjectReplica.State.REPLICATED).update(
-                    state=ObjectReplica.State.MISMATCH, last_error=str(exc)[:500], pending_since=timezone.now(), next_attempt_at=None,
+                    state=ObjectReplica.State.MISMATCH,
+                    last_error=str(exc)[:500],
+                    pending_since=timezone.now(),
+                    next_attempt_at=None,
                 )
             continue
         if row.kind == ObjectKind.BLOB:

@@ -65,7 +65,10 @@ def replication_status_get(*, tenant: Tenant) -> dict[str, Any]:
         "target": config.target.name,
         "health": health,
         "objects": {
-            "replicated": agg["replicated"], "pending": waiting, "failed": agg["failed"], "mismatch": agg["mismatch"],
+            "replicated": agg["replicated"],
+            "pending": waiting,
+            "failed": agg["failed"],
+            "mismatch": agg["mismatch"],
             "not_yet_queued": unseen,
         },
         "replicated_bytes": agg["replicated_bytes"] or 0,

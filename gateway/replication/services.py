@@ -90,7 +90,9 @@ def storage_target_create(
     if not _BUCKET.match(bucket or ""):
         raise ValidationError(f"{bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, dots and dashes).")
     if addressing_style not in StorageTarget.AddressingStyle.values:
-        raise ValidationError(f"addressing_style must be one of {', '.join(StorageTarget.AddressingStyle.values)}, got {addressing_style!r}.")
+        raise ValidationError(
+            f"addressing_style must be one of {', '.join(StorageTarget.AddressingStyle.values)}, got {addressing_style!r}."
+        )
     if not (access_key or "").strip() or not secret_key:
         raise ValidationError("An access key and a secret key are required.")
     if not (region or "").strip():
@@ -102,8 +104,13 @@ def storage_target_create(
     if StorageTarget.objects.filter(name=name).exists():
         raise Conflict(f"A storage target named {name!r} exists already.")
     target = StorageTarget(
-        name=name, endpoint_url=endpoint_url.strip(), bucket=bucket, region=region.strip(), addressing_style=addressing_style,
-        access_key=access_key.strip(), secret_key_encrypted=secret_encrypt(secret_key),
+        name=name,
+        endpoint_url=endpoint_url.strip(),
+        bucket=bucket,
+        region=region.strip(),
+        addressing_style=addressing_style,
+        access_key=access_key.strip(),
+        secret_key_encrypted=secret_encrypt(secret_key),
     )
     if create_bucket or check:
         store = target_store(target)
@@ -122,7 +129,9 @@ def storage_target_get(*, name: str) -> StorageTarget | None:
     return StorageTarget.objects.filter(name=name).first()
 
 
-def tenant_replication_set(*, tenant: Tenant, target: StorageTarget | None, actor: str = SYSTEM_ACTOR) -> TenantReplication | None:
+def tenant_replication_set(
+    *, tenant: Tenant, target: StorageTarget | None, actor: str = SYSTEM_ACTOR
+) -> TenantReplication | None:
     """Opt the tenant in to `target` (existing content is backfilled by the sweep) or out with None."""
     with transaction.atomic():
         if target is None:
@@ -164,15 +173,21 @@ def _source(*, tenant_id: int, kind: str, digest: str) -> _Source | None:
     first = manifests[0]
     manifest_keys = tuple(keys.manifest_key(tenant_id, m.repository.name, digest) for m in manifests)
     return _Source(
-        kind=kind, digest=digest, size=first.size, data_key=manifest_keys[0], keys=manifest_keys,
-        payload=bytes(first.payload), media_type=first.media_type,
+        kind=kind,
+        digest=digest,
+        size=first.size,
+        data_key=manifest_keys[0],
+        keys=manifest_keys,
+        payload=bytes(first.payload),
+        media_type=first.media_type,
     )
 
 
 def _target_id_for(tenant_id: int) -> int | None:
     return (
         TenantReplication.objects.filter(tenant_id=tenant_id, enabled=True, target__enabled=True)
-        .values_list("target_id", flat=True).first()
+        .values_list("target_id", flat=True)
+        .first()
     )
 
 
@@ -180,12 +195,20 @@ def _mark_pending(*, target_id: int, tenant_id: int, source: _Source) -> int:
     """Upsert the replica row to pending for the object's current keys; returns its id."""
     now = timezone.now()
     row, created = ObjectReplica.objects.get_or_create(
-        target_id=target_id, kind=source.kind, tenant_id=tenant_id, digest=source.digest,
+        target_id=target_id,
+        kind=source.kind,
+        tenant_id=tenant_id,
+        digest=source.digest,
         defaults={"size": source.size, "source_key": source.data_key, "state": State.PENDING, "pending_since": now},
     )
     if not created:
         ObjectReplica.objects.filter(pk=row.pk).update(
-            state=State.PENDING, size=source.size, source_key=source.data_key, attempts=0, last_error="", next_attempt_at=None,
+            state=State.PENDING,
+            size=source.size,
+            source_key=source.data_key,
+            attempts=0,
+            last_error="",
+            next_attempt_at=None,
             # A row already waiting keeps its age: the lag is how long the oldest object has waited.
             pending_since=Case(When(state=State.REPLICATED, then=Value(now)), default=Coalesce(F("pending_since"), Value(now))),
             updated_at=now,
@@ -228,14 +251,27 @@ def _fail(row: ObjectReplica, *, error: str, state: str = State.FAILED) -> None:
     """Record a failed attempt with row-level backoff; tell the tenant once the attempts run out."""
     now = timezone.now()
     ObjectReplica.objects.filter(pk=row.pk).update(
-        state=state, last_error=error[:2000], next_attempt_at=now + _backoff(row.attempts), lease_until=None,
-        pending_since=Coalesce(F("pending_since"), Value(now)), updated_at=now,
+        state=state,
+        last_error=error[:2000],
+        next_attempt_at=now + _backoff(row.attempts),
+        lease_until=None,
+        pending_since=Coalesce(F("pending_since"), Value(now)),
+        updated_at=now,
     )
     if row.attempts == app_settings.replication_max_attempts:
         problem_report(
-            tenant=row.tenant, action="replication.failed", event="replication.failed", target=row.digest,
-            detail={"kind": row.kind, "digest": row.digest, "key": row.source_key, "target": row.target.name,
-                    "attempts": row.attempts, "error": error[:500]},
+            tenant=row.tenant,
+            action="replication.failed",
+            event="replication.failed",
+            target=row.digest,
+            detail={
+                "kind": row.kind,
+                "digest": row.digest,
+                "key": row.source_key,
+                "target": row.target.name,
+                "attempts": row.attempts,
+                "error": error[:500],
+            },
         )
 
 
@@ -244,8 +280,15 @@ def _copy_blob(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: Requ
         ObjectReplica.objects.filter(pk=row.pk).update(multipart_id=upload_id, multipart_key=source.data_key)
 
     copy_verified(
-        source=store_for(row.tenant_id), source_key=source.data_key, dest=dest, dest_key=source.data_key, size=source.size, digest=source.digest,
-        pacer=pacer, on_multipart_start=started, on_part=lambda: locks.replica_lease_renew(replica_id=row.pk),
+        source=store_for(row.tenant_id),
+        source_key=source.data_key,
+        dest=dest,
+        dest_key=source.data_key,
+        size=source.size,
+        digest=source.digest,
+        pacer=pacer,
+        on_multipart_start=started,
+        on_part=lambda: locks.replica_lease_renew(replica_id=row.pk),
     )
     ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")
     index_key = keys.blob_index_key(row.tenant_id, source.digest)
@@ -254,7 +297,9 @@ def _copy_blob(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: Requ
     dest.put_json(index_key, keys.blob_index_doc(source.digest, source.size, source.data_key))
     st = dest.stat(source.data_key)
     if st is None or st.size != source.size:
-        raise ReplicaMismatch(f"replica {dest.bucket}/{source.data_key} reads back as {st.size if st else 'missing'}, expected {source.size} bytes")
+        raise ReplicaMismatch(
+            f"replica {dest.bucket}/{source.data_key} reads back as {st.size if st else 'missing'}, expected {source.size} bytes"
+        )
     return [source.data_key, index_key]
 
 
@@ -271,7 +316,9 @@ def _copy_manifest(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: 
         dest.put(key, payload, content_type=source.media_type)
         st = dest.stat(key)
         if st is None or st.size != len(payload):
-            raise ReplicaMismatch(f"replica {dest.bucket}/{key} reads back as {st.size if st else 'missing'}, expected {len(payload)} bytes")
+            raise ReplicaMismatch(
+                f"replica {dest.bucket}/{key} reads back as {st.size if st else 'missing'}, expected {len(payload)} bytes"
+            )
     return list(source.keys)
 
 
@@ -327,8 +374,16 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
         raise
     now = timezone.now()
     done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=RETRYABLE).update(
-        state=State.REPLICATED, replica_keys=written, size=source.size, last_error="", next_attempt_at=None, lease_until=None,
-        pending_since=None, replicated_at=now, verified_at=now, updated_at=now,
+        state=State.REPLICATED,
+        replica_keys=written,
+        size=source.size,
+        last_error="",
+        next_attempt_at=None,
+        lease_until=None,
+        pending_since=None,
+        replicated_at=now,
+        verified_at=now,
+        updated_at=now,
     )
     if not done:  # re-queued meanwhile for another key (GC and a new push): the next attempt copies that
         ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, replica_keys=written)
@@ -348,7 +403,10 @@ def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer |
     dest = target_store(row.target)
     source = _source(tenant_id=row.tenant_id, kind=row.kind, digest=row.digest)
     if source is None:
-        if ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED, source_key=row.source_key).delete()[0] and row.replica_keys:
+        if (
+            ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED, source_key=row.source_key).delete()[0]
+            and row.replica_keys
+        ):
             dest.delete(list(row.replica_keys))
         return "pruned"
     if source.data_key != row.source_key or set(source.keys) != set(row.replica_keys):
@@ -375,7 +433,12 @@ def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer |
     now = timezone.now()
     if problem:
         ObjectReplica.objects.filter(pk=row.pk, state=State.REPLICATED).update(
-            state=State.MISMATCH, last_error=problem, pending_since=now, next_attempt_at=None, attempts=0, updated_at=now,
+            state=State.MISMATCH,
+            last_error=problem,
+            pending_since=now,
+            next_attempt_at=None,
+            attempts=0,
+            updated_at=now,
         )
         log.warning("replication: %s", problem)
         return "mismatch"

@@ -42,19 +42,38 @@ def _backfill(*, config: TenantReplication, limit: int) -> tuple[int, bool]:
     """Create pending rows for the tenant's blobs and manifests that have none on its target: (rows, more left)."""
     has_row = ObjectReplica.objects.filter(target_id=config.target_id, tenant_id=config.tenant_id, digest=OuterRef("digest"))
     blobs = list(
-        Blob.objects.filter(tenant_id=config.tenant_id).filter(~Exists(has_row.filter(kind=ObjectKind.BLOB))).order_by("pk")[:limit]
+        Blob.objects.filter(tenant_id=config.tenant_id)
+        .filter(~Exists(has_row.filter(kind=ObjectKind.BLOB)))
+        .order_by("pk")[:limit]
     )
     manifests = list(
-        Manifest.objects.filter(tenant_id=config.tenant_id).filter(~Exists(has_row.filter(kind=ObjectKind.MANIFEST)))
-        .select_related("repository").order_by("digest", "pk").distinct("digest")[:limit]
+        Manifest.objects.filter(tenant_id=config.tenant_id)
+        .filter(~Exists(has_row.filter(kind=ObjectKind.MANIFEST)))
+        .select_related("repository")
+        .order_by("digest", "pk")
+        .distinct("digest")[:limit]
     )
     rows = [
-        ObjectReplica(tenant_id=config.tenant_id, target_id=config.target_id, kind=ObjectKind.BLOB, digest=b.digest, size=b.size,
-                      source_key=b.storage_key, pending_since=b.created_at)
+        ObjectReplica(
+            tenant_id=config.tenant_id,
+            target_id=config.target_id,
+            kind=ObjectKind.BLOB,
+            digest=b.digest,
+            size=b.size,
+            source_key=b.storage_key,
+            pending_since=b.created_at,
+        )
         for b in blobs
     ] + [
-        ObjectReplica(tenant_id=config.tenant_id, target_id=config.target_id, kind=ObjectKind.MANIFEST, digest=m.digest, size=m.size,
-                      source_key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest), pending_since=m.created_at)
+        ObjectReplica(
+            tenant_id=config.tenant_id,
+            target_id=config.target_id,
+            kind=ObjectKind.MANIFEST,
+            digest=m.digest,
+            size=m.size,
+            source_key=keys.manifest_key(m.tenant_id, m.repository.name, m.digest),
+            pending_since=m.created_at,
+        )
         for m in manifests
     ]
     if rows:
@@ -91,7 +110,9 @@ def _due_ids(*, run: JobRun, tenant_id: int | None, force: bool, size: int, now:
     if force:  # each row at most once per run: not yet tried, or last touched before the run began
         due = due.filter(Q(attempts=0) | Q(updated_at__lt=run.started_at))
     else:
-        due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), attempts__lt=app_settings.replication_max_attempts)
+        due = due.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), attempts__lt=app_settings.replication_max_attempts
+        )
     return list(due.order_by(F("pending_since").asc(nulls_first=True), "pk").values_list("pk", flat=True)[:size])
 
 
@@ -160,7 +181,9 @@ def replication_sweep(
         rate = app_settings.audit_sample_rate
         for pk in verify_ids:
             deep = rate > 0 and random.random() < rate
-            _counted(counts, errors, pk, lambda pk=pk, deep=deep: "verify_" + replica_verify(replica_id=pk, deep=deep, pacer=pacer))
+            _counted(
+                counts, errors, pk, lambda pk=pk, deep=deep: "verify_" + replica_verify(replica_id=pk, deep=deep, pacer=pacer)
+            )
     except Exception as exc:
         jobrun_record(run=run, counts=counts, errors=errors)
         jobrun_finish(run=run, failed=True, error=f"{type(exc).__name__}: {exc}")
@@ -171,4 +194,3 @@ def replication_sweep(
         jobrun_finish(run=run)
     result.run.refresh_from_db()
     return result
-

@@ -35,7 +35,8 @@ def integrity_audit_task(*, tenant_id: int | None = None, run_id: int | None = N
     result = integrity_audit(tenant_id=tenant_id, run_id=run_id, max_batches=1, task_id=integrity_audit_task.request.id or "")
     queue = _queue_of(integrity_audit_task)
     jobrun_chain(
-        report=result, requeues_left=left,
+        report=result,
+        requeues_left=left,
         requeue=lambda **nxt: integrity_audit_task.apply_async(kwargs={"tenant_id": tenant_id, **nxt}, queue=queue),
     )
     return dict(result.counts)
@@ -58,7 +59,8 @@ def replication_sweep_task(*, tenant_id: int | None = None, run_id: int | None =
     queue = _queue_of(replication_sweep_task)
     result = replication_sweep(tenant_id=tenant_id, run_id=run_id, task_id=replication_sweep_task.request.id or "", queue=queue)
     jobrun_chain(
-        report=result, requeues_left=requeues_left,
+        report=result,
+        requeues_left=requeues_left,
         requeue=lambda **nxt: replication_sweep_task.apply_async(kwargs={"tenant_id": tenant_id, **nxt}, queue=queue),
     )
     return dict(result.counts)

@@ -86,7 +86,9 @@ class _Verifier:
     def feed(self, chunk: bytes) -> None:
         self.received += len(chunk)
         if self.received > self.size:
-            raise ContentMismatch(f"{self.where} has more than the expected {self.size} bytes", actual_size=self.received, actual_digest=None)
+            raise ContentMismatch(
+                f"{self.where} has more than the expected {self.size} bytes", actual_size=self.received, actual_digest=None
+            )
         self.hasher.update(chunk)
 
     def verify(self) -> None:
@@ -94,7 +96,8 @@ class _Verifier:
         if self.received != self.size or actual != self.digest:
             raise ContentMismatch(
                 f"{self.where} is {self.received} bytes with digest {actual}, expected {self.size} bytes with {self.digest}",
-                actual_size=self.received, actual_digest=actual,
+                actual_size=self.received,
+                actual_digest=actual,
             )
 
 

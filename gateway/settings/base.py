@@ -106,7 +106,9 @@ GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES = E.integer("GATEWAY_UPLOAD_TAIL_DB_MAX_BYTES",
 # Bytes of part buffers one web process holds across all its uploads; an upload waits (and stops
 # reading its socket) while the budget is used up, GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS at most, then 503.
 GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES = E.integer(
-    "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES", max(256 * 1024 * 1024, GATEWAY_S3["part_size"]), minimum=GATEWAY_S3["part_size"],
+    "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES",
+    max(256 * 1024 * 1024, GATEWAY_S3["part_size"]),
+    minimum=GATEWAY_S3["part_size"],
     hint="one part, GATEWAY_S3_PART_SIZE",
 )
 GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS = E.integer("GATEWAY_UPLOAD_MEMORY_WAIT_SECONDS", 120, minimum=1, maximum=3600)
@@ -134,7 +136,9 @@ GATEWAY_GC_BATCH_SIZE = E.integer("GATEWAY_GC_BATCH_SIZE", 500, minimum=1, maxim
 # Batches one task invocation processes before it re-queues itself (bounds a task's run time).
 GATEWAY_GC_MAX_BATCHES = E.integer("GATEWAY_GC_MAX_BATCHES", 50, minimum=1, maximum=100_000)
 # Upload sessions idle this long are aborted; multipart uploads with no session this old are aborted.
-GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS = E.integer("GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS", 24 * 3600, minimum=60, maximum=30 * 24 * 3600)
+GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS = E.integer(
+    "GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS", 24 * 3600, minimum=60, maximum=30 * 24 * 3600
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -7,7 +7,15 @@ import threading
 from gateway.storage.base import MIN_PART_SIZE, BlobStore, ObjectStat, StorageError, StorageUnavailable
 from gateway.storage.s3 import S3BlobStore, S3Config
 
-__all__ = ["MIN_PART_SIZE", "BlobStore", "ObjectStat", "StorageError", "StorageUnavailable", "get_blob_store", "reset_blob_stores"]
+__all__ = [
+    "MIN_PART_SIZE",
+    "BlobStore",
+    "ObjectStat",
+    "StorageError",
+    "StorageUnavailable",
+    "get_blob_store",
+    "reset_blob_stores",
+]
 
 _stores: dict[tuple, S3BlobStore] = {}
 _lock = threading.Lock()

@@ -26,7 +26,17 @@ from django.core.exceptions import ImproperlyConfigured
 from gateway.storage.base import MIN_PART_SIZE, ObjectStat, PendingUpload, StorageError, StorageUnavailable
 
 MAX_PARTS = 10_000
-_OPTIONS = {"endpoint_url", "access_key", "secret_key", "bucket", "region", "addressing_style", "part_size", "max_pool", "storj_guard"}
+_OPTIONS = {
+    "endpoint_url",
+    "access_key",
+    "secret_key",
+    "bucket",
+    "region",
+    "addressing_style",
+    "part_size",
+    "max_pool",
+    "storj_guard",
+}
 _UNAVAILABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500", "429"}
 
 
@@ -138,7 +148,9 @@ class S3BlobStore:
             r = self._call("head_object", Bucket=self.bucket, Key=key)
         except _Missing:
             return None
-        return ObjectStat(key=key, size=int(r["ContentLength"]), etag=r.get("ETag", "").strip('"'), last_modified=r.get("LastModified"))
+        return ObjectStat(
+            key=key, size=int(r["ContentLength"]), etag=r.get("ETag", "").strip('"'), last_modified=r.get("LastModified")
+        )
 
     def open_read(self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """Stream bytes [start, end] (inclusive) of an object in chunks; nothing held whole."""
@@ -169,7 +181,9 @@ class S3BlobStore:
                 args["ContinuationToken"] = token
             r = self._call("list_objects_v2", **args)
             for o in r.get("Contents", []):
-                yield ObjectStat(key=o["Key"], size=int(o["Size"]), etag=o.get("ETag", "").strip('"'), last_modified=o.get("LastModified"))
+                yield ObjectStat(
+                    key=o["Key"], size=int(o["Size"]), etag=o.get("ETag", "").strip('"'), last_modified=o.get("LastModified")
+                )
             if not r.get("IsTruncated"):
                 return
             token = r.get("NextContinuationToken")
@@ -225,7 +239,9 @@ class S3BlobStore:
                 raise StorageError(f"delete failed for {len(errors)} objects, first: {errors[0]}")
 
     def multipart_start(self, key: str) -> str:
-        return str(self._call("create_multipart_upload", Bucket=self.bucket, Key=key, ContentType="application/octet-stream")["UploadId"])
+        return str(
+            self._call("create_multipart_upload", Bucket=self.bucket, Key=key, ContentType="application/octet-stream")["UploadId"]
+        )
 
     def multipart_put_part(self, key: str, upload_id: str, part_number: int, data: bytes | memoryview) -> str:
         if not 1 <= part_number <= MAX_PARTS:
@@ -295,8 +311,12 @@ class S3BlobStore:
             if code in _UNAVAILABLE_CODES or status >= 500 or status == 429:
                 raise StorageUnavailable(f"S3 {op} failed: {code or status}") from exc
             raise StorageError(f"S3 {op} failed: {code} {err.get('Message', '')}".strip()) from exc
-        except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError) as exc:
+        except (
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.ReadTimeoutError,
+            botocore.exceptions.ConnectTimeoutError,
+        ) as exc:
             raise StorageUnavailable(f"S3 {op} failed: {exc}") from exc
         except botocore.exceptions.BotoCoreError as exc:
             raise StorageUnavailable(f"S3 {op} failed: {exc}") from exc

@@ -18,7 +18,8 @@ class StorjIncompatible(AssertionError):
 def check_request(operation: str, method: str, url: str, headers: dict[str, str]) -> None:
     """Raise StorjIncompatible when this request would fail on Storj's S3 gateway."""
     lower = {
-        (k.decode() if isinstance(k, bytes) else k).lower(): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in headers.items()
+        (k.decode() if isinstance(k, bytes) else k).lower(): (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in headers.items()
     }
     for name, value in lower.items():
         if name.startswith("x-amz-checksum-") or name in ("x-amz-sdk-checksum-algorithm", "x-amz-trailer"):

@@ -47,7 +47,14 @@ SECRET_PREFIX = "whsec_"
 USER_AGENT = "Wharf-Webhooks/1"
 MAX_ERROR = 500
 
-__all__ = ["WebhookDeliveryError", "signature", "webhook_deliver", "webhook_deliveries_requeue", "webhook_endpoint_create", "webhook_event_emit"]
+__all__ = [
+    "WebhookDeliveryError",
+    "signature",
+    "webhook_deliver",
+    "webhook_deliveries_requeue",
+    "webhook_endpoint_create",
+    "webhook_event_emit",
+]
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,8 @@ def webhook_event_emit(*, tenant: Tenant, event: str, data: dict[str, Any]) -> i
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
     endpoints = [
-        e for e in WebhookEndpoint.objects.filter(tenant=tenant, enabled=True).order_by("pk")
+        e
+        for e in WebhookEndpoint.objects.filter(tenant=tenant, enabled=True).order_by("pk")
         if event in e.events or "*" in e.events
     ]
     if not endpoints:
@@ -178,8 +186,13 @@ def webhook_deliver(*, delivery_id: int) -> str:
             status = r.status_code
             if 200 <= status < 300:
                 WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                    state=WebhookDelivery.State.DELIVERED, attempts=attempts, last_status_code=status, last_error="",
-                    delivered_at=timezone.now(), lease_until=None, updated_at=timezone.now(),
+                    state=WebhookDelivery.State.DELIVERED,
+                    attempts=attempts,
+                    last_status_code=status,
+                    last_error="",
+                    delivered_at=timezone.now(),
+                    lease_until=None,
+                    updated_at=timezone.now(),
                 )
                 return "delivered"
             error = f"HTTP {status}"
@@ -190,7 +203,11 @@ def webhook_deliver(*, delivery_id: int) -> str:
     give_up = not retryable or attempts >= app_settings.max_attempts
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         state=WebhookDelivery.State.FAILED if give_up else WebhookDelivery.State.PENDING,
-        attempts=attempts, last_status_code=status, last_error=error[:MAX_ERROR], lease_until=None, updated_at=timezone.now(),
+        attempts=attempts,
+        last_status_code=status,
+        last_error=error[:MAX_ERROR],
+        lease_until=None,
+        updated_at=timezone.now(),
     )
     if give_up:
         log.warning("webhook delivery %s to %s failed for good after %d attempts: %s", delivery.pk, endpoint.url, attempts, error)
@@ -204,7 +221,8 @@ def webhook_deliveries_requeue(*, older_than: timedelta = timedelta(minutes=15),
     ids = list(
         WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, updated_at__lt=cutoff)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=timezone.now()))
-        .order_by("pk").values_list("pk", flat=True)[:limit]
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
     )
     from gateway.webhooks.tasks import webhook_deliver_task
 

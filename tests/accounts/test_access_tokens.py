@@ -29,7 +29,14 @@ def test_find_and_credentials_check_record_last_use():
     assert access_token_find(secret=issued.secret).pk == issued.token.pk
     found = credentials_check(username="alice", secret=issued.secret)
     assert found == Principal(
-        kind="user", name="alice", user=user, robot=None, tenant_id=None, scopes=("pull",), repositories=(), access_token=issued.token
+        kind="user",
+        name="alice",
+        user=user,
+        robot=None,
+        tenant_id=None,
+        scopes=("pull",),
+        repositories=(),
+        access_token=issued.token,
     )
     assert PersonalAccessToken.objects.get(pk=issued.token.pk).last_used_at is not None
     assert credentials_check(username="bob", secret=issued.secret) is None
@@ -48,8 +55,14 @@ def test_every_failure_is_the_same_none():
     user = UserFactory(username="dave")
     issued = access_token_issue(user=user, name="t")
     for username, secret in [
-        ("dave", "wrong"), ("nobody", "pw-secret-123"), ("nobody", issued.secret), ("", "pw-secret-123"), ("dave", ""),
-        ("dave", "wharf_pat_" + "x" * 43), ("dave", "wharf_rbt_" + "x" * 43), ("Dave", issued.secret),
+        ("dave", "wrong"),
+        ("nobody", "pw-secret-123"),
+        ("nobody", issued.secret),
+        ("", "pw-secret-123"),
+        ("dave", ""),
+        ("dave", "wharf_pat_" + "x" * 43),
+        ("dave", "wharf_rbt_" + "x" * 43),
+        ("Dave", issued.secret),
     ]:
         assert credentials_check(username=username, secret=secret) is None, (username, secret)
     user.is_active = False
@@ -83,8 +96,18 @@ def test_repository_patterns_are_stored_and_carried_by_the_principal():
     assert unrestricted.repositories == () and unrestricted.repository_allowed("anything/at/all")
 
 
-@pytest.mark.parametrize("patterns,msg", [(["Team/*"], "lower-case"), ([""], "1 to 255"), (["/abs"], "empty path"),
-                                          (["a//b"], "empty path"), ("team/*", "a list"), (["a b"], "lower-case"), ([7], "string")])
+@pytest.mark.parametrize(
+    "patterns,msg",
+    [
+        (["Team/*"], "lower-case"),
+        ([""], "1 to 255"),
+        (["/abs"], "empty path"),
+        (["a//b"], "empty path"),
+        ("team/*", "a list"),
+        (["a b"], "lower-case"),
+        ([7], "string"),
+    ],
+)
 def test_bad_repository_patterns_are_refused_and_store_nothing(patterns, msg):
     with pytest.raises(ValidationError, match=msg):
         access_token_issue(user=UserFactory(), name="x", repositories=patterns)

@@ -18,11 +18,25 @@ pytestmark = pytest.mark.django_db
 
 def test_record_stores_the_event():
     acme = make_tenant("acme")
-    audit_record(action="manifest.push", actor="alice", tenant=acme, target="app@sha256:abc", ip="192.0.2.1",
-                 user_agent="docker/27", detail={"tag": "1", "at": timezone.now()})
+    audit_record(
+        action="manifest.push",
+        actor="alice",
+        tenant=acme,
+        target="app@sha256:abc",
+        ip="192.0.2.1",
+        user_agent="docker/27",
+        detail={"tag": "1", "at": timezone.now()},
+    )
     event = AuditEvent.objects.get()
     assert (event.tenant_id, event.actor, event.action, event.target, event.ip, event.user_agent, event.success) == (
-        acme.pk, "alice", "manifest.push", "app@sha256:abc", "192.0.2.1", "docker/27", True)
+        acme.pk,
+        "alice",
+        "manifest.push",
+        "app@sha256:abc",
+        "192.0.2.1",
+        "docker/27",
+        True,
+    )
     assert event.detail["tag"] == "1" and isinstance(event.detail["at"], str)
     assert abs((event.created_at - timezone.now()).total_seconds()) < 5
 

@@ -51,7 +51,8 @@ def test_create_token_prints_the_secret_alone():
 
 
 @pytest.mark.parametrize(
-    "args,msg", [(["nobody"], "No user 'nobody'"), (["alice", "--scopes", "pull,fly"], "scopes"), (["alice", "--expires-days", "0"], "3650")]
+    "args,msg",
+    [(["nobody"], "No user 'nobody'"), (["alice", "--scopes", "pull,fly"], "scopes"), (["alice", "--expires-days", "0"], "3650")],
 )
 def test_create_token_errors(args, msg):
     assert command("create_tenant", "acme", "--owner", "alice").returncode == 0
@@ -75,12 +76,29 @@ def test_create_robot_prints_the_secret_alone_and_it_logs_in():
     from accounts.selectors import credentials_check
 
     assert command("create_tenant", "acme", "--owner", "alice").returncode == 0
-    r = command("create_robot", "acme", "ci", "--scopes", "pull,push", "--repos", "team/*", "--repos", "base,tools/*", "--expires-days", "7")
+    r = command(
+        "create_robot",
+        "acme",
+        "ci",
+        "--scopes",
+        "pull,push",
+        "--repos",
+        "team/*",
+        "--repos",
+        "base,tools/*",
+        "--expires-days",
+        "7",
+    )
     assert r.returncode == 0, r.stderr
     secret = r.stdout.strip()
     assert r.stdout == secret + "\n" and secret.startswith("wharf_rbt_")
     robot = RobotAccount.objects.get(secret_hash=hash_secret(secret))
-    assert (robot.tenant.slug, robot.name, robot.scopes, robot.repositories) == ("acme", "ci", ["pull", "push"], ["team/*", "base", "tools/*"])
+    assert (robot.tenant.slug, robot.name, robot.scopes, robot.repositories) == (
+        "acme",
+        "ci",
+        ["pull", "push"],
+        ["team/*", "base", "tools/*"],
+    )
     assert robot.expires_at is not None
     principal = credentials_check(username="acme+ci", secret=secret)
     assert principal.kind == "robot" and principal.scopes == ("pull", "push")

@@ -26,7 +26,11 @@ def limits(settings, redis_client, unique):
 
 
 def _account_hashes(names) -> list[str]:
-    return [ratelimit.account_key(f"{p}{names['account']}{s}").rsplit(":", 1)[1] for p in ("", "other-") for s in ("", "-2", "-3", "-4", "-5", "-6")]
+    return [
+        ratelimit.account_key(f"{p}{names['account']}{s}").rsplit(":", 1)[1]
+        for p in ("", "other-")
+        for s in ("", "-2", "-3", "-4", "-5", "-6")
+    ]
 
 
 def test_an_account_is_throttled_per_address_after_its_failures(limits):

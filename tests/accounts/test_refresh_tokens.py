@@ -110,7 +110,13 @@ def test_a_robot_refresh_token_ends_when_the_robot_is_revoked_or_expires():
     principal = credentials_check(username="acme+ci", secret=robot.secret)
     secret = refresh_token_issue(principal=principal, service=SERVICE)
     again = refresh_token_check(secret=secret, service=SERVICE)
-    assert (again.kind, again.name, again.tenant_id, again.scopes, again.repositories) == ("robot", "acme+ci", acme.pk, ("pull", "push"), ("app",))
+    assert (again.kind, again.name, again.tenant_id, again.scopes, again.repositories) == (
+        "robot",
+        "acme+ci",
+        acme.pk,
+        ("pull", "push"),
+        ("app",),
+    )
     RobotAccount.objects.filter(pk=robot.robot.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert refresh_token_check(secret=secret, service=SERVICE) is None
     RobotAccount.objects.filter(pk=robot.robot.pk).update(expires_at=None)

@@ -28,7 +28,13 @@ def test_create_returns_the_secret_once_and_stores_its_hash(acme):
     row = RobotAccount.objects.get(pk=issued.robot.pk)
     assert row.secret_hash == hash_secret(issued.secret)
     assert (row.tenant_id, row.name, row.scopes, row.repositories, row.expires_at, row.revoked_at) == (
-        acme.pk, "ci", ["pull", "push"], ["team/*"], None, None)
+        acme.pk,
+        "ci",
+        ["pull", "push"],
+        ["team/*"],
+        None,
+        None,
+    )
     assert issued.secret not in {row.secret_hash, row.name}
     other = robot_create(tenant=acme, name="deploy", scopes=["pull"])
     assert other.secret != issued.secret

@@ -12,7 +12,12 @@ from tests.helpers import manage
 
 ROOT = Path(__file__).resolve().parents[2]
 # Everything else production requires, so that only what a test leaves out is missing.
-PRODUCTION = {"DJANGO_SECRET_KEY": "x" * 40, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "GATEWAY_ENCRYPTION_KEY": "e" * 40}
+PRODUCTION = {
+    "DJANGO_SECRET_KEY": "x" * 40,
+    "AWS_ACCESS_KEY_ID": "a",
+    "AWS_SECRET_ACCESS_KEY": "b",
+    "GATEWAY_ENCRYPTION_KEY": "e" * 40,
+}
 
 
 def _import_settings(module: str, **env: str) -> subprocess.CompletedProcess:

@@ -44,8 +44,16 @@ def claims(**overrides):
     from django.conf import settings
 
     now = int(time.time())
-    base = {"iss": settings.GATEWAY_TOKEN_ISSUER, "sub": "alice", "aud": AUD, "exp": now + 300, "nbf": now, "iat": now,
-            "jti": "j1", "access": ACCESS}
+    base = {
+        "iss": settings.GATEWAY_TOKEN_ISSUER,
+        "sub": "alice",
+        "aud": AUD,
+        "exp": now + 300,
+        "nbf": now,
+        "iat": now,
+        "jti": "j1",
+        "access": ACCESS,
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -63,7 +71,11 @@ def test_sign_and_verify_round_trip(keys_dir, settings):
     signed = token_sign(subject="alice", audience=AUD, access=ACCESS)
     header = jwt.get_unverified_header(signed.token)
     key_file = next(keys_dir.glob("*.pem"))
-    assert header == {"alg": "ES256", "kid": token_keys.key_thumbprint(serialization.load_pem_private_key(key_file.read_bytes(), None).public_key()), "typ": "JWT"}
+    assert header == {
+        "alg": "ES256",
+        "kid": token_keys.key_thumbprint(serialization.load_pem_private_key(key_file.read_bytes(), None).public_key()),
+        "typ": "JWT",
+    }
     got = token_verify(token=signed.token, audience=AUD)
     assert got["iss"] == settings.GATEWAY_TOKEN_ISSUER == settings.EXTERNAL_URL
     assert (got["sub"], got["aud"], got["access"]) == ("alice", AUD, ACCESS)
@@ -169,7 +181,9 @@ def test_a_key_created_by_another_process_is_picked_up(keys_dir, monkeypatch):
 
 
 def test_tampered_claims_fail_the_signature(keys_dir):
-    token = token_sign(subject="alice", audience=AUD, access=[{"type": "repository", "name": "acme/app", "actions": ["pull"]}]).token
+    token = token_sign(
+        subject="alice", audience=AUD, access=[{"type": "repository", "name": "acme/app", "actions": ["pull"]}]
+    ).token
     header, payload, signature = token.split(".")
     for change in ({"access": ACCESS}, {"sub": "root"}, {"exp": int(time.time()) + 86400}):
         forged = {**json.loads(unb64(payload)), **change}
@@ -309,7 +323,9 @@ def test_a_key_that_is_not_p256_is_a_configuration_error_naming_the_file(keys_di
     keys_dir.mkdir(mode=0o700)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = keys_dir / "20250101T000000000000Z-rsa.pem"
-    path.write_bytes(rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    path.write_bytes(
+        rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     with pytest.raises(ImproperlyConfigured, match="rsa.pem is not an EC P-256 private key"):
         token_sign(subject="a", audience=AUD, access=[])
     path.write_text("not a key")

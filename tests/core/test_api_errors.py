@@ -34,7 +34,9 @@ def _assert_unknown_500(r, caplog) -> None:
     assert r.status_code == 500
     assert r["Content-Type"] == "application/json"
     body = r.json()
-    assert body == {"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": {"request_id": r["X-Request-ID"]}}]}
+    assert body == {
+        "errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": {"request_id": r["X-Request-ID"]}}]
+    }
     assert b"secret internals" not in r.content and b"Traceback" not in r.content
     records = [rec for rec in caplog.records if rec.name == "gateway.errors"]
     assert len(records) == 1 and records[0].request_id == r["X-Request-ID"]
@@ -67,7 +69,10 @@ def test_a_500_rendered_as_html_elsewhere_is_replaced_on_api_paths():
     request.request_id = "rid-html-500"
     r = middleware(request)
     assert r.status_code == 500 and r["Content-Type"] == "application/json"
-    assert r.content == b'{"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": {"request_id": "rid-html-500"}}]}'
+    assert (
+        r.content
+        == b'{"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": {"request_id": "rid-html-500"}}]}'
+    )
     assert middleware(RequestFactory().get("/admin/")) is html  # other pages keep Django's own
 
 
@@ -82,9 +87,15 @@ def test_storage_outage_503_names_no_endpoint_bucket_or_key(owner_reg, settings,
     finally:
         reset_blob_stores()
     assert r.status_code == 503 and r["Retry-After"], r.content
-    assert r.json() == {"errors": [{
-        "code": "UNAVAILABLE", "message": "storage temporarily unavailable, retry later", "detail": {"request_id": "req-503-upload"},
-    }]}
+    assert r.json() == {
+        "errors": [
+            {
+                "code": "UNAVAILABLE",
+                "message": "storage temporarily unavailable, retry later",
+                "detail": {"request_id": "req-503-upload"},
+            }
+        ]
+    }
     for secret in ("127.0.0.1:1", settings.GATEWAY_S3["bucket"], "t/", "uploads"):
         assert secret.encode() not in r.content
     logged = " ".join(rec.getMessage() for rec in caplog.records if rec.name == "gateway.registry.v2.base")

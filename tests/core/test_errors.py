@@ -56,17 +56,23 @@ def test_a_domain_error_brings_its_headers_and_detail():
     assert r.status_code == 429 and r["Retry-After"] == "7"
     assert json.loads(r.content)["errors"][0]["code"] == "TOOMANYREQUESTS"
     r = _v2_answer(QuotaExceeded("storage quota exceeded", extra={"quota": "storage"}))
-    assert json.loads(r.content) == {"errors": [{"code": "DENIED", "message": "storage quota exceeded", "detail": {"quota": "storage"}}]}
+    assert json.loads(r.content) == {
+        "errors": [{"code": "DENIED", "message": "storage quota exceeded", "detail": {"quota": "storage"}}]
+    }
 
 
 def test_registry_view_renders_oci_errors_with_their_own_status():
     r = _v2_answer(oci.RangeInvalid(detail={"range": "0-1"}))
     assert r.status_code == 416
-    assert json.loads(r.content) == {"errors": [{"code": "BLOB_UPLOAD_INVALID", "message": "requested range not satisfiable", "detail": {"range": "0-1"}}]}
+    assert json.loads(r.content) == {
+        "errors": [{"code": "BLOB_UPLOAD_INVALID", "message": "requested range not satisfiable", "detail": {"range": "0-1"}}]
+    }
 
 
 def _oci_classes() -> list[type[oci.RegistryError]]:
-    return [c for _, c in inspect.getmembers(oci, inspect.isclass) if issubclass(c, oci.RegistryError) and c is not oci.RegistryError]
+    return [
+        c for _, c in inspect.getmembers(oci, inspect.isclass) if issubclass(c, oci.RegistryError) and c is not oci.RegistryError
+    ]
 
 
 def test_oci_error_classes_have_their_own_names_and_one_class_per_code():

@@ -62,7 +62,11 @@ def test_readyz_is_503_when_the_database_fails(client, monkeypatch):
     monkeypatch.setitem(health.CHECKS, "database", broken)
     r = client.get("/readyz")
     assert r.status_code == 503
-    assert r.json()["checks"]["database"] == {"ok": False, "error": "ConnectionError: database unreachable", "ms": pytest.approx(0, abs=50)}
+    assert r.json()["checks"]["database"] == {
+        "ok": False,
+        "error": "ConnectionError: database unreachable",
+        "ms": pytest.approx(0, abs=50),
+    }
 
 
 def test_request_id_is_echoed_when_sane(client):

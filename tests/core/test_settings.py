@@ -78,8 +78,12 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 def test_production_is_not_in_debug_by_default():
     r = _import_settings(
-        "gateway.settings.production", DJANGO_SECRET_KEY="x" * 40, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
-        GATEWAY_TOKEN_KEYS_DIR="/tmp", GATEWAY_ENCRYPTION_KEY="e" * 40,
+        "gateway.settings.production",
+        DJANGO_SECRET_KEY="x" * 40,
+        AWS_ACCESS_KEY_ID="a",
+        AWS_SECRET_ACCESS_KEY="b",
+        GATEWAY_TOKEN_KEYS_DIR="/tmp",
+        GATEWAY_ENCRYPTION_KEY="e" * 40,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
@@ -93,7 +97,9 @@ def test_a_bad_value_stops_startup_naming_the_variable():
 
 def test_the_upload_memory_budget_must_hold_at_least_one_part():
     r = _import_settings(
-        "gateway.settings.test", GATEWAY_S3_PART_SIZE=str(8 * 1024 * 1024), GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES=str(4 * 1024 * 1024)
+        "gateway.settings.test",
+        GATEWAY_S3_PART_SIZE=str(8 * 1024 * 1024),
+        GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES=str(4 * 1024 * 1024),
     )
     assert r.returncode != 0
     assert "GATEWAY_UPLOAD_MEMORY_BUDGET_BYTES must be at least 8388608 (one part, GATEWAY_S3_PART_SIZE), got 4194304" in r.stderr

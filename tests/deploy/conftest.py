@@ -88,14 +88,23 @@ def run_py(tmp_path: Path, s3_server) -> Iterator[Callable[..., RunPy]]:
         port, var = free_port(), tmp_path / f"var-{len(started)}"
         env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DJANGO_DEBUG", "DJANGO_SECRET_KEY")}
         env.update(
-            DATABASE_URL=_admin_dsn(name), REDIS_URL=settings.REDIS_URL, PORT=str(port), GATEWAY_VAR_DIR=str(var),
-            GATEWAY_WORKER_CONCURRENCY="1", GATEWAY_WEB_WORKERS="1", PYTHONUNBUFFERED="1",
+            DATABASE_URL=_admin_dsn(name),
+            REDIS_URL=settings.REDIS_URL,
+            PORT=str(port),
+            GATEWAY_VAR_DIR=str(var),
+            GATEWAY_WORKER_CONCURRENCY="1",
+            GATEWAY_WEB_WORKERS="1",
+            PYTHONUNBUFFERED="1",
         )
         env.update(extra_env)
         log = tmp_path / f"run-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "deploy" / "run.py")], cwd=ROOT, env=env,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, str(ROOT / "deploy" / "run.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         run = RunPy(proc=proc, port=port, var=var, log=log)
         started.append(run)

@@ -41,7 +41,12 @@ def test_the_readme_first_push_works_as_written(docker: DockerClient, wharf: Wha
 
     env = {**subprocess_env(), **docker.env()}
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-x", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        ["bash", "-euo", "pipefail", "-x", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, f"README commands failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 

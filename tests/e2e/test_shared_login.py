@@ -80,7 +80,15 @@ def test_skopeo_reuses_dockers_login_to_push_and_pull(skopeo: Run, wharf: WharfS
     skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-authfile", str(auth_file), info.oci_ref, ref)
     out = skopeo("inspect", "--raw", "--tls-verify=false", "--authfile", str(auth_file), ref).stdout
     assert harness.sha256_digest(out.encode()) == info.manifest_digest
-    skopeo("copy", "--preserve-digests", "--src-tls-verify=false", "--src-authfile", str(auth_file), ref, f"oci:{tmp_path / 'back'}:v1")
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--src-authfile",
+        str(auth_file),
+        ref,
+        f"oci:{tmp_path / 'back'}:v1",
+    )
     for blob in info.all_blobs():
         back = tmp_path / "back" / "blobs" / "sha256" / blob.digest.split(":")[1]
         assert harness.sha256_digest(back.read_bytes()) == blob.digest
@@ -120,7 +128,9 @@ def test_podman_and_buildah_reuse_dockers_login(
     buildah("push", *authfile, buildah_ref)
     podman("pull", *authfile, buildah_ref)  # and back
     # Every copy is the image docker pushed (layer bytes identical; the manifest may be re-encoded).
-    manifests = {name: Manifest.objects.filter(tenant=tenant, repository__name=name).count() for name in ("docker", "podman", "buildah")}
+    manifests = {
+        name: Manifest.objects.filter(tenant=tenant, repository__name=name).count() for name in ("docker", "podman", "buildah")
+    }
     assert manifests == {"docker": 1, "podman": 1, "buildah": 1}
     docker.rmi(ref)
     assert docker.pull(ref) == pushed
@@ -134,12 +144,21 @@ def test_a_raw_chunked_token_request_through_gunicorn(wharf: WharfServer, wharf_
     http = requests.Session()
     http.trust_env = False
     # A generator body makes requests send `Transfer-Encoding: chunked` and no Content-Length.
-    r = http.post(f"{wharf.url}/auth/token", data=(part.encode() for part in (form[:20], form[20:])),
-                  headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    r = http.post(
+        f"{wharf.url}/auth/token",
+        data=(part.encode() for part in (form[:20], form[20:])),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     refresh = r.json()["refresh_token"]
     form = f"grant_type=refresh_token&refresh_token={refresh}&service={wharf.host}&scope=repository:{tenant.slug}/x:pull&client_id=e2e"
-    r = http.post(f"{wharf.url}/auth/token", data=iter([form.encode()]), headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    r = http.post(
+        f"{wharf.url}/auth/token",
+        data=iter([form.encode()]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
     assert r.status_code == 200 and r.json()["access_token"], r.text
     r = http.post(f"{wharf.url}/auth/token", data=iter([b"grant_type=password&password=" + b"p" * 70_000]), timeout=30)
     assert r.status_code == 413 and r.json()["error"] == "invalid_request"

@@ -158,7 +158,10 @@ def test_error_before_a_large_unread_body_says_connection_close(case: str, edge:
         status, code = 401, "UNAUTHORIZED"
     else:
         head = request_head(
-            "PUT", f"/v2/{pusher.slug}/app/manifests/v1", auth=pusher.auth, Content_Length=5 * 1024 * 1024,
+            "PUT",
+            f"/v2/{pusher.slug}/app/manifests/v1",
+            auth=pusher.auth,
+            Content_Length=5 * 1024 * 1024,
             Content_Type="application/vnd.oci.image.manifest.v1+json",
         )
         status, code = 413, "MANIFEST_INVALID"
@@ -207,7 +210,10 @@ def test_broken_chunked_body_is_a_400_and_the_session_keeps_its_offset(
     assert resp.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
     after = pusher.upload_state(location)
     assert (after.state, after.offset, bytes(after.hash_state), after.parts) == (
-        BlobUpload.State.ACTIVE, before.offset, bytes(before.hash_state), before.parts,
+        BlobUpload.State.ACTIVE,
+        before.offset,
+        bytes(before.hash_state),
+        before.parts,
     )
     with connect(edge) as sock:  # the session goes on where it was
         sock.sendall(request_head("GET", location, auth=pusher.auth))

@@ -99,7 +99,9 @@ def test_a_worker_killed_mid_patch_leaves_a_session_that_resumes_at_once(wharf_5
     assert r.status_code == 202, r.text
     location = server.url + r.headers["Location"]
     upload_id = r.headers["Docker-Upload-UUID"]
-    r = http.patch(location, data=first, headers={"Content-Range": f"0-{len(first) - 1}", "Content-Type": "application/octet-stream"})
+    r = http.patch(
+        location, data=first, headers={"Content-Range": f"0-{len(first) - 1}", "Content-Type": "application/octet-stream"}
+    )
     assert r.status_code == 202, r.text
     # One 5 MiB part is in S3 and the 1 MiB tail in its tail object.
     session = BlobUpload.objects.get(pk=upload_id)
@@ -133,7 +135,11 @@ def test_a_worker_killed_mid_patch_leaves_a_session_that_resumes_at_once(wharf_5
     # The status is the last committed offset; the very first resume is accepted (no lease to wait out).
     r = http.get(location)
     assert r.status_code == 204 and r.headers["Range"] == f"0-{len(first) - 1}"
-    r = http.patch(location, data=second, headers={"Content-Range": f"{len(first)}-{len(data) - 1}", "Content-Type": "application/octet-stream"})
+    r = http.patch(
+        location,
+        data=second,
+        headers={"Content-Range": f"{len(first)}-{len(data) - 1}", "Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 202, r.text
     assert r.headers["Range"] == f"0-{len(data) - 1}"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()

@@ -95,7 +95,12 @@ def test_docker_on_a_host_based_tenant_endpoint(
     docker.login(host, user, token)
     pushed = docker.push(ref)
     # The same repository through the path-based endpoint.
-    r = _http().get(f"{wharf.url}/v2/{tenant.slug}/app/manifests/v1", auth=(user, token), headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}, timeout=30)
+    r = _http().get(
+        f"{wharf.url}/v2/{tenant.slug}/app/manifests/v1",
+        auth=(user, token),
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=30,
+    )
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == pushed
     docker.rmi(ref)
     assert docker.pull(ref) == pushed
@@ -122,19 +127,33 @@ def test_oras_artifact_with_subject_and_referrers(
     tenant, user, token = wharf_tenant
     repo = f"{tenant.slug}/art"
     image = build_oci_layout(tmp_path / "oci", layers=[1000], seed=16)
-    skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", f"{user}:{token}", image.oci_ref, f"docker://{wharf.host}/{repo}:v1")
+    skopeo(
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"{user}:{token}",
+        image.oci_ref,
+        f"docker://{wharf.host}/{repo}:v1",
+    )
     subject = manifest_descriptor(wharf.host, repo, "v1", auth=(user, token))
     (tmp_path / "files").mkdir()
     sbom = tmp_path / "files" / "sbom.json"
     sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "components": []}))
     client = make_oras_client(wharf.host, user, token)
-    pushed = oras_push_artifact(client, f"{wharf.host}/{repo}:sbom", [sbom], artifact_type="application/vnd.cyclonedx+json", subject=subject)
+    pushed = oras_push_artifact(
+        client, f"{wharf.host}/{repo}:sbom", [sbom], artifact_type="application/vnd.cyclonedx+json", subject=subject
+    )
     files = oras_pull_artifact(client, f"{wharf.host}/{repo}:sbom", tmp_path / "out")
     assert [f.read_bytes() for f in files] == [sbom.read_bytes()]
     r = _http().get(f"{wharf.url}/v2/{repo}/referrers/{image.manifest_digest}", auth=(user, token), timeout=30)
     assert r.status_code == 200
-    assert [(m["digest"], m["artifactType"]) for m in r.json()["manifests"]] == [(pushed.digest, "application/vnd.cyclonedx+json")]
-    r = _http().get(f"{wharf.url}/v2/{repo}/referrers/{image.manifest_digest}?artifactType=text/plain", auth=(user, token), timeout=30)
+    assert [(m["digest"], m["artifactType"]) for m in r.json()["manifests"]] == [
+        (pushed.digest, "application/vnd.cyclonedx+json")
+    ]
+    r = _http().get(
+        f"{wharf.url}/v2/{repo}/referrers/{image.manifest_digest}?artifactType=text/plain", auth=(user, token), timeout=30
+    )
     assert r.json()["manifests"] == [] and r.headers["OCI-Filters-Applied"] == "artifactType"
 
 
@@ -148,7 +167,9 @@ def test_upload_resumes_after_the_web_server_restarts(wharf_tenant, tmp_path: Pa
         http = _http()
         r = http.post(f"{server.url}/v2/{tenant.slug}/resume/blobs/uploads/", auth=(user, token), timeout=30)
         loc = r.headers["Location"]
-        r = http.patch(server.url + loc, data=first, auth=(user, token), headers={"Content-Range": f"0-{len(first) - 1}"}, timeout=60)
+        r = http.patch(
+            server.url + loc, data=first, auth=(user, token), headers={"Content-Range": f"0-{len(first) - 1}"}, timeout=60
+        )
         assert r.status_code == 202 and r.headers["Range"] == f"0-{len(first) - 1}"
         server.stop()
         server.start()
@@ -156,7 +177,7 @@ def test_upload_resumes_after_the_web_server_restarts(wharf_tenant, tmp_path: Pa
         r = http.get(server.url + loc, auth=(user, token), timeout=30)
         assert r.status_code == 204 and r.headers["Range"] == f"0-{len(first) - 1}"
         # A chunked (Transfer-Encoding) body, as Docker sends it: Django alone would read it as empty.
-        chunks = iter([rest[: MiB], rest[MiB:]])
+        chunks = iter([rest[:MiB], rest[MiB:]])
         r = http.patch(server.url + loc, data=chunks, auth=(user, token), timeout=60)
         assert r.status_code == 202 and r.headers["Range"] == f"0-{len(data) - 1}"
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -177,7 +198,8 @@ def test_body_shorter_than_its_content_length_is_refused(wharf: WharfServer, wha
     auth = base64.b64encode(f"{user}:{token}".encode()).decode()
     with socket.create_connection(("127.0.0.1", wharf.port), timeout=30) as s:
         s.sendall(
-            f"PATCH {loc} HTTP/1.1\r\nHost: {wharf.host}\r\nAuthorization: Basic {auth}\r\nContent-Length: 1000\r\n\r\n".encode() + b"x" * 10
+            f"PATCH {loc} HTTP/1.1\r\nHost: {wharf.host}\r\nAuthorization: Basic {auth}\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b"x" * 10
         )
         s.shutdown(socket.SHUT_WR)
         received = b""
@@ -200,7 +222,15 @@ def test_two_clients_push_the_same_layer_at_once(skopeo: Run, wharf: WharfServer
 
     def push(repo: str) -> None:
         try:
-            skopeo("copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", f"{user}:{token}", info.oci_ref, f"docker://{wharf.host}/{tenant.slug}/{repo}:v1")
+            skopeo(
+                "copy",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                f"{user}:{token}",
+                info.oci_ref,
+                f"docker://{wharf.host}/{tenant.slug}/{repo}:v1",
+            )
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -245,15 +275,22 @@ def test_bad_manifest_requests_are_answered_as_distribution_answers_them(
         config = _push_blob_http(http, base, repo, b'{"architecture":"amd64","os":"linux"}', auth)
         layer = _push_blob_http(http, base, repo, b"a layer for both", auth)
         doc = {
-            "schemaVersion": 2, "mediaType": oci,
+            "schemaVersion": 2,
+            "mediaType": oci,
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 37},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 16}],
         }
         good = json.dumps(doc).encode()
         assert http.put(f"{base}/v2/{repo}/manifests/v1", data=good, headers={"Content-Type": oci}, auth=auth).status_code == 201
-        missing_blob = json.dumps({**doc, "layers": [{**doc["layers"][0], "digest": harness.sha256_digest(b"never pushed")}]}).encode()
+        missing_blob = json.dumps(
+            {**doc, "layers": [{**doc["layers"][0], "digest": harness.sha256_digest(b"never pushed")}]}
+        ).encode()
         missing_child = json.dumps(
-            {"schemaVersion": 2, "mediaType": index_type, "manifests": [{"mediaType": oci, "digest": harness.sha256_digest(b"no such manifest"), "size": 16}]}
+            {
+                "schemaVersion": 2,
+                "mediaType": index_type,
+                "manifests": [{"mediaType": oci, "digest": harness.sha256_digest(b"no such manifest"), "size": 16}],
+            }
         ).encode()
         requests_ = [
             ("GET .INVALID_MANIFEST_NAME", "GET", ".INVALID_MANIFEST_NAME", None, None),
@@ -264,14 +301,30 @@ def test_bad_manifest_requests_are_answered_as_distribution_answers_them(
             ("PUT missing child", "PUT", "v3", missing_child, index_type),
         ]
         for label, method, ref, body, content_type in requests_:
-            r = http.request(method, f"{base}/v2/{repo}/manifests/{ref}", data=body, headers={"Content-Type": content_type} if content_type else {}, auth=auth)
-            code = r.json()["errors"][0]["code"] if r.content and r.headers.get("Content-Type", "").startswith("application/json") else ""
+            r = http.request(
+                method,
+                f"{base}/v2/{repo}/manifests/{ref}",
+                data=body,
+                headers={"Content-Type": content_type} if content_type else {},
+                auth=auth,
+            )
+            code = (
+                r.json()["errors"][0]["code"]
+                if r.content and r.headers.get("Content-Type", "").startswith("application/json")
+                else ""
+            )
             answers.setdefault(name, []).append((label, r.status_code, code))
-    assert [(label, status) for label, status, _ in answers["wharf"]] == [(label, status) for label, status, _ in answers["distribution"]], answers
+    assert [(label, status) for label, status, _ in answers["wharf"]] == [
+        (label, status) for label, status, _ in answers["distribution"]
+    ], answers
     codes = {label: code for label, _, code in answers["wharf"]}
     assert codes == {
-        "GET .INVALID_MANIFEST_NAME": "MANIFEST_UNKNOWN", "HEAD .INVALID_MANIFEST_NAME": "", "DELETE -not-a-tag": "MANIFEST_UNKNOWN",
-        "GET unknown tag": "MANIFEST_UNKNOWN", "PUT missing blob": "MANIFEST_BLOB_UNKNOWN", "PUT missing child": "MANIFEST_UNKNOWN",
+        "GET .INVALID_MANIFEST_NAME": "MANIFEST_UNKNOWN",
+        "HEAD .INVALID_MANIFEST_NAME": "",
+        "DELETE -not-a-tag": "MANIFEST_UNKNOWN",
+        "GET unknown tag": "MANIFEST_UNKNOWN",
+        "PUT missing blob": "MANIFEST_BLOB_UNKNOWN",
+        "PUT missing child": "MANIFEST_UNKNOWN",
     }, answers
     assert not Manifest.objects.filter(tenant=tenant).exclude(repository__name="app").exists()
     assert Manifest.objects.filter(tenant=tenant).count() == 1

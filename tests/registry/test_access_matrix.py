@@ -30,31 +30,49 @@ SERVICE = "testserver"
 OPS = ("pull", "head_blob", "tags", "push", "upload_status", "delete", "mount", "mount_other_tenant", "catalog")
 EXPECTED = {
     # What a Bearer token from /auth/token gets.  pull head tags push status delete mount other catalog
-    "anonymous":        (401, 401, 401, 401, 401, 401, 401, 401, 401),
-    "other_tenant":     (401, 401, 401, 401, 401, 401, 401, 401, 200),
-    "no_membership":    (401, 401, 401, 401, 401, 401, 401, 401, 200),
-    "staff":            (401, 401, 401, 401, 401, 401, 401, 401, 200),
-    "reader":           (200, 200, 200, 401, 401, 401, 401, 401, 200),
-    "pull_only_token":  (200, 200, 200, 401, 401, 401, 401, 401, 200),
-    "writer":           (200, 200, 200, 202, 204, 401, 201, 202, 200),
-    "admin":            (200, 200, 200, 202, 204, 202, 201, 202, 200),
-    "owner":            (200, 200, 200, 202, 204, 202, 201, 202, 200),
-    "robot_pull":       (200, 200, 200, 401, 401, 401, 401, 401, 200),
+    "anonymous": (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "other_tenant": (401, 401, 401, 401, 401, 401, 401, 401, 200),
+    "no_membership": (401, 401, 401, 401, 401, 401, 401, 401, 200),
+    "staff": (401, 401, 401, 401, 401, 401, 401, 401, 200),
+    "reader": (200, 200, 200, 401, 401, 401, 401, 401, 200),
+    "pull_only_token": (200, 200, 200, 401, 401, 401, 401, 401, 200),
+    "writer": (200, 200, 200, 202, 204, 401, 201, 202, 200),
+    "admin": (200, 200, 200, 202, 204, 202, 201, 202, 200),
+    "owner": (200, 200, 200, 202, 204, 202, 201, 202, 200),
+    "robot_pull": (200, 200, 200, 401, 401, 401, 401, 401, 200),
     "robot_outside_pattern": (401, 401, 401, 401, 401, 401, 401, 401, 200),
     "robot_in_pattern": (200, 200, 200, 202, 204, 401, 202, 202, 200),  # mount from acme/base: outside, so an upload
-    "revoked_token":    (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "revoked_token": (401, 401, 401, 401, 401, 401, 401, 401, 401),
     "mis_scoped_token": (401, 401, 401, 401, 401, 401, 401, 401, 401),
-    "expired":          (401, 401, 401, 401, 401, 401, 401, 401, 401),
-    "unknown_key":      (401, 401, 401, 401, 401, 401, 401, 401, 401),
-    "tampered":         (401, 401, 401, 401, 401, 401, 401, 401, 401),
-    "alg_none":         (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "expired": (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "unknown_key": (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "tampered": (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    "alg_none": (401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 ALL_ACME = ["acme/app", "acme/base", "acme/team/app"]
-CATALOG = {"other_tenant": ["globex/base"], "no_membership": [], "staff": [], "robot_outside_pattern": ["acme/team/app"], "robot_in_pattern": ["acme/team/app"]}
+CATALOG = {
+    "other_tenant": ["globex/base"],
+    "no_membership": [],
+    "staff": [],
+    "robot_outside_pattern": ["acme/team/app"],
+    "robot_in_pattern": ["acme/team/app"],
+}
 FORGED = ("expired", "unknown_key", "tampered", "alg_none")
 # Identities with a username and secret can also send them as Basic on /v2/.
-BASIC = ("other_tenant", "no_membership", "staff", "reader", "pull_only_token", "writer", "admin", "owner", "robot_pull", "robot_outside_pattern",
-         "robot_in_pattern", "revoked_token")
+BASIC = (
+    "other_tenant",
+    "no_membership",
+    "staff",
+    "reader",
+    "pull_only_token",
+    "writer",
+    "admin",
+    "owner",
+    "robot_pull",
+    "robot_outside_pattern",
+    "robot_in_pattern",
+    "revoked_token",
+)
 CASES = [
     *[("anonymous", "none")],
     *[(identity, "bearer") for identity in EXPECTED],
@@ -64,10 +82,15 @@ CASES = [
 
 def _scopes(op: str, repo: str) -> list[str]:
     return {
-        "pull": [f"repository:{repo}:pull"], "head_blob": [f"repository:{repo}:pull"], "tags": [f"repository:{repo}:pull"],
-        "push": [f"repository:{repo}:pull,push"], "upload_status": [f"repository:{repo}:pull,push"],
-        "delete": [f"repository:{repo}:delete"], "mount": [f"repository:{repo}:pull,push", "repository:acme/base:pull"],
-        "mount_other_tenant": [f"repository:{repo}:pull,push", "repository:globex/base:pull"], "catalog": ["registry:catalog:*"],
+        "pull": [f"repository:{repo}:pull"],
+        "head_blob": [f"repository:{repo}:pull"],
+        "tags": [f"repository:{repo}:pull"],
+        "push": [f"repository:{repo}:pull,push"],
+        "upload_status": [f"repository:{repo}:pull,push"],
+        "delete": [f"repository:{repo}:delete"],
+        "mount": [f"repository:{repo}:pull,push", "repository:acme/base:pull"],
+        "mount_other_tenant": [f"repository:{repo}:pull,push", "repository:globex/base:pull"],
+        "catalog": ["registry:catalog:*"],
     }[op]
 
 
@@ -105,9 +128,13 @@ def world(reg, tenant, owner_token):
         "revoked_token": basic(writer.username, revoked.secret),
     }
     return {
-        "creds": creds, "uploads": uploads, "base_layer": base_layer, "globex_layer": sha(b"globex layer"),
+        "creds": creds,
+        "uploads": uploads,
+        "base_layer": base_layer,
+        "globex_layer": sha(b"globex layer"),
         "blob": {"acme/app": sha(b"app layer"), "acme/team/app": sha(b"team layer")},
-        "tenants": (tenant, globex), "payloads": (app_payload, team_payload),
+        "tenants": (tenant, globex),
+        "payloads": (app_payload, team_payload),
     }
 
 
@@ -202,7 +229,9 @@ def test_access_matrix(world, blob_store, identity, transport, op):
     client = _client(identity, transport, op, repo, world)
     before = _state(world, blob_store)
     r = _do(op, client, repo, world)
-    assert r.status_code == expected, f"{identity} over {transport}, {op}: got {r.status_code}, expected {expected}: {r.content[:300]!r}"
+    assert r.status_code == expected, (
+        f"{identity} over {transport}, {op}: got {r.status_code}, expected {expected}: {r.content[:300]!r}"
+    )
     if expected >= 400:
         assert _state(world, blob_store) == before, f"{identity} over {transport}, {op}: denied, yet data changed"
         code = "UNAUTHORIZED" if expected == 401 else "DENIED"

@@ -63,9 +63,16 @@ OCI = "application/vnd.oci.image.manifest.v1+json"
 def _image_doc(reg, **extra) -> dict:
     config = b'{"architecture":"amd64","os":"linux"}'
     doc = {
-        "schemaVersion": 2, "mediaType": OCI,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": reg.push_blob("app", config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": reg.push_blob("app", b"layer"), "size": 5}],
+        "schemaVersion": 2,
+        "mediaType": OCI,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": reg.push_blob("app", config),
+            "size": len(config),
+        },
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": reg.push_blob("app", b"layer"), "size": 5}
+        ],
     }
     doc.update(extra)
     return doc
@@ -86,7 +93,9 @@ def _bad_manifests(doc: dict) -> dict[str, bytes]:
         "nested 100000 deep": good[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         "objects nested 70 deep": good[:-1] + b', "x": ' + b'{"a":' * 70 + b"1" + b"}" * 70 + b"}",
         "artifactType of 256 characters": json.dumps({**doc, "artifactType": "application/" + "x" * 244}).encode(),
-        "config mediaType of 256 characters": json.dumps({**doc, "config": {**doc["config"], "mediaType": "a/" + "b" * 254}}).encode(),
+        "config mediaType of 256 characters": json.dumps(
+            {**doc, "config": {**doc["config"], "mediaType": "a/" + "b" * 254}}
+        ).encode(),
         "size beyond 64 bits": json.dumps({**doc, "layers": [{**layer, "size": 2**64}]}).encode(),
         "integer of 5000 digits": good[:-1] + b', "x": ' + b"9" * 5000 + b"}",
         "urls not a list": json.dumps({**doc, "layers": [{**layer, "urls": "http://x"}]}).encode(),

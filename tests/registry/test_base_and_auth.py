@@ -22,7 +22,14 @@ def test_v2_answers_200_with_a_token_or_a_password(reg, tenant, client):
 
 @pytest.mark.parametrize(
     "header",
-    [basic("owner", "wrong"), basic("nobody", "pw-secret-123"), "Basic !!!notbase64", "Basic " + "b3duZXI=", "Digest abc", basic("owner", "wharf_pat_bogus")],
+    [
+        basic("owner", "wrong"),
+        basic("nobody", "pw-secret-123"),
+        "Basic !!!notbase64",
+        "Basic " + "b3duZXI=",
+        "Digest abc",
+        basic("owner", "wharf_pat_bogus"),
+    ],
 )
 def test_bad_credentials_are_401_without_saying_which_part_is_wrong(tenant, client, header):
     r = client.get("/v2/", HTTP_AUTHORIZATION=header)
@@ -57,7 +64,9 @@ def test_password_guessing_through_v2_is_throttled_and_audited_like_the_token_se
 
     reg.push_image("app", "1", [b"x"])
     attacker = Client(REMOTE_ADDR="203.0.113.40")
-    statuses = [attacker.get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", f"guess-{i}")).status_code for i in range(40)]
+    statuses = [
+        attacker.get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", f"guess-{i}")).status_code for i in range(40)
+    ]
     assert statuses == [401] * 10 + [429] * 30
     r = attacker.get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", "pw-secret-123"))
     assert r.status_code == 429 and int(r["Retry-After"]) > 0
@@ -68,7 +77,12 @@ def test_password_guessing_through_v2_is_throttled_and_audited_like_the_token_se
     assert failed.count() == 10 and {e.detail["channel"] for e in failed} == {"v2"}
     assert AuditEvent.objects.filter(action="login.throttled", ip="203.0.113.40").exists()
     # Another address is not affected.
-    assert Client(REMOTE_ADDR="198.51.100.40").get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", "pw-secret-123")).status_code == 200
+    assert (
+        Client(REMOTE_ADDR="198.51.100.40")
+        .get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", "pw-secret-123"))
+        .status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("header", [basic("ow\x00ner", "pw-secret-123"), basic("\x00", "x"), basic("owner\x00", "wharf_pat_x")])

@@ -348,7 +348,9 @@ def test_digest_algorithm_hint_hashes_only_that_algorithm(reg, blob_store):
     loc = reg.post("/v2/acme/app/blobs/uploads/?digest-algorithm=sha512")["Location"]
     assert reg.put(f"{loc}?digest={sha512(data)}", data).status_code == 201
     r = reg.post("/v2/acme/app/blobs/uploads/?digest-algorithm=md5")
-    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID" and "md5" in r.json()["errors"][0]["message"]
+    assert (
+        r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID" and "md5" in r.json()["errors"][0]["message"]
+    )
 
 
 @pytest.mark.django_db
@@ -386,7 +388,7 @@ class HeldBody:
             self.reading.set()
             assert self.release.wait(60)
         chunk = self.parts[0][:size]
-        self.parts[0] = self.parts[0][len(chunk):]
+        self.parts[0] = self.parts[0][len(chunk) :]
         if not self.parts[0]:
             self.parts.pop(0)
         return chunk
@@ -410,7 +412,9 @@ def test_two_concurrent_patches_on_one_session_get_one_416(tenant, owner_token):
     def slow_patch() -> None:
         try:
             repo = selectors.repository_get(tenant=tenant, name="app")
-            outcome.append(svc.blob_upload_append(tenant=tenant, repository=repo, upload_id=upload_id, body=svc.Body(body, None)).offset)
+            outcome.append(
+                svc.blob_upload_append(tenant=tenant, repository=repo, upload_id=upload_id, body=svc.Body(body, None)).offset
+            )
         except BaseException as exc:  # reported by the assertion below
             outcome.append(exc)
         finally:

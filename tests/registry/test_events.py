@@ -50,12 +50,22 @@ def test_events_arrive_in_the_order_recorded_with_their_fields(reg, tenant, even
     assert event_stream() == 4
     [(batch, got)] = seen
     assert EventBatch.objects.filter(pk=batch, events=4).exists()
-    assert [(e.kind, e.direction) for e in got] == [("blob", "push"), ("blob", "push"), ("manifest", "push"), ("manifest", "pull")]
+    assert [(e.kind, e.direction) for e in got] == [
+        ("blob", "push"),
+        ("blob", "push"),
+        ("manifest", "push"),
+        ("manifest", "pull"),
+    ]
     assert [e.seq for e in got] == [0, 1, 2, 3]
     assert {e.digest for e in got[:2]} == {sha(b"layer-one"), sha(b'{"architecture":"amd64","os":"linux"}')}
     pull = got[3]
     assert (pull.tenant_id, pull.repository, pull.digest, pull.size, pull.reference, pull.mode) == (
-        tenant.pk, "app", digest, len(payload), "1", "proxied"
+        tenant.pk,
+        "app",
+        digest,
+        len(payload),
+        "1",
+        "proxied",
     )
     assert got[0].occurred_at <= got[3].occurred_at
 
@@ -64,7 +74,11 @@ def test_events_arrive_in_the_order_recorded_with_their_fields(reg, tenant, even
 def test_a_subscriber_only_gets_its_types(reg, event_stream, monkeypatch):
     got: list = []
     monkeypatch.setitem(
-        events._subscriptions, "pulls", events.Subscription(name="pulls", types=frozenset({("manifest", "pull")}), handler=lambda *, batch, events: got.extend(events))
+        events._subscriptions,
+        "pulls",
+        events.Subscription(
+            name="pulls", types=frozenset({("manifest", "pull")}), handler=lambda *, batch, events: got.extend(events)
+        ),
     )
     reg.push_image("app", "1", [b"l"])
     reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI)
@@ -86,7 +100,9 @@ def test_a_replayed_batch_is_not_delivered_twice(reg, redis_client, event_stream
 
 
 @pytest.mark.django_db
-def test_a_failing_subscriber_rolls_back_every_subscriber_and_the_batch_is_replayed(reg, tenant, redis_client, event_stream, monkeypatch):
+def test_a_failing_subscriber_rolls_back_every_subscriber_and_the_batch_is_replayed(
+    reg, tenant, redis_client, event_stream, monkeypatch
+):
     calls: list[int] = []
 
     def flaky(*, batch, events):
@@ -110,7 +126,9 @@ def test_a_failing_subscriber_rolls_back_every_subscriber_and_the_batch_is_repla
 def test_subscribers_run_in_the_flush_transaction(reg, event_stream, monkeypatch):
     depth: list[bool] = []
     monkeypatch.setitem(
-        events._subscriptions, "tx", events.Subscription(name="tx", types=stream_types(), handler=lambda **_: depth.append(connection.in_atomic_block))
+        events._subscriptions,
+        "tx",
+        events.Subscription(name="tx", types=stream_types(), handler=lambda **_: depth.append(connection.in_atomic_block)),
     )
     reg.push_image("app", "1", [b"l"])
     event_stream()

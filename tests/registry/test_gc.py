@@ -71,11 +71,16 @@ def push_image(reg: Reg, repo: str, ref: str | None, layers: list[bytes], cfg: b
 
 
 def index_doc(children: list[tuple[str, bytes]]) -> bytes:
-    return json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [{"mediaType": OCI, "digest": d, "size": len(p), "platform": {"architecture": "amd64", "os": "linux"}} for d, p in children],
-    }).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI, "digest": d, "size": len(p), "platform": {"architecture": "amd64", "os": "linux"}}
+                for d, p in children
+            ],
+        }
+    ).encode()
 
 
 def blob_bytes(reg: Reg, repo: str, digest: str) -> bytes | None:
@@ -129,10 +134,22 @@ def test_gc_deletes_exactly_the_unreferenced_blobs_and_manifests(reg, tenant, bl
     reg.push_blob("app", EMPTY)
     sbom_a, sbom_c = b'{"sbom": "a"}', b'{"sbom": "c"}'
     ref_a, ref_a_payload = push_image(
-        reg, "app", None, [sbom_a], EMPTY, artifactType="application/vnd.example.sbom", subject={"mediaType": OCI, "digest": a, "size": len(a_payload)}
+        reg,
+        "app",
+        None,
+        [sbom_a],
+        EMPTY,
+        artifactType="application/vnd.example.sbom",
+        subject={"mediaType": OCI, "digest": a, "size": len(a_payload)},
     )
     ref_c, _ = push_image(
-        reg, "app", None, [sbom_c], EMPTY, artifactType="application/vnd.example.sbom", subject={"mediaType": OCI, "digest": c, "size": len(c_payload)}
+        reg,
+        "app",
+        None,
+        [sbom_c],
+        EMPTY,
+        artifactType="application/vnd.example.sbom",
+        subject={"mediaType": OCI, "digest": c, "size": len(c_payload)},
     )
     # A second repository holding the same layer as c's unique one keeps that blob alive.
     push_image(reg, "other", "x", [b"only in c"], config("x"))
@@ -253,7 +270,11 @@ def test_dry_run_lists_what_would_go_and_changes_nothing(reg, tenant, blob_store
     assert report.dry_run and report.manifests == [{"repository": "app", "digest": c, "size": report.manifests[0]["size"]}]
     assert {b["digest"] for b in report.blobs} == {sha(b"garbage layer"), sha(config("c"))}
     assert report.counts["manifests_deleted"] == 1 and report.counts["blobs_deleted"] == 2
-    assert (Manifest.objects.count(), Blob.objects.count(), list(Blob.objects.values_list("gc_candidate_since", flat=True))) == rows
+    assert (
+        Manifest.objects.count(),
+        Blob.objects.count(),
+        list(Blob.objects.values_list("gc_candidate_since", flat=True)),
+    ) == rows
     assert all(exists(blob_store, k) for k in blob_keys(tenant, sha(b"garbage layer")))
     assert JobRun.objects.get(pk=report.job_id).dry_run is True
     # The real run deletes exactly what the dry run listed.
@@ -367,6 +388,7 @@ def _in_thread(fn):
 
 def _gc_deletes_blob_while_holding_lock(tenant, digest: str, locked: threading.Event, hold: float):
     """What the sweep does to one blob: FOR UPDATE, delete rows, hold the lock a moment, commit."""
+
     def run():
         with transaction.atomic():
             blob = Blob.objects.get(tenant=tenant, digest=digest)
@@ -377,6 +399,7 @@ def _gc_deletes_blob_while_holding_lock(tenant, digest: str, locked: threading.E
             locked.set()
             time.sleep(hold)
         return True
+
     return run
 
 
@@ -543,9 +566,27 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
 
 def _worker(queue: str, log, **env):
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gateway", "worker", "--pool=solo", "-Q", queue, "--concurrency=1",
-         "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=subprocess_env(**env), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gateway",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--concurrency=1",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -678,8 +719,11 @@ def test_gc_runs_hourly_from_the_beat_schedule_on_the_gc_queue():
     from gateway.celery import app
 
     app.loader.import_default_modules()
-    for name, task_name in (("gc-all", "gateway.gc.all"), ("retention-all", "gateway.retention.all"),
-                            ("uploads-cleanup-all", "gateway.uploads.cleanup_all")):
+    for name, task_name in (
+        ("gc-all", "gateway.gc.all"),
+        ("retention-all", "gateway.retention.all"),
+        ("uploads-cleanup-all", "gateway.uploads.cleanup_all"),
+    ):
         entry = app.conf.beat_schedule[name]
         assert entry["task"] == task_name and task_name in app.tasks
         assert entry["options"]["queue"] == "gc"

@@ -21,8 +21,10 @@ EMPTY = b"{}"
 def blobs(reg, repo="app"):
     config, layer = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}', b"layer bytes"
     return {
-        "config": reg.push_blob(repo, config), "config_size": len(config),
-        "layer0": reg.push_blob(repo, layer), "layer0_size": len(layer),
+        "config": reg.push_blob(repo, config),
+        "config_size": len(config),
+        "layer0": reg.push_blob(repo, layer),
+        "layer0_size": len(layer),
     }
 
 
@@ -100,8 +102,18 @@ def test_blob_of_another_repository_does_not_count(reg):
         (b'{"schemaVersion": 2}', "application/vnd.example.unknown+json", "MANIFEST_INVALID"),
         (b'{"schemaVersion": 3, "config": {}}', OCI, "MANIFEST_INVALID"),
         (b'{"schemaVersion": 2, "mediaType": "' + DOCKER.encode() + b'", "config": {}, "layers": []}', OCI, "MANIFEST_INVALID"),
-        (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}, "layers": []}', OCI, "MANIFEST_INVALID"),
-        (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "' + ("sha256:" + "a" * 64).encode() + b'", "size": -1}, "layers": []}', OCI, "MANIFEST_INVALID"),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}, "layers": []}',
+            OCI,
+            "MANIFEST_INVALID",
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "'
+            + ("sha256:" + "a" * 64).encode()
+            + b'", "size": -1}, "layers": []}',
+            OCI,
+            "MANIFEST_INVALID",
+        ),
         (b'{"schemaVersion": 2, "manifests": "nope"}', OCI_INDEX, "MANIFEST_INVALID"),
         (b"", OCI, "MANIFEST_INVALID"),
     ],
@@ -172,7 +184,12 @@ def test_referrers_with_subject_and_artifact_type_filter(reg):
     subject = sha(subject_payload)
     sbom = b'{"spdx": true}'
     reg.push_blob("app", EMPTY)
-    values = {"layer0": reg.push_blob("app", sbom), "layer0_size": len(sbom), "subject": subject, "subject_size": len(subject_payload)}
+    values = {
+        "layer0": reg.push_blob("app", sbom),
+        "layer0_size": len(sbom),
+        "subject": subject,
+        "subject_size": len(subject_payload),
+    }
     artifact = fixture_manifest("oci-artifact.json", **values)
     # The subject need not exist yet (OCI 1.1).
     r = put(reg, sha(artifact), artifact, OCI)
@@ -183,8 +200,13 @@ def test_referrers_with_subject_and_artifact_type_filter(reg):
     index = r.json()
     assert index["mediaType"] == OCI_INDEX and index["schemaVersion"] == 2
     assert index["manifests"] == [
-        {"mediaType": OCI, "digest": sha(artifact), "size": len(artifact), "artifactType": "application/vnd.example.sbom.v1+json",
-         "annotations": {"org.opencontainers.image.created": "2026-11-29T00:00:00Z"}}
+        {
+            "mediaType": OCI,
+            "digest": sha(artifact),
+            "size": len(artifact),
+            "artifactType": "application/vnd.example.sbom.v1+json",
+            "annotations": {"org.opencontainers.image.created": "2026-11-29T00:00:00Z"},
+        }
     ]
     r = reg.get(f"/v2/acme/app/referrers/{subject}?artifactType=application/vnd.example.other")
     assert r.json()["manifests"] == [] and r["OCI-Filters-Applied"] == "artifactType"
@@ -286,7 +308,9 @@ def test_a_delete_racing_a_re_push_never_leaves_a_row_without_its_object(reg, te
         ref = digest if round_ % 2 else "v1"  # re-push by digest, or under the tag (which moves the tag object too)
         threads = [
             threading.Thread(target=run, args=(manifest_delete,), kwargs={"reference": digest}),
-            threading.Thread(target=run, args=(manifest_put,), kwargs={"reference": ref, "payload": payload, "content_type": OCI}),
+            threading.Thread(
+                target=run, args=(manifest_put,), kwargs={"reference": ref, "payload": payload, "content_type": OCI}
+            ),
         ]
         for t in threads:
             t.start()

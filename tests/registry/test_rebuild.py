@@ -35,14 +35,23 @@ class Pushed:
     blobs: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
 
-def _image(reg: Reg, pushed: Pushed, repo: str, ref: str | None, layers: list[bytes], config: bytes = CONFIG, media_type: str = OCI) -> str:
+def _image(
+    reg: Reg, pushed: Pushed, repo: str, ref: str | None, layers: list[bytes], config: bytes = CONFIG, media_type: str = OCI
+) -> str:
     cfg = reg.push_blob(repo, config)
     pushed.blobs[(repo, cfg)] = config
     descs = []
     for layer in layers:
-        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": reg.push_blob(repo, layer), "size": len(layer)})
+        descs.append(
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": reg.push_blob(repo, layer), "size": len(layer)}
+        )
         pushed.blobs[(repo, sha(layer))] = layer
-    doc = {"schemaVersion": 2, "mediaType": media_type, "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": len(config)}, "layers": descs}
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": len(config)},
+        "layers": descs,
+    }
     payload = json.dumps(doc, indent=1).encode()  # not the canonical form: bytes must survive as pushed
     digest = sha(payload)
     r = reg.push_manifest(repo, ref or digest, payload, media_type)  # no ref: by digest, as buildx pushes an index's images
@@ -65,7 +74,14 @@ def _push_everything(reg: Reg) -> Pushed:
         cfg = json.dumps({"architecture": arch, "os": "linux"}).encode()
         layer = f"{arch}-layer".encode()
         d = _image(reg, pushed, "team/multi", None, [layer, b"shared-layer"], config=cfg)
-        children.append({"mediaType": OCI, "digest": d, "size": len(pushed.manifests[("team/multi", d)]), "platform": {"architecture": arch, "os": "linux"}})
+        children.append(
+            {
+                "mediaType": OCI,
+                "digest": d,
+                "size": len(pushed.manifests[("team/multi", d)]),
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
     r = reg.push_manifest("team/multi", "v1", index, OCI_INDEX)
     assert r.status_code == 201, r.content
@@ -162,7 +178,10 @@ def test_missing_or_corrupt_objects_are_reported_not_restored(reg, tenant):
     store.delete([doomed.storage_key])  # the data object is gone; its index object stays
     # An index object whose data object never existed, and manifest bytes that do not match their digest.
     ghost = sha(b"ghost")
-    store.put(keys.blob_index_key(tenant.pk, ghost), json.dumps({"digest": ghost, "size": 5, "key": keys.uploads_prefix(tenant.pk) + "nothing"}).encode())
+    store.put(
+        keys.blob_index_key(tenant.pk, ghost),
+        json.dumps({"digest": ghost, "size": 5, "key": keys.uploads_prefix(tenant.pk) + "nothing"}).encode(),
+    )
     liar = sha(b"the real manifest")
     store.put(keys.manifest_key(tenant.pk, "app", liar), b'{"schemaVersion": 2}')
     _wipe(tenant)
@@ -192,7 +211,8 @@ def test_an_index_object_with_the_wrong_size_is_reported(reg, tenant):
     _image(reg, pushed, "app", "1", [b"layer"])
     blob = Blob.objects.get(tenant=tenant, digest=sha(b"layer"))
     get_blob_store().put(
-        keys.blob_index_key(tenant.pk, blob.digest), json.dumps({"digest": blob.digest, "size": 999, "key": blob.storage_key}).encode()
+        keys.blob_index_key(tenant.pk, blob.digest),
+        json.dumps({"digest": blob.digest, "size": 999, "key": blob.storage_key}).encode(),
     )
     _wipe(tenant)
     report = registry_rebuild(tenant=tenant).as_dict()
@@ -305,7 +325,9 @@ def _fuzz_payload(rnd, good: list[bytes], unknown: str) -> bytes:
     if kind == 11:
         return json.dumps({**doc, "annotations": {"fuzz": str(rnd.random())}}).encode()  # valid: a new manifest
     if kind == 12:
-        return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI, "digest": unknown, "size": 3}]}).encode()
+        return json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI, "digest": unknown, "size": 3}]}
+        ).encode()
     return json.dumps({**doc, "mediaType": "application/vnd.example+json"}).encode()
 
 
@@ -331,7 +353,9 @@ def test_rebuild_after_a_fuzz_run_of_pushes_restores_exactly_what_committed(reg,
         if action == 0:
             r = reg.delete(f"/v2/acme/app/manifests/{rnd.choice(['seed1', 'seed2', 't0', 't1', 't2', 'gone'])}")
         elif action == 1 and Manifest.objects.filter(tenant=tenant).exists():
-            r = reg.delete(f"/v2/acme/app/manifests/{rnd.choice(list(Manifest.objects.filter(tenant=tenant).order_by('digest').values_list('digest', flat=True)))}")
+            r = reg.delete(
+                f"/v2/acme/app/manifests/{rnd.choice(list(Manifest.objects.filter(tenant=tenant).order_by('digest').values_list('digest', flat=True)))}"
+            )
         else:
             payload = _fuzz_payload(rnd, good, unknown)
             ref = rnd.choice(["t0", "t1", "t2", "seed0", sha(payload), sha(payload + b" "), ".bad"])
@@ -343,10 +367,18 @@ def test_rebuild_after_a_fuzz_run_of_pushes_restores_exactly_what_committed(reg,
     assert statuses.get(201, 0) >= 20 and sum(n for s, n in statuses.items() if s >= 400) >= 200, statuses
 
     # Row <=> object, for manifests and tags, and every tag object names its row's digest.
-    manifests = {(m.repository.name, m.digest): bytes(m.payload) for m in Manifest.objects.filter(tenant=tenant).select_related("repository")}
-    tags = {(t.repository.name, t.name): t.manifest.digest for t in Tag.objects.filter(tenant=tenant).select_related("repository", "manifest")}
+    manifests = {
+        (m.repository.name, m.digest): bytes(m.payload)
+        for m in Manifest.objects.filter(tenant=tenant).select_related("repository")
+    }
+    tags = {
+        (t.repository.name, t.name): t.manifest.digest
+        for t in Tag.objects.filter(tenant=tenant).select_related("repository", "manifest")
+    }
     objects = {o.key for o in store.list(keys.repos_prefix(tenant.pk))}
-    assert objects == {keys.manifest_key(tenant.pk, r, d) for r, d in manifests} | {keys.tag_key(tenant.pk, r, t) for r, t in tags}
+    assert objects == {keys.manifest_key(tenant.pk, r, d) for r, d in manifests} | {
+        keys.tag_key(tenant.pk, r, t) for r, t in tags
+    }
     for (repo, tag), digest in tags.items():
         assert json.loads(b"".join(store.open_read(keys.tag_key(tenant.pk, repo, tag))))["digest"] == digest
 
@@ -372,6 +404,11 @@ def test_rebuild_after_a_fuzz_run_of_pushes_restores_exactly_what_committed(reg,
 
     assert report["manifests"]["restored"] == len(manifests) and report["tags"]["restored"] == len(tags), report
     assert sorted(p["key"] for p in report["problems"]) == sorted(strays), report["problems"]
-    rebuilt = {(m.repository.name, m.digest): bytes(m.payload) for m in Manifest.objects.filter(tenant=new).select_related("repository")}
+    rebuilt = {
+        (m.repository.name, m.digest): bytes(m.payload) for m in Manifest.objects.filter(tenant=new).select_related("repository")
+    }
     assert rebuilt == manifests
-    assert {(t.repository.name, t.name): t.manifest.digest for t in Tag.objects.filter(tenant=new).select_related("repository", "manifest")} == tags
+    assert {
+        (t.repository.name, t.name): t.manifest.digest
+        for t in Tag.objects.filter(tenant=new).select_related("repository", "manifest")
+    } == tags

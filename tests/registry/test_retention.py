@@ -35,7 +35,9 @@ def tags(tenant, repo: str = "app") -> set[str]:
 
 
 def age(tenant, name: str, days: float, repo: str = "app") -> None:
-    Tag.objects.filter(tenant=tenant, repository__name=repo, name=name).update(last_pushed_at=timezone.now() - timedelta(days=days))
+    Tag.objects.filter(tenant=tenant, repository__name=repo, name=name).update(
+        last_pushed_at=timezone.now() - timedelta(days=days)
+    )
 
 
 def tag_object(store, tenant, name: str, repo: str = "app") -> dict | None:

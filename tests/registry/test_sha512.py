@@ -52,9 +52,20 @@ def _sha512_blob(tenant, repo: str, data: bytes, blob_store) -> str:
 def _image(tenant, blob_store, repo: str = "app", layer: bytes = b"sha512 layer", **extra) -> bytes:
     config = b'{"architecture":"amd64","os":"linux"}'
     doc = {
-        "schemaVersion": 2, "mediaType": OCI,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha512_blob(tenant, repo, config, blob_store), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha512_blob(tenant, repo, layer, blob_store), "size": len(layer)}],
+        "schemaVersion": 2,
+        "mediaType": OCI,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": _sha512_blob(tenant, repo, config, blob_store),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": _sha512_blob(tenant, repo, layer, blob_store),
+                "size": len(layer),
+            }
+        ],
         **extra,
     }
     return json.dumps(doc).encode()
@@ -66,7 +77,14 @@ def _image(tenant, blob_store, repo: str = "app", layer: bytes = b"sha512 layer"
 def test_parse_digest_accepts_sha512_and_only_well_formed_digests():
     good = "sha512:" + "a" * 128
     assert parse_digest(good) == good and parse_digest("sha256:" + "0" * 64)
-    for bad in ("sha512:" + "a" * 64, "sha512:" + "a" * 129, "sha512:" + "A" * 128, "sha384:" + "a" * 96, "sha512:", "SHA512:" + "a" * 128):
+    for bad in (
+        "sha512:" + "a" * 64,
+        "sha512:" + "a" * 129,
+        "sha512:" + "A" * 128,
+        "sha384:" + "a" * 96,
+        "sha512:",
+        "SHA512:" + "a" * 128,
+    ):
         with pytest.raises(DigestInvalid):
             parse_digest(bad)
     assert digest_of(b"x", "sha512") == sha512(b"x")
@@ -117,7 +135,13 @@ def test_a_missing_sha512_blob_is_manifest_blob_unknown(reg, tenant, blob_store)
 def test_an_index_of_sha512_children_and_a_sha512_subject_with_referrers(reg, tenant, blob_store):
     child = _image(tenant, blob_store)
     assert reg.put(f"/v2/acme/app/manifests/{sha512(child)}", child, content_type=OCI).status_code == 201
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI, "digest": sha512(child), "size": len(child)}]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI, "digest": sha512(child), "size": len(child)}],
+        }
+    ).encode()
     r = reg.put(f"/v2/acme/app/manifests/{sha512(index)}", index, content_type=OCI_INDEX)
     assert r.status_code == 201, r.content
     assert Manifest.objects.get(digest=sha512(index)).child_refs.get().child.digest == sha512(child)
@@ -127,7 +151,9 @@ def test_an_index_of_sha512_children_and_a_sha512_subject_with_referrers(reg, te
     r = reg.put("/v2/acme/app/manifests/sig", referrer, content_type=OCI)
     assert r.status_code == 201 and r["OCI-Subject"] == sha512(child)
     listed = reg.get(f"/v2/acme/app/referrers/{sha512(child)}").json()["manifests"]
-    assert [(d["digest"], d["artifactType"]) for d in listed] == [("sha256:" + hashlib.sha256(referrer).hexdigest(), "application/vnd.example.sig")]
+    assert [(d["digest"], d["artifactType"]) for d in listed] == [
+        ("sha256:" + hashlib.sha256(referrer).hexdigest(), "application/vnd.example.sig")
+    ]
 
 
 # -- GC, audit, rebuild, replication ---------------------------------------------------------------------------
@@ -232,7 +258,8 @@ def test_an_image_pushed_entirely_by_sha512_pulls_back(reg, tenant):
     for data in (config, layer):
         assert reg.post(f"/v2/acme/app/blobs/uploads/?digest={sha512(data)}", data).status_code == 201
     doc = {
-        "schemaVersion": 2, "mediaType": OCI,
+        "schemaVersion": 2,
+        "mediaType": OCI,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha512(config), "size": len(config)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha512(layer), "size": len(layer)}],
     }

@@ -37,8 +37,15 @@ class Trickle(io.RawIOBase):
 
 def _writer(store: S3BlobStore, key: str, budget: MemoryBudget, tail: bytes = b"", wait: float = 60) -> PartWriter:
     return PartWriter(
-        store=store, key=key, multipart_id="", parts=[], tail=tail, hasher=ResumableHasher(),
-        on_multipart_start=lambda _id: None, budget=budget, budget_wait=wait,
+        store=store,
+        key=key,
+        multipart_id="",
+        parts=[],
+        tail=tail,
+        hasher=ResumableHasher(),
+        on_multipart_start=lambda _id: None,
+        budget=budget,
+        budget_wait=wait,
     )
 
 

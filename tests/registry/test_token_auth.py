@@ -106,17 +106,38 @@ def test_anonymous_pull_of_public_repositories_only(reg, tenant, anon):
 def test_oauth_password_and_refresh_grants(reg):
     reg.push_image("app", "1", [b"x"])
     c = Client()
-    r = c.post("/auth/token", {"grant_type": "password", "username": "owner", "password": "pw-secret-123", "service": SERVICE,
-                              "scope": "repository:acme/app:pull", "client_id": "docker", "access_type": "offline"})
+    r = c.post(
+        "/auth/token",
+        {
+            "grant_type": "password",
+            "username": "owner",
+            "password": "pw-secret-123",
+            "service": SERVICE,
+            "scope": "repository:acme/app:pull",
+            "client_id": "docker",
+            "access_type": "offline",
+        },
+    )
     assert r.status_code == 200, r.content
     doc = r.json()
     assert doc["refresh_token"] and doc["scope"] == "repository:acme/app:pull"
-    r = c.post("/auth/token", {"grant_type": "refresh_token", "refresh_token": doc["refresh_token"], "service": SERVICE,
-                              "scope": "repository:acme/app:pull,push", "client_id": "docker"})
+    r = c.post(
+        "/auth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": doc["refresh_token"],
+            "service": SERVICE,
+            "scope": "repository:acme/app:pull,push",
+            "client_id": "docker",
+        },
+    )
     assert r.status_code == 200
     claims = jwt.decode(r.json()["access_token"], options={"verify_signature": False})
     assert claims["access"][0]["actions"] == ["pull", "push"] and claims["sub"] == "owner"
-    r = c.post("/auth/token", {"grant_type": "refresh_token", "refresh_token": "wharf_rft_bogus", "service": SERVICE, "client_id": "docker"})
+    r = c.post(
+        "/auth/token",
+        {"grant_type": "refresh_token", "refresh_token": "wharf_rft_bogus", "service": SERVICE, "client_id": "docker"},
+    )
     assert r.status_code == 401
     r = c.post("/auth/token", {"grant_type": "client_credentials", "service": SERVICE})
     assert r.status_code == 400
@@ -135,29 +156,56 @@ def test_catalog_needs_the_catalog_scope(reg):
 
 def _chunked_post(client: Client, body: bytes, content_type: str = "application/x-www-form-urlencoded", **extra):
     """A POST as gunicorn hands it over for `Transfer-Encoding: chunked`: de-chunked input, no Content-Length."""
-    return client.generic("POST", "/auth/token", b"", CONTENT_TYPE=content_type, CONTENT_LENGTH="",
-                          HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(body)}, **extra)
+    return client.generic(
+        "POST",
+        "/auth/token",
+        b"",
+        CONTENT_TYPE=content_type,
+        CONTENT_LENGTH="",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body)},
+        **extra,
+    )
 
 
 def test_a_chunked_token_request_is_read_from_the_wsgi_input(reg):
     reg.push_image("app", "1", [b"x"])
-    form = urlencode({"grant_type": "password", "username": "owner", "password": "pw-secret-123", "service": SERVICE,
-                      "scope": "repository:acme/app:pull", "client_id": "skopeo", "access_type": "offline"}).encode()
+    form = urlencode(
+        {
+            "grant_type": "password",
+            "username": "owner",
+            "password": "pw-secret-123",
+            "service": SERVICE,
+            "scope": "repository:acme/app:pull",
+            "client_id": "skopeo",
+            "access_type": "offline",
+        }
+    ).encode()
     r = _chunked_post(Client(), form)
     assert r.status_code == 200, r.content
     refresh = r.json()["refresh_token"]
-    form = urlencode({"grant_type": "refresh_token", "refresh_token": refresh, "service": SERVICE,
-                      "scope": "repository:acme/app:pull,push", "client_id": "containers/image"}).encode()
+    form = urlencode(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "service": SERVICE,
+            "scope": "repository:acme/app:pull,push",
+            "client_id": "containers/image",
+        }
+    ).encode()
     r = _chunked_post(Client(), form)
     assert r.status_code == 200, r.content
     assert jwt.decode(r.json()["access_token"], options={"verify_signature": False})["access"][0]["actions"] == ["pull", "push"]
     assert Reg(Client(), bearer(r.json()["access_token"])).get("/v2/acme/app/manifests/1").status_code == 200
 
 
-@pytest.mark.parametrize("size,content_type,status", [
-    (64 * 1024 + 1, "application/x-www-form-urlencoded", 413),
-    (100, "multipart/form-data; boundary=x", 400),
-])
+@pytest.mark.parametrize(
+    "size,content_type,status",
+    [
+        (64 * 1024 + 1, "application/x-www-form-urlencoded", 413),
+        (100, "multipart/form-data; boundary=x", 400),
+    ],
+)
 def test_bad_chunked_token_requests_are_4xx(tenant, size, content_type, status):
     r = _chunked_post(Client(), b"grant_type=password&username=owner&password=" + b"p" * size, content_type=content_type)
     assert r.status_code == status and r.json()["error"] == "invalid_request"
@@ -180,9 +228,17 @@ def test_nul_bytes_in_token_requests_are_4xx_not_500(tenant):
         r = c.get(f"/auth/token?{query}", HTTP_AUTHORIZATION=basic("owner", "pw-secret-123"))
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", query
     base = {"grant_type": "password", "username": "owner", "password": "pw-secret-123", "service": SERVICE}
-    for field, value in (("username", "ow\x00ner"), ("service", "test\x00server"), ("scope", "repository:acme/a\x00pp:pull"),
-                         ("refresh_token", "wharf_rft_\x00")):
-        form = {**base, field: value} if field != "refresh_token" else {"grant_type": "refresh_token", field: value, "service": SERVICE}
+    for field, value in (
+        ("username", "ow\x00ner"),
+        ("service", "test\x00server"),
+        ("scope", "repository:acme/a\x00pp:pull"),
+        ("refresh_token", "wharf_rft_\x00"),
+    ):
+        form = (
+            {**base, field: value}
+            if field != "refresh_token"
+            else {"grant_type": "refresh_token", field: value, "service": SERVICE}
+        )
         r = c.post("/auth/token", urlencode(form), content_type="application/x-www-form-urlencoded")
         assert r.status_code == 400 and "NUL" in r.json()["error_description"], field
         r = _chunked_post(c, urlencode(form).encode())
@@ -206,7 +262,13 @@ def _token_from(ip: str, auth: str, *scopes: str) -> HttpResponse:
 def test_an_attacker_cannot_lock_the_owner_or_their_tokens_out(reg, tenant, owner_token):
     reg.push_image("app", "1", [b"x"])
     c = Client(REMOTE_ADDR=ATTACKER)
-    login = {"grant_type": "password", "username": "owner", "password": "pw-secret-123", "service": SERVICE, "access_type": "offline"}
+    login = {
+        "grant_type": "password",
+        "username": "owner",
+        "password": "pw-secret-123",
+        "service": SERVICE,
+        "access_type": "offline",
+    }
     refresh = Client(REMOTE_ADDR=ATTACKER).post("/auth/token", login).json()["refresh_token"]
     statuses = [_token_from(ATTACKER, basic("owner", f"guess-{i}")).status_code for i in range(50)]
     assert statuses == [401] * 10 + [429] * 40  # GATEWAY_LOGIN_MAX_FAILURES_ACCOUNT (per account and address) = 10
@@ -217,11 +279,19 @@ def test_an_attacker_cannot_lock_the_owner_or_their_tokens_out(reg, tenant, owne
     assert r.status_code == 429 and r["Retry-After"]
     # The owner from home, with the password: `docker login` (no scope: audited), Basic on /v2/.
     assert _token_from(OWNER_HOME, basic("owner", "pw-secret-123")).status_code == 200
-    assert Client(REMOTE_ADDR=OWNER_HOME).get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", "pw-secret-123")).status_code == 200
+    assert (
+        Client(REMOTE_ADDR=OWNER_HOME)
+        .get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", "pw-secret-123"))
+        .status_code
+        == 200
+    )
     # Tokens from the attacker's own address keep working: a PAT, and the refresh token `docker login` stored.
     assert _token_from(ATTACKER, basic("owner", owner_token), "repository:acme/app:pull").status_code == 200
     assert c.get("/v2/acme/app/manifests/1", HTTP_AUTHORIZATION=basic("owner", owner_token)).status_code == 200
-    r = c.post("/auth/token", {"grant_type": "refresh_token", "refresh_token": refresh, "service": SERVICE, "scope": "repository:acme/app:pull"})
+    r = c.post(
+        "/auth/token",
+        {"grant_type": "refresh_token", "refresh_token": refresh, "service": SERVICE, "scope": "repository:acme/app:pull"},
+    )
     assert r.status_code == 200
     # The audit log holds what was measured: each failure with its counts, throttled attempts sampled with theirs.
     failed = AuditEvent.objects.filter(action="login.failed", actor="owner", ip=ATTACKER).order_by("pk")
@@ -273,7 +343,9 @@ def test_the_catalog_lists_only_what_a_tokens_patterns_reach(reg, tenant):
     # Pages skip what the patterns exclude and still fill up.
     r = Reg(Client(), basic("owner", pat)).get("/v2/_catalog?n=2")
     assert r.json()["repositories"] == ["acme/team/api", "acme/team/web"] and "last=acme%2Fteam%2Fweb" in r["Link"]
-    assert Reg(Client(), basic("owner", pat)).get("/v2/_catalog?n=2&last=acme/team/web").json()["repositories"] == ["acme/tools/x"]
+    assert Reg(Client(), basic("owner", pat)).get("/v2/_catalog?n=2&last=acme/team/web").json()["repositories"] == [
+        "acme/tools/x"
+    ]
 
 
 def test_a_catalog_token_dies_with_its_personal_access_token(reg, tenant):
@@ -295,8 +367,14 @@ def test_a_catalog_token_dies_with_its_personal_access_token(reg, tenant):
 def test_revoking_sessions_ends_bearer_and_refresh_tokens_at_once_and_a_new_login_works(reg, tenant):
     reg.push_image("app", "1", [b"x"])
     user = User.objects.get(username="owner")
-    login = {"grant_type": "password", "username": "owner", "password": "pw-secret-123", "service": SERVICE,
-             "scope": "repository:acme/app:pull", "access_type": "offline"}
+    login = {
+        "grant_type": "password",
+        "username": "owner",
+        "password": "pw-secret-123",
+        "service": SERVICE,
+        "scope": "repository:acme/app:pull",
+        "access_type": "offline",
+    }
     doc = Client().post("/auth/token", login).json()
     old = Reg(Client(), bearer(doc["access_token"]))
     assert old.get("/v2/acme/app/manifests/1").status_code == 200
@@ -334,14 +412,23 @@ def test_bearer_tokens_of_a_revoked_robot_or_deactivated_user_stop_verifying(reg
         assert Reg(Client(), bearer(doc["token"])).get("/v2/acme/app/manifests/1").status_code == 401
 
 
-@pytest.mark.parametrize("extra", [
-    {"CONTENT_LENGTH": "abc"},
-    {"CONTENT_LENGTH": "-5"},
-    {"CONTENT_TYPE": "multipart/form-data; boundary=zz"},  # no such boundary in the body
-    {"CONTENT_TYPE": "multipart/form-data"},  # no boundary at all
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"CONTENT_LENGTH": "abc"},
+        {"CONTENT_LENGTH": "-5"},
+        {"CONTENT_TYPE": "multipart/form-data; boundary=zz"},  # no such boundary in the body
+        {"CONTENT_TYPE": "multipart/form-data"},  # no boundary at all
+    ],
+)
 def test_malformed_token_request_bodies_are_400(tenant, extra):
-    r = Client().generic("POST", "/auth/token", b"grant_type=password&username=owner&password=x", content_type="application/x-www-form-urlencoded", **extra)
+    r = Client().generic(
+        "POST",
+        "/auth/token",
+        b"grant_type=password&username=owner&password=x",
+        content_type="application/x-www-form-urlencoded",
+        **extra,
+    )
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == "UNSUPPORTED"
     assert r.json()["error"] in ("invalid_request", "unsupported_grant_type")  # an unparseable form is an empty one
 

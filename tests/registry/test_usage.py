@@ -58,10 +58,17 @@ def test_push_and_pull_are_flushed_into_rows_and_last_pulled_at(reg, tenant):
     pushed_blobs = {(e.digest, e.bytes) for e in _rows(tenant, kind="blob", direction="push")}
     assert pushed_blobs == {(sha(config), len(config)), (sha(b"layer-one"), 9), (sha(b"layer-two"), 9)}
     assert {(e.digest, e.reference, e.bytes) for e in _rows(tenant, kind="manifest", direction="push")} == {
-        (digest, "1", len(payload)), (digest, "2", len(payload))
+        (digest, "1", len(payload)),
+        (digest, "2", len(payload)),
     }
     [pull] = _rows(tenant, kind="manifest", direction="pull")
-    assert (pull.repository_name, pull.digest, pull.reference, pull.bytes, pull.mode) == ("app", digest, "1", len(payload), "proxied")
+    assert (pull.repository_name, pull.digest, pull.reference, pull.bytes, pull.mode) == (
+        "app",
+        digest,
+        "1",
+        len(payload),
+        "proxied",
+    )
     [blob_pull] = _rows(tenant, kind="blob", direction="pull")
     assert (blob_pull.digest, blob_pull.bytes) == (sha(b"layer-one"), 9)
 
@@ -203,15 +210,36 @@ def test_a_real_worker_flushes_what_delay_sends(reg, tenant):
     assert reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).status_code == 200
     log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gateway", "worker", "--pool=solo", "-Q", "celery", "--concurrency=1",
-         "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gateway",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            "celery",
+            "--concurrency=1",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         usage_flush_task.delay(max_items=2)  # 5 events: batches of 2, 2, 1 through two re-queues
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and worker.poll() is None:
-            if UsageEvent.objects.filter(tenant=tenant).count() == 5 and Tag.objects.filter(tenant=tenant, last_pulled_at__isnull=False).exists():
+            if (
+                UsageEvent.objects.filter(tenant=tenant).count() == 5
+                and Tag.objects.filter(tenant=tenant, last_pulled_at__isnull=False).exists()
+            ):
                 break
             time.sleep(0.2)
         assert UsageEvent.objects.filter(tenant=tenant).count() == 5, _tail(log.name)

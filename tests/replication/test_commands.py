@@ -25,8 +25,16 @@ def run(*args: str, stdin: str = "") -> dict | list:
 def test_set_up_replicate_and_report_from_the_command_line(reg, tenant, replica_bucket, replica_store):
     s3 = settings.GATEWAY_S3
     target = run(
-        "replication_target_add", "offsite", "--endpoint-url", s3["endpoint_url"], "--bucket", replica_bucket,
-        "--access-key", s3["access_key"], "--secret-key-stdin", stdin=s3["secret_key"] + "\n",
+        "replication_target_add",
+        "offsite",
+        "--endpoint-url",
+        s3["endpoint_url"],
+        "--bucket",
+        replica_bucket,
+        "--access-key",
+        s3["access_key"],
+        "--secret-key-stdin",
+        stdin=s3["secret_key"] + "\n",
     )
     assert target["name"] == "offsite" and "secret" not in json.dumps(target)
     assert s3["secret_key"] not in StorageTarget.objects.get(name="offsite").secret_key_encrypted
@@ -80,12 +88,32 @@ def test_bad_arguments_give_clear_errors(tenant, target, monkeypatch):
         call_command("replication_set", "acme", "--target", "nope", stdout=io.StringIO())
     monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
     with pytest.raises(CommandError, match="not a valid bucket name"):
-        call_command("replication_target_add", "x", "--endpoint-url", "http://127.0.0.1:1", "--bucket", "B!",
-                     "--access-key", "k", "--secret-key-stdin", stdout=io.StringIO())
+        call_command(
+            "replication_target_add",
+            "x",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+            "--bucket",
+            "B!",
+            "--access-key",
+            "k",
+            "--secret-key-stdin",
+            stdout=io.StringIO(),
+        )
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(CommandError, match="no secret key on stdin"):
-        call_command("replication_target_add", "x", "--endpoint-url", "http://127.0.0.1:1", "--bucket", "bucket",
-                     "--access-key", "k", "--secret-key-stdin", stdout=io.StringIO())
+        call_command(
+            "replication_target_add",
+            "x",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+            "--bucket",
+            "bucket",
+            "--access-key",
+            "k",
+            "--secret-key-stdin",
+            stdout=io.StringIO(),
+        )
     with pytest.raises(CommandError, match="Unknown webhook events"):
         call_command("webhook_add", "acme", "http://127.0.0.1/x", "--events", "push", stdout=io.StringIO())
 

@@ -25,7 +25,9 @@ def _creds() -> dict[str, str]:
     return {"access_key": s3["access_key"], "secret_key": s3["secret_key"], "region": s3["region"]}
 
 
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:{port}", "http://[64:ff9b::7f00:1]:{port}", "http://[2002:7f00:1::]:{port}"])
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:{port}", "http://[64:ff9b::7f00:1]:{port}", "http://[2002:7f00:1::]:{port}"]
+)
 def test_a_private_replication_target_is_refused(replica_bucket, settings, endpoint):
     settings.GATEWAY_OUTBOUND_ALLOW_PRIVATE = False
     port = settings.GATEWAY_S3["endpoint_url"].rsplit(":", 1)[1]
@@ -39,8 +41,15 @@ def test_the_command_refuses_a_private_target(replica_bucket, settings, monkeypa
     monkeypatch.setattr("sys.stdin", io.StringIO(settings.GATEWAY_S3["secret_key"] + "\n"))
     with pytest.raises(CommandError, match="non-public address"):
         call_command(
-            "replication_target_add", "lan", "--endpoint-url", settings.GATEWAY_S3["endpoint_url"], "--bucket", replica_bucket,
-            "--access-key", settings.GATEWAY_S3["access_key"], "--secret-key-stdin",
+            "replication_target_add",
+            "lan",
+            "--endpoint-url",
+            settings.GATEWAY_S3["endpoint_url"],
+            "--bucket",
+            replica_bucket,
+            "--access-key",
+            settings.GATEWAY_S3["access_key"],
+            "--secret-key-stdin",
         )
     assert not StorageTarget.objects.exists()
 

@@ -32,7 +32,9 @@ from tests.replication.conftest import OCI, layer
 pytestmark = pytest.mark.django_db
 
 
-def test_each_new_blob_and_manifest_queues_one_hook_after_commit(reg, replicating, django_capture_on_commit_callbacks, event_stream):
+def test_each_new_blob_and_manifest_queues_one_hook_after_commit(
+    reg, replicating, django_capture_on_commit_callbacks, event_stream
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         reg.push_image("app", "1", [b"layer-one", b"layer-two"])
         event_stream()  # the registry's event stream hands the pushes to replication
@@ -207,7 +209,12 @@ def test_replicate_is_a_no_op_for_busy_done_and_unknown_rows(reg, replicating):
 
 def test_bad_targets_are_refused_with_clear_errors(db, replica_bucket):
     s3 = settings.GATEWAY_S3
-    ok = {"endpoint_url": s3["endpoint_url"], "access_key": s3["access_key"], "secret_key": s3["secret_key"], "region": s3["region"]}
+    ok = {
+        "endpoint_url": s3["endpoint_url"],
+        "access_key": s3["access_key"],
+        "secret_key": s3["secret_key"],
+        "region": s3["region"],
+    }
     with pytest.raises(ValidationError, match="must not be the primary bucket"):
         storage_target_create(name="same", bucket=s3["bucket"], **ok)
     with pytest.raises(ValidationError, match="not a valid bucket name"):

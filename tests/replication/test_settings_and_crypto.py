@@ -40,12 +40,19 @@ def test_the_key_can_be_rotated_and_a_lost_key_is_a_clear_error(settings):
 def _import_production(**env: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GATEWAY_"))}
     full.update(
-        DJANGO_SECRET_KEY="x" * 40, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b", GATEWAY_TOKEN_KEYS_DIR="var/token-keys",
-        GATEWAY_VAR_DIR=str(ROOT / "var" / "nonexistent"), **env,
+        DJANGO_SECRET_KEY="x" * 40,
+        AWS_ACCESS_KEY_ID="a",
+        AWS_SECRET_ACCESS_KEY="b",
+        GATEWAY_TOKEN_KEYS_DIR="var/token-keys",
+        GATEWAY_VAR_DIR=str(ROOT / "var" / "nonexistent"),
+        **env,
     )
     return subprocess.run(
         [sys.executable, "-c", "import gateway.settings.production as s; print(s.GATEWAY_AUDIT_SAMPLE_RATE)"],
-        cwd=ROOT, env=full, capture_output=True, text=True,
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
     )
 
 

@@ -30,7 +30,9 @@ def test_runs_without_a_heartbeat_are_closed_and_live_ones_left_alone(tenant, se
     for run in dead:
         run.refresh_from_db()
         assert run.state == JobRun.State.FAILED and run.finished_at
-        assert run.errors[0] == {"error": "one batch failed earlier"} and run.errors[-1]["error"].startswith("abandoned: no heartbeat")
+        assert run.errors[0] == {"error": "one batch failed earlier"} and run.errors[-1]["error"].startswith(
+            "abandoned: no heartbeat"
+        )
     live.refresh_from_db()
     done.refresh_from_db()
     assert live.state == JobRun.State.RUNNING and live.finished_at is None

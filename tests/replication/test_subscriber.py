@@ -42,7 +42,9 @@ def test_a_re_push_or_new_tag_of_a_replicated_manifest_queues_nothing_a_new_repo
     assert _hooks(callbacks) == 1
 
 
-def test_the_same_object_pushed_twice_in_one_batch_is_queued_once(reg, replicating, event_stream, django_capture_on_commit_callbacks):
+def test_the_same_object_pushed_twice_in_one_batch_is_queued_once(
+    reg, replicating, event_stream, django_capture_on_commit_callbacks
+):
     _, payload = reg.push_image("app", "1", [b"layer"])
     reg.push_manifest("app", "2", payload, OCI)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -24,7 +24,9 @@ def test_an_event_is_delivered_signed_to_subscribed_endpoints_only(tenant, hook_
     webhook_endpoint_create(tenant=tenant, url=hook_server.url + "/other", events=["replication.failed"])
     everything = webhook_endpoint_create(tenant=tenant, url=hook_server.url + "/all", events=["*"])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        n = webhook_event_emit(tenant=tenant, event="integrity.problem", data={"digest": "sha256:" + "a" * 64, "status": "missing"})
+        n = webhook_event_emit(
+            tenant=tenant, event="integrity.problem", data={"digest": "sha256:" + "a" * 64, "status": "missing"}
+        )
     assert n == 2 and len(callbacks) == 1  # one after-commit callback sends them all
     deliveries = list(WebhookDelivery.objects.filter(tenant=tenant).order_by("pk"))
     assert [d.endpoint_id for d in deliveries] == [subscribed.endpoint.pk, everything.endpoint.pk]
@@ -106,8 +108,14 @@ def test_an_unreachable_endpoint_is_a_retryable_failure(tenant):
 def test_private_addresses_are_refused_unless_allowed(tenant, settings):
     settings.GATEWAY_OUTBOUND_ALLOW_PRIVATE = False
     for url in (
-        "http://127.0.0.1:8080/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://localhost/x",
-        "http://[64:ff9b::7f00:1]/x", "http://[2002:7f00:1::]/x", "http://[::ffff:127.0.0.1]/x", "http://2130706433/x",
+        "http://127.0.0.1:8080/x",
+        "http://10.1.2.3/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://localhost/x",
+        "http://[64:ff9b::7f00:1]/x",
+        "http://[2002:7f00:1::]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://2130706433/x",
     ):
         with pytest.raises(ValidationError, match="non-public address"):
             webhook_endpoint_create(tenant=tenant, url=url, events=["*"])

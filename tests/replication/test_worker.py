@@ -71,18 +71,46 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
     monkeypatch.setattr(replicate_object_task, "wharf_queue", queue)  # where this process's commit hooks send
     log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gateway", "worker", "--pool=solo", "-Q", f"{queue},celery", "--concurrency=1",
-         "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gateway",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            f"{queue},celery",
+            "--concurrency=1",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         digest, payload = reg.push_image("app", "1", [b"layer-one", layer("two", 200_000)])
         event_stream()  # what beat's usage-flush does every minute: the stream queues the copies on commit
         # The config blob is the old image's (linked, not stored again): two layers and the manifest are new.
-        _wait(lambda: ObjectReplica.objects.filter(tenant=replicating, state="replicated").count() == 3, 40, "3 replicated objects", log.name)
+        _wait(
+            lambda: ObjectReplica.objects.filter(tenant=replicating, state="replicated").count() == 3,
+            40,
+            "3 replicated objects",
+            log.name,
+        )
         assert replication_status_get(tenant=replicating)["objects"]["not_yet_queued"] == 3  # the old image
         replication_sweep_task.apply_async(kwargs={"tenant_id": replicating.pk}, queue=queue)  # what beat sends every 5 minutes
-        _wait(lambda: ObjectReplica.objects.filter(tenant=replicating, state="replicated").count() == 6, 40, "the backfill", log.name)
+        _wait(
+            lambda: ObjectReplica.objects.filter(tenant=replicating, state="replicated").count() == 6,
+            40,
+            "the backfill",
+            log.name,
+        )
         sweep = JobRun.objects.get(kind="replication")
         assert sweep.state == "succeeded" and sweep.counts["backfilled"] == 3 and sweep.counts["queued"] == 3
         for blob in Blob.objects.filter(tenant=replicating):
@@ -95,12 +123,19 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
         lost = Blob.objects.get(tenant=replicating, digest=sha(b"layer-one"))
         blob_store.delete([lost.storage_key])
         integrity_audit_task.apply_async(kwargs={"tenant_id": replicating.pk}, queue=queue)
-        _wait(lambda: ObjectAudit.objects.filter(blob=lost, status="repaired").exists(), 40, "the audit to repair the blob", log.name)
+        _wait(
+            lambda: ObjectAudit.objects.filter(blob=lost, status="repaired").exists(),
+            40,
+            "the audit to repair the blob",
+            log.name,
+        )
         _wait(lambda: len(hook_server.requests) == 1, 30, "the webhook", log.name)
         assert hook_server.signature_ok(hook_server.requests[0], created.secret)
         assert hook_server.requests[0].json["data"]["digest"] == lost.digest
         run = JobRun.objects.get(kind="audit")
-        assert run.state == "succeeded" and run.counts["missing"] == 1 and run.counts["repaired"] == 1 and run.counts["checked"] == 6
+        assert (
+            run.state == "succeeded" and run.counts["missing"] == 1 and run.counts["repaired"] == 1 and run.counts["checked"] == 6
+        )
         r = reg.get(f"/v2/acme/app/blobs/{lost.digest}")
         assert r.status_code == 200 and b"".join(r.streaming_content) == b"layer-one"
         assert reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).content == payload
@@ -108,7 +143,12 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
         # A delivery whose message was lost is re-sent by the webhook sweep.
         webhook_event_emit(tenant=replicating, event="integrity.problem", data={"note": "lost message"})  # on_commit sends it...
         lost_delivery = WebhookDelivery.objects.filter(tenant=replicating).order_by("-pk").first()
-        _wait(lambda: WebhookDelivery.objects.filter(pk=lost_delivery.pk, state="delivered").exists(), 30, "the second webhook", log.name)
+        _wait(
+            lambda: WebhookDelivery.objects.filter(pk=lost_delivery.pk, state="delivered").exists(),
+            30,
+            "the second webhook",
+            log.name,
+        )
         WebhookDelivery.objects.filter(pk=lost_delivery.pk).update(
             state="pending", updated_at=timezone.now() - timedelta(hours=1)
         )  # ... as if it never had been
@@ -133,8 +173,11 @@ def test_a_copy_killed_mid_upload_is_resumed_and_completes_once(reg, tenant, rep
     # The operator command in a child process: 5 MiB parts, paced at 2 requests/s so it is still copying when killed.
     env = subprocess_env(GATEWAY_S3_PART_SIZE=str(5 * 1024 * 1024), GATEWAY_JOB_S3_REQUESTS_PER_SECOND="2")
     child = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "replicate", "--tenant", "acme"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, str(ROOT / "manage.py"), "replicate", "--tenant", "acme"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait(lambda: ObjectReplica.objects.filter(digest=d).exclude(multipart_id="").exists(), 60, "the multipart copy to start")

@@ -64,7 +64,9 @@ def test_presigned_get(blob_store):
 
 def test_unreachable_store_is_storage_unavailable():
     store = S3BlobStore(S3Config(endpoint_url="http://127.0.0.1:1", access_key="a", secret_key="b", bucket="x"))
-    store._boto_config = store._boto_config.merge(__import__("botocore.config").config.Config(retries={"max_attempts": 1}, connect_timeout=1))
+    store._boto_config = store._boto_config.merge(
+        __import__("botocore.config").config.Config(retries={"max_attempts": 1}, connect_timeout=1)
+    )
     with pytest.raises(StorageUnavailable):
         store.stat("t/1/x")
 
@@ -100,7 +102,13 @@ def test_guard_catches_what_storj_refuses(blob_store):
     with pytest.raises(StorjIncompatible, match="Content-MD5"):
         check_request("DeleteObjects", "POST", "http://s3/b?delete", {"Content-Type": "application/xml"})
     with pytest.raises(StorjIncompatible, match="UploadPartCopy"):
-        client.upload_part_copy(Bucket=blob_store.bucket, Key="t/1/x", UploadId="u", PartNumber=1, CopySource={"Bucket": blob_store.bucket, "Key": "t/1/y"})
+        client.upload_part_copy(
+            Bucket=blob_store.bucket,
+            Key="t/1/x",
+            UploadId="u",
+            PartNumber=1,
+            CopySource={"Bucket": blob_store.bucket, "Key": "t/1/y"},
+        )
     with pytest.raises(StorjIncompatible, match="prefix"):
         client.list_objects_v2(Bucket=blob_store.bucket, Prefix="t/1/unfinished")
     with pytest.raises(StorjIncompatible, match="If-Match"):

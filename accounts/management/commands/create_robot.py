@@ -19,7 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("name", help="robot name: [a-z0-9][a-z0-9_-]{0,62}")
         parser.add_argument("--scopes", required=True, help="comma-separated: pull,push,delete")
         parser.add_argument(
-            "--repos", action="append", default=[], metavar="PATTERN",
+            "--repos",
+            action="append",
+            default=[],
+            metavar="PATTERN",
             help="repository name patterns the robot may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
         )
         parser.add_argument("--expires-days", type=int, default=None)
@@ -30,8 +33,12 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant {tenant!r}.")
         try:
             issued = robot_create(
-                tenant=tenant_row, name=name, scopes=split_list([scopes]), repositories=split_list(repos),
-                expires_in_days=expires_days, actor="system",
+                tenant=tenant_row,
+                name=name,
+                scopes=split_list([scopes]),
+                repositories=split_list(repos),
+                expires_in_days=expires_days,
+                actor="system",
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from None

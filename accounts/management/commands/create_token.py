@@ -16,7 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="cli")
         parser.add_argument("--scopes", default=",".join(ALL_SCOPES), help="comma-separated: pull,push,delete")
         parser.add_argument(
-            "--repos", action="append", default=[], metavar="PATTERN",
+            "--repos",
+            action="append",
+            default=[],
+            metavar="PATTERN",
             help="repository name patterns the token may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
         )
         parser.add_argument("--expires-days", type=int, default=None)
@@ -27,7 +30,11 @@ class Command(BaseCommand):
             raise CommandError(f"No user {username!r}.")
         try:
             issued = access_token_issue(
-                user=user, name=name, scopes=split_list([scopes]), repositories=split_list(repos), expires_in_days=expires_days,
+                user=user,
+                name=name,
+                scopes=split_list([scopes]),
+                repositories=split_list(repos),
+                expires_in_days=expires_days,
                 actor="system",
             )
         except ApplicationError as exc:

@@ -22,6 +22,8 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user {username!r}.")
         revoked = user_sessions_revoke(user=user, actor="system")
-        self.stdout.write(json.dumps(
-            {"user": user.username, "refresh_tokens_revoked": revoked.refresh_tokens, "session_epoch": revoked.session_epoch}
-        ))
+        self.stdout.write(
+            json.dumps(
+                {"user": user.username, "refresh_tokens_revoked": revoked.refresh_tokens, "session_epoch": revoked.session_epoch}
+            )
+        )

@@ -6,152 +6,222 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Blob',
+            name="Blob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('digest', models.CharField(max_length=135)),
-                ('size', models.BigIntegerField()),
-                ('storage_key', models.CharField(max_length=512)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("digest", models.CharField(max_length=135)),
+                ("size", models.BigIntegerField()),
+                ("storage_key", models.CharField(max_length=512)),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Manifest',
+            name="Manifest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('digest', models.CharField(max_length=135)),
-                ('media_type', models.CharField(max_length=255)),
-                ('size', models.IntegerField()),
-                ('payload', models.BinaryField()),
-                ('artifact_type', models.CharField(blank=True, default='', max_length=255)),
-                ('subject_digest', models.CharField(blank=True, db_index=True, default='', max_length=135)),
-                ('annotations', models.JSONField(blank=True, default=dict)),
-                ('last_pulled_at', models.DateTimeField(blank=True, null=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("digest", models.CharField(max_length=135)),
+                ("media_type", models.CharField(max_length=255)),
+                ("size", models.IntegerField()),
+                ("payload", models.BinaryField()),
+                ("artifact_type", models.CharField(blank=True, default="", max_length=255)),
+                ("subject_digest", models.CharField(blank=True, db_index=True, default="", max_length=135)),
+                ("annotations", models.JSONField(blank=True, default=dict)),
+                ("last_pulled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ManifestBlob',
+            name="ManifestBlob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('blob', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='manifest_refs', to='registry.blob')),
-                ('manifest', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='blob_refs', to='registry.manifest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "blob",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="manifest_refs", to="registry.blob"
+                    ),
+                ),
+                (
+                    "manifest",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="blob_refs", to="registry.manifest"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ManifestChild',
+            name="ManifestChild",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('child', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='parent_refs', to='registry.manifest')),
-                ('parent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='child_refs', to='registry.manifest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "child",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="parent_refs", to="registry.manifest"
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="child_refs", to="registry.manifest"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Repository',
+            name="Repository",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.CharField(max_length=255)),
-                ('visibility', models.CharField(choices=[('private', 'Private'), ('public', 'Public')], default='private', max_length=8)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "visibility",
+                    models.CharField(choices=[("private", "Private"), ("public", "Public")], default="private", max_length=8),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='manifest',
-            name='repository',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='manifests', to='registry.repository'),
+            model_name="manifest",
+            name="repository",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="manifests", to="registry.repository"
+            ),
         ),
         migrations.CreateModel(
-            name='BlobUpload',
+            name="BlobUpload",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('state', models.CharField(choices=[('active', 'Active'), ('done', 'Done'), ('cancelled', 'Cancelled')], default='active', max_length=16)),
-                ('storage_key', models.CharField(max_length=512)),
-                ('multipart_id', models.CharField(blank=True, default='', max_length=1024)),
-                ('offset', models.BigIntegerField(default=0)),
-                ('hash_state', models.BinaryField()),
-                ('parts', models.JSONField(default=list)),
-                ('tail', models.BinaryField(default=b'')),
-                ('leased_until', models.DateTimeField(blank=True, null=True)),
-                ('last_activity_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='uploads', to='registry.repository')),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("done", "Done"), ("cancelled", "Cancelled")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("storage_key", models.CharField(max_length=512)),
+                ("multipart_id", models.CharField(blank=True, default="", max_length=1024)),
+                ("offset", models.BigIntegerField(default=0)),
+                ("hash_state", models.BinaryField()),
+                ("parts", models.JSONField(default=list)),
+                ("tail", models.BinaryField(default=b"")),
+                ("leased_until", models.DateTimeField(blank=True, null=True)),
+                ("last_activity_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="uploads", to="registry.repository"
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='RepositoryBlob',
+            name="RepositoryBlob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('blob', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='repository_links', to='registry.blob')),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='blob_links', to='registry.repository')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "blob",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="repository_links", to="registry.blob"
+                    ),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="blob_links", to="registry.repository"
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.CharField(max_length=128)),
-                ('last_pushed_at', models.DateTimeField()),
-                ('last_pulled_at', models.DateTimeField(blank=True, null=True)),
-                ('manifest', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tags', to='registry.manifest')),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tags', to='registry.repository')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=128)),
+                ("last_pushed_at", models.DateTimeField()),
+                ("last_pulled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "manifest",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="tags", to="registry.manifest"),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="tags", to="registry.repository"),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='blob',
-            constraint=models.UniqueConstraint(fields=('tenant', 'digest'), name='blob_unique_tenant_digest'),
+            model_name="blob",
+            constraint=models.UniqueConstraint(fields=("tenant", "digest"), name="blob_unique_tenant_digest"),
         ),
         migrations.AddConstraint(
-            model_name='manifestblob',
-            constraint=models.UniqueConstraint(fields=('manifest', 'blob'), name='manifestblob_unique'),
+            model_name="manifestblob",
+            constraint=models.UniqueConstraint(fields=("manifest", "blob"), name="manifestblob_unique"),
         ),
         migrations.AddConstraint(
-            model_name='manifestchild',
-            constraint=models.UniqueConstraint(fields=('parent', 'child'), name='manifestchild_unique'),
+            model_name="manifestchild",
+            constraint=models.UniqueConstraint(fields=("parent", "child"), name="manifestchild_unique"),
         ),
         migrations.AddConstraint(
-            model_name='repository',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='repository_unique_tenant_name'),
+            model_name="repository",
+            constraint=models.UniqueConstraint(fields=("tenant", "name"), name="repository_unique_tenant_name"),
         ),
         migrations.AddIndex(
-            model_name='manifest',
-            index=models.Index(fields=['repository', 'subject_digest'], name='manifest_subject_idx'),
+            model_name="manifest",
+            index=models.Index(fields=["repository", "subject_digest"], name="manifest_subject_idx"),
         ),
         migrations.AddConstraint(
-            model_name='manifest',
-            constraint=models.UniqueConstraint(fields=('repository', 'digest'), name='manifest_unique_repository_digest'),
+            model_name="manifest",
+            constraint=models.UniqueConstraint(fields=("repository", "digest"), name="manifest_unique_repository_digest"),
         ),
         migrations.AddConstraint(
-            model_name='repositoryblob',
-            constraint=models.UniqueConstraint(fields=('repository', 'blob'), name='repositoryblob_unique'),
+            model_name="repositoryblob",
+            constraint=models.UniqueConstraint(fields=("repository", "blob"), name="repositoryblob_unique"),
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.UniqueConstraint(fields=('repository', 'name'), name='tag_unique_repository_name'),
+            model_name="tag",
+            constraint=models.UniqueConstraint(fields=("repository", "name"), name="tag_unique_repository_name"),
         ),
     ]

@@ -5,34 +5,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("registry", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UsageEvent',
+            name="UsageEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('repository_name', models.CharField(max_length=255)),
-                ('digest', models.CharField(max_length=135)),
-                ('bytes', models.BigIntegerField()),
-                ('kind', models.CharField(choices=[('blob', 'Blob'), ('manifest', 'Manifest')], max_length=8)),
-                ('direction', models.CharField(choices=[('push', 'Push'), ('pull', 'Pull')], max_length=4)),
-                ('mode', models.CharField(choices=[('proxied', 'Proxied'), ('redirect', 'Redirect')], default='proxied', max_length=8)),
-                ('reference', models.CharField(blank=True, default='', max_length=255)),
-                ('occurred_at', models.DateTimeField()),
-                ('batch', models.UUIDField()),
-                ('seq', models.PositiveIntegerField()),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("repository_name", models.CharField(max_length=255)),
+                ("digest", models.CharField(max_length=135)),
+                ("bytes", models.BigIntegerField()),
+                ("kind", models.CharField(choices=[("blob", "Blob"), ("manifest", "Manifest")], max_length=8)),
+                ("direction", models.CharField(choices=[("push", "Push"), ("pull", "Pull")], max_length=4)),
+                (
+                    "mode",
+                    models.CharField(choices=[("proxied", "Proxied"), ("redirect", "Redirect")], default="proxied", max_length=8),
+                ),
+                ("reference", models.CharField(blank=True, default="", max_length=255)),
+                ("occurred_at", models.DateTimeField()),
+                ("batch", models.UUIDField()),
+                ("seq", models.PositiveIntegerField()),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['tenant', 'occurred_at'], name='usageevent_tenant_time_idx')],
-                'constraints': [models.UniqueConstraint(fields=('batch', 'seq'), name='usageevent_unique_batch_seq')],
+                "indexes": [models.Index(fields=["tenant", "occurred_at"], name="usageevent_tenant_time_idx")],
+                "constraints": [models.UniqueConstraint(fields=("batch", "seq"), name="usageevent_unique_batch_seq")],
             },
         ),
     ]

@@ -5,31 +5,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0002_usageevent'),
+        ("accounts", "0001_initial"),
+        ("registry", "0002_usageevent"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobRun',
+            name="JobRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(db_index=True, max_length=32)),
-                ('state', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='running', max_length=16)),
-                ('dry_run', models.BooleanField(default=False)),
-                ('started_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('heartbeat_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('bytes_freed', models.BigIntegerField(default=0)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('task_id', models.CharField(blank=True, default='', max_length=64)),
-                ('tenant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(db_index=True, max_length=32)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("running", "Running"), ("succeeded", "Succeeded"), ("failed", "Failed")],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("dry_run", models.BooleanField(default=False)),
+                ("started_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("heartbeat_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("bytes_freed", models.BigIntegerField(default=0)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("task_id", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['kind', 'tenant', 'started_at'], name='jobrun_kind_tenant_idx')],
+                "indexes": [models.Index(fields=["kind", "tenant", "started_at"], name="jobrun_kind_tenant_idx")],
             },
         ),
     ]

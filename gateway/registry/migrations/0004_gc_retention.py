@@ -5,91 +5,109 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0003_jobrun'),
+        ("accounts", "0001_initial"),
+        ("registry", "0003_jobrun"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ObjectDeletion',
+            name="ObjectDeletion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('kind', models.CharField(choices=[('data', 'Data'), ('index', 'Index'), ('manifest', 'Manifest'), ('tag', 'Tag')], max_length=8)),
-                ('key', models.CharField(max_length=512)),
-                ('repository_name', models.CharField(blank=True, default='', max_length=255)),
-                ('reference', models.CharField(blank=True, default='', max_length=255)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("data", "Data"), ("index", "Index"), ("manifest", "Manifest"), ("tag", "Tag")], max_length=8
+                    ),
+                ),
+                ("key", models.CharField(max_length=512)),
+                ("repository_name", models.CharField(blank=True, default="", max_length=255)),
+                ("reference", models.CharField(blank=True, default="", max_length=255)),
             ],
         ),
         migrations.CreateModel(
-            name='RetentionPolicy',
+            name="RetentionPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('keep_last', models.PositiveIntegerField(blank=True, null=True)),
-                ('older_than_days', models.PositiveIntegerField(blank=True, null=True)),
-                ('delete_regex', models.CharField(blank=True, default='', max_length=255)),
-                ('keep_regex', models.CharField(blank=True, default='', max_length=255)),
-                ('untagged_days', models.PositiveIntegerField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("enabled", models.BooleanField(default=True)),
+                ("keep_last", models.PositiveIntegerField(blank=True, null=True)),
+                ("older_than_days", models.PositiveIntegerField(blank=True, null=True)),
+                ("delete_regex", models.CharField(blank=True, default="", max_length=255)),
+                ("keep_regex", models.CharField(blank=True, default="", max_length=255)),
+                ("untagged_days", models.PositiveIntegerField(blank=True, null=True)),
             ],
         ),
         migrations.AddField(
-            model_name='blob',
-            name='gc_candidate_since',
+            model_name="blob",
+            name="gc_candidate_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='manifest',
-            name='gc_candidate_since',
+            model_name="manifest",
+            name="gc_candidate_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='tag',
-            name='immutable',
+            model_name="tag",
+            name="immutable",
             field=models.BooleanField(default=False),
         ),
         migrations.AddIndex(
-            model_name='blob',
-            index=models.Index(fields=['storage_key'], name='blob_storage_key_idx'),
+            model_name="blob",
+            index=models.Index(fields=["storage_key"], name="blob_storage_key_idx"),
         ),
         migrations.AddIndex(
-            model_name='blob',
-            index=models.Index(condition=models.Q(('gc_candidate_since__isnull', False)), fields=['tenant', 'id'], name='blob_gc_candidate_idx'),
+            model_name="blob",
+            index=models.Index(
+                condition=models.Q(("gc_candidate_since__isnull", False)), fields=["tenant", "id"], name="blob_gc_candidate_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='manifest',
-            index=models.Index(condition=models.Q(('gc_candidate_since__isnull', False)), fields=['tenant', 'id'], name='manifest_gc_candidate_idx'),
+            model_name="manifest",
+            index=models.Index(
+                condition=models.Q(("gc_candidate_since__isnull", False)),
+                fields=["tenant", "id"],
+                name="manifest_gc_candidate_idx",
+            ),
         ),
         migrations.AddField(
-            model_name='objectdeletion',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant'),
+            model_name="objectdeletion",
+            name="tenant",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
         ),
         migrations.AddField(
-            model_name='retentionpolicy',
-            name='repository',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='registry.repository'),
+            model_name="retentionpolicy",
+            name="repository",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="registry.repository"
+            ),
         ),
         migrations.AddField(
-            model_name='retentionpolicy',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant'),
+            model_name="retentionpolicy",
+            name="tenant",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
         ),
         migrations.AddIndex(
-            model_name='objectdeletion',
-            index=models.Index(fields=['tenant', 'id'], name='objectdeletion_tenant_idx'),
+            model_name="objectdeletion",
+            index=models.Index(fields=["tenant", "id"], name="objectdeletion_tenant_idx"),
         ),
         migrations.AddConstraint(
-            model_name='retentionpolicy',
-            constraint=models.UniqueConstraint(condition=models.Q(('repository__isnull', False)), fields=('tenant', 'repository'), name='retentionpolicy_unique_repository'),
+            model_name="retentionpolicy",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("repository__isnull", False)),
+                fields=("tenant", "repository"),
+                name="retentionpolicy_unique_repository",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='retentionpolicy',
-            constraint=models.UniqueConstraint(condition=models.Q(('repository__isnull', True)), fields=('tenant',), name='retentionpolicy_unique_tenant'),
+            model_name="retentionpolicy",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("repository__isnull", True)), fields=("tenant",), name="retentionpolicy_unique_tenant"
+            ),
         ),
     ]

@@ -8,26 +8,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_token_auth'),
-        ('registry', '0004_gc_retention'),
+        ("accounts", "0002_token_auth"),
+        ("registry", "0004_gc_retention"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='blobupload',
-            name='tail_key',
-            field=models.CharField(blank=True, default='', max_length=512),
+            model_name="blobupload",
+            name="tail_key",
+            field=models.CharField(blank=True, default="", max_length=512),
         ),
         migrations.AddField(
-            model_name='blobupload',
-            name='tail_size',
+            model_name="blobupload",
+            name="tail_size",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='blobupload',
-            name='tail_spilled',
+            model_name="blobupload",
+            name="tail_spilled",
             field=models.BooleanField(default=False),
         ),
         # Tails that sessions already carry in the row count against the tenant's tail cap from now on.
@@ -36,7 +35,7 @@ class Migration(migrations.Migration):
             migrations.RunSQL.noop,
         ),
         migrations.AddIndex(
-            model_name='blobupload',
-            index=models.Index(fields=['tenant', 'state'], name='blobupload_tenant_state'),
+            model_name="blobupload",
+            index=models.Index(fields=["tenant", "state"], name="blobupload_tenant_state"),
         ),
     ]

@@ -4,18 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0005_uploads_hardening'),
+        ("registry", "0005_uploads_hardening"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EventBatch',
+            name="EventBatch",
             fields=[
-                ('id', models.UUIDField(primary_key=True, serialize=False)),
-                ('events', models.PositiveIntegerField()),
-                ('flushed_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.UUIDField(primary_key=True, serialize=False)),
+                ("events", models.PositiveIntegerField()),
+                ("flushed_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
     ]

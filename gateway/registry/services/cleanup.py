@@ -99,7 +99,9 @@ def _session_objects(*, tenant: Tenant, store: BlobStore, ended: list[tuple[Any,
     return items
 
 
-def _stale_sessions(*, tenant: Tenant, store: BlobStore, now: datetime, cutoff: datetime, limit: int, report: CleanupReport) -> int:
+def _stale_sessions(
+    *, tenant: Tenant, store: BlobStore, now: datetime, cutoff: datetime, limit: int, report: CleanupReport
+) -> int:
     """Close (or, dry run, list) one batch of stale sessions and abort their multipart uploads; returns how many."""
     params = {"tenant": tenant.pk, "cutoff": cutoff, "now": now, "limit": limit}
     if report.dry_run:
@@ -110,7 +112,11 @@ def _stale_sessions(*, tenant: Tenant, store: BlobStore, now: datetime, cutoff: 
             {"upload": str(uid), "key": key, "multipart": bool(mp), "tail_bytes": tail or 0, "idle_since": seen.isoformat()}
             for uid, key, mp, tail, seen in rows[: max(LISTED_MAX - len(report.sessions), 0)]
         ]
-        report.add(sessions_aborted=len(rows), multipart_aborted=sum(1 for r in rows if r[2]), tail_bytes_removed=sum(r[3] or 0 for r in rows))
+        report.add(
+            sessions_aborted=len(rows),
+            multipart_aborted=sum(1 for r in rows if r[2]),
+            tail_bytes_removed=sum(r[3] or 0 for r in rows),
+        )
         return 0  # nothing changed: the dry run looks at one batch only
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -156,12 +162,14 @@ def _orphans(*, tenant: Tenant, store: BlobStore, cutoff: datetime, limit: int, 
             return True
         seen += len(chunk)
         owned = set(
-            BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE, multipart_id__in=[u.upload_id for u in chunk])
-            .values_list("multipart_id", flat=True)
+            BlobUpload.objects.filter(
+                tenant=tenant, state=BlobUpload.State.ACTIVE, multipart_id__in=[u.upload_id for u in chunk]
+            ).values_list("multipart_id", flat=True)
         )
         active_keys = set(
-            BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE, storage_key__in=[u.key for u in chunk])
-            .values_list("storage_key", flat=True)
+            BlobUpload.objects.filter(
+                tenant=tenant, state=BlobUpload.State.ACTIVE, storage_key__in=[u.key for u in chunk]
+            ).values_list("storage_key", flat=True)
         )
         for u in chunk:
             if u.upload_id in owned:
@@ -173,7 +181,9 @@ def _orphans(*, tenant: Tenant, store: BlobStore, cutoff: datetime, limit: int, 
                 continue  # young: its session may not have recorded the upload id yet
             report.add(orphans_aborted=1)
             if len(report.orphans) < LISTED_MAX:
-                report.orphans.append({"key": u.key, "upload_id": u.upload_id, "initiated": u.initiated.isoformat() if u.initiated else None})
+                report.orphans.append(
+                    {"key": u.key, "upload_id": u.upload_id, "initiated": u.initiated.isoformat() if u.initiated else None}
+                )
             if not report.dry_run:
                 store.multipart_abort(u.key, u.upload_id)
         report.add(multipart_listed=len(chunk))
@@ -211,16 +221,28 @@ def uploads_cleanup(
         if job is None:
             return None
         report = CleanupReport(
-            tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, idle_timeout_seconds=int(timeout.total_seconds()), job_id=job.pk
+            tenant=tenant.slug,
+            bucket=store.bucket,
+            dry_run=dry_run,
+            idle_timeout_seconds=int(timeout.total_seconds()),
+            job_id=job.pk,
         )
         now = timezone.now()
         cutoff = now - timeout
         done, budget = _in_batches(
-            job, report, budget, size, lambda: _stale_sessions(tenant=tenant, store=store, now=now, cutoff=cutoff, limit=size, report=report)
+            job,
+            report,
+            budget,
+            size,
+            lambda: _stale_sessions(tenant=tenant, store=store, now=now, cutoff=cutoff, limit=size, report=report),
         )
         if done:
             done, budget = _in_batches(
-                job, report, budget, size, lambda: _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report)
+                job,
+                report,
+                budget,
+                size,
+                lambda: _finished_sessions(tenant=tenant, store=store, cutoff=cutoff, limit=size, report=report),
             )
         if done and budget > 0:
             before = dict(report.counts)
@@ -255,7 +277,9 @@ def _progress(job: JobRun, report: CleanupReport, before: dict[str, int]) -> Non
         jobrun_record(run=job, counts=delta)
 
 
-def uploads_cleanup_to_completion(*, tenant: Tenant, dry_run: bool = False, idle_timeout: timedelta | None = None) -> CleanupReport | None:
+def uploads_cleanup_to_completion(
+    *, tenant: Tenant, dry_run: bool = False, idle_timeout: timedelta | None = None
+) -> CleanupReport | None:
     """Run the tenant's upload sweep invocation after invocation until done (the task chain's code); None if held."""
     return jobrun_to_completion(
         lambda job_id=None: uploads_cleanup(tenant=tenant, dry_run=dry_run, job_id=job_id, idle_timeout=idle_timeout),

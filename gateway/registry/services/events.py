@@ -69,7 +69,9 @@ def subscribe(*, name: str, types: set[tuple[str, str]] | frozenset[tuple[str, s
     """Hand `handler` every flushed event of these (kind, direction) types, inside the flush's transaction; idempotent per name."""
     unknown = {t for t in types if t[0] not in KINDS or t[1] not in DIRECTIONS}
     if not types or unknown:
-        raise ValueError(f"subscription {name!r}: types must be (kind, direction) pairs of {KINDS} x {DIRECTIONS}, got {unknown or types!r}")
+        raise ValueError(
+            f"subscription {name!r}: types must be (kind, direction) pairs of {KINDS} x {DIRECTIONS}, got {unknown or types!r}"
+        )
     _subscriptions[name] = Subscription(name=name, types=frozenset(types), handler=handler)
 
 
@@ -96,12 +98,27 @@ def redis_client() -> redis.Redis:
 
 
 def record(
-    *, tenant: Tenant, repository: str, digest: str, size: int, kind: str, direction: str, mode: str = "proxied", reference: str = ""
+    *,
+    tenant: Tenant,
+    repository: str,
+    digest: str,
+    size: int,
+    kind: str,
+    direction: str,
+    mode: str = "proxied",
+    reference: str = "",
 ) -> None:
     """Queue one event. Never fails the request: a Redis hiccup loses the event, logged."""
     event = {
-        "t": tenant.pk, "r": repository, "d": digest, "b": int(size), "k": kind, "dir": direction, "m": mode,
-        "ref": reference, "ts": round(time.time(), 3),
+        "t": tenant.pk,
+        "r": repository,
+        "d": digest,
+        "b": int(size),
+        "k": kind,
+        "dir": direction,
+        "m": mode,
+        "ref": reference,
+        "ts": round(time.time(), 3),
     }
     try:
         redis_client().rpush(QUEUE_KEY, json.dumps(event, separators=(",", ":")))

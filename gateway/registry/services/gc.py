@@ -75,14 +75,18 @@ def gc_run(
     if cfg.grace < timedelta(0):
         raise ValueError(f"grace must not be negative, got {cfg.grace}")
     if not 1 <= cfg.batch_size <= 1000:
-        raise ValueError(f"batch_size must be between 1 and 1000 (Storj deletes at most 1000 keys per request), got {cfg.batch_size}")
+        raise ValueError(
+            f"batch_size must be between 1 and 1000 (Storj deletes at most 1000 keys per request), got {cfg.batch_size}"
+        )
     if cfg.max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {cfg.max_batches}")
     store = store_for(tenant)
     with jobrun_claim(kind=KIND_GC, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
         if job is None:
             return None
-        report = GcReport(tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, grace_seconds=int(cfg.grace.total_seconds()), job_id=job.pk)
+        report = GcReport(
+            tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, grace_seconds=int(cfg.grace.total_seconds()), job_id=job.pk
+        )
         if dry_run:
             try:
                 with transaction.atomic():
@@ -130,10 +134,13 @@ def _gc_steps(*, tenant: Tenant, cfg: GcSettings, report: GcReport, job: JobRun 
     return done
 
 
-def gc_run_to_completion(*, tenant: Tenant, dry_run: bool = False, grace: timedelta | None = None, batch_size: int | None = None) -> GcReport | None:
+def gc_run_to_completion(
+    *, tenant: Tenant, dry_run: bool = False, grace: timedelta | None = None, batch_size: int | None = None
+) -> GcReport | None:
     """Run the tenant's GC invocation after invocation (same code as the task chain) until done; None if another worker holds it."""
     return jobrun_to_completion(
-        lambda job_id=None: gc_run(tenant=tenant, dry_run=dry_run, job_id=job_id, grace=grace, batch_size=batch_size), GcReport.merged
+        lambda job_id=None: gc_run(tenant=tenant, dry_run=dry_run, job_id=job_id, grace=grace, batch_size=batch_size),
+        GcReport.merged,
     )
 
 

@@ -115,7 +115,11 @@ def _manifests_deletable(
         repo_ids = sorted({r for r, _ in wanted})
         digests = sorted({d for _, d in wanted})
         qs = Manifest.objects.filter(tenant=tenant, repository_id__in=repo_ids, digest__in=digests).exclude(pk__in=gone)
-        present = {m.pk: m for m in qs.only("id", "digest", "repository_id", "gc_candidate_since") if (m.repository_id, m.digest) in wanted}
+        present = {
+            m.pk: m
+            for m in qs.only("id", "digest", "repository_id", "gc_candidate_since")
+            if (m.repository_id, m.digest) in wanted
+        }
         if lock and present:
             # FOR UPDATE on the subject too: no push can make it live (tag, index, re-push) until we commit.
             lockable = {
@@ -194,15 +198,29 @@ def manifests_sweep(
         with transaction.atomic():
             if dry:
                 rows = list(
-                    Manifest.objects.filter(pk__in=ids).select_related("repository")
-                    .only("id", "digest", "size", "subject_digest", "gc_candidate_since", "tenant_id", "repository_id", "repository__name")
+                    Manifest.objects.filter(pk__in=ids)
+                    .select_related("repository")
+                    .only(
+                        "id",
+                        "digest",
+                        "size",
+                        "subject_digest",
+                        "gc_candidate_since",
+                        "tenant_id",
+                        "repository_id",
+                        "repository__name",
+                    )
                     .order_by("pk")
                 )
             else:
                 rows = locks.manifests_for_delete(tenant=tenant, ids=ids)
             skipped = len(ids) - len(rows)
             doomed, kept = _manifests_deletable(tenant=tenant, rows=rows, cutoff=cutoff, lock=not dry, gone=gone)
-            if doomed and not dry and not _delete_rows(report, job, "manifests", lambda doomed=doomed: _manifests_delete(tenant, doomed)):
+            if (
+                doomed
+                and not dry
+                and not _delete_rows(report, job, "manifests", lambda doomed=doomed: _manifests_delete(tenant, doomed))
+            ):
                 doomed = []
             freed = sum(m.size for m in doomed)
         if dry:
@@ -210,7 +228,9 @@ def manifests_sweep(
             gone |= {m.pk for m in doomed}
         if dry:
             room = LISTED_MAX - len(report.manifests)
-            report.manifests += [{"repository": m.repository.name, "digest": m.digest, "size": m.size} for m in doomed[: max(room, 0)]]
+            report.manifests += [
+                {"repository": m.repository.name, "digest": m.digest, "size": m.size} for m in doomed[: max(room, 0)]
+            ]
         batch = {"manifests_deleted": len(doomed), "manifests_kept": kept, "manifests_skipped_locked": skipped}
         _batch_done(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job, batch=batch, freed=freed)
     return cursor.exhausted
@@ -258,7 +278,14 @@ def _blobs_delete(tenant: Tenant, doomed: list[Blob]) -> None:
 
 
 def blobs_sweep(
-    *, tenant: Tenant, cutoff: datetime, cfg: GcSettings, budget: Budget, report: GcReport, job: JobRun | None, gone_manifests: set[int]
+    *,
+    tenant: Tenant,
+    cutoff: datetime,
+    cfg: GcSettings,
+    budget: Budget,
+    report: GcReport,
+    job: JobRun | None,
+    gone_manifests: set[int],
 ) -> bool:
     """Delete eligible blobs (rows, then objects); True when none is left to look at."""
     dry = report.dry_run

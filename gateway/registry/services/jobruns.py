@@ -57,7 +57,9 @@ def jobruns_close_stale(*, kind: str | None = None, limit: int = CLOSE_BATCH) ->
     for run in candidates.order_by("pk")[:limit]:
         error = job_error(f"abandoned: no heartbeat since {run.heartbeat_at.isoformat()}")
         closed += JobRun.objects.filter(pk=run.pk, state=JobRun.State.RUNNING, heartbeat_at=run.heartbeat_at).update(
-            state=JobRun.State.FAILED, finished_at=timezone.now(), errors=[*(run.errors or []), error][-ERRORS_KEPT:],
+            state=JobRun.State.FAILED,
+            finished_at=timezone.now(),
+            errors=[*(run.errors or []), error][-ERRORS_KEPT:],
         )
     return closed
 
@@ -74,7 +76,9 @@ def jobrun_get_running(*, run_id: int, kind: str) -> JobRun | None:
 
 
 @contextmanager
-def jobrun_claim(*, kind: str, tenant: Tenant | None, dry_run: bool, job_id: int | None = None, task_id: str = "") -> Iterator[JobRun | None]:
+def jobrun_claim(
+    *, kind: str, tenant: Tenant | None, dry_run: bool, job_id: int | None = None, task_id: str = ""
+) -> Iterator[JobRun | None]:
     """Hold the one-at-a-time lock of (kind, tenant) and yield its JobRun (resumed or new); None when another worker holds it.
 
     The lock is a session advisory lock: a killed worker loses it with its connection, and the
@@ -142,13 +146,22 @@ def jobrun_record(
             locked.errors = [*(locked.errors or []), *errors][-ERRORS_KEPT:]
         locked.heartbeat_at = timezone.now()
         locked.save(update_fields=["counts", "bytes_freed", "errors", "heartbeat_at"])
-    run.counts, run.bytes_freed, run.errors, run.heartbeat_at = locked.counts, locked.bytes_freed, locked.errors, locked.heartbeat_at
+    run.counts, run.bytes_freed, run.errors, run.heartbeat_at = (
+        locked.counts,
+        locked.bytes_freed,
+        locked.errors,
+        locked.heartbeat_at,
+    )
 
 
 def jobrun_finish(*, run: JobRun, failed: bool = False, error: str = "") -> None:
     """Close the run as succeeded or failed (with the error that stopped it, if any)."""
     now = timezone.now()
-    fields: dict[str, Any] = {"state": JobRun.State.FAILED if failed else JobRun.State.SUCCEEDED, "finished_at": now, "heartbeat_at": now}
+    fields: dict[str, Any] = {
+        "state": JobRun.State.FAILED if failed else JobRun.State.SUCCEEDED,
+        "finished_at": now,
+        "heartbeat_at": now,
+    }
     if error:
         run.refresh_from_db(fields=["errors"])
         fields["errors"] = [*(run.errors or []), job_error(error)][-ERRORS_KEPT:]
@@ -229,8 +242,12 @@ class RunResult:
         """The run as JSON-ready data (what every job's command prints first)."""
         run = self.run
         return {
-            "run_id": run.pk, "kind": run.kind, "tenant_id": run.tenant_id, "state": run.state,
-            "started_at": run.started_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "run_id": run.pk,
+            "kind": run.kind,
+            "tenant_id": run.tenant_id,
+            "state": run.state,
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "counts": dict(sorted(run.counts.items())),
         }
 

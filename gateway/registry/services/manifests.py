@@ -20,7 +20,12 @@ from accounts.services import audit_record
 from gateway.registry import locks
 from gateway.registry.digests import CANONICAL, digest_algorithm, digest_of, is_digest, parse_digest
 from gateway.registry.errors import (
-    Denied, DigestInvalid, ManifestBlobUnknown, ManifestChildUnknown, ManifestInvalid, ManifestUnknown,
+    Denied,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestChildUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
 )
 from gateway.registry.media_types import ParsedManifest, manifest_size_check, parse_manifest
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
@@ -42,7 +47,14 @@ def manifest_reference_check(*, reference: str) -> str:
 
 
 def manifest_put(
-    *, tenant: Tenant, repository: Repository, reference: str, payload: bytes, content_type: str, actor: str = "", ip: str | None = None
+    *,
+    tenant: Tenant,
+    repository: Repository,
+    reference: str,
+    payload: bytes,
+    content_type: str,
+    actor: str = "",
+    ip: str | None = None,
 ) -> Manifest:
     """Store a manifest under a tag or its digest. Everything it references must be in the repository.
 
@@ -65,9 +77,17 @@ def manifest_put(
         with transaction.atomic():
             # Lock order (registry/locks.py): object keys, blobs, manifests, tag.
             locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
-            manifest, moved = _rows_write(tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag)
-            audit_record(action="manifest.push", actor=actor, tenant=tenant, target=f"{repository.name}@{digest}", ip=ip,
-                         detail={"reference": reference, "media_type": parsed.media_type})
+            manifest, moved = _rows_write(
+                tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, tag=tag
+            )
+            audit_record(
+                action="manifest.push",
+                actor=actor,
+                tenant=tenant,
+                target=f"{repository.name}@{digest}",
+                ip=ip,
+                detail={"reference": reference, "media_type": parsed.media_type},
+            )
             # Last, still under the key locks: the bucket's copy of what this transaction commits.
             wrote = True
             store = store_for(tenant)
@@ -78,9 +98,19 @@ def manifest_put(
         if wrote:
             _objects_reconcile(tenant=tenant, repository=repository, digest=digest, tag=tag)
         raise
-    events.record(tenant=tenant, repository=repository.name, digest=digest, size=len(payload), kind="manifest", direction="push", reference=reference)
+    events.record(
+        tenant=tenant,
+        repository=repository.name,
+        digest=digest,
+        size=len(payload),
+        kind="manifest",
+        direction="push",
+        reference=reference,
+    )
     if moved:
-        events.record(tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="push", reference=reference)
+        events.record(
+            tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="push", reference=reference
+        )
     return manifest
 
 
@@ -96,7 +126,9 @@ def _rows_write(
         if blob is None and not d.foreign:
             raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
         if blob is not None and blob.size != d.size:
-            raise ManifestBlobUnknown(f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest})
+            raise ManifestBlobUnknown(
+                f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest}
+            )
     children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
     for c in parsed.children:
         if c.digest not in children:
@@ -108,12 +140,22 @@ def _rows_write(
         try:
             with transaction.atomic():
                 manifest = Manifest.objects.create(
-                    tenant=tenant, repository=repository, digest=digest, media_type=parsed.media_type, size=len(payload),
-                    payload=payload, artifact_type=parsed.artifact_type,
-                    subject_digest=parsed.subject.digest if parsed.subject else "", annotations=parsed.annotations,
+                    tenant=tenant,
+                    repository=repository,
+                    digest=digest,
+                    media_type=parsed.media_type,
+                    size=len(payload),
+                    payload=payload,
+                    artifact_type=parsed.artifact_type,
+                    subject_digest=parsed.subject.digest if parsed.subject else "",
+                    annotations=parsed.annotations,
                 )
-                ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
-                ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
+                ManifestBlob.objects.bulk_create(
+                    [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
+                )
+                ManifestChild.objects.bulk_create(
+                    [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
+                )
         except IntegrityError:
             # A concurrent push of the same manifest committed first.
             manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
@@ -151,9 +193,15 @@ def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, t
         with transaction.atomic():
             locks.object_keys_lock([manifest_key] + ([tag_key] if tag_key else []))
             store = store_for(tenant)
-            doomed = [] if Manifest.objects.filter(tenant=tenant, repository=repository, digest=digest).exists() else [manifest_key]
+            doomed = (
+                [] if Manifest.objects.filter(tenant=tenant, repository=repository, digest=digest).exists() else [manifest_key]
+            )
             if tag_key is not None:
-                current = Tag.objects.filter(tenant=tenant, repository=repository, name=tag).values_list("manifest__digest", flat=True).first()
+                current = (
+                    Tag.objects.filter(tenant=tenant, repository=repository, name=tag)
+                    .values_list("manifest__digest", flat=True)
+                    .first()
+                )
                 if current is None:
                     doomed.append(tag_key)
                 else:
@@ -197,11 +245,16 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
             tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
             tag.delete()
             ids = object_deletions_record(
-                tenant=tenant, items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, reference), repository.name, reference)]
+                tenant=tenant,
+                items=[
+                    (ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, reference), repository.name, reference)
+                ],
             )
             audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{reference}", ip=ip)
         _drain_now(tenant=tenant, ids=ids)
-        events.record(tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=reference)
+        events.record(
+            tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=reference
+        )
         return
     with transaction.atomic():
         manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=reference).first()
@@ -210,7 +263,9 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
         parent = ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True).first()
         if parent:
             raise Denied(f"manifest is referenced by index {parent}; delete the index first", detail={"parent": parent})
-        pinned = Tag.objects.filter(repository=repository, manifest=manifest, immutable=True).values_list("name", flat=True).first()
+        pinned = (
+            Tag.objects.filter(repository=repository, manifest=manifest, immutable=True).values_list("name", flat=True).first()
+        )
         if pinned:
             raise Denied(f"manifest is tagged with immutable tag {pinned!r}; it cannot be deleted", detail={"tag": pinned})
         tag_names = list(Tag.objects.filter(repository=repository, manifest=manifest).values_list("name", flat=True))
@@ -218,14 +273,38 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
         manifest.delete()
         ids = object_deletions_record(
             tenant=tenant,
-            items=[(ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, repository.name, reference), repository.name, reference)]
+            items=[
+                (
+                    ObjectDeletion.Kind.MANIFEST,
+                    keys.manifest_key(tenant.pk, repository.name, reference),
+                    repository.name,
+                    reference,
+                )
+            ]
             + [(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, t), repository.name, t) for t in tag_names],
         )
-        audit_record(action="manifest.delete", actor=actor, tenant=tenant, target=f"{repository.name}@{reference}", ip=ip, detail={"tags": tag_names})
+        audit_record(
+            action="manifest.delete",
+            actor=actor,
+            tenant=tenant,
+            target=f"{repository.name}@{reference}",
+            ip=ip,
+            detail={"tags": tag_names},
+        )
     _drain_now(tenant=tenant, ids=ids)
     for name in tag_names:
-        events.record(tenant=tenant, repository=repository.name, digest=reference, size=0, kind="tag", direction="delete", reference=name)
-    events.record(tenant=tenant, repository=repository.name, digest=reference, size=manifest.size, kind="manifest", direction="delete", reference=reference)
+        events.record(
+            tenant=tenant, repository=repository.name, digest=reference, size=0, kind="tag", direction="delete", reference=name
+        )
+    events.record(
+        tenant=tenant,
+        repository=repository.name,
+        digest=reference,
+        size=manifest.size,
+        kind="manifest",
+        direction="delete",
+        reference=reference,
+    )
 
 
 def _drain_now(*, tenant: Tenant, ids: list[int]) -> None:
@@ -247,5 +326,3 @@ def referrers_index(manifests: list[Manifest]) -> bytes:
             d["annotations"] = m.annotations
         out.append(d)
     return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": out}).encode()
-
-

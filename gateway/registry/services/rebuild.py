@@ -86,7 +86,11 @@ def _foreign_keys_refused(ctx: RebuildContext, blobs: list[Blob]) -> dict[str, s
     own = {ctx.source, ctx.tenant.pk}
     foreign = {_key_tenant_id(b.storage_key) for b in blobs} - own
     live = set(Tenant.objects.filter(pk__in=foreign).values_list("pk", flat=True)) if foreign else set()
-    return {b.digest: f"data object {b.storage_key} belongs to another existing tenant" for b in blobs if _key_tenant_id(b.storage_key) in live}
+    return {
+        b.digest: f"data object {b.storage_key} belongs to another existing tenant"
+        for b in blobs
+        if _key_tenant_id(b.storage_key) in live
+    }
 
 
 def _check_blob(ctx: RebuildContext, item: tuple[str, str]) -> Blob | str:
@@ -139,7 +143,9 @@ def _rebuild_blobs(ctx: RebuildContext) -> None:
         if ctx.reanchor:
             # Bucket before database, as on push; if_absent keeps whatever a newer push wrote.
             for b in new:
-                ctx.store.put_json(keys.blob_index_key(tenant.pk, b.digest), keys.blob_index_doc(b.digest, b.size, b.storage_key), if_absent=True)
+                ctx.store.put_json(
+                    keys.blob_index_key(tenant.pk, b.digest), keys.blob_index_doc(b.digest, b.size, b.storage_key), if_absent=True
+                )
                 report.objects_written += 1
         Blob.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent push may have committed one meanwhile
         restored = {b.digest: b for b in Blob.objects.filter(tenant=tenant, digest__in=[b.digest for b in new])}
@@ -207,7 +213,9 @@ def _manifest_blockers(ctx: RebuildContext, parsed: ParsedManifest) -> list[str]
     return reasons
 
 
-def _create_manifest(ctx: RebuildContext, repo: Repository, digest: str, payload: bytes, parsed: ParsedManifest, present: dict[str, Manifest]) -> bool:
+def _create_manifest(
+    ctx: RebuildContext, repo: Repository, digest: str, payload: bytes, parsed: ParsedManifest, present: dict[str, Manifest]
+) -> bool:
     """Create one manifest with its links in one transaction; False when a concurrent push made it first.
 
     DataError (a value PostgreSQL cannot store, which parse_manifest should have refused) propagates
@@ -218,15 +226,25 @@ def _create_manifest(ctx: RebuildContext, repo: Repository, digest: str, payload
     try:
         with transaction.atomic():
             manifest = Manifest.objects.create(
-                tenant=ctx.tenant, repository=repo, digest=digest, media_type=parsed.media_type, size=len(payload),
-                payload=payload, artifact_type=parsed.artifact_type,
-                subject_digest=parsed.subject.digest if parsed.subject else "", annotations=parsed.annotations,
+                tenant=ctx.tenant,
+                repository=repo,
+                digest=digest,
+                media_type=parsed.media_type,
+                size=len(payload),
+                payload=payload,
+                artifact_type=parsed.artifact_type,
+                subject_digest=parsed.subject.digest if parsed.subject else "",
+                annotations=parsed.annotations,
             )
             RepositoryBlob.objects.bulk_create(
                 [RepositoryBlob(tenant=ctx.tenant, repository=repo, blob=b) for b in blobs.values()], ignore_conflicts=True
             )
-            ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
-            ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
+            ManifestBlob.objects.bulk_create(
+                [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
+            )
+            ManifestChild.objects.bulk_create(
+                [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
+            )
     except IntegrityError:
         present[digest] = Manifest.objects.get(tenant=ctx.tenant, repository=repo, digest=digest)
         return False
@@ -236,7 +254,10 @@ def _create_manifest(ctx: RebuildContext, repo: Repository, digest: str, payload
 
 def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjects) -> dict[str, Manifest]:
     report = ctx.report
-    present = {m.digest: m for m in Manifest.objects.filter(tenant=ctx.tenant, repository=repo).only("id", "digest", "size", "media_type")}
+    present = {
+        m.digest: m
+        for m in Manifest.objects.filter(tenant=ctx.tenant, repository=repo).only("id", "digest", "size", "media_type")
+    }
     todo = [(d, k) for d, k in objects.manifests.items() if d not in present]
     report.manifests.kept += len(objects.manifests) - len(todo)
     pending: dict[str, tuple[str, bytes, ParsedManifest]] = {}
@@ -261,12 +282,20 @@ def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjec
                 report.problem("manifest", key, "; ".join(blockers), digest=digest, repository=repo.name)
                 continue
             if ctx.reanchor:
-                ctx.store.put(keys.manifest_key(ctx.tenant.pk, repo.name, digest), payload, content_type=parsed.media_type, if_absent=True)
+                ctx.store.put(
+                    keys.manifest_key(ctx.tenant.pk, repo.name, digest), payload, content_type=parsed.media_type, if_absent=True
+                )
                 report.objects_written += 1
             try:
                 created = _create_manifest(ctx, repo, digest, payload, parsed, present)
             except DataError as exc:
-                report.problem("manifest", key, f"manifest holds a value the database cannot store: {str(exc)[:200]}", digest=digest, repository=repo.name)
+                report.problem(
+                    "manifest",
+                    key,
+                    f"manifest holds a value the database cannot store: {str(exc)[:200]}",
+                    digest=digest,
+                    repository=repo.name,
+                )
                 continue
             if created:
                 report.manifests.restored += 1
@@ -274,7 +303,13 @@ def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjec
                 report.manifests.kept += 1
     for digest, (key, _, parsed) in sorted(pending.items()):
         missing = sorted(c.digest for c in parsed.children if c.digest not in present)
-        report.problem("manifest", key, f"index references manifests that are not restorable: {', '.join(missing)}", digest=digest, repository=repo.name)
+        report.problem(
+            "manifest",
+            key,
+            f"index references manifests that are not restorable: {', '.join(missing)}",
+            digest=digest,
+            repository=repo.name,
+        )
     return present
 
 
@@ -285,7 +320,7 @@ def _load_tag(ctx: RebuildContext, item: tuple[str, ObjectStat]) -> str | dict[s
     except ValueError as exc:
         return f"tag object is unreadable: {exc}"
     if not isinstance(doc, dict) or doc.get("tag") != tag or not isinstance(doc.get("digest"), str):
-        return f"tag object must be {{\"tag\": {tag!r}, \"digest\": ...}}"
+        return f'tag object must be {{"tag": {tag!r}, "digest": ...}}'
     return doc
 
 
@@ -301,10 +336,18 @@ def _rebuild_tags(ctx: RebuildContext, repo: Repository, objects: RepoObjects, p
                 continue
             manifest = present.get(doc["digest"])
             if manifest is None:
-                report.problem("tag", obj.key, f"tag points at manifest {doc['digest'][:100]}, which is not restorable", tag=tag, repository=repo.name)
+                report.problem(
+                    "tag",
+                    obj.key,
+                    f"tag points at manifest {doc['digest'][:100]}, which is not restorable",
+                    tag=tag,
+                    repository=repo.name,
+                )
                 continue
             if ctx.reanchor:
-                ctx.store.put_json(keys.tag_key(ctx.tenant.pk, repo.name, tag), {"tag": tag, "digest": manifest.digest}, if_absent=True)
+                ctx.store.put_json(
+                    keys.tag_key(ctx.tenant.pk, repo.name, tag), {"tag": tag, "digest": manifest.digest}, if_absent=True
+                )
                 report.objects_written += 1
             pushed_at: datetime = obj.last_modified or timezone.now()
             _, created = Tag.objects.get_or_create(
@@ -345,5 +388,7 @@ def registry_rebuild(*, tenant: Tenant, source_tenant_id: int | None = None) -> 
         _rebuild_blobs(ctx)
         for name, objects in sorted(_scan_repositories(ctx).items()):
             _rebuild_repository(ctx, name, objects)
-    log.info("rebuild of tenant %s from prefix %s: %s", tenant.slug, keys.tenant_prefix(source), json.dumps(report.as_dict()["blobs"]))
+    log.info(
+        "rebuild of tenant %s from prefix %s: %s", tenant.slug, keys.tenant_prefix(source), json.dumps(report.as_dict()["blobs"])
+    )
     return report

@@ -21,5 +21,7 @@ def repository_visibility_set(*, tenant: Tenant, name: str, visibility: str, act
         if repo.visibility != visibility:
             repo.visibility = visibility
             repo.save(update_fields=["visibility", "updated_at"])
-            audit_record(action="repository.visibility", actor=actor, tenant=tenant, target=name, detail={"visibility": visibility})
+            audit_record(
+                action="repository.visibility", actor=actor, tenant=tenant, target=name, detail={"visibility": visibility}
+            )
     return repo

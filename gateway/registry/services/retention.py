@@ -89,8 +89,12 @@ def retention_policy_set(
     _check_regex("delete_regex", delete_regex)
     _check_regex("keep_regex", keep_regex)
     values = {
-        "enabled": enabled, "keep_last": keep_last, "older_than_days": older_than_days,
-        "delete_regex": delete_regex, "keep_regex": keep_regex, "untagged_days": untagged_days,
+        "enabled": enabled,
+        "keep_last": keep_last,
+        "older_than_days": older_than_days,
+        "delete_regex": delete_regex,
+        "keep_regex": keep_regex,
+        "untagged_days": untagged_days,
     }
     try:
         with transaction.atomic():
@@ -251,10 +255,21 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
             Tag.objects.filter(pk__in=[t.pk for t in gone]).delete()
             object_deletions_record(
                 tenant=tenant,
-                items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, t.repository.name, t.name), t.repository.name, t.name) for t in gone],
+                items=[
+                    (ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, t.repository.name, t.name), t.repository.name, t.name)
+                    for t in gone
+                ],
             )
     for t in gone:
-        events.record(tenant=tenant, repository=t.repository.name, digest=t.manifest.digest, size=0, kind="tag", direction="delete", reference=t.name)
+        events.record(
+            tenant=tenant,
+            repository=t.repository.name,
+            digest=t.manifest.digest,
+            size=0,
+            kind="tag",
+            direction="delete",
+            reference=t.name,
+        )
     return len(gone), len(doomed) - len(gone)
 
 
@@ -298,7 +313,13 @@ def retention_apply(
             if dry_run:
                 room = LISTED_MAX - len(report.tags)
                 report.tags += [
-                    {"repository": d.repository, "tag": d.name, "digest": d.digest, "last_pushed_at": d.pushed.isoformat(), "because": d.because}
+                    {
+                        "repository": d.repository,
+                        "tag": d.name,
+                        "digest": d.digest,
+                        "last_pushed_at": d.pushed.isoformat(),
+                        "because": d.because,
+                    }
                     for d in doomed[: max(room, 0)]
                 ]
                 continue
@@ -306,7 +327,9 @@ def retention_apply(
                 deleted, kept = _tags_delete(tenant=tenant, doomed=doomed[i : i + cfg.batch_size])
                 report.add(tags_deleted=deleted, tags_kept=kept)
                 jobrun_record(run=job, counts={"tags_deleted": deleted, "tags_kept": kept})
-                d_objects, k_objects, _ = object_deletions_drain(tenant=tenant, batch_size=cfg.batch_size, max_batches=cfg.max_batches)
+                d_objects, k_objects, _ = object_deletions_drain(
+                    tenant=tenant, batch_size=cfg.batch_size, max_batches=cfg.max_batches
+                )
                 report.add(objects_deleted=d_objects, objects_kept=k_objects)
         report.next_after_repository_id = batch[-1].pk if (more and batch) else None
         report.done = not more

@@ -77,7 +77,6 @@ return 0
 """
 
 
-
 def _text(doc: dict[str, Any], field: str, max_length: int, *, required: bool = True) -> str:
     value = doc.get(field, "")
     if not isinstance(value, str) or (required and not value) or len(value) > max_length or "\x00" in value:
@@ -165,7 +164,11 @@ def events_flush(*, max_items: int = 5000) -> int:
         log.info("event batch %s was acknowledged by a concurrent flush", batch)
     log.info(
         "events flushed: %d taken, %d delivered, %d of deleted tenants, %d malformed%s",
-        len(raw_items), len(kept), len(parsed) - len(kept) if fresh else 0, malformed, "" if fresh else " (a replay: delivered before)",
+        len(raw_items),
+        len(kept),
+        len(parsed) - len(kept) if fresh else 0,
+        malformed,
+        "" if fresh else " (a replay: delivered before)",
         extra={"batch": batch},
     )
     return len(raw_items)

@@ -48,7 +48,9 @@ def tail_check(*, tenant: Tenant, upload: BlobUpload, length: int | None) -> Non
     # A tail is always below the minimum part size; with a known length it is at most old tail + length.
     worst = MIN_PART_SIZE - 1 if length is None else min(upload.tail_size + length, MIN_PART_SIZE - 1)
     others = (
-        BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE).exclude(pk=upload.pk).aggregate(s=Sum("tail_size"))["s"]
+        BlobUpload.objects.filter(tenant=tenant, state=BlobUpload.State.ACTIVE)
+        .exclude(pk=upload.pk)
+        .aggregate(s=Sum("tail_size"))["s"]
         or 0
     )
     if others + worst > cap:

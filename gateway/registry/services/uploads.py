@@ -175,8 +175,16 @@ def blob_upload_append(
         upload.last_activity_at = timezone.now()
         upload.save(
             update_fields=[
-                "multipart_id", "offset", "hash_state", "parts", "tail", "tail_key", "tail_size", "tail_spilled",
-                "leased_until", "last_activity_at",
+                "multipart_id",
+                "offset",
+                "hash_state",
+                "parts",
+                "tail",
+                "tail_key",
+                "tail_size",
+                "tail_spilled",
+                "leased_until",
+                "last_activity_at",
             ]
         )
         if old_tail_key and old_tail_key != upload.tail_key:
@@ -184,9 +192,7 @@ def blob_upload_append(
         return upload
 
 
-def blob_upload_finish(
-    *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, digest: str, body: Body | None
-) -> Blob:
+def blob_upload_finish(*, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, digest: str, body: Body | None) -> Blob:
     """PUT ?digest=: take the last chunk, check digest and size, commit the blob and link it."""
     store = store_for(tenant)
     with _leased(tenant=tenant, repository=repository, upload_id=upload_id) as upload:
@@ -205,7 +211,9 @@ def blob_upload_finish(
         return _commit(tenant=tenant, repository=repository, upload=upload, writer=writer, digest=digest, store=store)
 
 
-def _commit(*, tenant: Tenant, repository: Repository, upload: BlobUpload, writer: PartWriter, digest: str, store: BlobStore) -> Blob:
+def _commit(
+    *, tenant: Tenant, repository: Repository, upload: BlobUpload, writer: PartWriter, digest: str, store: BlobStore
+) -> Blob:
     size = upload.offset + writer.received
     actual = writer.hasher.digest(digest_algorithm(digest))
     if actual != digest:
@@ -388,7 +396,9 @@ def blob_unlink(*, tenant: Tenant, repository: Repository, digest: str, actor: s
     blob = selectors.blob_get_linked(tenant=tenant, repository=repository, digest=digest)
     if blob is None:
         raise BlobUnknown(detail={"digest": digest})
-    used_by = ManifestBlob.objects.filter(blob=blob, manifest__repository=repository).values_list("manifest__digest", flat=True).first()
+    used_by = (
+        ManifestBlob.objects.filter(blob=blob, manifest__repository=repository).values_list("manifest__digest", flat=True).first()
+    )
     if used_by:
         raise Denied(f"blob is referenced by manifest {used_by} in this repository; delete the manifest first")
     with transaction.atomic():

@@ -49,8 +49,17 @@ def usage_events_store(*, batch: uuid.UUID, events: Sequence[Event]) -> None:
     UsageEvent.objects.bulk_create(
         [
             UsageEvent(
-                tenant_id=e.tenant_id, repository_name=e.repository, digest=e.digest, bytes=e.size, kind=e.kind,
-                direction=e.direction, mode=e.mode, reference=e.reference, occurred_at=e.occurred_at, batch=batch, seq=e.seq,
+                tenant_id=e.tenant_id,
+                repository_name=e.repository,
+                digest=e.digest,
+                bytes=e.size,
+                kind=e.kind,
+                direction=e.direction,
+                mode=e.mode,
+                reference=e.reference,
+                occurred_at=e.occurred_at,
+                batch=batch,
+                seq=e.seq,
             )
             for e in events
         ],

@@ -99,12 +99,19 @@ def basic_credentials(authorization: str) -> tuple[str, str]:
     return username, secret
 
 
-def basic_principal(authorization: str, *, ip: str, user_agent: str, service: str, channel: str, record_success: bool = False) -> Principal:
+def basic_principal(
+    authorization: str, *, ip: str, user_agent: str, service: str, channel: str, record_success: bool = False
+) -> Principal:
     """The principal a `Basic` header names, through the throttled, audited login path; BadCredentials or 429."""
     username, secret = basic_credentials(authorization)
     try:
         return credentials_authenticate(
-            username=username, secret=secret, ip=ip, user_agent=user_agent, service=service, channel=channel,
+            username=username,
+            secret=secret,
+            ip=ip,
+            user_agent=user_agent,
+            service=service,
+            channel=channel,
             record_success=record_success,
         )
     except LoginThrottled as exc:
@@ -133,8 +140,9 @@ def _still_valid(identity: Identity) -> bool:
     if not identity.subject:
         return True
     key = (identity.subject, identity.robot, identity.access_token_id)
-    epoch = _epochs.get(key, lambda: token_subject_epoch(subject=identity.subject, robot=identity.robot,
-                                                         access_token_id=identity.access_token_id))
+    epoch = _epochs.get(
+        key, lambda: token_subject_epoch(subject=identity.subject, robot=identity.robot, access_token_id=identity.access_token_id)
+    )
     return epoch is not None and epoch == identity.session
 
 
@@ -153,7 +161,9 @@ def authenticate(authorization: str, *, audience: str, ip: str = "", user_agent:
         identity = _bearer_identity(claims)
         _remember(key, identity, time.monotonic() + max(0.0, float(claims["exp"]) - time.time()))  # type: ignore[arg-type]
     elif identity is None and scheme == "basic":
-        identity = Identity(principal=basic_principal(authorization, ip=ip, user_agent=user_agent, service=audience, channel="v2"))
+        identity = Identity(
+            principal=basic_principal(authorization, ip=ip, user_agent=user_agent, service=audience, channel="v2")
+        )
         _remember(key, identity, time.monotonic() + CACHE_SECONDS)
     elif identity is None:
         raise BadCredentials("unsupported authorization scheme")

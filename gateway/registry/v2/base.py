@@ -142,7 +142,8 @@ class RegistryView(View):
         scope = " ".join([f"repository:{target.full_name}:{_ACTION_SCOPE[action]}", *self.extra_scopes(request)])
         if target.identity.bearer:
             raise Unauthorized(
-                "authentication required", detail=[{"Type": "repository", "Name": target.full_name, "Action": action}],
+                "authentication required",
+                detail=[{"Type": "repository", "Name": target.full_name, "Action": action}],
                 headers={"WWW-Authenticate": challenge(request, scope=scope, error="insufficient_scope")},
             )
         if target.identity.anonymous:
@@ -161,11 +162,15 @@ def mount_source_scope(request: HttpRequest) -> list[str]:
 def identity_for(request: HttpRequest) -> Identity:
     try:
         return authenticate(
-            request.META.get("HTTP_AUTHORIZATION", ""), audience=request.get_host(),
-            ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+            request.META.get("HTTP_AUTHORIZATION", ""),
+            audience=request.get_host(),
+            ip=request.META.get("REMOTE_ADDR", ""),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
         )
     except BadCredentials as exc:
-        raise Unauthorized(str(exc), headers={"WWW-Authenticate": challenge(request, error="invalid_token" if exc.bearer else "")}) from None
+        raise Unauthorized(
+            str(exc), headers={"WWW-Authenticate": challenge(request, error="invalid_token" if exc.bearer else "")}
+        ) from None
 
 
 __all__ = ["RegistryView", "Target", "render_error", "challenge", "host_tenant_slug", "identity_for", "ANONYMOUS"]

@@ -44,7 +44,15 @@ class BlobView(RegistryView):
         store = store_for(target.tenant)
         rng = byte_range(request, blob.size)
         if target.tenant.redirect_blob_downloads:
-            events.record(tenant=target.tenant, repository=target.name, digest=blob.digest, size=blob.size, kind="blob", direction="pull", mode="redirect")
+            events.record(
+                tenant=target.tenant,
+                repository=target.name,
+                digest=blob.digest,
+                size=blob.size,
+                kind="blob",
+                direction="pull",
+                mode="redirect",
+            )
             response = HttpResponse(status=307)
             response["Location"] = store.presign_get(blob.storage_key, expires=settings.GATEWAY_PRESIGN_SECONDS)
             response["Docker-Content-Digest"] = blob.digest
@@ -52,7 +60,9 @@ class BlobView(RegistryView):
         start, end = rng if rng else (0, blob.size - 1)
         length = max(end - start + 1, 0)
         chunks = store.open_read(blob.storage_key, start=start, end=end) if length else iter(())
-        events.record(tenant=target.tenant, repository=target.name, digest=blob.digest, size=length, kind="blob", direction="pull")
+        events.record(
+            tenant=target.tenant, repository=target.name, digest=blob.digest, size=length, kind="blob", direction="pull"
+        )
         if length >= STREAM_RELEASE_DB_BYTES:
             connection.close()  # do not hold a database connection for the whole transfer
         response = StreamingHttpResponse(chunks, status=206 if rng else 200, content_type="application/octet-stream")
@@ -66,5 +76,11 @@ class BlobView(RegistryView):
 
     def delete(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
         parse_digest(digest)
-        blob_unlink(tenant=target.tenant, repository=target.repository(), digest=digest, actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR"))
+        blob_unlink(
+            tenant=target.tenant,
+            repository=target.repository(),
+            digest=digest,
+            actor=target.identity.actor,
+            ip=request.META.get("REMOTE_ADDR"),
+        )
         return HttpResponse(status=202)

@@ -61,7 +61,9 @@ class ReferrersView(RegistryView):
     def get(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
         parse_digest(digest)
         artifact_type = request.GET.get("artifactType") or None
-        manifests = selectors.referrers_list(tenant=target.tenant, repository=target.repository(), digest=digest, artifact_type=artifact_type)
+        manifests = selectors.referrers_list(
+            tenant=target.tenant, repository=target.repository(), digest=digest, artifact_type=artifact_type
+        )
         response = HttpResponse(referrers_index(manifests), content_type="application/vnd.oci.image.index.v1+json")
         if artifact_type:
             response["OCI-Filters-Applied"] = "artifactType"
@@ -77,10 +79,13 @@ class CatalogView(RegistryView):
 
     def get(self, request: HttpRequest, identity: Identity) -> HttpResponse:
         if identity.bearer and "*" not in (identity.grants or {}).get("registry:catalog", frozenset()):
-            raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*", error="insufficient_scope")})
+            raise Unauthorized(
+                headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*", error="insufficient_scope")}
+            )
         principal = identity.principal or (
             access.principal_for_subject(identity.subject, robot=identity.robot, access_token_id=identity.access_token_id)
-            if identity.subject else None
+            if identity.subject
+            else None
         )
         if principal is None:
             raise Unauthorized(headers={"WWW-Authenticate": challenge(request, scope="registry:catalog:*")})
@@ -96,7 +101,9 @@ class CatalogView(RegistryView):
             tenant_ids, with_slug = [tenant.pk], False
         else:
             tenant_ids, with_slug = member_of, True
-        names = selectors.catalog_list(tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n, patterns=principal.repositories)
+        names = selectors.catalog_list(
+            tenant_ids=tenant_ids, with_slug=with_slug, last=last, n=n, patterns=principal.repositories
+        )
         response = _json({"repositories": names[:n] if n is not None else names})
         if n is not None and len(names) > n and n > 0:
             response["Link"] = next_link("/v2/_catalog", n, names[n - 1])

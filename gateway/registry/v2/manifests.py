@@ -20,7 +20,9 @@ def _existing_reference(reference: str) -> None:
     try:
         manifest_reference_check(reference=reference)
     except ManifestInvalid:
-        raise ManifestUnknown(f"no manifest is tagged {reference[:100]!r}: not a valid tag", detail={"reference": reference[:200]}) from None
+        raise ManifestUnknown(
+            f"no manifest is tagged {reference[:100]!r}: not a valid tag", detail={"reference": reference[:200]}
+        ) from None
 
 
 class ManifestView(RegistryView):
@@ -32,7 +34,9 @@ class ManifestView(RegistryView):
         if manifest is None:
             raise ManifestUnknown(detail={"reference": reference})
         if not accepts(request.META.get("HTTP_ACCEPT", ""), manifest.media_type):
-            raise ManifestUnknown(f"manifest is {manifest.media_type}, which the Accept header does not admit", detail={"reference": reference})
+            raise ManifestUnknown(
+                f"manifest is {manifest.media_type}, which the Accept header does not admit", detail={"reference": reference}
+            )
         return manifest
 
     def _response(self, manifest: Manifest, body: bytes) -> HttpResponse:
@@ -47,7 +51,15 @@ class ManifestView(RegistryView):
 
     def get(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         manifest = self._find(request, target, reference)
-        events.record(tenant=target.tenant, repository=target.name, digest=manifest.digest, size=manifest.size, kind="manifest", direction="pull", reference=reference)
+        events.record(
+            tenant=target.tenant,
+            repository=target.name,
+            digest=manifest.digest,
+            size=manifest.size,
+            kind="manifest",
+            direction="pull",
+            reference=reference,
+        )
         return self._response(manifest, bytes(manifest.payload))
 
     def put(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
@@ -58,8 +70,13 @@ class ManifestView(RegistryView):
         payload = read_at_most(body, MAX_MANIFEST_BYTES + 1)  # manifest_put refuses what is over
         repository = repository_ensure(tenant=target.tenant, name=target.name)
         manifest = manifest_put(
-            tenant=target.tenant, repository=repository, reference=reference, payload=payload,
-            content_type=request.META.get("CONTENT_TYPE", ""), actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR"),
+            tenant=target.tenant,
+            repository=repository,
+            reference=reference,
+            payload=payload,
+            content_type=request.META.get("CONTENT_TYPE", ""),
+            actor=target.identity.actor,
+            ip=request.META.get("REMOTE_ADDR"),
         )
         response = HttpResponse(status=201)
         response["Location"] = target.url(f"manifests/{manifest.digest}")
@@ -72,6 +89,10 @@ class ManifestView(RegistryView):
     def delete(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         _existing_reference(reference)
         manifest_delete(
-            tenant=target.tenant, repository=target.repository(), reference=reference, actor=target.identity.actor, ip=request.META.get("REMOTE_ADDR")
+            tenant=target.tenant,
+            repository=target.repository(),
+            reference=reference,
+            actor=target.identity.actor,
+            ip=request.META.get("REMOTE_ADDR"),
         )
         return HttpResponse(status=202)

@@ -42,7 +42,9 @@ def _json(doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None
     return response
 
 
-def _error(status: int, code: str, message: str, *, oauth: str | None = None, headers: dict[str, str] | None = None) -> HttpResponse:
+def _error(
+    status: int, code: str, message: str, *, oauth: str | None = None, headers: dict[str, str] | None = None
+) -> HttpResponse:
     """The registry's `{"errors": [...]}` body plus OAuth2's `error` / `error_description` (RFC 6749 §5.2)."""
     doc = {"errors": [{"code": code, "message": message}], "error": oauth or code.lower(), "error_description": message}
     return _json(doc, status, headers)
@@ -52,7 +54,9 @@ def _client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _refused(exc: ApplicationError | RegistryError, *, oauth: str | None = None, headers: dict[str, str] | None = None) -> HttpResponse:
+def _refused(
+    exc: ApplicationError | RegistryError, *, oauth: str | None = None, headers: dict[str, str] | None = None
+) -> HttpResponse:
     """An error by its own status and code (gateway/core/errors.py, registry/errors.py)."""
     return _error(exc.status, exc.code, exc.message, oauth=oauth, headers={**exc.headers, **(headers or {})})
 
@@ -105,8 +109,14 @@ class TokenView(View):
                 return _error(401, "UNAUTHORIZED", "use HTTP Basic credentials to get a token", headers=BASIC_CHALLENGE)
             try:
                 # `docker login` asks for no scope: record the login once, not every token
-                principal = basic_principal(authorization, ip=_client_ip(request), user_agent=_ua(request), service=service,
-                                            channel="token", record_success=not scopes)
+                principal = basic_principal(
+                    authorization,
+                    ip=_client_ip(request),
+                    user_agent=_ua(request),
+                    service=service,
+                    channel="token",
+                    record_success=not scopes,
+                )
             except BadCredentials as exc:
                 return _error(401, "UNAUTHORIZED", str(exc), headers=BASIC_CHALLENGE)
             except TooManyRequests as exc:
@@ -135,8 +145,15 @@ class TokenView(View):
             if not username or not password:
                 return _error(400, "UNAUTHORIZED", "username and password are required", oauth="invalid_request")
             try:
-                principal = credentials_authenticate(username=username, secret=password, ip=ip, user_agent=user_agent,
-                                                     service=service, channel="token", record_success=not scopes)
+                principal = credentials_authenticate(
+                    username=username,
+                    secret=password,
+                    ip=ip,
+                    user_agent=user_agent,
+                    service=service,
+                    channel="token",
+                    record_success=not scopes,
+                )
             except (LoginFailed, LoginThrottled) as exc:
                 return _refused(exc, headers=BASIC_CHALLENGE if isinstance(exc, LoginFailed) else None)
             return _issue(principal, service, scopes, offline=form.get("access_type") == "offline", oauth=True)
@@ -151,13 +168,19 @@ class TokenView(View):
 
 
 def _issue(
-    principal: Principal | None, service: str, scopes: list[access.Scope], *, offline: bool = False, oauth: bool = False,
+    principal: Principal | None,
+    service: str,
+    scopes: list[access.Scope],
+    *,
+    offline: bool = False,
+    oauth: bool = False,
     refresh_token: str = "",
 ) -> HttpResponse:
     """The token response; `offline` issues a new refresh token, `refresh_token` hands back the one the client used."""
     grants = access.grants_for(principal=principal, service=service, scopes=scopes)
-    signed = token_sign(subject=principal.name if principal else "", audience=service, access=grants,
-                        private_claims=_wharf_claim(principal))
+    signed = token_sign(
+        subject=principal.name if principal else "", audience=service, access=grants, private_claims=_wharf_claim(principal)
+    )
     doc: dict[str, Any] = {
         "token": signed.token,
         "access_token": signed.token,

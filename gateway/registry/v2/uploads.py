@@ -58,7 +58,9 @@ class UploadStartView(RegistryView):
         digest = request.GET.get("digest")
         if digest:
             parse_digest(digest)
-            blob = svc.blob_upload_monolithic(tenant=target.tenant, repository=repository, digest=digest, body=request_body(request))
+            blob = svc.blob_upload_monolithic(
+                tenant=target.tenant, repository=repository, digest=digest, body=request_body(request)
+            )
             return _created(target, blob)
         # OCI distribution-spec's optional hint: hash only that algorithm; without it, every one we support.
         hint = request.GET.get("digest-algorithm")
@@ -105,7 +107,10 @@ class UploadView(RegistryView):
         parse_digest(digest)
         body = request_body(request)
         blob = svc.blob_upload_finish(
-            tenant=target.tenant, repository=target.repository(), upload_id=_upload_id(upload_id), digest=digest,
+            tenant=target.tenant,
+            repository=target.repository(),
+            upload_id=_upload_id(upload_id),
+            digest=digest,
             body=body if body.length != 0 else None,
         )
         return _created(target, blob)
@@ -113,5 +118,3 @@ class UploadView(RegistryView):
     def delete(self, request: HttpRequest, target: Target, upload_id: str) -> HttpResponse:
         svc.blob_upload_cancel(tenant=target.tenant, repository=target.repository(), upload_id=_upload_id(upload_id))
         return HttpResponse(status=204)
-
-

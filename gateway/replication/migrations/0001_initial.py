@@ -5,103 +5,191 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0003_jobrun'),
+        ("accounts", "0001_initial"),
+        ("registry", "0003_jobrun"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StorageTarget',
+            name="StorageTarget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.SlugField(max_length=63, unique=True)),
-                ('endpoint_url', models.URLField(max_length=500)),
-                ('bucket', models.CharField(max_length=63)),
-                ('region', models.CharField(default='us-1', max_length=64)),
-                ('addressing_style', models.CharField(choices=[('path', 'Path'), ('virtual', 'Virtual')], default='path', max_length=8)),
-                ('access_key', models.CharField(max_length=256)),
-                ('secret_key_encrypted', models.TextField()),
-                ('enabled', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.SlugField(max_length=63, unique=True)),
+                ("endpoint_url", models.URLField(max_length=500)),
+                ("bucket", models.CharField(max_length=63)),
+                ("region", models.CharField(default="us-1", max_length=64)),
+                (
+                    "addressing_style",
+                    models.CharField(choices=[("path", "Path"), ("virtual", "Virtual")], default="path", max_length=8),
+                ),
+                ("access_key", models.CharField(max_length=256)),
+                ("secret_key_encrypted", models.TextField()),
+                ("enabled", models.BooleanField(default=True)),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='ObjectAudit',
+            name="ObjectAudit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('kind', models.CharField(choices=[('blob', 'Blob'), ('manifest', 'Manifest')], max_length=8)),
-                ('digest', models.CharField(max_length=135)),
-                ('key', models.CharField(max_length=512)),
-                ('size', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('unchecked', 'Unchecked'), ('ok', 'Ok'), ('missing', 'Missing'), ('size_mismatch', 'Size Mismatch'), ('corrupt', 'Corrupt'), ('repaired', 'Repaired')], default='unchecked', max_length=16)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('flagged', models.BooleanField(default=False)),
-                ('etag', models.CharField(blank=True, default='', max_length=128)),
-                ('last_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_deep_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_problem_at', models.DateTimeField(blank=True, null=True)),
-                ('repaired_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('blob', models.OneToOneField(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='integrity_audit', to='registry.blob')),
-                ('manifest', models.OneToOneField(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='integrity_audit', to='registry.manifest')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("kind", models.CharField(choices=[("blob", "Blob"), ("manifest", "Manifest")], max_length=8)),
+                ("digest", models.CharField(max_length=135)),
+                ("key", models.CharField(max_length=512)),
+                ("size", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unchecked", "Unchecked"),
+                            ("ok", "Ok"),
+                            ("missing", "Missing"),
+                            ("size_mismatch", "Size Mismatch"),
+                            ("corrupt", "Corrupt"),
+                            ("repaired", "Repaired"),
+                        ],
+                        default="unchecked",
+                        max_length=16,
+                    ),
+                ),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                ("flagged", models.BooleanField(default=False)),
+                ("etag", models.CharField(blank=True, default="", max_length=128)),
+                ("last_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_deep_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_problem_at", models.DateTimeField(blank=True, null=True)),
+                ("repaired_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "blob",
+                    models.OneToOneField(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="integrity_audit",
+                        to="registry.blob",
+                    ),
+                ),
+                (
+                    "manifest",
+                    models.OneToOneField(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="integrity_audit",
+                        to="registry.manifest",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['last_checked_at'], name='objectaudit_due_idx'), models.Index(fields=['tenant', 'status'], name='objectaudit_tenant_status_idx'), models.Index(fields=['flagged', 'last_checked_at'], name='objectaudit_flagged_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('blob__isnull', False), ('kind', 'blob'), ('manifest__isnull', True)), models.Q(('blob__isnull', True), ('kind', 'manifest'), ('manifest__isnull', False)), _connector='OR'), name='objectaudit_one_source')],
+                "indexes": [
+                    models.Index(fields=["last_checked_at"], name="objectaudit_due_idx"),
+                    models.Index(fields=["tenant", "status"], name="objectaudit_tenant_status_idx"),
+                    models.Index(fields=["flagged", "last_checked_at"], name="objectaudit_flagged_idx"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("blob__isnull", False), ("kind", "blob"), ("manifest__isnull", True)),
+                            models.Q(("blob__isnull", True), ("kind", "manifest"), ("manifest__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="objectaudit_one_source",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ObjectReplica',
+            name="ObjectReplica",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('kind', models.CharField(choices=[('blob', 'Blob'), ('manifest', 'Manifest')], max_length=8)),
-                ('digest', models.CharField(max_length=135)),
-                ('size', models.BigIntegerField(default=0)),
-                ('source_key', models.CharField(max_length=512)),
-                ('replica_keys', models.JSONField(blank=True, default=list)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('replicated', 'Replicated'), ('failed', 'Failed'), ('mismatch', 'Mismatch')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('pending_since', models.DateTimeField(blank=True, null=True)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('multipart_id', models.CharField(blank=True, default='', max_length=1024)),
-                ('multipart_key', models.CharField(blank=True, default='', max_length=512)),
-                ('replicated_at', models.DateTimeField(blank=True, null=True)),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='replicas', to='replication.storagetarget')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("kind", models.CharField(choices=[("blob", "Blob"), ("manifest", "Manifest")], max_length=8)),
+                ("digest", models.CharField(max_length=135)),
+                ("size", models.BigIntegerField(default=0)),
+                ("source_key", models.CharField(max_length=512)),
+                ("replica_keys", models.JSONField(blank=True, default=list)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("replicated", "Replicated"),
+                            ("failed", "Failed"),
+                            ("mismatch", "Mismatch"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("pending_since", models.DateTimeField(blank=True, null=True)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("multipart_id", models.CharField(blank=True, default="", max_length=1024)),
+                ("multipart_key", models.CharField(blank=True, default="", max_length=512)),
+                ("replicated_at", models.DateTimeField(blank=True, null=True)),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="replicas", to="replication.storagetarget"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['state', 'next_attempt_at'], name='objectreplica_due_idx'), models.Index(fields=['tenant', 'state'], name='objectreplica_tenant_state_idx'), models.Index(fields=['state', 'verified_at'], name='objectreplica_verify_idx')],
-                'constraints': [models.UniqueConstraint(fields=('target', 'kind', 'tenant', 'digest'), name='objectreplica_unique_target_kind_tenant_digest')],
+                "indexes": [
+                    models.Index(fields=["state", "next_attempt_at"], name="objectreplica_due_idx"),
+                    models.Index(fields=["tenant", "state"], name="objectreplica_tenant_state_idx"),
+                    models.Index(fields=["state", "verified_at"], name="objectreplica_verify_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("target", "kind", "tenant", "digest"), name="objectreplica_unique_target_kind_tenant_digest"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TenantReplication',
+            name="TenantReplication",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tenants', to='replication.storagetarget')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "target",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="tenants", to="replication.storagetarget"
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.tenant"),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('tenant',), name='tenantreplication_unique_tenant')],
+                "constraints": [models.UniqueConstraint(fields=("tenant",), name="tenantreplication_unique_tenant")],
             },
         ),
     ]

@@ -213,7 +213,6 @@ def _mounts_under(root: Path) -> list[str]:
     return sorted({p for p in points if p == prefix or p.startswith(prefix + "/")}, key=len, reverse=True)
 
 
-
 def digests_in(text: str) -> list[str]:
     """Every sha256 digest mentioned in `text`, in order."""
     return _DIGEST_RE.findall(text)

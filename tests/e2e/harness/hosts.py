@@ -17,7 +17,6 @@ HOSTS_FILE = Path("/etc/hosts")
 _HOSTS_MARK = "# wharf-e2e pid="
 
 
-
 def _hosts_rewrite(f: TextIO, keep: Callable[[str], bool]) -> None:
     """Rewrite the (r+, flocked) hosts file in place keeping only the lines `keep` accepts."""
     f.seek(0)

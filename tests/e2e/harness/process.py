@@ -167,7 +167,6 @@ class ManagedProcess:
             self.proc.wait(5)
 
 
-
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

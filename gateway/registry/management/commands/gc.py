@@ -47,12 +47,17 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", metavar="SLUG", help="only this tenant (default: every tenant)")
         parser.add_argument("--dry-run", action="store_true", help="change nothing; list what would be deleted")
         parser.add_argument(
-            "--grace-seconds", type=non_negative, default=None, metavar="N",
+            "--grace-seconds",
+            type=non_negative,
+            default=None,
+            metavar="N",
             help="delete only what has been unreferenced at least N seconds (default: GATEWAY_GC_GRACE_SECONDS)",
         )
         parser.add_argument("--batch-size", type=non_negative, default=None, metavar="N", help="rows per transaction, 1..1000")
 
-    def handle(self, *args: Any, tenant: str | None, dry_run: bool, grace_seconds: int | None, batch_size: int | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, tenant: str | None, dry_run: bool, grace_seconds: int | None, batch_size: int | None, **options: Any
+    ) -> None:
         if batch_size is not None and not 1 <= batch_size <= 1000:
             raise CommandError(f"--batch-size must be between 1 and 1000, got {batch_size}")
         grace = None if grace_seconds is None else timedelta(seconds=grace_seconds)

@@ -22,7 +22,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug", metavar="TENANT_SLUG", help="the tenant to restore into (it must exist)")
         parser.add_argument(
-            "--from-tenant-id", type=int, default=None, metavar="N",
+            "--from-tenant-id",
+            type=int,
+            default=None,
+            metavar="N",
             help="read the bucket prefix t/N/ of a tenant whose database row is gone (default: the tenant's own id)",
         )
 

@@ -1,10 +1,10 @@
 """retention: apply retention policies (JSON report), or show / set / clear a policy.
 
-    retention [--tenant SLUG] [--dry-run]                      apply (the `gateway.retention.tenant` task's code)
-    retention --tenant SLUG [--repository NAME] --show         the policy in force
-    retention --tenant SLUG [--repository NAME] --set [--keep-last N] [--older-than-days D]
-              [--delete-regex RE] [--keep-regex RE] [--untagged-days D] [--disabled]
-    retention --tenant SLUG [--repository NAME] --clear
+retention [--tenant SLUG] [--dry-run]                      apply (the `gateway.retention.tenant` task's code)
+retention --tenant SLUG [--repository NAME] --show         the policy in force
+retention --tenant SLUG [--repository NAME] --set [--keep-last N] [--older-than-days D]
+          [--delete-regex RE] [--keep-regex RE] [--untagged-days D] [--disabled]
+retention --tenant SLUG [--repository NAME] --clear
 """
 
 from __future__ import annotations
@@ -42,17 +42,27 @@ class Command(BaseCommand):
         action.add_argument("--clear", action="store_true", help="remove the policy of the tenant or --repository")
         parser.add_argument("--repository", metavar="NAME", help="a repository's own policy (default: the tenant-wide one)")
         parser.add_argument("--keep-last", type=non_negative, metavar="N", help="always keep the N most recently pushed tags")
-        parser.add_argument("--older-than-days", type=non_negative, metavar="D", help="delete only tags last pushed more than D days ago")
+        parser.add_argument(
+            "--older-than-days", type=non_negative, metavar="D", help="delete only tags last pushed more than D days ago"
+        )
         parser.add_argument("--delete-regex", default="", metavar="RE", help="delete only tags fully matching RE")
         parser.add_argument("--keep-regex", default="", metavar="RE", help="never delete tags fully matching RE")
-        parser.add_argument("--untagged-days", type=non_negative, metavar="D", help="GC keeps untagged manifests D days after their push")
+        parser.add_argument(
+            "--untagged-days", type=non_negative, metavar="D", help="GC keeps untagged manifests D days after their push"
+        )
         parser.add_argument("--disabled", action="store_true", help="store the policy switched off")
 
     def handle(self, *args: Any, **o: Any) -> None:
         if o["show"] or o["set"] or o["clear"]:
             self._policy(o)
             return
-        if o["repository"] or o["keep_last"] is not None or o["delete_regex"] or o["keep_regex"] or o["older_than_days"] is not None:
+        if (
+            o["repository"]
+            or o["keep_last"] is not None
+            or o["delete_regex"]
+            or o["keep_regex"]
+            or o["older_than_days"] is not None
+        ):
             raise CommandError("policy options need --set (or --show / --clear)")
         results: list[dict[str, Any]] = []
         failed = False
@@ -88,8 +98,13 @@ class Command(BaseCommand):
         if o["set"]:
             try:
                 policy = retention_policy_set(
-                    tenant=tenant, repository=repository, enabled=not o["disabled"], keep_last=o["keep_last"],
-                    older_than_days=o["older_than_days"], delete_regex=o["delete_regex"], keep_regex=o["keep_regex"],
+                    tenant=tenant,
+                    repository=repository,
+                    enabled=not o["disabled"],
+                    keep_last=o["keep_last"],
+                    older_than_days=o["older_than_days"],
+                    delete_regex=o["delete_regex"],
+                    keep_regex=o["keep_regex"],
                     untagged_days=o["untagged_days"],
                 )
             except ApplicationError as exc:

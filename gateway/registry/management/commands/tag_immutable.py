@@ -14,7 +14,9 @@ from gateway.registry.services.retention import tag_immutable_set
 
 
 class Command(BaseCommand):
-    help = "Mark a tag immutable (a push that would move it is refused with DENIED; retention never deletes it), or --off to undo."
+    help = (
+        "Mark a tag immutable (a push that would move it is refused with DENIED; retention never deletes it), or --off to undo."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug", metavar="TENANT_SLUG")

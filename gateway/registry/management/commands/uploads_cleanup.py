@@ -26,7 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", metavar="SLUG", help="only this tenant (default: every tenant)")
         parser.add_argument("--dry-run", action="store_true", help="change nothing; list what would be aborted")
         parser.add_argument(
-            "--idle-seconds", type=non_negative, default=None, metavar="N",
+            "--idle-seconds",
+            type=non_negative,
+            default=None,
+            metavar="N",
             help="sessions idle (and orphans started) at least N seconds ago (default: GATEWAY_UPLOAD_IDLE_TIMEOUT_SECONDS)",
         )
 

@@ -21,16 +21,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", metavar="SLUG", help="only this tenant's objects (default: every tenant)")
         parser.add_argument(
-            "--sample-rate", type=fraction, default=None, metavar="R",
+            "--sample-rate",
+            type=fraction,
+            default=None,
+            metavar="R",
             help="share of objects to download and re-hash, 0..1 (default GATEWAY_AUDIT_SAMPLE_RATE; 1 = all)",
         )
-        parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="objects per batch (default GATEWAY_AUDIT_BATCH_SIZE)")
         parser.add_argument(
-            "--due-only", action="store_true",
+            "--batch-size", type=int, default=None, metavar="N", help="objects per batch (default GATEWAY_AUDIT_BATCH_SIZE)"
+        )
+        parser.add_argument(
+            "--due-only",
+            action="store_true",
             help="only objects not checked for GATEWAY_AUDIT_INTERVAL_HOURS, as the periodic task does (default: every object)",
         )
 
-    def handle(self, *args: Any, tenant: str | None, sample_rate: float | None, batch_size: int | None, due_only: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, tenant: str | None, sample_rate: float | None, batch_size: int | None, due_only: bool, **options: Any
+    ) -> None:
         t = tenant_or_error(tenant)
         if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size must be a positive integer, got {batch_size}")

@@ -22,7 +22,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", metavar="SLUG", help="only this tenant (default: every tenant that replicates)")
-        parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="rows per batch (default GATEWAY_REPLICATION_BATCH_SIZE)")
+        parser.add_argument(
+            "--batch-size", type=int, default=None, metavar="N", help="rows per batch (default GATEWAY_REPLICATION_BATCH_SIZE)"
+        )
 
     def handle(self, *args: Any, tenant: str | None, batch_size: int | None, **options: Any) -> None:
         t = tenant_or_error(tenant)
@@ -31,7 +33,9 @@ class Command(BaseCommand):
         run_id = None
         try:
             while True:
-                result = replication_sweep(tenant_id=t.pk if t else None, sync=True, force=True, batch_size=batch_size, run_id=run_id)
+                result = replication_sweep(
+                    tenant_id=t.pk if t else None, sync=True, force=True, batch_size=batch_size, run_id=run_id
+                )
                 run_id = result.run.pk
                 if not result.more:
                     break

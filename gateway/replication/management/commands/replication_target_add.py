@@ -34,12 +34,27 @@ class Command(BaseCommand):
             raise CommandError("no secret key on stdin")
         try:
             target = storage_target_create(
-                name=o["name"], endpoint_url=o["endpoint_url"], bucket=o["bucket"], region=o["region"],
-                addressing_style=o["addressing_style"], access_key=o["access_key"], secret_key=secret, create_bucket=o["create_bucket"],
+                name=o["name"],
+                endpoint_url=o["endpoint_url"],
+                bucket=o["bucket"],
+                region=o["region"],
+                addressing_style=o["addressing_style"],
+                access_key=o["access_key"],
+                secret_key=secret,
+                create_bucket=o["create_bucket"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
-        self.stdout.write(dumps({
-            "id": target.pk, "name": target.name, "endpoint_url": target.endpoint_url, "bucket": target.bucket,
-            "region": target.region, "addressing_style": target.addressing_style, "enabled": target.enabled,
-        }))
+        self.stdout.write(
+            dumps(
+                {
+                    "id": target.pk,
+                    "name": target.name,
+                    "endpoint_url": target.endpoint_url,
+                    "bucket": target.bucket,
+                    "region": target.region,
+                    "addressing_style": target.addressing_style,
+                    "enabled": target.enabled,
+                }
+            )
+        )

@@ -20,7 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("slug", metavar="TENANT_SLUG")
         parser.add_argument("url", metavar="URL", help="http(s) URL that receives signed JSON POSTs")
         parser.add_argument(
-            "--events", action="append", default=[], metavar="E[,E...]",
+            "--events",
+            action="append",
+            default=[],
+            metavar="E[,E...]",
             help=f"events to send (repeatable, comma-separated): {', '.join(EVENTS)} or * (default: *)",
         )
         parser.add_argument("--description", default="")
@@ -35,4 +38,6 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         e = created.endpoint
-        self.stdout.write(json.dumps({"id": e.pk, "tenant": slug, "url": e.url, "events": e.events, "secret": created.secret}, indent=2))
+        self.stdout.write(
+            json.dumps({"id": e.pk, "tenant": slug, "url": e.url, "events": e.events, "secret": created.secret}, indent=2)
+        )
