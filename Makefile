@@ -25,8 +25,12 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: the layer order (import-linter contracts in pyproject.toml)
+## lint: ruff's rules and formatting, mypy (django-stubs, drf-stubs) and the layer order
+##       (import-linter contracts); all configured in pyproject.toml. `ruff format .` fixes formatting.
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 ## bench: performance figures (see bench/README.md); BENCH_ARGS=--quick for a short smoke run;

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway import embedded
+from gateway import embedded  # noqa: E402  (after the sys.path insert above)
 
 LAYERS_PER_IMAGE = 9  # + 1 config = 10 blobs per image
 

@@ -411,7 +411,12 @@ class Bench:
                 tool = "wrk" if method == "GET" else "ab"
 
                 def go(
-                    method: str = method, tool: str = tool, name: str = name, info: harness.ImageInfo = info
+                    method: str = method,
+                    tool: str = tool,
+                    name: str = name,
+                    info: harness.ImageInfo = info,
+                    system: str = system,
+                    url: str = url,
                 ) -> tuple[float, str, dict[str, Any] | None]:
                     headers = {"Accept": harness.MANIFEST_ACCEPT}
                     auth, scheme = registry_authorization(self.host(system), f"{TENANT}/{name}", self.creds(system))

@@ -40,7 +40,7 @@ def log(msg: str) -> None:
 
 def _lock() -> object:
     embedded.private_dir(VAR)  # secrets, keys and data live under it: the owner's alone
-    handle = open(VAR / "run.lock", "a+")
+    handle = open(VAR / "run.lock", "a+")  # noqa: SIM115  (held open: the lock lives as long as this process)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -228,7 +228,7 @@ def start_postgres(data_dir: Path, *, database: str = "wharf") -> Service:
     if "1 row" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     # The wheel gives a URI on a Unix socket; django-environ wants the socket dir as host.
-    from urllib.parse import urlsplit, parse_qs, quote
+    from urllib.parse import parse_qs, quote, urlsplit
 
     parts = urlsplit(uri)
     host = parse_qs(parts.query).get("host", [parts.hostname or ""])[0]

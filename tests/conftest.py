@@ -205,3 +205,14 @@ def event_stream(redis_client):
     redis_client.delete(*keys)
     yield stream.events_flush
     redis_client.delete(*keys)
+
+
+@pytest.fixture
+def small_parts(settings):
+    """5 MiB parts, so multipart behaviour shows with small test data."""
+    from gateway.storage import reset_blob_stores
+
+    settings.GATEWAY_S3 = {**settings.GATEWAY_S3, "part_size": 5 * 1024 * 1024}
+    reset_blob_stores()
+    yield
+    reset_blob_stores()

@@ -217,7 +217,7 @@ class WharfWorker(gthread.ThreadWorker):
         self.light_pool = futures.ThreadPoolExecutor(
             max_workers=settings.GATEWAY_WEB_RESERVED_THREADS, thread_name_prefix="light"
         )
-        self.wsgi = self._wrap(self.wsgi)
+        self.wsgi: Callable[..., Iterable[bytes]] = self._wrap(self.wsgi)
 
     def _wrap(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -229,7 +229,7 @@ class WharfWorker(gthread.ThreadWorker):
             environ["wsgi.input"] = Input(environ["wsgi.input"])
 
             def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-                if not drain_body(req, clock):
+                if not drain_body(req, clock) and resp is not None:
                     resp.force_close()  # before the headers go out: they will say `Connection: close`
                 req.unreader.sock.settimeout(None)  # reads are bounded; the response is written as gthread does
                 return start_response(status, headers, exc_info)
@@ -361,7 +361,7 @@ class WharfWorker(gthread.ThreadWorker):
         """Also: answer 408 to headers past their deadline, and finish lingering closes."""
         super().murder_pending()
         now = time.monotonic()
-        for conn, deadline in [(c, d) for c, d in self.heading.items() if d <= now]:
+        for conn in [c for c, d in self.heading.items() if d <= now]:
             self._unwatch(self.heading, conn)
             self.log.info("request headers from %s not received within %gs: 408", conn.client, self.header_seconds)
             try:

@@ -41,7 +41,7 @@ def digest_algorithm(digest: str) -> str:
     return digest.partition(":")[0]
 
 
-def new_hasher(algorithm: str) -> "hashlib._Hash":
+def new_hasher(algorithm: str) -> hashlib._Hash:
     """A fresh hashlib object for a registered algorithm (ValueError for any other)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unsupported digest algorithm {algorithm[:20]!r}")

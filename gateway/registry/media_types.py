@@ -180,7 +180,4 @@ def accepts(accept_header: str, media_type: str) -> bool:
         return True
     # Clients that accept an image manifest type but not the other (Docker vs OCI) still
     # get what is stored: the bytes must not change, and every current client handles both.
-    for family in (IMAGE_TYPES, INDEX_TYPES):
-        if media_type in family and offered & set(family):
-            return True
-    return False
+    return any(media_type in family and offered & set(family) for family in (IMAGE_TYPES, INDEX_TYPES))

@@ -90,6 +90,9 @@ class ManifestBlob(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["manifest", "blob"], name="manifestblob_unique")]
 
+    def __str__(self) -> str:
+        return f"manifest {self.manifest_id} → blob {self.blob_id}"
+
 
 class ManifestChild(models.Model):
     """A manifest an index / manifest list references."""
@@ -99,6 +102,9 @@ class ManifestChild(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["parent", "child"], name="manifestchild_unique")]
+
+    def __str__(self) -> str:
+        return f"index {self.parent_id} → manifest {self.child_id}"
 
 
 class Tag(TenantOwnedModel):
@@ -162,6 +168,9 @@ class EventBatch(models.Model):
     id = models.UUIDField(primary_key=True)
     events = models.PositiveIntegerField()
     flushed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"event batch {self.pk} ({self.events} events)"
 
 
 class UsageEvent(TenantOwnedModel):
@@ -227,6 +236,9 @@ class JobRun(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["kind", "tenant", "started_at"], name="jobrun_kind_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.state})"
 
 
 class RetentionPolicy(TenantOwnedModel):

@@ -10,7 +10,6 @@ from accounts.principals import pattern_literal_prefix, repository_matches
 from gateway.registry.media_types import MAX_TYPE_LENGTH
 from gateway.registry.models import Blob, BlobUpload, Manifest, Repository, Tag
 
-
 # The two lookups every pull makes are written as raw SQL: the ORM's query compilation was a
 # third of a manifest GET's time (bench/README.md). Same columns, same tenant scoping.
 _REPOSITORY_SQL = (

@@ -344,9 +344,8 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
             ObjectReplica.objects.filter(pk=row.pk).update(multipart_id="", multipart_key="")
         source = _source(tenant_id=row.tenant_id, kind=row.kind, digest=row.digest)
         if source is None:
-            if ObjectReplica.objects.filter(pk=row.pk, source_key=row.source_key).delete()[0]:
-                if row.replica_keys:
-                    dest.delete(list(row.replica_keys))
+            if ObjectReplica.objects.filter(pk=row.pk, source_key=row.source_key).delete()[0] and row.replica_keys:
+                dest.delete(list(row.replica_keys))
             return "pruned"
         if (row.source_key, row.size) != (source.data_key, source.size):
             ObjectReplica.objects.filter(pk=row.pk).update(source_key=source.data_key, size=source.size)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q
@@ -126,6 +127,11 @@ def _verify_ids(*, tenant_id: int | None, size: int, now: datetime) -> list[int]
     return list(verify.order_by(F("verified_at").asc(nulls_first=True), "pk").values_list("pk", flat=True)[:size])
 
 
+def _verify_outcome(*, replica_id: int, deep: bool, pacer: RequestPacer) -> str:
+    """A verify outcome as the sweep counts it (`verify_ok`, `verify_repaired`, …)."""
+    return "verify_" + replica_verify(replica_id=replica_id, deep=deep, pacer=pacer)
+
+
 def _counted(counts: Counter[str], errors: list[dict[str, Any]], pk: int, step: Callable[[], str]) -> None:
     """Count one replica's outcome; a storage failure is counted and recorded, and the sweep goes on."""
     try:
@@ -168,7 +174,7 @@ def replication_sweep(
         result.more |= len(due_ids) == size
         if sync:
             for pk in due_ids:
-                _counted(counts, errors, pk, lambda pk=pk: replica_replicate(replica_id=pk, pacer=pacer))
+                _counted(counts, errors, pk, partial(replica_replicate, replica_id=pk, pacer=pacer))
         else:
             from gateway.replication.tasks import replicate_object_task
 
@@ -181,9 +187,7 @@ def replication_sweep(
         rate = app_settings.audit_sample_rate
         for pk in verify_ids:
             deep = rate > 0 and random.random() < rate
-            _counted(
-                counts, errors, pk, lambda pk=pk, deep=deep: "verify_" + replica_verify(replica_id=pk, deep=deep, pacer=pacer)
-            )
+            _counted(counts, errors, pk, partial(_verify_outcome, replica_id=pk, deep=deep, pacer=pacer))
     except Exception as exc:
         jobrun_record(run=run, counts=counts, errors=errors)
         jobrun_finish(run=run, failed=True, error=f"{type(exc).__name__}: {exc}")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 import threading
@@ -88,7 +89,7 @@ def _delete_objects_md5(request: Any, **_: Any) -> None:
         lname = name.lower()
         if lname.startswith("x-amz-checksum-") or lname == "x-amz-sdk-checksum-algorithm":
             del request.headers[name]
-    body = request.body or b""
+    body: Any = request.body or b""
     if hasattr(body, "read"):
         pos = body.tell()
         data = body.read()
@@ -229,7 +230,7 @@ class S3BlobStore:
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         return self.put(key, data, content_type="application/json", if_absent=if_absent)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         """Delete keys in batches of 1000; a key that does not exist counts as deleted."""
         for i in range(0, len(keys), 1000):
             batch = keys[i : i + 1000]
@@ -243,7 +244,7 @@ class S3BlobStore:
             self._call("create_multipart_upload", Bucket=self.bucket, Key=key, ContentType="application/octet-stream")["UploadId"]
         )
 
-    def multipart_put_part(self, key: str, upload_id: str, part_number: int, data: bytes | memoryview) -> str:
+    def multipart_put_part(self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview) -> str:
         if not 1 <= part_number <= MAX_PARTS:
             raise StorageError(f"part number {part_number} outside 1..{MAX_PARTS}")
         body = bytes(data) if isinstance(data, memoryview) else data
@@ -258,7 +259,7 @@ class S3BlobStore:
         )
         return str(r["ETag"]).strip('"')
 
-    def multipart_complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+    def multipart_complete(self, key: str, upload_id: str, parts: builtins.list[tuple[int, str]]) -> None:
         self._call(
             "complete_multipart_upload",
             Bucket=self.bucket,

@@ -57,10 +57,9 @@ def test_record_needs_an_action(action):
 
 
 def test_record_rolls_back_with_the_callers_transaction():
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            audit_record(action="robot.create", actor="a")
-            raise RuntimeError("the caller failed")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_record(action="robot.create", actor="a")
+        raise RuntimeError("the caller failed")
     assert not AuditEvent.objects.exists()
 
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import pytest
 
 from tests.e2e import harness
-from tests.e2e.wharf import WharfServer  # noqa: F401
 from tests.e2e.harness import (
     Containerd,
     DistributionRegistry,
@@ -27,6 +26,7 @@ from tests.e2e.harness import (
     S3Target,
     Unavailable,
 )
+from tests.e2e.wharf import WharfServer  # noqa: F401
 
 if TYPE_CHECKING:
     from oras.client import OrasClient
@@ -196,7 +196,7 @@ def oci_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def wharf(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator["WharfServer"]:
+def wharf(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WharfServer]:
     """One live Wharf (gunicorn) for the session, on the test database."""
     from tests.e2e.wharf import start_wharf
 

@@ -16,15 +16,6 @@ from tests.helpers import Reg, sha
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def small_parts(settings):
-    """5 MiB parts, so multipart behaviour shows with small test data."""
-    settings.GATEWAY_S3 = {**settings.GATEWAY_S3, "part_size": 5 * MiB}
-    reset_blob_stores()
-    yield
-    reset_blob_stores()
-
-
 def start(reg, repo="app"):
     r = reg.post(f"/v2/acme/{repo}/blobs/uploads/")
     assert r.status_code == 202, r.content

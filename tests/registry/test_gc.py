@@ -489,7 +489,7 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
         for i in range(images_per_thread):
             layers = [pool[(n + i) % len(pool)], pool[(n + 2 * i + 1) % len(pool)], f"unique {n}-{i}".encode() * 20]
             cfg = config(f"{n}-{i}")
-            for attempt in range(ATTEMPTS):
+            for _attempt in range(ATTEMPTS):
                 try:
                     c = reg.push_blob("app", cfg)
                     # Half the layers go through POST+PUT (the session-commit path), half monolithic.
@@ -536,7 +536,7 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
 
     gc_thread, gc_out = _in_thread(collector)
     workers = [_in_thread(lambda n=n: pusher(n)) for n in range(threads)]
-    for t, out in workers:
+    for t, _out in workers:
         t.join(300)
     stop.set()
     gc_thread.join(60)

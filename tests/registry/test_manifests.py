@@ -296,7 +296,7 @@ def test_a_delete_racing_a_re_push_never_leaves_a_row_without_its_object(reg, te
             manifest_put(tenant=tenant, repository=repository, reference="v1", payload=payload, content_type=OCI)
         barrier = threading.Barrier(2)
 
-        def run(fn, **kwargs):
+        def run(fn, barrier=barrier, **kwargs):
             try:
                 barrier.wait(30)
                 fn(tenant=tenant, repository=repository, **kwargs)

@@ -12,8 +12,8 @@ from django.test import Client
 
 from accounts.models import AuditEvent, User
 from accounts.services import access_token_issue, access_token_revoke, robot_create, robot_revoke, user_sessions_revoke
-from gateway.registry.v2 import auth
 from gateway.registry.services.repositories import repository_visibility_set
+from gateway.registry.v2 import auth
 from tests.factories import make_member
 from tests.helpers import Reg, basic
 
@@ -336,9 +336,9 @@ def test_the_catalog_lists_only_what_a_tokens_patterns_reach(reg, tenant):
         basic(robot.username, robot.secret): ["acme/team/web"],
         reg.auth: ["acme/app", "acme/team/api", "acme/team/web", "acme/tools/x", "acme/zz/team/hidden"],  # unrestricted token
     }
-    for auth, names in expected.items():
-        assert Reg(Client(), auth).get("/v2/_catalog").json()["repositories"] == names  # Basic
-        _, doc = token_for(Client(), auth, "registry:catalog:*")
+    for credential, names in expected.items():
+        assert Reg(Client(), credential).get("/v2/_catalog").json()["repositories"] == names  # Basic
+        _, doc = token_for(Client(), credential, "registry:catalog:*")
         assert Reg(Client(), bearer(doc["token"])).get("/v2/_catalog").json()["repositories"] == names  # Bearer
     # Pages skip what the patterns exclude and still fill up.
     r = Reg(Client(), basic("owner", pat)).get("/v2/_catalog?n=2")

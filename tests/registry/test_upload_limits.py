@@ -15,7 +15,7 @@ from accounts.models import Tenant
 from gateway.registry.models import Blob, BlobUpload
 from gateway.storage import keys
 from tests.helpers import Reg, basic, sha
-from tests.registry.test_blobs import small_parts, start  # noqa: F401 (fixture)
+from tests.registry.test_blobs import start
 
 MiB = 1024 * 1024
 

@@ -208,7 +208,7 @@ def test_a_real_worker_flushes_what_delay_sends(reg, tenant):
     """`.delay()` to the real broker, a real `celery worker` process: events arrive, re-queued batches too."""
     reg.push_image("app", "1", [b"layer-a", b"layer-b"])  # 3 blob + 1 manifest push events
     assert reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).status_code == 200
-    log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)  # noqa: SIM115  (the worker writes it)
     worker = subprocess.Popen(
         [
             sys.executable,

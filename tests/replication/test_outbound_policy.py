@@ -13,9 +13,9 @@ from gateway.registry.models import Blob
 from gateway.replication.models import ObjectReplica, StorageTarget
 from gateway.replication.services import replica_replicate, storage_target_create
 from gateway.replication.sweep import replication_sweep
+from gateway.storage import StorageError
 from gateway.webhooks.models import WebhookEndpoint
 from gateway.webhooks.services import webhook_endpoint_create
-from gateway.storage import StorageError
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,8 @@ from gateway.replication.services import (
     storage_target_create,
     tenant_replication_set,
 )
-from gateway.replication.sweep import replication_sweep
 from gateway.replication.stores import target_store
+from gateway.replication.sweep import replication_sweep
 from gateway.storage import keys, reset_blob_stores
 from tests.helpers import replicate_all, sha
 from tests.replication.conftest import OCI, layer

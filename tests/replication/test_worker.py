@@ -69,7 +69,7 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
     # work (re-queued batches, copies the sweep queues) stays on the queue its message came from.
     queue = f"audit-test-{os.getpid()}-{time.monotonic_ns()}"
     monkeypatch.setattr(replicate_object_task, "wharf_queue", queue)  # where this process's commit hooks send
-    log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)  # noqa: SIM115  (the worker writes it)
     worker = subprocess.Popen(
         [
             sys.executable,

@@ -5,10 +5,9 @@ import os
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.storage import StorageUnavailable
+from gateway.storage import StorageUnavailable, keys
 from gateway.storage.s3 import S3BlobStore, S3Config
 from gateway.storage.storj_guard import StorjIncompatible, check_request
-from gateway.storage import keys
 
 MiB = 1024 * 1024
 

@@ -91,7 +91,7 @@ class CleanupReport(JobReport):
 
 def _session_objects(*, tenant: Tenant, store: BlobStore, ended: list[tuple[Any, str, bool]]) -> list[tuple[str, str, str, str]]:
     """Deletion records for ended sessions: each one's key, and every tail object of those that wrote tails."""
-    items = [(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key, _ in ended]
+    items: list[tuple[str, str, str, str]] = [(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key, _ in ended]
     for uid, _, spilled in ended:
         if spilled:
             prefix = keys.upload_tail_prefix(tenant.pk, uuid.UUID(str(uid)))
@@ -103,7 +103,7 @@ def _stale_sessions(
     *, tenant: Tenant, store: BlobStore, now: datetime, cutoff: datetime, limit: int, report: CleanupReport
 ) -> int:
     """Close (or, dry run, list) one batch of stale sessions and abort their multipart uploads; returns how many."""
-    params = {"tenant": tenant.pk, "cutoff": cutoff, "now": now, "limit": limit}
+    params: dict[str, Any] = {"tenant": tenant.pk, "cutoff": cutoff, "now": now, "limit": limit}
     if report.dry_run:
         with connection.cursor() as cursor:
             cursor.execute(_STALE_LIST, params)

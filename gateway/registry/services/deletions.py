@@ -17,7 +17,7 @@ from gateway.registry.models import Blob, Manifest, ObjectDeletion, Tag
 from gateway.registry.stores import store_for
 
 
-def object_deletions_record(*, tenant: Tenant, items: list[tuple[str, str, str, str]]) -> list[int]:
+def object_deletions_record(*, tenant: Tenant, items: Sequence[tuple[str, str, str, str]]) -> list[int]:
     """Record objects to delete, as (kind, key, repository name, reference); call inside the row-deleting transaction. Returns the record ids."""
     if not items:
         return []

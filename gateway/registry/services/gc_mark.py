@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
@@ -83,7 +84,7 @@ UPDATE registry_blob SET gc_candidate_since = %(now)s WHERE id IN (
 def gc_mark(*, tenant: Tenant, now: datetime) -> dict[str, int]:
     """Mark the tenant's unreachable manifests and blobs (candidate since `now` unless marked), unmark reachable ones; set-based, 8 statements."""
     table = f"gc_live_{uuid.uuid4().hex[:12]}"
-    params = {"tenant": tenant.pk, "now": now}
+    params: dict[str, Any] = {"tenant": tenant.pk, "now": now}
     counts: dict[str, int] = {}
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {table} (id bigint PRIMARY KEY)")

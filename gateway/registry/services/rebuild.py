@@ -84,7 +84,7 @@ def _foreign_keys_refused(ctx: RebuildContext, blobs: list[Blob]) -> dict[str, s
     must never point at the objects of a live tenant: that would share its data.
     """
     own = {ctx.source, ctx.tenant.pk}
-    foreign = {_key_tenant_id(b.storage_key) for b in blobs} - own
+    foreign = {t for b in blobs if (t := _key_tenant_id(b.storage_key)) is not None} - own
     live = set(Tenant.objects.filter(pk__in=foreign).values_list("pk", flat=True)) if foreign else set()
     return {
         b.digest: f"data object {b.storage_key} belongs to another existing tenant"
@@ -131,7 +131,7 @@ def _rebuild_blobs(ctx: RebuildContext) -> None:
         ctx.blobs.update(existing)
         todo = [c for c in chunk if c[0] not in existing]
         new: list[Blob] = []
-        for (digest, index_key), checked in zip(todo, parallel(ctx, lambda c: _check_blob(ctx, c), todo)):
+        for (digest, index_key), checked in zip(todo, parallel(ctx, lambda c: _check_blob(ctx, c), todo), strict=True):
             if isinstance(checked, str):
                 report.problem("blob", index_key, checked, digest=digest)
             else:
@@ -262,7 +262,9 @@ def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjec
     report.manifests.kept += len(objects.manifests) - len(todo)
     pending: dict[str, tuple[str, bytes, ParsedManifest]] = {}
     for chunk in chunks(todo):
-        for (digest, _), (key, payload, parsed) in zip(chunk, parallel(ctx, lambda i: _load_manifest(ctx, i), chunk)):
+        for (digest, _), (key, payload, parsed) in zip(
+            chunk, parallel(ctx, lambda i: _load_manifest(ctx, i), chunk), strict=True
+        ):
             if payload is None or isinstance(parsed, str):
                 report.problem("manifest", key, str(parsed), digest=digest, repository=repo.name)
             else:
@@ -330,7 +332,7 @@ def _rebuild_tags(ctx: RebuildContext, repo: Repository, objects: RepoObjects, p
     todo = [(t, o) for t, o in sorted(objects.tags.items()) if t not in existing]
     report.tags.kept += len(objects.tags) - len(todo)
     for chunk in chunks(todo):
-        for (tag, obj), doc in zip(chunk, parallel(ctx, lambda i: _load_tag(ctx, i), chunk)):
+        for (tag, obj), doc in zip(chunk, parallel(ctx, lambda i: _load_tag(ctx, i), chunk), strict=True):
             if isinstance(doc, str):
                 report.problem("tag", obj.key, doc, tag=tag, repository=repo.name)
                 continue

@@ -117,7 +117,7 @@ def retention_policy_clear(*, tenant: Tenant, repository: Repository | None = No
 def retention_policy_describe(policy: RetentionPolicy) -> dict[str, Any]:
     """The policy as JSON-able data."""
     return {
-        "repository": policy.repository.name if policy.repository_id else None,
+        "repository": policy.repository.name if policy.repository is not None else None,
         "enabled": policy.enabled,
         "keep_last": policy.keep_last,
         "older_than_days": policy.older_than_days,

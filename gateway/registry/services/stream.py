@@ -101,8 +101,9 @@ def _parse(seq: int, raw: bytes) -> Event:
         raise ValueError("field 'ts' must be a unix time")
     kind, direction, mode = doc.get("k"), doc.get("dir"), doc.get("m", "proxied")
     for field, value, allowed in (("k", kind, events.KINDS), ("dir", direction, events.DIRECTIONS), ("m", mode, events.MODES)):
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise ValueError(f"field {field!r} must be one of {list(allowed)}")
+    assert isinstance(kind, str) and isinstance(direction, str) and isinstance(mode, str)  # checked just above
     return Event(
         seq=seq,
         tenant_id=tenant_id,
@@ -118,7 +119,8 @@ def _parse(seq: int, raw: bytes) -> Event:
 
 
 def _claim(client: redis.Redis, max_items: int) -> tuple[str, list[bytes]]:
-    batch, items = client.eval(_CLAIM, 3, events.QUEUE_KEY, PROCESSING_KEY, BATCH_KEY, max_items, str(uuid.uuid4()))
+    reply: Any = client.eval(_CLAIM, 3, events.QUEUE_KEY, PROCESSING_KEY, BATCH_KEY, max_items, str(uuid.uuid4()))
+    batch, items = reply  # the script answers [batch id, items]
     return (batch.decode() if isinstance(batch, bytes) else str(batch or "")), list(items)
 
 

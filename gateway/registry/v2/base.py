@@ -24,10 +24,10 @@ from accounts.models import Tenant
 from gateway.core.errors import ApplicationError
 from gateway.registry import access, selectors
 from gateway.registry.access import host_tenant_slug
-from gateway.registry.v2.auth import ANONYMOUS, BadCredentials, Identity, authenticate
 from gateway.registry.errors import Denied, MethodNotAllowed, NameUnknown, RegistryError, StorageUnavailableError, Unauthorized
 from gateway.registry.models import Repository
 from gateway.registry.names import MAX_NAME, REPOSITORY_RE
+from gateway.registry.v2.auth import ANONYMOUS, BadCredentials, Identity, authenticate
 from gateway.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -89,13 +89,14 @@ class RegistryView(View):
     http_method_names = ["get", "head", "put", "post", "patch", "delete"]
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        method = request.method or ""
         try:
-            handler = getattr(self, request.method.lower(), None) if request.method.lower() in self.http_method_names else None
+            handler = getattr(self, method.lower(), None) if method.lower() in self.http_method_names else None
             if handler is None:
                 raise MethodNotAllowed(f"{request.method} is not allowed here")
             identity = identity_for(request)
             if "name" in kwargs:
-                action = self.scope_map.get(request.method.upper())
+                action = self.scope_map.get(method.upper())
                 if action is None:
                     raise MethodNotAllowed(f"{request.method} is not allowed here")
                 target = self.resolve(request, identity, kwargs.pop("name"))

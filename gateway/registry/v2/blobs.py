@@ -5,16 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from gateway.registry import selectors
-from gateway.registry.v2.base import RegistryView, Target
-from gateway.registry.v2.http import byte_range
 from gateway.registry.digests import parse_digest
 from gateway.registry.errors import BlobUnknown
 from gateway.registry.models import Blob
 from gateway.registry.services import events
 from gateway.registry.services.uploads import blob_unlink
 from gateway.registry.stores import store_for
+from gateway.registry.v2.base import RegistryView, Target
+from gateway.registry.v2.http import byte_range
 
 STREAM_RELEASE_DB_BYTES = 8 * 1024 * 1024
 
@@ -39,7 +40,7 @@ class BlobView(RegistryView):
         response["ETag"] = f'"{blob.digest}"'
         return response
 
-    def get(self, request: HttpRequest, target: Target, digest: str) -> HttpResponse:
+    def get(self, request: HttpRequest, target: Target, digest: str) -> HttpResponseBase:
         blob = _blob(target, digest)
         store = store_for(target.tenant)
         rng = byte_range(request, blob.size)
@@ -53,10 +54,10 @@ class BlobView(RegistryView):
                 direction="pull",
                 mode="redirect",
             )
-            response = HttpResponse(status=307)
-            response["Location"] = store.presign_get(blob.storage_key, expires=settings.GATEWAY_PRESIGN_SECONDS)
-            response["Docker-Content-Digest"] = blob.digest
-            return response
+            redirect = HttpResponse(status=307)
+            redirect["Location"] = store.presign_get(blob.storage_key, expires=settings.GATEWAY_PRESIGN_SECONDS)
+            redirect["Docker-Content-Digest"] = blob.digest
+            return redirect
         start, end = rng if rng else (0, blob.size - 1)
         length = max(end - start + 1, 0)
         chunks = store.open_read(blob.storage_key, start=start, end=end) if length else iter(())

@@ -7,12 +7,12 @@ import json
 from django.http import HttpRequest, HttpResponse
 
 from gateway.registry import access, selectors
-from gateway.registry.v2.auth import Identity
-from gateway.registry.v2.base import API_VERSION_HEADER, RegistryView, Target, challenge, host_tenant_slug, render_error
-from gateway.registry.v2.http import next_link, page_params
 from gateway.registry.digests import parse_digest
 from gateway.registry.errors import Denied, NameUnknown, PaginationInvalid, TagInvalid, Unauthorized
 from gateway.registry.services.manifests import referrers_index
+from gateway.registry.v2.auth import Identity
+from gateway.registry.v2.base import API_VERSION_HEADER, RegistryView, Target, challenge, host_tenant_slug, render_error
+from gateway.registry.v2.http import next_link, page_params
 
 
 def _json(doc: dict, status: int = 200, content_type: str = "application/json") -> HttpResponse:

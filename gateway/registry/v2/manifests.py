@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 
 from gateway.registry import selectors
-from gateway.registry.v2.base import RegistryView, Target
-from gateway.registry.v2.http import read_at_most, request_body
 from gateway.registry.errors import ManifestInvalid, ManifestUnknown
 from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts, manifest_size_check
 from gateway.registry.models import Manifest
 from gateway.registry.services import events
 from gateway.registry.services.manifests import manifest_delete, manifest_put, manifest_reference_check
 from gateway.registry.services.uploads import repository_ensure
+from gateway.registry.v2.base import RegistryView, Target
+from gateway.registry.v2.http import read_at_most, request_body
 
 
 def _existing_reference(reference: str) -> None:

@@ -10,7 +10,7 @@ an oversized form) is a 4xx in the registry's and OAuth2's error shapes, never a
 from __future__ import annotations
 
 import json
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
@@ -26,9 +26,9 @@ from accounts.services import refresh_token_issue
 from accounts.tokens import token_sign
 from gateway.core.errors import ApplicationError
 from gateway.registry import access
+from gateway.registry.errors import RegistryError, SizeInvalid, TooManyRequests
 from gateway.registry.v2.auth import WHARF_CLAIM, BadCredentials, basic_principal
 from gateway.registry.v2.http import read_at_most, request_body
-from gateway.registry.errors import RegistryError, SizeInvalid, TooManyRequests
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="wharf"'}
 MAX_FORM_BYTES = 64 * 1024  # an OAuth2 token request is a few hundred bytes
@@ -185,7 +185,7 @@ def _issue(
         "token": signed.token,
         "access_token": signed.token,
         "expires_in": signed.expires_in,
-        "issued_at": signed.issued_at.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z"),
+        "issued_at": signed.issued_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
     if oauth:
         doc["scope"] = " ".join(f"{g['type']}:{g['name']}:{','.join(g['actions'])}" for g in grants)

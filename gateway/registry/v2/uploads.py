@@ -7,12 +7,12 @@ import uuid
 from django.http import HttpRequest, HttpResponse
 
 from gateway.registry import selectors
-from gateway.registry.v2.base import RegistryView, Target, mount_source_scope
-from gateway.registry.v2.http import content_range_start, request_body
 from gateway.registry.digests import ALGORITHMS, parse_algorithm, parse_digest
 from gateway.registry.errors import BlobUploadUnknown, DigestInvalid
 from gateway.registry.models import Blob, BlobUpload
 from gateway.registry.services import uploads as svc
+from gateway.registry.v2.base import RegistryView, Target, mount_source_scope
+from gateway.registry.v2.http import content_range_start, request_body
 from gateway.storage.base import MIN_PART_SIZE
 
 

@@ -110,8 +110,9 @@ class Command(BaseCommand):
             except ApplicationError as exc:
                 raise CommandError(exc.message) from None
         else:
-            policy = RetentionPolicy.objects.filter(tenant=tenant, repository=repository).select_related("repository").first()
-            if policy is None:
+            found = RetentionPolicy.objects.filter(tenant=tenant, repository=repository).select_related("repository").first()
+            if found is None:
                 self.stdout.write(json.dumps({"policy": None}))
                 return
+            policy = found
         self.stdout.write(json.dumps({"policy": retention_policy_describe(policy)}, indent=2))
