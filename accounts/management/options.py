@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def split_list(values: list[str]) -> list[str]:
     """Repeatable and comma-separated option values, flattened: ["a,b", "c"] → ["a", "b", "c"]."""
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def add_grant_arguments(parser: argparse.ArgumentParser, *, who: str, scopes_default: str | None) -> None:
+    """--scopes, --repos and --expires-days: what a new credential (personal access token or robot) may do, and for how long."""
+    if scopes_default is None:
+        parser.add_argument("--scopes", required=True, help="comma-separated: pull,push,delete")
+    else:
+        parser.add_argument("--scopes", default=scopes_default, help="comma-separated: pull,push,delete")
+    parser.add_argument(
+        "--repos",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help=f"repository name patterns the {who} may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
+    )
+    parser.add_argument("--expires-days", type=int, default=None)

@@ -5,7 +5,7 @@ The robot logs in as `<TENANT>+<NAME>` with the printed secret (shown only this 
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.options import split_list
+from accounts.management.options import add_grant_arguments, split_list
 from accounts.models import Tenant
 from accounts.services import robot_create
 from gateway.core.errors import ApplicationError
@@ -17,15 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("tenant", help="tenant slug")
         parser.add_argument("name", help="robot name: [a-z0-9][a-z0-9_-]{0,62}")
-        parser.add_argument("--scopes", required=True, help="comma-separated: pull,push,delete")
-        parser.add_argument(
-            "--repos",
-            action="append",
-            default=[],
-            metavar="PATTERN",
-            help="repository name patterns the robot may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
-        )
-        parser.add_argument("--expires-days", type=int, default=None)
+        add_grant_arguments(parser, who="robot", scopes_default=None)
 
     def handle(self, *args, tenant, name, scopes, repos, expires_days, **options):
         tenant_row = Tenant.objects.filter(slug=tenant).first()

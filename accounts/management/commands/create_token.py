@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.options import split_list
+from accounts.management.options import add_grant_arguments, split_list
 from accounts.models import User
 from accounts.services import ALL_SCOPES, access_token_issue
 from gateway.core.errors import ApplicationError
@@ -14,15 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--name", default="cli")
-        parser.add_argument("--scopes", default=",".join(ALL_SCOPES), help="comma-separated: pull,push,delete")
-        parser.add_argument(
-            "--repos",
-            action="append",
-            default=[],
-            metavar="PATTERN",
-            help="repository name patterns the token may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
-        )
-        parser.add_argument("--expires-days", type=int, default=None)
+        add_grant_arguments(parser, who="token", scopes_default=",".join(ALL_SCOPES))
 
     def handle(self, *args, username, name, scopes, repos, expires_days, **options):
         user = User.objects.filter(username=username).first()
