@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from django.test import Client
@@ -43,6 +44,33 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def celery_worker(queues: str, log: Any, **env: str) -> subprocess.Popen:
+    """A real Celery worker process (solo pool, one task at a time) on these comma-separated queues, logging to `log`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gateway",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queues,
+            "--concurrency=1",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def manage(*args: str, input: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +27,7 @@ from gateway.registry.models import Blob, JobRun, Manifest, ManifestBlob, Object
 from gateway.registry.services.gc import gc_run, gc_run_to_completion
 from gateway.storage import keys
 from gateway.tasks import gc_tenant_task
-from tests.helpers import ROOT, Reg, basic, command, manage, sha, subprocess_env
+from tests.helpers import Reg, basic, celery_worker, command, manage, sha
 
 ATTEMPTS = 100  # a push whose fresh blobs GC takes (grace 0) is retried, as a client would
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -564,32 +563,6 @@ def test_concurrent_pushes_while_gc_loops_with_zero_grace_lose_nothing(tenant, o
 # -- real processes: a Celery worker, manage.py gc, a kill half-way ----------------------------------------------
 
 
-def _worker(queue: str, log, **env):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "gateway",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--concurrency=1",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(**env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
 def _stop(proc, sig=signal.SIGTERM):
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -639,7 +612,7 @@ def test_a_real_worker_runs_the_gc_chain(reg, tenant, blob_store):
     garbage_keys = [k for d in garbage for k in blob_keys(tenant, d)]
     queue = f"gc-test-{os.getpid()}-{time.monotonic_ns()}"
     log = tempfile.NamedTemporaryFile(prefix="wharf-gc-worker-", suffix=".log", delete=False)  # noqa: SIM115 - read after the worker
-    worker = _worker(queue, log, GATEWAY_GC_GRACE_SECONDS="0", GATEWAY_GC_BATCH_SIZE="5", GATEWAY_GC_MAX_BATCHES="2")
+    worker = celery_worker(queue, log, GATEWAY_GC_GRACE_SECONDS="0", GATEWAY_GC_BATCH_SIZE="5", GATEWAY_GC_MAX_BATCHES="2")
     try:
         gc_tenant_task.apply_async(kwargs={"tenant_id": tenant.pk}, queue=queue)
         assert _wait(lambda: JobRun.objects.filter(kind="gc", tenant=tenant, state="succeeded").exists(), 60), _tail(log.name)
@@ -662,7 +635,7 @@ def test_a_worker_killed_half_way_and_rerun_finishes_correctly(reg, tenant, blob
     queue = f"gc-test-{os.getpid()}-{time.monotonic_ns()}"
     log = tempfile.NamedTemporaryFile(prefix="wharf-gc-worker-", suffix=".log", delete=False)  # noqa: SIM115 - read after the worker
     env = {"GATEWAY_GC_GRACE_SECONDS": "0", "GATEWAY_GC_BATCH_SIZE": "1", "GATEWAY_GC_MAX_BATCHES": "100000"}
-    worker = _worker(queue, log, **env)
+    worker = celery_worker(queue, log, **env)
     try:
         gc_tenant_task.apply_async(kwargs={"tenant_id": tenant.pk}, queue=queue)
         assert _wait(lambda: Blob.objects.filter(digest__in=garbage).count() < 140, 60, step=0.01), _tail(log.name)
@@ -681,7 +654,7 @@ def test_a_worker_killed_half_way_and_rerun_finishes_correctly(reg, tenant, blob
     assert killed.state == JobRun.State.RUNNING and killed.counts.get("blobs_deleted", 0) > 0  # what it did is recorded
 
     # Rerun (as beat would, on a fresh worker): it takes over and finishes.
-    worker = _worker(queue, log, **env)
+    worker = celery_worker(queue, log, **env)
     try:
         gc_tenant_task.apply_async(kwargs={"tenant_id": tenant.pk}, queue=queue)
         assert _wait(lambda: JobRun.objects.filter(kind="gc", tenant=tenant, state="succeeded").exists(), 120), _tail(log.name)

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -26,7 +25,7 @@ from gateway.registry.models import Manifest, Tag, UsageEvent
 from gateway.registry.services import events, stream
 from gateway.registry.services.stream import events_flush
 from gateway.tasks import usage_flush_task
-from tests.helpers import ROOT, sha, subprocess_env
+from tests.helpers import celery_worker, sha
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 KEYS = (events.QUEUE_KEY, stream.PROCESSING_KEY, stream.BATCH_KEY)
@@ -209,29 +208,7 @@ def test_a_real_worker_flushes_what_delay_sends(reg, tenant):
     reg.push_image("app", "1", [b"layer-a", b"layer-b"])  # 3 blob + 1 manifest push events
     assert reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).status_code == 200
     log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)  # noqa: SIM115  (the worker writes it)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "gateway",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            "celery",
-            "--concurrency=1",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker("celery", log)
     try:
         usage_flush_task.delay(max_items=2)  # 5 events: batches of 2, 2, 1 through two re-queues
         deadline = time.monotonic() + 15

@@ -27,7 +27,7 @@ from gateway.storage import keys
 from gateway.webhooks.models import WebhookDelivery
 from gateway.webhooks.services import webhook_endpoint_create, webhook_event_emit
 from gateway.webhooks.tasks import webhook_sweep_task
-from tests.helpers import ROOT, sha, subprocess_env
+from tests.helpers import ROOT, celery_worker, sha, subprocess_env
 from tests.replication.conftest import OCI, layer
 
 
@@ -70,29 +70,7 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
     queue = f"audit-test-{os.getpid()}-{time.monotonic_ns()}"
     monkeypatch.setattr(replicate_object_task, "wharf_queue", queue)  # where this process's commit hooks send
     log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)  # noqa: SIM115  (the worker writes it)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "gateway",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            f"{queue},celery",
-            "--concurrency=1",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = celery_worker(f"{queue},celery", log)
     try:
         digest, payload = reg.push_image("app", "1", [b"layer-one", layer("two", 200_000)])
         event_stream()  # what beat's usage-flush does every minute: the stream queues the copies on commit
