@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from gateway.core.errors import ApplicationError
 
 
 def split_list(values: list[str]) -> list[str]:
@@ -24,3 +30,14 @@ def add_grant_arguments(parser: argparse.ArgumentParser, *, who: str, scopes_def
         help=f"repository name patterns the {who} may reach (fnmatch, e.g. 'team/*'); repeat or comma-separate; default: all",
     )
     parser.add_argument("--expires-days", type=int, default=None)
+
+
+def grant_issue(issue: Callable[..., Any], *, scopes: str, repos: list[str], expires_days: int | None, **who: Any) -> str:
+    """Issue a credential with the grant options as given on the command line; its secret, or CommandError with the reason."""
+    try:
+        issued = issue(
+            **who, scopes=split_list([scopes]), repositories=split_list(repos), expires_in_days=expires_days, actor="system"
+        )
+    except ApplicationError as exc:
+        raise CommandError(exc.message) from None
+    return str(issued.secret)

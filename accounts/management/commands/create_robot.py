@@ -5,10 +5,9 @@ The robot logs in as `<TENANT>+<NAME>` with the printed secret (shown only this 
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.options import add_grant_arguments, split_list
+from accounts.management.options import add_grant_arguments, grant_issue
 from accounts.models import Tenant
 from accounts.services import robot_create
-from gateway.core.errors import ApplicationError
 
 
 class Command(BaseCommand):
@@ -23,15 +22,6 @@ class Command(BaseCommand):
         tenant_row = Tenant.objects.filter(slug=tenant).first()
         if tenant_row is None:
             raise CommandError(f"No tenant {tenant!r}.")
-        try:
-            issued = robot_create(
-                tenant=tenant_row,
-                name=name,
-                scopes=split_list([scopes]),
-                repositories=split_list(repos),
-                expires_in_days=expires_days,
-                actor="system",
-            )
-        except ApplicationError as exc:
-            raise CommandError(exc.message) from None
-        self.stdout.write(issued.secret)
+        self.stdout.write(
+            grant_issue(robot_create, tenant=tenant_row, name=name, scopes=scopes, repos=repos, expires_days=expires_days)
+        )

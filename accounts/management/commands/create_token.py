@@ -2,10 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.options import add_grant_arguments, split_list
+from accounts.management.options import add_grant_arguments, grant_issue
 from accounts.models import User
 from accounts.services import ALL_SCOPES, access_token_issue
-from gateway.core.errors import ApplicationError
 
 
 class Command(BaseCommand):
@@ -20,15 +19,6 @@ class Command(BaseCommand):
         user = User.objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user {username!r}.")
-        try:
-            issued = access_token_issue(
-                user=user,
-                name=name,
-                scopes=split_list([scopes]),
-                repositories=split_list(repos),
-                expires_in_days=expires_days,
-                actor="system",
-            )
-        except ApplicationError as exc:
-            raise CommandError(exc.message) from None
-        self.stdout.write(issued.secret)
+        self.stdout.write(
+            grant_issue(access_token_issue, user=user, name=name, scopes=scopes, repos=repos, expires_days=expires_days)
+        )
