@@ -229,6 +229,27 @@ def _copy_manifest(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: 
     return list(source.keys)
 
 
+def _replica_complete(row: ObjectReplica, *, source: _Source, written: list[str]) -> str:
+    """Mark the copied row replicated, unless it was re-queued for another key meanwhile ("superseded")."""
+    now = timezone.now()
+    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=RETRYABLE).update(
+        state=State.REPLICATED,
+        replica_keys=written,
+        size=source.size,
+        last_error="",
+        next_attempt_at=None,
+        lease_until=None,
+        pending_since=None,
+        replicated_at=now,
+        verified_at=now,
+        updated_at=now,
+    )
+    if not done:  # re-queued meanwhile for another key (GC and a new push): the next attempt copies that
+        ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, replica_keys=written)
+        return "superseded"
+    return "replicated"
+
+
 def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> str:
     """Copy one object to its target and verify it; idempotent, claims the row (conditional UPDATE + lease).
 
@@ -278,23 +299,7 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
     except BaseException as exc:
         _fail(row, error=f"{type(exc).__name__}: {exc}")
         raise
-    now = timezone.now()
-    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=RETRYABLE).update(
-        state=State.REPLICATED,
-        replica_keys=written,
-        size=source.size,
-        last_error="",
-        next_attempt_at=None,
-        lease_until=None,
-        pending_since=None,
-        replicated_at=now,
-        verified_at=now,
-        updated_at=now,
-    )
-    if not done:  # re-queued meanwhile for another key (GC and a new push): the next attempt copies that
-        ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, replica_keys=written)
-        return "superseded"
-    return "replicated"
+    return _replica_complete(row, source=source, written=written)
 
 
 def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer | None = None) -> str:
