@@ -160,7 +160,7 @@ def replica_store(replica_bucket):
 def target(db, replica_bucket):
     from django.conf import settings
 
-    from gateway.replication.services import storage_target_create
+    from gateway.replication.targets import storage_target_create
 
     s3 = settings.GATEWAY_S3
     return storage_target_create(
@@ -176,7 +176,7 @@ def target(db, replica_bucket):
 @pytest.fixture
 def replicating(tenant, target):
     """The `acme` tenant, opted in to replication to `target`."""
-    from gateway.replication.services import tenant_replication_set
+    from gateway.replication.targets import tenant_replication_set
 
     tenant_replication_set(tenant=tenant, target=target)
     return tenant

@@ -221,35 +221,19 @@ def _report(row: ObjectAudit, exp: Expected, finding: dict[str, Any], source: st
         )
 
 
-def _check_one(
-    row: ObjectAudit, store: BlobStore, pacer: RequestPacer, *, sample_rate: float, budget: _Budget, counts: Counter[str]
+def _problem_handle(
+    row: ObjectAudit,
+    exp: Expected,
+    seen: _Seen,
+    store: BlobStore,
+    pacer: RequestPacer,
+    *,
+    now: datetime,
+    update: dict[str, Any],
+    counts: Counter[str],
 ) -> dict[str, Any] | None:
-    """Check one leased audit row, repair and report as needed; returns the finding, if any."""
-    exp = _expected(row)
-    if exp is None:  # its Blob/Manifest row is gone (GC): nothing to audit
-        ObjectAudit.objects.filter(pk=row.pk).delete()
-        counts["dropped"] += 1
-        return None
-    counts["checked"] += 1
-    counts[f"checked_{row.kind}"] += 1
-    seen = _inspect(row, exp, store, pacer, sample_rate=sample_rate, budget=budget, counts=counts)
+    """Under the object's source lock, repair a problem found, record it on the row and report it if new; returns the finding."""
     status, detail = seen.status, seen.detail
-    now = timezone.now()
-    update: dict[str, Any] = {
-        "last_checked_at": now,
-        "lease_until": None,
-        "key": exp.key,
-        "size": exp.size,
-        "digest": exp.digest,
-        "updated_at": now,
-    }
-    if seen.deep:
-        update["last_deep_checked_at"] = now
-    if status == Status.OK:
-        counts["ok"] += 1
-        ObjectAudit.objects.filter(pk=row.pk).update(status=Status.OK, detail=detail, flagged=False, etag=seen.etag, **update)
-        return None
-
     counts[status] += 1
     previous = row.status
     with transaction.atomic():
@@ -292,6 +276,37 @@ def _check_one(
         "repaired from " + source if source else "not repaired",
     )
     return finding
+
+
+def _check_one(
+    row: ObjectAudit, store: BlobStore, pacer: RequestPacer, *, sample_rate: float, budget: _Budget, counts: Counter[str]
+) -> dict[str, Any] | None:
+    """Check one leased audit row, repair and report as needed; returns the finding, if any."""
+    exp = _expected(row)
+    if exp is None:  # its Blob/Manifest row is gone (GC): nothing to audit
+        ObjectAudit.objects.filter(pk=row.pk).delete()
+        counts["dropped"] += 1
+        return None
+    counts["checked"] += 1
+    counts[f"checked_{row.kind}"] += 1
+    seen = _inspect(row, exp, store, pacer, sample_rate=sample_rate, budget=budget, counts=counts)
+    status, detail = seen.status, seen.detail
+    now = timezone.now()
+    update: dict[str, Any] = {
+        "last_checked_at": now,
+        "lease_until": None,
+        "key": exp.key,
+        "size": exp.size,
+        "digest": exp.digest,
+        "updated_at": now,
+    }
+    if seen.deep:
+        update["last_deep_checked_at"] = now
+    if status == Status.OK:
+        counts["ok"] += 1
+        ObjectAudit.objects.filter(pk=row.pk).update(status=Status.OK, detail=detail, flagged=False, etag=seen.etag, **update)
+        return None
+    return _problem_handle(row, exp, seen, store, pacer, now=now, update=update, counts=counts)
 
 
 # -- runs ------------------------------------------------------------------------------------

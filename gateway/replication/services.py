@@ -1,6 +1,6 @@
-"""Replication to a secondary storage target: targets, tenant opt-in, the commit hook, copies, the sweep.
+"""Replication to a secondary storage target: the commit hook, copies and verification.
 
-- A tenant opts in to one target. Every blob and manifest pushed afterwards is queued
+- A tenant opts in to one target (targets.py). Every blob and manifest pushed afterwards is queued
   (the registry's event stream → subscriber.py → `replication_enqueue`, after the flush
   commits) as one task per object; the periodic sweep backfills
   objects that have no replica row yet (older content, lost hooks), re-sends what is due,
@@ -19,30 +19,24 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Tenant
-from accounts.services import SYSTEM_ACTOR, audit_record
-from gateway.core.crypto import secret_encrypt
-from gateway.core.errors import Conflict, ValidationError
 from gateway.registry.digests import digest_algorithm, digest_of
 from gateway.registry.models import Blob, Manifest
 from gateway.registry.stores import store_for
 from gateway.replication import locks
 from gateway.replication.conf import app_settings
 from gateway.replication.integrity import integrity_flag
-from gateway.replication.models import ObjectKind, ObjectReplica, StorageTarget, TenantReplication
+from gateway.replication.models import ObjectKind, ObjectReplica, TenantReplication
 from gateway.replication.ratelimit import RequestPacer
 from gateway.replication.reporting import problem_report
-from gateway.replication.stores import primary_config, target_endpoint_check, target_store
+from gateway.replication.stores import target_store
 from gateway.replication.transfer import ContentMismatch, SourceMissing, copy_verified, rehash
 from gateway.storage import BlobStore, StorageError, keys
 
@@ -50,99 +44,12 @@ log = logging.getLogger(__name__)
 
 State = ObjectReplica.State
 RETRYABLE = (State.PENDING, State.FAILED, State.MISMATCH)
-_BUCKET = re.compile(r"^(?=.{3,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
 
 
 class ReplicaMismatch(Exception):
     """The replica written does not read back as expected (size)."""
-
-
-# -- targets and opt-in ------------------------------------------------------------------------
-
-
-def _same_bucket(endpoint_a: str, bucket_a: str, endpoint_b: str, bucket_b: str) -> bool:
-    a, b = urlsplit(endpoint_a.strip().lower()), urlsplit(endpoint_b.strip().lower())
-    return (a.scheme, a.netloc, a.path.rstrip("/")) == (b.scheme, b.netloc, b.path.rstrip("/")) and bucket_a == bucket_b
-
-
-def storage_target_create(
-    *,
-    name: str,
-    endpoint_url: str,
-    bucket: str,
-    access_key: str,
-    secret_key: str,
-    region: str = "us-1",
-    addressing_style: str = "path",
-    create_bucket: bool = False,
-    check: bool = True,
-) -> StorageTarget:
-    """Register a secondary S3 target (secret key encrypted at rest); with `check` its bucket must answer first."""
-    name = (name or "").strip()
-    if not _NAME.match(name):
-        raise ValidationError(f"A target name is 1 to 63 lowercase letters, digits and dashes, got {name!r}.")
-    parts = urlsplit((endpoint_url or "").strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationError(f"The endpoint must be an http(s) URL, got {endpoint_url!r}.")
-    if not _BUCKET.match(bucket or ""):
-        raise ValidationError(f"{bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, dots and dashes).")
-    if addressing_style not in StorageTarget.AddressingStyle.values:
-        raise ValidationError(
-            f"addressing_style must be one of {', '.join(StorageTarget.AddressingStyle.values)}, got {addressing_style!r}."
-        )
-    if not (access_key or "").strip() or not secret_key:
-        raise ValidationError("An access key and a secret key are required.")
-    if not (region or "").strip():
-        raise ValidationError("A region is required (any value works on Storj, e.g. us-1).")
-    primary = primary_config()
-    if _same_bucket(endpoint_url, bucket, primary.endpoint_url, primary.bucket):
-        raise ValidationError("The replica target must not be the primary bucket itself (replica keys equal primary keys).")
-    target_endpoint_check(endpoint_url=endpoint_url.strip(), bucket=bucket, addressing_style=addressing_style)
-    if StorageTarget.objects.filter(name=name).exists():
-        raise Conflict(f"A storage target named {name!r} exists already.")
-    target = StorageTarget(
-        name=name,
-        endpoint_url=endpoint_url.strip(),
-        bucket=bucket,
-        region=region.strip(),
-        addressing_style=addressing_style,
-        access_key=access_key.strip(),
-        secret_key_encrypted=secret_encrypt(secret_key),
-    )
-    if create_bucket or check:
-        store = target_store(target)
-        try:
-            if create_bucket:
-                store.bucket_ensure()
-            store.check()
-        except StorageError as exc:
-            raise ValidationError(f"Target bucket {bucket!r} at {endpoint_url} is not usable: {exc}") from None
-    target.save()
-    return target
-
-
-def storage_target_get(*, name: str) -> StorageTarget | None:
-    """The target with this name, or None."""
-    return StorageTarget.objects.filter(name=name).first()
-
-
-def tenant_replication_set(
-    *, tenant: Tenant, target: StorageTarget | None, actor: str = SYSTEM_ACTOR
-) -> TenantReplication | None:
-    """Opt the tenant in to `target` (existing content is backfilled by the sweep) or out with None."""
-    with transaction.atomic():
-        if target is None:
-            TenantReplication.objects.filter(tenant=tenant).update(enabled=False, updated_at=timezone.now())
-            audit_record(action="replication.disable", actor=actor, tenant=tenant)
-            return None
-        if not target.enabled:
-            raise ValidationError(f"Storage target {target.name!r} is disabled.")
-        config, _ = TenantReplication.objects.update_or_create(tenant=tenant, defaults={"target": target, "enabled": True})
-        audit_record(action="replication.enable", actor=actor, tenant=tenant, target=target.name)
-    return config
 
 
 # -- sources -------------------------------------------------------------------------------------
@@ -322,6 +229,27 @@ def _copy_manifest(row: ObjectReplica, source: _Source, dest: BlobStore, pacer: 
     return list(source.keys)
 
 
+def _replica_complete(row: ObjectReplica, *, source: _Source, written: list[str]) -> str:
+    """Mark the copied row replicated, unless it was re-queued for another key meanwhile ("superseded")."""
+    now = timezone.now()
+    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=RETRYABLE).update(
+        state=State.REPLICATED,
+        replica_keys=written,
+        size=source.size,
+        last_error="",
+        next_attempt_at=None,
+        lease_until=None,
+        pending_since=None,
+        replicated_at=now,
+        verified_at=now,
+        updated_at=now,
+    )
+    if not done:  # re-queued meanwhile for another key (GC and a new push): the next attempt copies that
+        ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, replica_keys=written)
+        return "superseded"
+    return "replicated"
+
+
 def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> str:
     """Copy one object to its target and verify it; idempotent, claims the row (conditional UPDATE + lease).
 
@@ -371,23 +299,7 @@ def replica_replicate(*, replica_id: int, pacer: RequestPacer | None = None) -> 
     except BaseException as exc:
         _fail(row, error=f"{type(exc).__name__}: {exc}")
         raise
-    now = timezone.now()
-    done = ObjectReplica.objects.filter(pk=row.pk, source_key=source.data_key, state__in=RETRYABLE).update(
-        state=State.REPLICATED,
-        replica_keys=written,
-        size=source.size,
-        last_error="",
-        next_attempt_at=None,
-        lease_until=None,
-        pending_since=None,
-        replicated_at=now,
-        verified_at=now,
-        updated_at=now,
-    )
-    if not done:  # re-queued meanwhile for another key (GC and a new push): the next attempt copies that
-        ObjectReplica.objects.filter(pk=row.pk).update(lease_until=None, replica_keys=written)
-        return "superseded"
-    return "replicated"
+    return _replica_complete(row, source=source, written=written)
 
 
 def replica_verify(*, replica_id: int, deep: bool = False, pacer: RequestPacer | None = None) -> str:

@@ -147,6 +147,28 @@ def _claim(delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
 
 
+def _post(delivery: WebhookDelivery) -> int:
+    """POST the delivery's payload, signed, to its endpoint once (no redirects); returns the HTTP status."""
+    endpoint = delivery.endpoint
+    body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
+    ts = int(time.time())
+    r = requests.post(
+        endpoint.url,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Wharf-Event": delivery.event,
+            "X-Wharf-Delivery": str(delivery.event_id),
+            "X-Wharf-Timestamp": str(ts),
+            "X-Wharf-Signature": signature(secret_decrypt(endpoint.secret_encrypted), ts, body),
+        },
+        timeout=app_settings.timeout_seconds,
+        allow_redirects=False,
+    )
+    return r.status_code
+
+
 def webhook_deliver(*, delivery_id: int) -> str:
     """Send one delivery once: "delivered", "failed" (gave up), or raises WebhookDeliveryError to be retried.
 
@@ -167,23 +189,7 @@ def webhook_deliver(*, delivery_id: int) -> str:
     else:
         try:
             _check_address(endpoint.url)
-            body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
-            ts = int(time.time())
-            r = requests.post(
-                endpoint.url,
-                data=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                    "X-Wharf-Event": delivery.event,
-                    "X-Wharf-Delivery": str(delivery.event_id),
-                    "X-Wharf-Timestamp": str(ts),
-                    "X-Wharf-Signature": signature(secret_decrypt(endpoint.secret_encrypted), ts, body),
-                },
-                timeout=app_settings.timeout_seconds,
-                allow_redirects=False,
-            )
-            status = r.status_code
+            status = _post(delivery)
             if 200 <= status < 300:
                 WebhookDelivery.objects.filter(pk=delivery.pk).update(
                     state=WebhookDelivery.State.DELIVERED,

@@ -11,8 +11,9 @@ from django.core.management import CommandError, call_command
 from gateway.core.errors import ValidationError
 from gateway.registry.models import Blob
 from gateway.replication.models import ObjectReplica, StorageTarget
-from gateway.replication.services import replica_replicate, storage_target_create
+from gateway.replication.services import replica_replicate
 from gateway.replication.sweep import replication_sweep
+from gateway.replication.targets import storage_target_create
 from gateway.storage import StorageError
 from gateway.webhooks.models import WebhookEndpoint
 from gateway.webhooks.services import webhook_endpoint_create

@@ -16,15 +16,10 @@ from gateway.core.errors import Conflict, ValidationError
 from gateway.registry.models import Blob, Manifest, RepositoryBlob, Tag
 from gateway.replication.models import ObjectAudit, ObjectReplica
 from gateway.replication.selectors import replication_status_get
-from gateway.replication.services import (
-    replica_replicate,
-    replica_verify,
-    replication_enqueue,
-    storage_target_create,
-    tenant_replication_set,
-)
+from gateway.replication.services import replica_replicate, replica_verify, replication_enqueue
 from gateway.replication.stores import target_store
 from gateway.replication.sweep import replication_sweep
+from gateway.replication.targets import storage_target_create, tenant_replication_set
 from gateway.storage import keys, reset_blob_stores
 from tests.helpers import replicate_all, sha
 from tests.replication.conftest import OCI, layer

@@ -58,7 +58,7 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
     reg, tenant, target, replica_store, blob_store, hook_server, monkeypatch, event_stream
 ):
-    from gateway.replication.services import tenant_replication_set
+    from gateway.replication.targets import tenant_replication_set
     from gateway.replication.tasks import replicate_object_task, replication_sweep_task
 
     old_digest, _ = reg.push_image("old", "1", [b"pushed before the opt-in"])  # no hooks: left to the sweep's backfill
@@ -141,8 +141,8 @@ def test_a_real_worker_replicates_pushes_and_repairs_what_the_audit_finds(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_copy_killed_mid_upload_is_resumed_and_completes_once(reg, tenant, replica_store, target):
-    from gateway.replication.services import tenant_replication_set
     from gateway.replication.stores import target_store
+    from gateway.replication.targets import tenant_replication_set
 
     data = layer("killed", 16 * 1024 * 1024 + 7)
     d = reg.push_blob("app", data)

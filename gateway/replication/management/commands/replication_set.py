@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from gateway.core.errors import ApplicationError
 from gateway.replication.management.base import dumps, tenant_or_error
 from gateway.replication.selectors import replication_status_get
-from gateway.replication.services import storage_target_get, tenant_replication_set
+from gateway.replication.targets import storage_target_get, tenant_replication_set
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gateway.core.errors import ApplicationError
 from gateway.replication.management.base import dumps
-from gateway.replication.services import storage_target_create
+from gateway.replication.targets import storage_target_create
 
 
 class Command(BaseCommand):
