@@ -1,21 +1,21 @@
-"""Writes for tenants, users, memberships, credentials (tokens, robots, refresh tokens) and the audit log."""
+"""Writes for tenants, users, memberships and credentials (tokens, robots, refresh tokens); the audit log is accounts.audit."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
+# Also re-exported: registry, replication and accounts.logins import the audit write from here.
+from accounts.audit import SYSTEM_ACTOR, audit_record
 from accounts.conf import app_settings
-from accounts.models import AuditEvent, Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
+from accounts.models import Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
 from gateway.core.errors import Conflict, NotFound, ValidationError
@@ -24,7 +24,6 @@ TOKEN_PREFIX = "wharf_pat_"
 ROBOT_PREFIX = "wharf_rbt_"
 REFRESH_PREFIX = "wharf_rft_"
 ALL_SCOPES = tuple(TokenScope.values)
-SYSTEM_ACTOR = "system"
 TOUCH_INTERVAL_S = 60
 
 
@@ -59,51 +58,6 @@ def _touch(obj: PersonalAccessToken | RobotAccount | RefreshToken, *, min_interv
         model: type[Model] = type(obj)
         model._default_manager.filter(pk=obj.pk).update(last_used_at=now)
         obj.last_used_at = now
-
-
-# --- Audit log ------------------------------------------------------------------------------
-
-
-def audit_record(
-    *,
-    action: str,
-    actor: str,
-    tenant: Tenant | None = None,
-    target: str = "",
-    ip: str | None = None,
-    user_agent: str = "",
-    success: bool = True,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append one audit event; a plain insert inside the caller's transaction (it rolls back with it)."""
-    action = (action or "").strip()
-    if not action or len(action) > 64:
-        raise ValueError(f"An audit action of 1 to 64 characters is required, got {action!r}.")
-    try:
-        clean_ip: str | None = str(ipaddress.ip_address((ip or "").strip())) if ip else None
-    except ValueError:
-        clean_ip = None  # e.g. "unknown" or a mangled X-Forwarded-For: an inet column would refuse it
-    AuditEvent.objects.create(
-        tenant=tenant,
-        actor=_scrub(actor or SYSTEM_ACTOR)[:200],
-        action=action,
-        target=_scrub(target or "")[:500],
-        ip=clean_ip,
-        user_agent=_scrub(user_agent or "")[:300],
-        success=bool(success),
-        detail=_scrub(detail or {}),
-    )
-
-
-def _scrub(value: Any) -> Any:
-    """`value` with NUL characters replaced: PostgreSQL text and jsonb refuse them, and callers record what clients sent."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    return value
 
 
 # --- Users, tenants, memberships --------------------------------------------------------------

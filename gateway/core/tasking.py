@@ -126,21 +126,27 @@ def task(
             log.info("task %s finished in %.3fs", name, extra["duration_ms"] / 1000, extra=extra)
             return result
 
-        # Celery checks .delay()/.apply_async() arguments against the wrapper's signature.
-        run.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-        # The current app is gateway.celery's (gateway/__init__.py creates it first); naming it here
-        # would make the kernel import the Celery app and, through its beat schedule, every app above.
-        celery_task = current_app.task(
-            name=name,
-            base=WharfTask,
-            wharf_queue=queue,
-            acks_late=True,
-            ignore_result=True,
-            max_retries=max_retries,
-        )(run)
+        celery_task = _registered(run, fn, name=name, queue=queue, max_retries=max_retries)
         return celery_task
 
     return decorate
+
+
+def _registered(run: Callable[..., Any], fn: Callable[..., Any], *, name: str, queue: str, max_retries: int) -> Task:
+    """Register the wrapper `run` of `fn` with the current Celery app, with the house options (acks_late, no result)."""
+    # Celery checks .delay()/.apply_async() arguments against the wrapper's signature.
+    run.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    # The current app is gateway.celery's (gateway/__init__.py creates it first); naming it here
+    # would make the kernel import the Celery app and, through its beat schedule, every app above.
+    registered: Task = current_app.task(
+        name=name,
+        base=WharfTask,
+        wharf_queue=queue,
+        acks_late=True,
+        ignore_result=True,
+        max_retries=max_retries,
+    )(run)
+    return registered
 
 
 __all__ = ["WharfTask", "backoff_seconds", "task"]

@@ -206,16 +206,7 @@ def uploads_cleanup(
     succeeds, and keys are deleted only through the checked drain; `done` False means the
     batch budget ran out and a continuation should follow.
     """
-    cfg = GcSettings.current()
-    timeout = cfg.upload_idle_timeout if idle_timeout is None else idle_timeout
-    size = cfg.batch_size if batch_size is None else batch_size
-    budget = cfg.max_batches if max_batches is None else max_batches
-    if timeout < timedelta(0):
-        raise ValueError(f"idle_timeout must not be negative, got {timeout}")
-    if not 1 <= size <= 1000:
-        raise ValueError(f"batch_size must be between 1 and 1000, got {size}")
-    if budget < 1:
-        raise ValueError(f"max_batches must be at least 1, got {budget}")
+    timeout, size, budget = _sweep_limits(idle_timeout=idle_timeout, batch_size=batch_size, max_batches=max_batches)
     store = store_for(tenant)
     with jobrun_claim(kind=KIND_UPLOADS, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
         if job is None:
@@ -256,6 +247,23 @@ def uploads_cleanup(
         report.done = done
         report.close(job)
         return report
+
+
+def _sweep_limits(
+    *, idle_timeout: timedelta | None, batch_size: int | None, max_batches: int | None
+) -> tuple[timedelta, int, int]:
+    """(idle timeout, batch size, batch budget): each argument, or GcSettings' value when None; ValueError when out of range."""
+    cfg = GcSettings.current()
+    timeout = cfg.upload_idle_timeout if idle_timeout is None else idle_timeout
+    size = cfg.batch_size if batch_size is None else batch_size
+    budget = cfg.max_batches if max_batches is None else max_batches
+    if timeout < timedelta(0):
+        raise ValueError(f"idle_timeout must not be negative, got {timeout}")
+    if not 1 <= size <= 1000:
+        raise ValueError(f"batch_size must be between 1 and 1000, got {size}")
+    if budget < 1:
+        raise ValueError(f"max_batches must be at least 1, got {budget}")
+    return timeout, size, budget
 
 
 def _in_batches(job: JobRun, report: CleanupReport, budget: int, size: int, step: Callable[[], int]) -> tuple[bool, int]:

@@ -1,13 +1,26 @@
-"""Repository settings: visibility."""
+"""Repositories: created on first push; their settings (visibility)."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import Tenant
 from accounts.services import audit_record
 from gateway.core.errors import NotFound, ValidationError
+from gateway.registry import selectors
 from gateway.registry.models import Repository
+
+
+def repository_ensure(*, tenant: Tenant, name: str) -> Repository:
+    """The repository, created on first push. Callers have checked push permission."""
+    repo = selectors.repository_get(tenant=tenant, name=name)
+    if repo is not None:
+        return repo
+    try:
+        with transaction.atomic():
+            return Repository.objects.create(tenant=tenant, name=name)
+    except IntegrityError:
+        return Repository.objects.get(tenant=tenant, name=name)
 
 
 def repository_visibility_set(*, tenant: Tenant, name: str, visibility: str, actor: str = "") -> Repository:

@@ -57,18 +57,6 @@ class Body:
     length: int | None
 
 
-def repository_ensure(*, tenant: Tenant, name: str) -> Repository:
-    """The repository, created on first push. Callers have checked push permission."""
-    repo = selectors.repository_get(tenant=tenant, name=name)
-    if repo is not None:
-        return repo
-    try:
-        with transaction.atomic():
-            return Repository.objects.create(tenant=tenant, name=name)
-    except IntegrityError:
-        return Repository.objects.get(tenant=tenant, name=name)
-
-
 def blob_upload_start(*, tenant: Tenant, repository: Repository, algorithms: tuple[str, ...] = ALGORITHMS) -> BlobUpload:
     """Open an upload session with its own object key, hashing `algorithms`; 429 past the tenant's open-session cap."""
     cap = settings.GATEWAY_UPLOAD_MAX_SESSIONS

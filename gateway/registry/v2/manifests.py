@@ -10,7 +10,7 @@ from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts, manifest_s
 from gateway.registry.models import Manifest
 from gateway.registry.services import events
 from gateway.registry.services.manifests import manifest_delete, manifest_put, manifest_reference_check
-from gateway.registry.services.uploads import repository_ensure
+from gateway.registry.services.repositories import repository_ensure
 from gateway.registry.v2.base import RegistryView, Target
 from gateway.registry.v2.http import read_at_most, request_body
 

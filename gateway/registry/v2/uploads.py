@@ -11,6 +11,7 @@ from gateway.registry.digests import ALGORITHMS, parse_algorithm, parse_digest
 from gateway.registry.errors import BlobUploadUnknown, DigestInvalid
 from gateway.registry.models import Blob, BlobUpload
 from gateway.registry.services import uploads as svc
+from gateway.registry.services.repositories import repository_ensure
 from gateway.registry.v2.base import RegistryView, Target, mount_source_scope
 from gateway.registry.v2.http import content_range_start, request_body
 from gateway.storage.base import MIN_PART_SIZE
@@ -49,7 +50,7 @@ class UploadStartView(RegistryView):
         return mount_source_scope(request)
 
     def post(self, request: HttpRequest, target: Target) -> HttpResponse:
-        repository = svc.repository_ensure(tenant=target.tenant, name=target.name)
+        repository = repository_ensure(tenant=target.tenant, name=target.name)
         mount, source_name = request.GET.get("mount"), request.GET.get("from")
         if mount and source_name:
             blob = self._mount(request, target, repository, mount, source_name)
