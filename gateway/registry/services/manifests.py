@@ -98,11 +98,17 @@ def manifest_put(
         if wrote:
             _objects_reconcile(tenant=tenant, repository=repository, digest=digest, tag=tag)
         raise
+    _push_events(tenant=tenant, repository=repository, digest=digest, size=len(payload), reference=reference, moved=moved)
+    return manifest
+
+
+def _push_events(*, tenant: Tenant, repository: Repository, digest: str, size: int, reference: str, moved: bool) -> None:
+    """Record a committed push: the manifest, and the tag when the push moved one."""
     events.record(
         tenant=tenant,
         repository=repository.name,
         digest=digest,
-        size=len(payload),
+        size=size,
         kind="manifest",
         direction="push",
         reference=reference,
@@ -111,7 +117,6 @@ def manifest_put(
         events.record(
             tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="push", reference=reference
         )
-    return manifest
 
 
 def _rows_write(
