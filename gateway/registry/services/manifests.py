@@ -125,50 +125,14 @@ def _rows_write(
     """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag.
 
     Returns the manifest and whether this push moved an existing tag to it."""
-    blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
-    for d in parsed.blobs:
-        blob = blobs.get(d.digest)
-        if blob is None and not d.foreign:
-            raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
-        if blob is not None and blob.size != d.size:
-            raise ManifestBlobUnknown(
-                f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest}
-            )
-    children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
-    for c in parsed.children:
-        if c.digest not in children:
-            raise ManifestChildUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
+    blobs, children = _references_lock(tenant=tenant, repository=repository, parsed=parsed)
     manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
     current = locks.tag_for_update(tenant=tenant, repository=repository, name=tag) if tag is not None else None
     _refuse_immutable_move(tag=current, manifest=manifest, digest=digest)
     if manifest is None:
-        try:
-            with transaction.atomic():
-                manifest = Manifest.objects.create(
-                    tenant=tenant,
-                    repository=repository,
-                    digest=digest,
-                    media_type=parsed.media_type,
-                    size=len(payload),
-                    payload=payload,
-                    artifact_type=parsed.artifact_type,
-                    subject_digest=parsed.subject.digest if parsed.subject else "",
-                    annotations=parsed.annotations,
-                )
-                ManifestBlob.objects.bulk_create(
-                    [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
-                )
-                ManifestChild.objects.bulk_create(
-                    [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
-                )
-        except IntegrityError:
-            # A concurrent push of the same manifest committed first.
-            manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
-            if manifest is None:
-                raise
-        except DataError:
-            # parse_manifest refuses what PostgreSQL cannot store; this is the net under it.
-            raise ManifestInvalid("manifest holds a value the registry cannot store") from None
+        manifest = _manifest_insert(
+            tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, blobs=blobs, children=children
+        )
     # Pushed or referenced again: GC's grace period starts over for the manifest, its blobs and children.
     _gc_unmark(Manifest, [m.pk for m in [manifest, *children.values()] if m.gc_candidate_since is not None])
     _gc_unmark(Blob, [b.pk for b in blobs.values() if b.gc_candidate_since is not None])
@@ -184,6 +148,68 @@ def _rows_write(
     except IntegrityError:
         raise ManifestBlobUnknown("a blob or manifest this manifest references was deleted meanwhile; push it again") from None
     return manifest, moved
+
+
+def _references_lock(
+    *, tenant: Tenant, repository: Repository, parsed: ParsedManifest
+) -> tuple[dict[str, Blob], dict[str, Manifest]]:
+    """Lock the manifest's blobs and child manifests FOR KEY SHARE; MANIFEST_BLOB_UNKNOWN/MANIFEST_UNKNOWN if one is not in the repository."""
+    blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
+    for d in parsed.blobs:
+        blob = blobs.get(d.digest)
+        if blob is None and not d.foreign:
+            raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
+        if blob is not None and blob.size != d.size:
+            raise ManifestBlobUnknown(
+                f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest}
+            )
+    children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
+    for c in parsed.children:
+        if c.digest not in children:
+            raise ManifestChildUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
+    return blobs, children
+
+
+def _manifest_insert(
+    *,
+    tenant: Tenant,
+    repository: Repository,
+    digest: str,
+    payload: bytes,
+    parsed: ParsedManifest,
+    blobs: dict[str, Blob],
+    children: dict[str, Manifest],
+) -> Manifest:
+    """Insert the manifest row and its blob/child links; the concurrent push's row if that one committed first."""
+    try:
+        with transaction.atomic():
+            manifest = Manifest.objects.create(
+                tenant=tenant,
+                repository=repository,
+                digest=digest,
+                media_type=parsed.media_type,
+                size=len(payload),
+                payload=payload,
+                artifact_type=parsed.artifact_type,
+                subject_digest=parsed.subject.digest if parsed.subject else "",
+                annotations=parsed.annotations,
+            )
+            ManifestBlob.objects.bulk_create(
+                [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
+            )
+            ManifestChild.objects.bulk_create(
+                [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
+            )
+    except IntegrityError:
+        # A concurrent push of the same manifest committed first.
+        existing = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
+        if existing is None:
+            raise
+        return existing
+    except DataError:
+        # parse_manifest refuses what PostgreSQL cannot store; this is the net under it.
+        raise ManifestInvalid("manifest holds a value the registry cannot store") from None
+    return manifest
 
 
 def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, tag: str | None) -> None:
