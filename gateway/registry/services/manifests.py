@@ -266,31 +266,39 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
     The rows go in one transaction that records their bucket objects for the drain, which then
     deletes each object under its key lock only if no row uses it again (a re-push meanwhile).
     """
-    if not is_digest(reference):
-        with transaction.atomic():
-            tag = Tag.objects.select_for_update().filter(tenant=tenant, repository=repository, name=reference).first()
-            if tag is None:
-                raise ManifestUnknown(detail={"tag": reference})
-            if tag.immutable:
-                raise Denied(f"tag {reference!r} is immutable and cannot be deleted", detail={"tag": reference})
-            tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
-            tag.delete()
-            ids = object_deletions_record(
-                tenant=tenant,
-                items=[
-                    (ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, reference), repository.name, reference)
-                ],
-            )
-            audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{reference}", ip=ip)
-        _drain_now(tenant=tenant, ids=ids)
-        events.record(
-            tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=reference
-        )
-        return
+    if is_digest(reference):
+        _delete_by_digest(tenant=tenant, repository=repository, digest=reference, actor=actor, ip=ip)
+    else:
+        _delete_by_tag(tenant=tenant, repository=repository, name=reference, actor=actor, ip=ip)
+
+
+def _delete_by_tag(*, tenant: Tenant, repository: Repository, name: str, actor: str, ip: str | None) -> None:
+    """DELETE by tag: remove only the tag (DENIED if immutable), then drain its object."""
     with transaction.atomic():
-        manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=reference).first()
+        tag = Tag.objects.select_for_update().filter(tenant=tenant, repository=repository, name=name).first()
+        if tag is None:
+            raise ManifestUnknown(detail={"tag": name})
+        if tag.immutable:
+            raise Denied(f"tag {name!r} is immutable and cannot be deleted", detail={"tag": name})
+        tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
+        tag.delete()
+        ids = object_deletions_record(
+            tenant=tenant,
+            items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, name), repository.name, name)],
+        )
+        audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{name}", ip=ip)
+    _drain_now(tenant=tenant, ids=ids)
+    events.record(
+        tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=name
+    )
+
+
+def _delete_by_digest(*, tenant: Tenant, repository: Repository, digest: str, actor: str, ip: str | None) -> None:
+    """DELETE by digest: remove the manifest and its tags (DENIED if an index or an immutable tag holds it), then drain their objects."""
+    with transaction.atomic():
+        manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=digest).first()
         if manifest is None:
-            raise ManifestUnknown(detail={"digest": reference})
+            raise ManifestUnknown(detail={"digest": digest})
         parent = ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True).first()
         if parent:
             raise Denied(f"manifest is referenced by index {parent}; delete the index first", detail={"parent": parent})
@@ -304,37 +312,30 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
         manifest.delete()
         ids = object_deletions_record(
             tenant=tenant,
-            items=[
-                (
-                    ObjectDeletion.Kind.MANIFEST,
-                    keys.manifest_key(tenant.pk, repository.name, reference),
-                    repository.name,
-                    reference,
-                )
-            ]
+            items=[(ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, repository.name, digest), repository.name, digest)]
             + [(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, t), repository.name, t) for t in tag_names],
         )
         audit_record(
             action="manifest.delete",
             actor=actor,
             tenant=tenant,
-            target=f"{repository.name}@{reference}",
+            target=f"{repository.name}@{digest}",
             ip=ip,
             detail={"tags": tag_names},
         )
     _drain_now(tenant=tenant, ids=ids)
     for name in tag_names:
         events.record(
-            tenant=tenant, repository=repository.name, digest=reference, size=0, kind="tag", direction="delete", reference=name
+            tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="delete", reference=name
         )
     events.record(
         tenant=tenant,
         repository=repository.name,
-        digest=reference,
+        digest=digest,
         size=manifest.size,
         kind="manifest",
         direction="delete",
-        reference=reference,
+        reference=digest,
     )
 
 
