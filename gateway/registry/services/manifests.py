@@ -98,11 +98,17 @@ def manifest_put(
         if wrote:
             _objects_reconcile(tenant=tenant, repository=repository, digest=digest, tag=tag)
         raise
+    _push_events(tenant=tenant, repository=repository, digest=digest, size=len(payload), reference=reference, moved=moved)
+    return manifest
+
+
+def _push_events(*, tenant: Tenant, repository: Repository, digest: str, size: int, reference: str, moved: bool) -> None:
+    """Record a committed push: the manifest, and the tag when the push moved one."""
     events.record(
         tenant=tenant,
         repository=repository.name,
         digest=digest,
-        size=len(payload),
+        size=size,
         kind="manifest",
         direction="push",
         reference=reference,
@@ -111,7 +117,6 @@ def manifest_put(
         events.record(
             tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="push", reference=reference
         )
-    return manifest
 
 
 def _rows_write(
@@ -120,50 +125,14 @@ def _rows_write(
     """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag.
 
     Returns the manifest and whether this push moved an existing tag to it."""
-    blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
-    for d in parsed.blobs:
-        blob = blobs.get(d.digest)
-        if blob is None and not d.foreign:
-            raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
-        if blob is not None and blob.size != d.size:
-            raise ManifestBlobUnknown(
-                f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest}
-            )
-    children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
-    for c in parsed.children:
-        if c.digest not in children:
-            raise ManifestChildUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
+    blobs, children = _references_lock(tenant=tenant, repository=repository, parsed=parsed)
     manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
     current = locks.tag_for_update(tenant=tenant, repository=repository, name=tag) if tag is not None else None
     _refuse_immutable_move(tag=current, manifest=manifest, digest=digest)
     if manifest is None:
-        try:
-            with transaction.atomic():
-                manifest = Manifest.objects.create(
-                    tenant=tenant,
-                    repository=repository,
-                    digest=digest,
-                    media_type=parsed.media_type,
-                    size=len(payload),
-                    payload=payload,
-                    artifact_type=parsed.artifact_type,
-                    subject_digest=parsed.subject.digest if parsed.subject else "",
-                    annotations=parsed.annotations,
-                )
-                ManifestBlob.objects.bulk_create(
-                    [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
-                )
-                ManifestChild.objects.bulk_create(
-                    [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
-                )
-        except IntegrityError:
-            # A concurrent push of the same manifest committed first.
-            manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
-            if manifest is None:
-                raise
-        except DataError:
-            # parse_manifest refuses what PostgreSQL cannot store; this is the net under it.
-            raise ManifestInvalid("manifest holds a value the registry cannot store") from None
+        manifest = _manifest_insert(
+            tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, blobs=blobs, children=children
+        )
     # Pushed or referenced again: GC's grace period starts over for the manifest, its blobs and children.
     _gc_unmark(Manifest, [m.pk for m in [manifest, *children.values()] if m.gc_candidate_since is not None])
     _gc_unmark(Blob, [b.pk for b in blobs.values() if b.gc_candidate_since is not None])
@@ -179,6 +148,68 @@ def _rows_write(
     except IntegrityError:
         raise ManifestBlobUnknown("a blob or manifest this manifest references was deleted meanwhile; push it again") from None
     return manifest, moved
+
+
+def _references_lock(
+    *, tenant: Tenant, repository: Repository, parsed: ParsedManifest
+) -> tuple[dict[str, Blob], dict[str, Manifest]]:
+    """Lock the manifest's blobs and child manifests FOR KEY SHARE; MANIFEST_BLOB_UNKNOWN/MANIFEST_UNKNOWN if one is not in the repository."""
+    blobs = locks.blobs_share_linked(tenant=tenant, repository=repository, digests=sorted({d.digest for d in parsed.blobs}))
+    for d in parsed.blobs:
+        blob = blobs.get(d.digest)
+        if blob is None and not d.foreign:
+            raise ManifestBlobUnknown(f"blob {d.digest} is not in repository {repository.name}", detail={"digest": d.digest})
+        if blob is not None and blob.size != d.size:
+            raise ManifestBlobUnknown(
+                f"blob {d.digest} is {blob.size} bytes, the manifest says {d.size}", detail={"digest": d.digest}
+            )
+    children = locks.manifests_share(tenant=tenant, repository=repository, digests=sorted({c.digest for c in parsed.children}))
+    for c in parsed.children:
+        if c.digest not in children:
+            raise ManifestChildUnknown(f"manifest {c.digest} is not in repository {repository.name}", detail={"digest": c.digest})
+    return blobs, children
+
+
+def _manifest_insert(
+    *,
+    tenant: Tenant,
+    repository: Repository,
+    digest: str,
+    payload: bytes,
+    parsed: ParsedManifest,
+    blobs: dict[str, Blob],
+    children: dict[str, Manifest],
+) -> Manifest:
+    """Insert the manifest row and its blob/child links; the concurrent push's row if that one committed first."""
+    try:
+        with transaction.atomic():
+            manifest = Manifest.objects.create(
+                tenant=tenant,
+                repository=repository,
+                digest=digest,
+                media_type=parsed.media_type,
+                size=len(payload),
+                payload=payload,
+                artifact_type=parsed.artifact_type,
+                subject_digest=parsed.subject.digest if parsed.subject else "",
+                annotations=parsed.annotations,
+            )
+            ManifestBlob.objects.bulk_create(
+                [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
+            )
+            ManifestChild.objects.bulk_create(
+                [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
+            )
+    except IntegrityError:
+        # A concurrent push of the same manifest committed first.
+        existing = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
+        if existing is None:
+            raise
+        return existing
+    except DataError:
+        # parse_manifest refuses what PostgreSQL cannot store; this is the net under it.
+        raise ManifestInvalid("manifest holds a value the registry cannot store") from None
+    return manifest
 
 
 def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, tag: str | None) -> None:
@@ -235,31 +266,39 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
     The rows go in one transaction that records their bucket objects for the drain, which then
     deletes each object under its key lock only if no row uses it again (a re-push meanwhile).
     """
-    if not is_digest(reference):
-        with transaction.atomic():
-            tag = Tag.objects.select_for_update().filter(tenant=tenant, repository=repository, name=reference).first()
-            if tag is None:
-                raise ManifestUnknown(detail={"tag": reference})
-            if tag.immutable:
-                raise Denied(f"tag {reference!r} is immutable and cannot be deleted", detail={"tag": reference})
-            tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
-            tag.delete()
-            ids = object_deletions_record(
-                tenant=tenant,
-                items=[
-                    (ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, reference), repository.name, reference)
-                ],
-            )
-            audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{reference}", ip=ip)
-        _drain_now(tenant=tenant, ids=ids)
-        events.record(
-            tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=reference
-        )
-        return
+    if is_digest(reference):
+        _delete_by_digest(tenant=tenant, repository=repository, digest=reference, actor=actor, ip=ip)
+    else:
+        _delete_by_tag(tenant=tenant, repository=repository, name=reference, actor=actor, ip=ip)
+
+
+def _delete_by_tag(*, tenant: Tenant, repository: Repository, name: str, actor: str, ip: str | None) -> None:
+    """DELETE by tag: remove only the tag (DENIED if immutable), then drain its object."""
     with transaction.atomic():
-        manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=reference).first()
+        tag = Tag.objects.select_for_update().filter(tenant=tenant, repository=repository, name=name).first()
+        if tag is None:
+            raise ManifestUnknown(detail={"tag": name})
+        if tag.immutable:
+            raise Denied(f"tag {name!r} is immutable and cannot be deleted", detail={"tag": name})
+        tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
+        tag.delete()
+        ids = object_deletions_record(
+            tenant=tenant,
+            items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, name), repository.name, name)],
+        )
+        audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{name}", ip=ip)
+    _drain_now(tenant=tenant, ids=ids)
+    events.record(
+        tenant=tenant, repository=repository.name, digest=tagged, size=0, kind="tag", direction="delete", reference=name
+    )
+
+
+def _delete_by_digest(*, tenant: Tenant, repository: Repository, digest: str, actor: str, ip: str | None) -> None:
+    """DELETE by digest: remove the manifest and its tags (DENIED if an index or an immutable tag holds it), then drain their objects."""
+    with transaction.atomic():
+        manifest = Manifest.objects.select_for_update().filter(tenant=tenant, repository=repository, digest=digest).first()
         if manifest is None:
-            raise ManifestUnknown(detail={"digest": reference})
+            raise ManifestUnknown(detail={"digest": digest})
         parent = ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True).first()
         if parent:
             raise Denied(f"manifest is referenced by index {parent}; delete the index first", detail={"parent": parent})
@@ -273,37 +312,30 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
         manifest.delete()
         ids = object_deletions_record(
             tenant=tenant,
-            items=[
-                (
-                    ObjectDeletion.Kind.MANIFEST,
-                    keys.manifest_key(tenant.pk, repository.name, reference),
-                    repository.name,
-                    reference,
-                )
-            ]
+            items=[(ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, repository.name, digest), repository.name, digest)]
             + [(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, t), repository.name, t) for t in tag_names],
         )
         audit_record(
             action="manifest.delete",
             actor=actor,
             tenant=tenant,
-            target=f"{repository.name}@{reference}",
+            target=f"{repository.name}@{digest}",
             ip=ip,
             detail={"tags": tag_names},
         )
     _drain_now(tenant=tenant, ids=ids)
     for name in tag_names:
         events.record(
-            tenant=tenant, repository=repository.name, digest=reference, size=0, kind="tag", direction="delete", reference=name
+            tenant=tenant, repository=repository.name, digest=digest, size=0, kind="tag", direction="delete", reference=name
         )
     events.record(
         tenant=tenant,
         repository=repository.name,
-        digest=reference,
+        digest=digest,
         size=manifest.size,
         kind="manifest",
         direction="delete",
-        reference=reference,
+        reference=digest,
     )
 
 

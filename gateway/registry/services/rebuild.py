@@ -252,6 +252,22 @@ def _create_manifest(
     return True
 
 
+def _load_manifests(
+    ctx: RebuildContext, repo: Repository, todo: list[tuple[str, str]]
+) -> dict[str, tuple[str, bytes, ParsedManifest]]:
+    """Read and check the missing manifests' objects: digest → (key, bytes, parsed); the others are reported."""
+    pending: dict[str, tuple[str, bytes, ParsedManifest]] = {}
+    for chunk in chunks(todo):
+        for (digest, _), (key, payload, parsed) in zip(
+            chunk, parallel(ctx, lambda i: _load_manifest(ctx, i), chunk), strict=True
+        ):
+            if payload is None or isinstance(parsed, str):
+                ctx.report.problem("manifest", key, str(parsed), digest=digest, repository=repo.name)
+            else:
+                pending[digest] = (key, payload, parsed)
+    return pending
+
+
 def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjects) -> dict[str, Manifest]:
     report = ctx.report
     present = {
@@ -260,15 +276,7 @@ def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjec
     }
     todo = [(d, k) for d, k in objects.manifests.items() if d not in present]
     report.manifests.kept += len(objects.manifests) - len(todo)
-    pending: dict[str, tuple[str, bytes, ParsedManifest]] = {}
-    for chunk in chunks(todo):
-        for (digest, _), (key, payload, parsed) in zip(
-            chunk, parallel(ctx, lambda i: _load_manifest(ctx, i), chunk), strict=True
-        ):
-            if payload is None or isinstance(parsed, str):
-                report.problem("manifest", key, str(parsed), digest=digest, repository=repo.name)
-            else:
-                pending[digest] = (key, payload, parsed)
+    pending = _load_manifests(ctx, repo, todo)
     # Image manifests first, then indexes whose children are all present (indexes may nest).
     while pending:
         ready = sorted(
@@ -291,13 +299,8 @@ def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjec
             try:
                 created = _create_manifest(ctx, repo, digest, payload, parsed, present)
             except DataError as exc:
-                report.problem(
-                    "manifest",
-                    key,
-                    f"manifest holds a value the database cannot store: {str(exc)[:200]}",
-                    digest=digest,
-                    repository=repo.name,
-                )
+                why = f"manifest holds a value the database cannot store: {str(exc)[:200]}"
+                report.problem("manifest", key, why, digest=digest, repository=repo.name)
                 continue
             if created:
                 report.manifests.restored += 1
@@ -305,13 +308,8 @@ def _rebuild_manifests(ctx: RebuildContext, repo: Repository, objects: RepoObjec
                 report.manifests.kept += 1
     for digest, (key, _, parsed) in sorted(pending.items()):
         missing = sorted(c.digest for c in parsed.children if c.digest not in present)
-        report.problem(
-            "manifest",
-            key,
-            f"index references manifests that are not restorable: {', '.join(missing)}",
-            digest=digest,
-            repository=repo.name,
-        )
+        why = f"index references manifests that are not restorable: {', '.join(missing)}"
+        report.problem("manifest", key, why, digest=digest, repository=repo.name)
     return present
 
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from gateway.core.errors import NotFound, ValidationError
 from gateway.registry import locks
-from gateway.registry.models import ObjectDeletion, Repository, RetentionPolicy, Tag
+from gateway.registry.models import JobRun, ObjectDeletion, Repository, RetentionPolicy, Tag
 from gateway.registry.services import events
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
@@ -273,6 +273,42 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
     return len(gone), len(doomed) - len(gone)
 
 
+def _repositories_next(
+    *, tenant: Tenant, after_repository_id: int, limit: int, only: list[int] | None
+) -> tuple[list[Repository], bool]:
+    """Up to `limit` of the tenant's repositories after the cursor, in pk order (only ids in `only`, if given), and whether more remain."""
+    repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id).order_by("pk")
+    if only is not None:
+        repos = repos.filter(pk__in=only)
+    batch = list(repos[: limit + 1])
+    return batch[:limit], len(batch) > limit
+
+
+def _doomed_list(*, report: RetentionReport, doomed: list[_Doomed]) -> None:
+    """Dry run: add the selected tags to the report's listing, which holds at most LISTED_MAX."""
+    room = LISTED_MAX - len(report.tags)
+    report.tags += [
+        {
+            "repository": d.repository,
+            "tag": d.name,
+            "digest": d.digest,
+            "last_pushed_at": d.pushed.isoformat(),
+            "because": d.because,
+        }
+        for d in doomed[: max(room, 0)]
+    ]
+
+
+def _doomed_delete(*, tenant: Tenant, doomed: list[_Doomed], job: JobRun, report: RetentionReport, cfg: GcSettings) -> None:
+    """Delete one repository's selected tags batch by batch, draining their objects after each batch."""
+    for i in range(0, len(doomed), cfg.batch_size):
+        deleted, kept = _tags_delete(tenant=tenant, doomed=doomed[i : i + cfg.batch_size])
+        report.add(tags_deleted=deleted, tags_kept=kept)
+        jobrun_record(run=job, counts={"tags_deleted": deleted, "tags_kept": kept})
+        d_objects, k_objects, _ = object_deletions_drain(tenant=tenant, batch_size=cfg.batch_size, max_batches=cfg.max_batches)
+        report.add(objects_deleted=d_objects, objects_kept=k_objects)
+
+
 def retention_apply(
     *,
     tenant: Tenant,
@@ -297,12 +333,12 @@ def retention_apply(
             return None
         report = RetentionReport(tenant=tenant.slug, dry_run=dry_run, job_id=job.pk)
         tenant_wide, per_repo = _policies(tenant)
-        repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id).order_by("pk")
-        if tenant_wide is None:
-            repos = repos.filter(pk__in=list(per_repo))
-        batch = list(repos[: max_repositories + 1])
-        more = len(batch) > max_repositories
-        batch = batch[:max_repositories]
+        batch, more = _repositories_next(
+            tenant=tenant,
+            after_repository_id=after_repository_id,
+            limit=max_repositories,
+            only=list(per_repo) if tenant_wide is None else None,
+        )
         for repo in batch:
             policy = per_repo.get(repo.pk, tenant_wide)
             rules = _Rules.of(policy, now) if policy is not None else None
@@ -311,26 +347,9 @@ def retention_apply(
             doomed = _evaluate(repository=repo, rules=rules)
             report.add(repositories=1, tags_selected=len(doomed))
             if dry_run:
-                room = LISTED_MAX - len(report.tags)
-                report.tags += [
-                    {
-                        "repository": d.repository,
-                        "tag": d.name,
-                        "digest": d.digest,
-                        "last_pushed_at": d.pushed.isoformat(),
-                        "because": d.because,
-                    }
-                    for d in doomed[: max(room, 0)]
-                ]
-                continue
-            for i in range(0, len(doomed), cfg.batch_size):
-                deleted, kept = _tags_delete(tenant=tenant, doomed=doomed[i : i + cfg.batch_size])
-                report.add(tags_deleted=deleted, tags_kept=kept)
-                jobrun_record(run=job, counts={"tags_deleted": deleted, "tags_kept": kept})
-                d_objects, k_objects, _ = object_deletions_drain(
-                    tenant=tenant, batch_size=cfg.batch_size, max_batches=cfg.max_batches
-                )
-                report.add(objects_deleted=d_objects, objects_kept=k_objects)
+                _doomed_list(report=report, doomed=doomed)
+            else:
+                _doomed_delete(tenant=tenant, doomed=doomed, job=job, report=report, cfg=cfg)
         report.next_after_repository_id = batch[-1].pk if (more and batch) else None
         report.done = not more
         if dry_run:
