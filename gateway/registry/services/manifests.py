@@ -183,22 +183,14 @@ def _manifest_insert(
     """Insert the manifest row and its blob/child links; the concurrent push's row if that one committed first."""
     try:
         with transaction.atomic():
-            manifest = Manifest.objects.create(
+            manifest = manifest_rows_create(
                 tenant=tenant,
                 repository=repository,
                 digest=digest,
-                media_type=parsed.media_type,
-                size=len(payload),
                 payload=payload,
-                artifact_type=parsed.artifact_type,
-                subject_digest=parsed.subject.digest if parsed.subject else "",
-                annotations=parsed.annotations,
-            )
-            ManifestBlob.objects.bulk_create(
-                [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
-            )
-            ManifestChild.objects.bulk_create(
-                [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
+                parsed=parsed,
+                blobs=blobs,
+                children=children,
             )
     except IntegrityError:
         # A concurrent push of the same manifest committed first.
@@ -209,6 +201,33 @@ def _manifest_insert(
     except DataError:
         # parse_manifest refuses what PostgreSQL cannot store; this is the net under it.
         raise ManifestInvalid("manifest holds a value the registry cannot store") from None
+    return manifest
+
+
+def manifest_rows_create(
+    *,
+    tenant: Tenant,
+    repository: Repository,
+    digest: str,
+    payload: bytes,
+    parsed: ParsedManifest,
+    blobs: dict[str, Blob],
+    children: dict[str, Manifest],
+) -> Manifest:
+    """The Manifest row of these exact bytes and its blob and child links (callers hold the locks and the transaction)."""
+    manifest = Manifest.objects.create(
+        tenant=tenant,
+        repository=repository,
+        digest=digest,
+        media_type=parsed.media_type,
+        size=len(payload),
+        payload=payload,
+        artifact_type=parsed.artifact_type,
+        subject_digest=parsed.subject.digest if parsed.subject else "",
+        annotations=parsed.annotations,
+    )
+    ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True)
+    ManifestChild.objects.bulk_create([ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True)
     return manifest
 
 

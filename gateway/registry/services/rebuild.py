@@ -35,8 +35,9 @@ from gateway.core.errors import ValidationError
 from gateway.registry.digests import digest_algorithm, digest_of, parse_digest
 from gateway.registry.errors import RegistryError
 from gateway.registry.media_types import INDEX_TYPES, MAX_MANIFEST_BYTES, ParsedManifest, parse_manifest
-from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
+from gateway.registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag
 from gateway.registry.names import validate_repository_name, validate_tag
+from gateway.registry.services.manifests import manifest_rows_create
 from gateway.registry.services.rebuild_base import (
     MAX_INDEX_OBJECT_BYTES,
     READERS,
@@ -225,25 +226,11 @@ def _create_manifest(
     children = {c.digest: present[c.digest] for c in parsed.children}
     try:
         with transaction.atomic():
-            manifest = Manifest.objects.create(
-                tenant=ctx.tenant,
-                repository=repo,
-                digest=digest,
-                media_type=parsed.media_type,
-                size=len(payload),
-                payload=payload,
-                artifact_type=parsed.artifact_type,
-                subject_digest=parsed.subject.digest if parsed.subject else "",
-                annotations=parsed.annotations,
-            )
             RepositoryBlob.objects.bulk_create(
                 [RepositoryBlob(tenant=ctx.tenant, repository=repo, blob=b) for b in blobs.values()], ignore_conflicts=True
             )
-            ManifestBlob.objects.bulk_create(
-                [ManifestBlob(manifest=manifest, blob=b) for b in blobs.values()], ignore_conflicts=True
-            )
-            ManifestChild.objects.bulk_create(
-                [ManifestChild(parent=manifest, child=m) for m in children.values()], ignore_conflicts=True
+            manifest = manifest_rows_create(
+                tenant=ctx.tenant, repository=repo, digest=digest, payload=payload, parsed=parsed, blobs=blobs, children=children
             )
     except IntegrityError:
         present[digest] = Manifest.objects.get(tenant=ctx.tenant, repository=repo, digest=digest)
