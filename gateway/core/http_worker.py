@@ -39,6 +39,11 @@ from gateway.core.transport import BodyClock, BodyError, BodyInvalid, BodyLimits
 # A request has a body when it says so: a non-zero Content-Length or any Transfer-Encoding.
 _HAS_BODY = re.compile(rb"\r\n(?:content-length[ \t]*:[ \t]*0*[1-9]|transfer-encoding[ \t]*:)", re.IGNORECASE)
 _HEAD_END = b"\r\n\r\n"
+# An HTTP/1 request starts with its method (upper-case letters) or a stray empty line (RFC 9112 §2.2).
+_REQUEST_FIRST_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n")
+# For bytes that are no HTTP/1 at all: a TLS ClientHello from a client trying https before http
+# (skopeo, podman, containerd with TLS verification off) must fail at once, not at the header deadline.
+_NOT_HTTP_RESPONSE = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 # An unread body is drained before the response when it is this small and arrives this fast;
 # otherwise the response says `Connection: close`.
 DRAIN_MAX_BYTES = 256 * 1024
@@ -276,7 +281,15 @@ class WharfWorker(gthread.ThreadWorker):
         self._head_check(conn)
 
     def _head_check(self, conn: _Conn) -> None:
-        """Hand the connection to a thread once its headers are in (or too long, for gunicorn to refuse)."""
+        """Hand the connection to a thread once its headers are in (or too long, for gunicorn to refuse); refuse non-HTTP at once."""
+        if conn.head[:1] and conn.head[0] not in _REQUEST_FIRST_BYTES:
+            self._unwatch(self.heading, conn)
+            try:
+                conn.sock.send(_NOT_HTTP_RESPONSE)
+            except OSError:
+                pass
+            self._linger(conn)
+            return
         end = conn.head.find(_HEAD_END, max(0, conn.scanned - 3))
         conn.scanned = len(conn.head)
         if end < 0 and len(conn.head) <= self.max_head:

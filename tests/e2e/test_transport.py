@@ -136,6 +136,20 @@ def pusher(wharf_tenant) -> Pusher:
 # --- item 2: keep-alive is announced only when it will be honoured ----------------------------------
 
 
+def test_a_tls_hello_on_the_plain_port_is_refused_at_once(edge: WharfServer) -> None:
+    """Clients with TLS verification off try https first: their ClientHello gets a 400 and a close, not a wait for headers."""
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))  # a TLS record header + ClientHello start
+    with connect(edge) as sock:
+        sock.sendall(hello)
+        sock.settimeout(HEADER_TIMEOUT - 1)  # before the header deadline would have answered 408
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert closed_by_server(sock, timeout=HEADER_TIMEOUT - 1)
+    with connect(edge) as sock:  # and plain HTTP on the same port still works
+        sock.sendall(request_head("GET", "/healthz"))
+        assert read_response(sock).status == 200
+
+
 def test_error_before_a_small_unread_body_keeps_the_connection(edge: WharfServer, pusher: Pusher) -> None:
     """A 401 to a POST whose 200 KiB body was never read: the body is drained and the next request works on the socket."""
     size = 200 * 1024  # beyond gunicorn's own 64 KiB drain, within ours
