@@ -190,7 +190,8 @@ GATEWAY_TOKEN_KEYS_AUTOCREATE = False
 GATEWAY_TOKEN_ISSUER = E.string("GATEWAY_TOKEN_ISSUER", EXTERNAL_URL).strip() or EXTERNAL_URL
 GATEWAY_TOKEN_TTL_SECONDS = E.integer("GATEWAY_TOKEN_TTL_SECONDS", 300, minimum=60, maximum=3600)
 GATEWAY_REFRESH_TOKEN_DAYS = E.integer("GATEWAY_REFRESH_TOKEN_DAYS", 30, minimum=1, maximum=365)
-# Failed logins allowed per window before /auth/token answers 429 (per account, per client address).
+# Failed passwords allowed per window before /auth/token and Basic on /v2/ answer 429: one account from one
+# client address (…_ACCOUNT), and one address over all accounts (…_IP); never per account alone (decisions/0009).
 GATEWAY_LOGIN_MAX_FAILURES_ACCOUNT = E.integer("GATEWAY_LOGIN_MAX_FAILURES_ACCOUNT", 10, minimum=1, maximum=100_000)
 GATEWAY_LOGIN_MAX_FAILURES_IP = E.integer("GATEWAY_LOGIN_MAX_FAILURES_IP", 30, minimum=1, maximum=100_000)
 GATEWAY_LOGIN_WINDOW_SECONDS = E.integer("GATEWAY_LOGIN_WINDOW_SECONDS", 300, minimum=1, maximum=86_400)
