@@ -47,7 +47,7 @@ def _clean_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
 
 def _refuse_admin(scopes: list[str], *, allowed: bool) -> None:
     if TokenScope.ADMIN in scopes and not allowed:
-        raise ValidationError("Only a staff user's token may carry the admin scope.")
+        raise ValidationError("Only a staff user's token may carry the admin scope; leave it out of the scopes.")
 
 
 def _expires_at(expires_in_days: int | None, *, what: str) -> datetime | None:
