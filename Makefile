@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps clean-var
+.PHONY: run test lint bench system-deps clean-var api-schema
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(STAMP)
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/gc.py $(GC_BENCH_ARGS)
+
+## api-schema: regenerate docs/api/openapi.yaml from the code (tests/api/test_schema.py fails until it is committed)
+api-schema: $(STAMP)
+	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/api/openapi.yaml
 
 clean-var:
 	rm -rf var/

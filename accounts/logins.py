@@ -22,7 +22,13 @@ from __future__ import annotations
 
 from accounts import ratelimit
 from accounts.principals import Principal
-from accounts.selectors import is_token_secret, password_check, token_credentials_check, username_acceptable
+from accounts.selectors import (
+    bearer_secret_check,
+    is_token_secret,
+    password_check,
+    token_credentials_check,
+    username_acceptable,
+)
 from accounts.services import audit_record, refresh_token_check
 from gateway.core.errors import ApplicationError
 
@@ -68,16 +74,7 @@ def credentials_authenticate(
     if is_token_secret(secret):  # a token or robot secret: never throttled, never tried as a password
         found = token_credentials_check(username=username, secret=secret)
         if found is None:
-            count = ratelimit.token_failed(ip=ip)
-            if _sampled(count) or count == 0:
-                audit_record(
-                    action="login.failed",
-                    actor=actor,
-                    ip=ip,
-                    user_agent=user_agent,
-                    success=False,
-                    detail={**where, "reason": "invalid token", "token_failures_from_address": count},
-                )
+            _token_failed(actor=actor, ip=ip, user_agent=user_agent, where=where)
             raise LoginFailed("invalid username or password")
         return _succeeded(found, ip=ip, user_agent=user_agent, detail=where, record=record_success)
     wait = ratelimit.login_throttle_check(ip=ip, account=username)
@@ -107,6 +104,31 @@ def credentials_authenticate(
         raise LoginFailed("invalid username or password")
     ratelimit.login_succeeded(ip=ip, account=username)
     return _succeeded(principal, ip=ip, user_agent=user_agent, detail=where, record=record_success)
+
+
+def bearer_authenticate(*, secret: str, ip: str, user_agent: str = "", channel: str = "api") -> Principal:
+    """The principal an `Authorization: Bearer` personal access token or robot secret names; LoginFailed otherwise.
+
+    Never throttled (like every token secret); failures are counted per address and audited sampled.
+    """
+    found = bearer_secret_check(secret=secret)
+    if found is None:
+        _token_failed(actor="bearer", ip=ip, user_agent=user_agent, where={"channel": channel})
+        raise LoginFailed("invalid, revoked or expired token")
+    return found
+
+
+def _token_failed(*, actor: str, ip: str, user_agent: str, where: dict[str, str]) -> None:
+    count = ratelimit.token_failed(ip=ip)
+    if _sampled(count) or count == 0:
+        audit_record(
+            action="login.failed",
+            actor=actor,
+            ip=ip,
+            user_agent=user_agent,
+            success=False,
+            detail={**where, "reason": "invalid token", "token_failures_from_address": count},
+        )
 
 
 def refresh_token_authenticate(*, secret: str, service: str, ip: str, user_agent: str = "") -> Principal:

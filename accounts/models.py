@@ -57,9 +57,14 @@ class Membership(TimeStampedModel):
 
 
 class TokenScope(models.TextChoices):
+    """What a credential may do: the registry's actions, then the admin API's (docs/decisions/0019)."""
+
     PULL = "pull"
     PUSH = "push"
     DELETE = "delete"
+    API_READ = "api:read"
+    API_WRITE = "api:write"
+    ADMIN = "admin"  # platform operators' endpoints; only a staff user's token may carry it
 
 
 class PersonalAccessTokenQuerySet(models.QuerySet):

@@ -6,6 +6,7 @@ import hmac
 from datetime import datetime
 
 from django.contrib.auth import authenticate
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Membership, PersonalAccessToken, RobotAccount, Tenant, User
@@ -17,13 +18,18 @@ __all__ = [
     "access_token_find",
     "access_token_list",
     "audit_list",
+    "bearer_secret_check",
     "credentials_check",
     "is_token_secret",
+    "membership_list",
     "membership_role_get",
     "password_check",
     "robot_find",
     "robot_list",
     "tenant_get",
+    "tenant_get_for_user",
+    "tenant_list_for_robot",
+    "tenant_list_for_user",
     "token_subject_epoch",
     "token_credentials_check",
     "username_acceptable",
@@ -44,9 +50,34 @@ def membership_role_get(*, tenant: Tenant, user: User) -> str | None:
     return Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
 
 
-def access_token_list(*, user: User) -> list[PersonalAccessToken]:
+def tenant_list_for_user(*, user: User) -> QuerySet[Tenant]:
+    """The tenants the user is a member of (any status), by slug; none for an inactive user."""
+    if not user.is_active:
+        return Tenant.objects.none()
+    return Tenant.objects.filter(memberships__user=user).order_by("slug")
+
+
+def tenant_list_for_robot(*, robot: RobotAccount) -> QuerySet[Tenant]:
+    """A robot's own tenant, as a list of one."""
+    return Tenant.objects.filter(pk=robot.tenant_id).order_by("slug")
+
+
+def tenant_get_for_user(*, slug: str, user: User) -> tuple[Tenant, str] | None:
+    """The tenant with this slug (any status) and the user's role in it, or None when missing or not a member."""
+    if not user.is_active:
+        return None
+    membership = Membership.objects.select_related("tenant").filter(tenant__slug=slug, user=user).first()
+    return (membership.tenant, membership.role) if membership is not None else None
+
+
+def membership_list(*, user: User) -> QuerySet[Membership]:
+    """The user's memberships with their tenants, by tenant slug."""
+    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__slug")
+
+
+def access_token_list(*, user: User) -> QuerySet[PersonalAccessToken]:
     """The user's personal access tokens, newest first (revoked and expired ones included)."""
-    return list(PersonalAccessToken.objects.filter(user=user).order_by("-created_at"))
+    return PersonalAccessToken.objects.filter(user=user).order_by("-created_at", "-pk")
 
 
 def access_token_find(*, secret: str) -> PersonalAccessToken | None:
@@ -108,6 +139,24 @@ def token_credentials_check(*, username: str, secret: str) -> Principal | None:
     if robot is not None:
         if not _same(robot.username, username):
             return None
+        robot_touch(robot=robot)
+        return principal_for_robot(robot)
+    return None
+
+
+def bearer_secret_check(*, secret: str) -> Principal | None:
+    """The principal a bare personal access token or robot secret names (`Authorization: Bearer`), or None; records last use.
+
+    The same lookups as token_credentials_check, without a username: the 256-bit secret alone identifies its owner.
+    """
+    if not is_token_secret(secret):
+        return None
+    token = access_token_find(secret=secret)
+    if token is not None:
+        access_token_touch(token=token)
+        return principal_for_access_token(token)
+    robot = robot_find(secret=secret)
+    if robot is not None:
         robot_touch(robot=robot)
         return principal_for_robot(robot)
     return None

@@ -24,6 +24,8 @@ TOKEN_PREFIX = "wharf_pat_"
 ROBOT_PREFIX = "wharf_rbt_"
 REFRESH_PREFIX = "wharf_rft_"
 ALL_SCOPES = tuple(TokenScope.values)
+# What a token gets when nobody says: the registry's actions, never the admin API's.
+REGISTRY_SCOPES = (TokenScope.PULL.value, TokenScope.PUSH.value, TokenScope.DELETE.value)
 TOUCH_INTERVAL_S = 60
 
 
@@ -41,6 +43,11 @@ def _clean_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
         bad = [s for s in scopes if s not in ALL_SCOPES] if not isinstance(scopes, str) else [scopes]
         raise ValidationError(f"Unknown or missing scopes {bad or list(scopes)!r}; use some of {', '.join(ALL_SCOPES)}.")
     return sorted(set(scopes), key=ALL_SCOPES.index)
+
+
+def _refuse_admin(scopes: list[str], *, allowed: bool) -> None:
+    if TokenScope.ADMIN in scopes and not allowed:
+        raise ValidationError("Only a staff user's token may carry the admin scope; leave it out of the scopes.")
 
 
 def _expires_at(expires_in_days: int | None, *, what: str) -> datetime | None:
@@ -133,7 +140,7 @@ def access_token_issue(
     *,
     user: User,
     name: str,
-    scopes: list[str] | tuple[str, ...] = ALL_SCOPES,
+    scopes: list[str] | tuple[str, ...] = REGISTRY_SCOPES,
     repositories: list[str] | tuple[str, ...] = (),
     expires_in_days: int | None = None,
     actor: str | None = None,
@@ -143,6 +150,7 @@ def access_token_issue(
     if not name or len(name) > 100:
         raise ValidationError("A token name of 1 to 100 characters is required.")
     clean_scopes = _clean_scopes(scopes)
+    _refuse_admin(clean_scopes, allowed=user.is_staff)
     patterns = validate_repository_patterns(repositories)
     expires_at = _expires_at(expires_in_days, what="token")
     secret = _new_secret(TOKEN_PREFIX)
@@ -207,6 +215,7 @@ def robot_create(
     """Create a robot account in `tenant`; its secret is returned once, only its hash is kept; audited."""
     validate_robot_name(name)
     clean_scopes = _clean_scopes(scopes)
+    _refuse_admin(clean_scopes, allowed=False)
     patterns = validate_repository_patterns(repositories)
     expires_at = _expires_at(expires_in_days, what="robot account")
     secret = _new_secret(ROBOT_PREFIX)

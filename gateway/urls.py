@@ -7,5 +7,6 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
+    path("api/", include("gateway.api.urls")),
     path("", include("gateway.registry.v2.urls")),
 ]

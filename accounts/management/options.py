@@ -18,10 +18,11 @@ def split_list(values: list[str]) -> list[str]:
 
 def add_grant_arguments(parser: argparse.ArgumentParser, *, who: str, scopes_default: str | None) -> None:
     """--scopes, --repos and --expires-days: what a new credential (personal access token or robot) may do, and for how long."""
+    scopes_help = "comma-separated: pull,push,delete (registry), api:read,api:write (admin API), admin (staff tokens)"
     if scopes_default is None:
-        parser.add_argument("--scopes", required=True, help="comma-separated: pull,push,delete")
+        parser.add_argument("--scopes", required=True, help=scopes_help)
     else:
-        parser.add_argument("--scopes", default=scopes_default, help="comma-separated: pull,push,delete")
+        parser.add_argument("--scopes", default=scopes_default, help=f"{scopes_help}; default {scopes_default}")
     parser.add_argument(
         "--repos",
         action="append",

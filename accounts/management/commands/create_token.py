@@ -1,10 +1,10 @@
-"""create_token USERNAME [--name N] [--scopes pull,push,delete] [--repos PATTERN] [--expires-days D] → the secret alone."""
+"""create_token USERNAME [--name N] [--scopes pull,push,delete,api:read,api:write,admin] [--repos PATTERN] [--expires-days D] → the secret alone."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.management.options import add_grant_arguments, grant_issue
 from accounts.models import User
-from accounts.services import ALL_SCOPES, access_token_issue
+from accounts.services import REGISTRY_SCOPES, access_token_issue
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--name", default="cli")
-        add_grant_arguments(parser, who="token", scopes_default=",".join(ALL_SCOPES))
+        add_grant_arguments(parser, who="token", scopes_default=",".join(REGISTRY_SCOPES))
 
     def handle(self, *args, username, name, scopes, repos, expires_days, **options):
         user = User.objects.filter(username=username).first()

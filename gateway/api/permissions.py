@@ -1,0 +1,93 @@
+"""Who may call an operation, declared as data on each view (house style rule 14; docs/decisions/0019).
+
+- `scope_map`: HTTP method → the token scopes of which one is needed. A password session has
+  no scopes (its roles alone decide); a token without any admin-API scope (a registry-only
+  pull/push/delete token) is refused with 403 whatever it asks.
+- `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it. A caller who is
+  not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from accounts.models import Membership, TokenScope
+from accounts.principals import Principal
+from accounts.selectors import tenant_get_for_user
+from gateway.core.errors import NotFound
+
+API_SCOPES = frozenset({TokenScope.API_READ.value, TokenScope.API_WRITE.value, TokenScope.ADMIN.value})
+# api:write includes reading: a token that may change something may look at it first.
+READ = frozenset({TokenScope.API_READ.value, TokenScope.API_WRITE.value})
+WRITE = frozenset({TokenScope.API_WRITE.value})
+DEFAULT_SCOPE_MAP: dict[str, frozenset[str]] = {
+    "GET": READ,
+    "HEAD": READ,
+    "OPTIONS": READ,
+    "POST": WRITE,
+    "PUT": WRITE,
+    "PATCH": WRITE,
+    "DELETE": WRITE,
+}
+ANY_ROLE = frozenset(Membership.Role.values)
+
+
+def _principal(request: Request) -> Principal | None:
+    return request.auth if isinstance(request.auth, Principal) else None
+
+
+class ApiScopePermission(BasePermission):
+    """The caller's token carries one of the scopes `view.scope_map` names for the method (sessions always pass)."""
+
+    message = "This token has no admin API scope for this operation (it needs one of: {needed})."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = _principal(request)
+        if principal is None or principal.scopes is None:
+            return bool(request.user and request.user.is_authenticated)
+        needed = getattr(view, "scope_map", DEFAULT_SCOPE_MAP).get(request.method or "", frozenset())
+        granted = frozenset(principal.scopes)
+        if not granted & API_SCOPES or not granted & needed:
+            self.message = ApiScopePermission.message.format(needed=", ".join(sorted(needed)) or "none")
+            return False
+        return True
+
+
+class UserPrincipalPermission(BasePermission):
+    """The caller is a user (robots have no profile or personal tokens)."""
+
+    message = "Robot accounts have no user profile; use a personal access token."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return getattr(request.user, "pk", None) is not None
+
+
+class TenantMemberPermission(BasePermission):
+    """The URL's `slug` names a tenant the caller belongs to with a role `view.tenant_roles` allows; 404 for non-members.
+
+    On success the view finds `request.tenant` and `request.tenant_role`.
+    """
+
+    message = "Your role in this tenant does not allow this operation."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        slug = view.kwargs.get("slug", "")
+        principal = _principal(request)
+        if principal is not None and principal.robot is not None:
+            robot = principal.robot
+            if robot.tenant.slug != slug:
+                raise NotFound(f"No tenant {slug!r}.")
+            request.tenant, request.tenant_role = robot.tenant, "robot"  # type: ignore[attr-defined]
+            return request.method in ("GET", "HEAD", "OPTIONS")
+        found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
+        if found is None:
+            raise NotFound(f"No tenant {slug!r}.")
+        request.tenant, request.tenant_role = found  # type: ignore[attr-defined]
+        allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
+        return found[1] in allowed
+
+
+API_PERMISSIONS = [ApiScopePermission]

@@ -1,0 +1,24 @@
+"""/api/v1/ routes (one view per operation) and the schema and its offline docs under /api/."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from gateway.api.routing import operations
+from gateway.api.views.tenants import TenantGetApi, TenantListApi
+from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
+from gateway.api.views.user import UserGetApi
+
+v1 = [
+    path("user", UserGetApi.as_view(), name="user-get"),
+    *operations("user/tokens", "user-tokens", GET=TokenListApi, POST=TokenCreateApi),
+    path("user/tokens/<int:token_id>", TokenRevokeApi.as_view(), name="user-token-revoke"),
+    path("tenants", TenantListApi.as_view(), name="tenants-list"),
+    path("tenants/<str:slug>", TenantGetApi.as_view(), name="tenants-get"),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
