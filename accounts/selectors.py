@@ -30,6 +30,8 @@ __all__ = [
     "tenant_get_for_user",
     "tenant_list_for_robot",
     "tenant_list_for_user",
+    "tenant_membership_list",
+    "tenant_robot_list",
     "token_subject_epoch",
     "token_credentials_check",
     "username_acceptable",
@@ -94,6 +96,16 @@ def access_token_find(*, secret: str) -> PersonalAccessToken | None:
 def robot_list(*, tenant: Tenant) -> list[RobotAccount]:
     """The tenant's robot accounts, by name (revoked and expired ones included)."""
     return list(RobotAccount.objects.for_tenant(tenant).select_related("tenant").order_by("name"))
+
+
+def tenant_robot_list(*, tenant: Tenant) -> QuerySet[RobotAccount]:
+    """The tenant's robot accounts as a queryset (revoked and expired ones included), by name."""
+    return RobotAccount.objects.for_tenant(tenant).select_related("tenant").order_by("name")
+
+
+def tenant_membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    """The tenant's memberships with their users, oldest first."""
+    return Membership.objects.filter(tenant=tenant).select_related("user").order_by("pk")
 
 
 def robot_find(*, secret: str) -> RobotAccount | None:

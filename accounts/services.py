@@ -15,10 +15,11 @@ from django.utils import timezone
 # Also re-exported: registry, replication and accounts.logins import the audit write from here.
 from accounts.audit import SYSTEM_ACTOR, audit_record
 from accounts.conf import app_settings
+from accounts.locks import memberships_lock, robot_lock
 from accounts.models import Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
-from gateway.core.errors import Conflict, NotFound, ValidationError
+from gateway.core.errors import ApplicationError, Conflict, NotFound, ValidationError
 
 TOKEN_PREFIX = "wharf_pat_"
 ROBOT_PREFIX = "wharf_rbt_"
@@ -117,6 +118,53 @@ def membership_set(*, tenant: Tenant, user: User, role: str, actor: str | None =
             detail={"role": role, "previous": previous},
         )
     return membership
+
+
+def _member_for_change(*, tenant: Tenant, username: str, by_role: str) -> tuple[Membership, int]:
+    """The locked membership of `username` and the tenant's owner count; refuses what `by_role` may not do."""
+    memberships = memberships_lock(tenant=tenant)
+    membership = next((m for m in memberships if m.user.username == username), None)
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of {tenant.slug!r}.")
+    if membership.role == Membership.Role.OWNER and by_role != Membership.Role.OWNER:
+        raise ApplicationError("Only an owner may change or remove an owner.")
+    return membership, sum(m.role == Membership.Role.OWNER for m in memberships)
+
+
+@transaction.atomic
+def membership_role_set(*, tenant: Tenant, username: str, role: str, by_role: str, actor: str | None = None) -> Membership:
+    """Change an existing member's role; only owners grant or take away owner; the last owner stays one; locked; audited."""
+    if role not in Membership.Role.values:
+        raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(Membership.Role.values)}.")
+    if role == Membership.Role.OWNER and by_role != Membership.Role.OWNER:
+        raise ApplicationError("Only an owner may make someone an owner.")
+    membership, owners = _member_for_change(tenant=tenant, username=username, by_role=by_role)
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and owners == 1:
+        raise Conflict(f"{username!r} is the last owner of {tenant.slug!r}; make someone else an owner first.")
+    previous = membership.role
+    if previous != role:
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
+        audit_record(
+            action="membership.set",
+            actor=actor or SYSTEM_ACTOR,
+            tenant=tenant,
+            target=username,
+            detail={"role": role, "previous": previous},
+        )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, tenant: Tenant, username: str, by_role: str, actor: str | None = None) -> None:
+    """Remove a member; only owners remove owners; the last owner can never be removed; locked; audited."""
+    membership, owners = _member_for_change(tenant=tenant, username=username, by_role=by_role)
+    if membership.role == Membership.Role.OWNER and owners == 1:
+        raise Conflict(f"{username!r} is the last owner of {tenant.slug!r}; make someone else an owner first.")
+    membership.delete()
+    audit_record(
+        action="membership.remove", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=username, detail={"role": membership.role}
+    )
 
 
 def tenant_quota_set(*, tenant: Tenant, storage_quota_bytes: int | None) -> None:
@@ -252,6 +300,61 @@ def robot_revoke(*, tenant: Tenant, name: str, actor: str | None = None) -> None
     if RobotAccount.objects.filter(pk=robot.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now):
         refresh_tokens_revoke(robot=robot)
         audit_record(action="robot.revoke", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=f"{tenant.slug}+{name}")
+
+
+_UNSET: object = object()
+
+
+def _live_robot(*, tenant: Tenant, name: str) -> RobotAccount:
+    robot = robot_lock(tenant=tenant, name=name)
+    if robot is None:
+        raise NotFound(f"Tenant {tenant.slug!r} has no robot named {name!r}.")
+    if robot.revoked_at is not None:
+        raise Conflict(f"Robot {name!r} is revoked; create a new one.")
+    robot.tenant = tenant
+    return robot
+
+
+@transaction.atomic
+def robot_update(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str] | tuple[str, ...] | None = None,
+    repositories: list[str] | tuple[str, ...] | None = None,
+    expires_in_days: int | None | object = _UNSET,
+    actor: str | None = None,
+) -> RobotAccount:
+    """Change a live robot's scopes, repository patterns or expiry (None/unset: unchanged; expires_in_days=None: never); locked; audited."""
+    robot = _live_robot(tenant=tenant, name=name)
+    changes: dict[str, object] = {}
+    if scopes is not None:
+        clean_scopes = _clean_scopes(scopes)
+        _refuse_admin(clean_scopes, allowed=False)
+        changes["scopes"] = clean_scopes
+    if repositories is not None:
+        changes["repositories"] = validate_repository_patterns(repositories)
+    if expires_in_days is not _UNSET:
+        changes["expires_at"] = _expires_at(expires_in_days, what="robot account")  # type: ignore[arg-type]
+    changes = {k: v for k, v in changes.items() if getattr(robot, k) != v}
+    if changes:
+        for field, value in changes.items():
+            setattr(robot, field, value)
+        robot.save(update_fields=[*changes, "updated_at"])
+        audit_record(action="robot.update", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=robot.username, detail=changes)
+    return robot
+
+
+@transaction.atomic
+def robot_rotate(*, tenant: Tenant, name: str, actor: str | None = None) -> IssuedRobot:
+    """Give a live robot a new secret (returned once); the old secret and its refresh tokens stop working; locked; audited."""
+    robot = _live_robot(tenant=tenant, name=name)
+    secret = _new_secret(ROBOT_PREFIX)
+    robot.secret_hash = hash_secret(secret)
+    robot.save(update_fields=["secret_hash", "updated_at"])
+    refresh_tokens_revoke(robot=robot)
+    audit_record(action="robot.rotate", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=robot.username)
+    return IssuedRobot(robot=robot, secret=secret, username=robot.username)
 
 
 def robot_touch(*, robot: RobotAccount, min_interval_s: int = TOUCH_INTERVAL_S) -> None:

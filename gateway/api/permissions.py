@@ -3,8 +3,8 @@
 - `scope_map`: HTTP method → the token scopes of which one is needed. A password session has
   no scopes (its roles alone decide); a token without any admin-API scope (a registry-only
   pull/push/delete token) is refused with 403 whatever it asks.
-- `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it. A caller who is
-  not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
+- `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it (`ROBOT`: a robot
+  of that tenant may, for reads only). A caller who is not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ DEFAULT_SCOPE_MAP: dict[str, frozenset[str]] = {
     "DELETE": WRITE,
 }
 ANY_ROLE = frozenset(Membership.Role.values)
+ADMINS = frozenset({Membership.Role.OWNER.value, Membership.Role.ADMIN.value})
+# A robot secret's "role": it may read (never write) where a view's tenant_roles names it.
+ROBOT = "robot"
 
 
 def _principal(request: Request) -> Principal | None:
@@ -80,8 +83,9 @@ class TenantMemberPermission(BasePermission):
             robot = principal.robot
             if robot.tenant.slug != slug:
                 raise NotFound(f"No tenant {slug!r}.")
-            request.tenant, request.tenant_role = robot.tenant, "robot"  # type: ignore[attr-defined]
-            return request.method in ("GET", "HEAD", "OPTIONS")
+            request.tenant, request.tenant_role = robot.tenant, ROBOT  # type: ignore[attr-defined]
+            allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
+            return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in allowed
         found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
         if found is None:
             raise NotFound(f"No tenant {slug!r}.")

@@ -4,6 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from gateway.api.routing import operations
+from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
 from gateway.api.views.user import UserGetApi
@@ -14,6 +16,11 @@ v1 = [
     path("user/tokens/<int:token_id>", TokenRevokeApi.as_view(), name="user-token-revoke"),
     path("tenants", TenantListApi.as_view(), name="tenants-list"),
     path("tenants/<str:slug>", TenantGetApi.as_view(), name="tenants-get"),
+    *operations("tenants/<str:slug>/robots", "tenant-robots", GET=RobotListApi, POST=RobotCreateApi),
+    *operations("tenants/<str:slug>/robots/<str:name>", "tenant-robot", PATCH=RobotUpdateApi, DELETE=RobotRevokeApi),
+    path("tenants/<str:slug>/robots/<str:name>/rotate", RobotRotateApi.as_view(), name="tenant-robot-rotate"),
+    path("tenants/<str:slug>/members", MemberListApi.as_view(), name="tenant-members-list"),
+    *operations("tenants/<str:slug>/members/<str:username>", "tenant-member", PATCH=MemberRoleSetApi, DELETE=MemberRemoveApi),
 ]
 
 urlpatterns = [

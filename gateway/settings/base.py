@@ -192,6 +192,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Tokens may carry every scope, robots all but `admin`: two enums, named here (import paths, read lazily).
+    "ENUM_NAME_OVERRIDES": {
+        "TokenScopeEnum": "accounts.models.TokenScope.choices",
+        "RobotScopeEnum": "gateway.api.views.robots.ROBOT_SCOPES",
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -26,6 +26,9 @@ class Api:
     def post(self, path: str, body=None, **extra):
         return self.client.post(path, body or {}, content_type="application/json", **self.headers, **extra)
 
+    def patch(self, path: str, body=None, **extra):
+        return self.client.patch(path, body or {}, content_type="application/json", **self.headers, **extra)
+
     def delete(self, path: str, **extra):
         return self.client.delete(path, **self.headers, **extra)
 
@@ -102,7 +105,9 @@ def snapshot() -> dict[str, list]:
         "tokens": list(PersonalAccessToken.objects.order_by("pk").values("pk", "name", "revoked_at", "scopes")),
         "tenants": list(Tenant.objects.order_by("pk").values()),
         "memberships": list(Membership.objects.order_by("pk").values("pk", "tenant_id", "user_id", "role")),
-        "robots": list(RobotAccount.objects.order_by("pk").values("pk", "revoked_at")),
+        "robots": list(
+            RobotAccount.objects.order_by("pk").values("pk", "revoked_at", "secret_hash", "scopes", "repositories", "expires_at")
+        ),
         "audit": list(AuditEvent.objects.exclude(action="login.failed").order_by("pk").values("pk")),
     }
 

@@ -11,7 +11,7 @@ from accounts.models import Tenant
 from accounts.selectors import tenant_list_for_robot, tenant_list_for_user
 from gateway.api.base import ApiView, paginate
 from gateway.api.pagination import ApiCursorPagination
-from gateway.api.permissions import ANY_ROLE, TenantMemberPermission
+from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
 
 
 class TenantOutputSerializer(serializers.Serializer):
@@ -53,7 +53,7 @@ class TenantGetApi(ApiView):
     """One tenant I am a member of, with my role; 404 for any other."""
 
     permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
-    tenant_roles = {"GET": ANY_ROLE}
+    tenant_roles = {"GET": ANY_ROLE | {ROBOT}}
 
     class OutputSerializer(TenantOutputSerializer):
         role = serializers.SerializerMethodField(help_text="My role in it ('robot' for a robot account).")

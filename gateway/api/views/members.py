@@ -1,0 +1,97 @@
+"""A tenant's members: /api/v1/tenants/{slug}/members (list: any member; change role, remove: admins and owners).
+
+Only owners make, demote or remove owners (an admin gets 403); the last owner can never be
+demoted or removed (409).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import Membership
+from accounts.selectors import tenant_membership_list
+from accounts.services import membership_remove, membership_role_set
+from gateway.api.base import ApiView, paginate
+from gateway.api.pagination import ApiCursorPagination
+from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
+
+
+class MemberOutputSerializer(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    created_at = serializers.DateTimeField(help_text="When they joined.")
+
+
+class _MemberApi(ApiView):
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"GET": ANY_ROLE, "PATCH": ADMINS, "DELETE": ADMINS}
+
+
+class MemberListApi(_MemberApi):
+    """The tenant's members with their roles, oldest first, a page at a time."""
+
+    pagination_class = ApiCursorPagination
+
+    class OutputSerializer(MemberOutputSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="tenant_members_list",
+        tags=["members"],
+        summary="The tenant's members and their roles (any member)",
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        members = tenant_membership_list(tenant=request.tenant)  # type: ignore[attr-defined]
+        return paginate(request=request, view=self, queryset=members, serializer=self.OutputSerializer, ordering="pk")
+
+
+class MemberRoleSetApi(_MemberApi):
+    """Change a member's role. Audited."""
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+    class OutputSerializer(MemberOutputSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="tenant_members_role_set",
+        tags=["members"],
+        summary="Change a member's role (only owners grant or take away owner; the last owner stays)",
+        request=InputSerializer,
+        responses=OutputSerializer,
+    )
+    def patch(self, request: Request, slug: str, username: str) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = membership_role_set(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            username=username,
+            role=serializer.validated_data["role"],
+            by_role=request.tenant_role,  # type: ignore[attr-defined]
+            actor=self.actor(),
+        )
+        return Response(self.OutputSerializer(membership).data)
+
+
+class MemberRemoveApi(_MemberApi):
+    """Remove a member from the tenant. Audited."""
+
+    @extend_schema(
+        operation_id="tenant_members_remove",
+        tags=["members"],
+        summary="Remove a member (only owners remove owners; never the last owner)",
+        responses={204: OpenApiResponse(description="Removed.")},
+    )
+    def delete(self, request: Request, slug: str, username: str) -> Response:
+        membership_remove(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            username=username,
+            by_role=request.tenant_role,  # type: ignore[attr-defined]
+            actor=self.actor(),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
