@@ -26,6 +26,9 @@ class Api:
     def post(self, path: str, body=None, **extra):
         return self.client.post(path, body or {}, content_type="application/json", **self.headers, **extra)
 
+    def patch(self, path: str, body=None, **extra):
+        return self.client.patch(path, body or {}, content_type="application/json", **self.headers, **extra)
+
     def delete(self, path: str, **extra):
         return self.client.delete(path, **self.headers, **extra)
 
