@@ -35,9 +35,11 @@ class ApiView(APIView):
         return principal.name if isinstance(principal, Principal) else str(self.request.user.username)
 
 
-def paginate(*, request: Request, view: APIView, queryset: QuerySet, serializer: type[BaseSerializer], ordering: str) -> Response:
-    """One page of `queryset` (ordered by the unique `ordering`), serialized, with `next` and a Link header."""
+def paginate(
+    *, request: Request, view: APIView, queryset: QuerySet, serializer: type[BaseSerializer], ordering: str | tuple[str, ...]
+) -> Response:
+    """One page of `queryset` (ordered by the unique `ordering`, or by fields whose last is unique), serialized, with `next` and a Link header."""
     paginator = ApiCursorPagination()
-    paginator.ordering = ordering
+    paginator.ordering = ordering  # type: ignore[assignment]  # DRF accepts a tuple too
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer(page, many=True).data)

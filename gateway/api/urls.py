@@ -1,14 +1,27 @@
 """/api/v1/ routes (one view per operation) and the schema and its offline docs under /api/."""
 
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.repositories import (
+    RepositoryGetApi,
+    RepositoryListApi,
+    RepositoryUpdateApi,
+    TagDeleteApi,
+    TagGetApi,
+    TagListApi,
+)
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
 from gateway.api.views.user import UserGetApi
+
+register_converter(RepositoryNameConverter, "repository")
+register_converter(TagNameConverter, "tag")
+REPOSITORY = "tenants/<str:slug>/repositories/<repository:name>"
 
 v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
@@ -21,6 +34,10 @@ v1 = [
     path("tenants/<str:slug>/robots/<str:name>/rotate", RobotRotateApi.as_view(), name="tenant-robot-rotate"),
     path("tenants/<str:slug>/members", MemberListApi.as_view(), name="tenant-members-list"),
     *operations("tenants/<str:slug>/members/<str:username>", "tenant-member", PATCH=MemberRoleSetApi, DELETE=MemberRemoveApi),
+    path("tenants/<str:slug>/repositories", RepositoryListApi.as_view(), name="repositories-list"),
+    *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
+    path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
+    *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
 ]
 
 urlpatterns = [

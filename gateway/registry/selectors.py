@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import CharField, F, Q, Sum, Value
-from django.db.models.functions import Concat
+import re
+from typing import Any
+
+from django.db.models import CharField, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Concat
 
 from accounts.models import Tenant
 from accounts.principals import pattern_literal_prefix, repository_matches
@@ -116,3 +119,80 @@ def usage_bytes(*, tenant: Tenant) -> int:
     blobs = Blob.objects.filter(tenant=tenant).aggregate(s=Sum("size"))["s"] or 0
     manifests = Manifest.objects.filter(tenant=tenant).aggregate(s=Sum("size"))["s"] or 0
     return int(blobs) + int(manifests)
+
+
+def _patterns_q(patterns: tuple[str, ...]) -> Q:
+    """A filter on `name` matching any of a token's fnmatch patterns (`*` crosses `/`, as in repository_matches)."""
+    narrow = Q()
+    for pattern in patterns:
+        regex, i = "", 0
+        while i < len(pattern):
+            char = pattern[i]
+            if char == "*":
+                regex += ".*"
+            elif char == "?":
+                regex += "."
+            elif char == "[" and "]" in pattern[i + 2 :]:
+                end = pattern.index("]", i + 2)
+                body = pattern[i + 1 : end]
+                regex += "[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]"
+                i = end
+            else:
+                regex += re.escape(char)
+            i += 1
+        narrow |= Q(name__regex=f"^{regex}$")
+    return narrow
+
+
+def repository_list(
+    *, tenant: Tenant, prefix: str = "", visibility: str | None = None, patterns: tuple[str, ...] = ()
+) -> QuerySet[Repository]:
+    """The tenant's repositories (only those `patterns` allow, if any), with `tag_count` and `last_pushed_at` annotated.
+
+    `pushed_or_created` (the last push, or the creation of a repository with no tag) is never
+    null, so a cursor can sort by it.
+    """
+    tags = Tag.objects.filter(tenant=tenant, repository=OuterRef("pk")).order_by().values("repository")
+    qs = (
+        Repository.objects.filter(tenant=tenant)
+        .annotate(
+            tag_count=Coalesce(Subquery(tags.annotate(c=Count("pk")).values("c")), 0),
+            last_pushed_at=Subquery(tags.annotate(m=Max("last_pushed_at")).values("m")),
+        )
+        .annotate(pushed_or_created=Coalesce(F("last_pushed_at"), F("created_at")))
+    )
+    if prefix:
+        qs = qs.filter(name__startswith=prefix)
+    if visibility:
+        qs = qs.filter(visibility=visibility)
+    if patterns:
+        qs = qs.filter(_patterns_q(patterns))
+    return qs
+
+
+def repository_stats(*, tenant: Tenant, repository: Repository) -> dict[str, Any]:
+    """A repository's tag count, stored bytes (its manifests and linked blobs) and last push and pull."""
+    tags = Tag.objects.filter(tenant=tenant, repository=repository).aggregate(
+        tag_count=Count("pk"), last_pushed_at=Max("last_pushed_at"), last_tag_pull=Max("last_pulled_at")
+    )
+    manifests = Manifest.objects.filter(tenant=tenant, repository=repository).aggregate(
+        size=Sum("size"), last_pulled_at=Max("last_pulled_at")
+    )
+    blobs = Blob.objects.filter(tenant=tenant, repository_links__repository=repository).aggregate(size=Sum("size"))
+    pulls = [t for t in (tags["last_tag_pull"], manifests["last_pulled_at"]) if t is not None]
+    return {
+        "tag_count": tags["tag_count"],
+        "stored_bytes": int(manifests["size"] or 0) + int(blobs["size"] or 0),
+        "last_pushed_at": tags["last_pushed_at"],
+        "last_pulled_at": max(pulls) if pulls else None,
+    }
+
+
+def tag_list_detailed(*, tenant: Tenant, repository: Repository) -> QuerySet[Tag]:
+    """The repository's tags with their manifests (for listing them with digest, type and size)."""
+    return Tag.objects.filter(tenant=tenant, repository=repository).select_related("manifest")
+
+
+def tag_get(*, tenant: Tenant, repository: Repository, name: str) -> Tag | None:
+    """One tag of the repository with its manifest, or None."""
+    return tag_list_detailed(tenant=tenant, repository=repository).filter(name=name).first()

@@ -1,0 +1,240 @@
+"""A tenant's repositories and their tags: /api/v1/tenants/{slug}/repositories[/{name}[/-/tags[/{tag}]]].
+
+Names contain `/`, so the tags live under `/-/` (gateway/api/converters.py). Who may do what
+mirrors /v2/ (gateway/registry/access.py): every member reads; deleting a tag is the `delete`
+action, which only admins and owners have; changing visibility (exposing a repository to
+anonymous pulls) is tenant management, for the same roles. A token limited to repository
+patterns sees only matching repositories (others are 404), as on /v2/.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.principals import Principal
+from gateway.api.base import ApiView, paginate
+from gateway.api.pagination import ApiCursorPagination
+from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
+from gateway.core.errors import Conflict, NotFound
+from gateway.registry import selectors
+from gateway.registry.access import ROLE_ACTIONS
+from gateway.registry.errors import Denied, ManifestUnknown
+from gateway.registry.models import Repository
+from gateway.registry.services.manifests import manifest_delete
+from gateway.registry.services.repositories import repository_visibility_set
+
+# The roles whose registry actions include `delete` (admin, owner): they delete tags and change visibility.
+MANAGE_ROLES = frozenset(role for role, actions in ROLE_ACTIONS.items() if "delete" in actions)
+SORTS = {
+    "name": ("name", "pk"),
+    "-name": ("-name", "-pk"),
+    "last_pushed_at": ("last_pushed_at", "pk"),
+    "-last_pushed_at": ("-last_pushed_at", "-pk"),
+}
+
+NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Repository name; may contain `/`.")
+TAG = OpenApiParameter("tag", OpenApiTypes.STR, OpenApiParameter.PATH, description="Tag name.")
+
+
+def _patterns(request: Request) -> tuple[str, ...]:
+    return request.auth.repositories if isinstance(request.auth, Principal) else ()
+
+
+def _repository(request: Request, name: str) -> Repository:
+    """The URL's repository in the URL's tenant, if the caller's token may see it; else 404."""
+    tenant = request.tenant  # type: ignore[attr-defined]
+    repository = selectors.repository_get(tenant=tenant, name=name)
+    principal = request.auth if isinstance(request.auth, Principal) else None
+    if repository is None or (principal is not None and not principal.repository_allowed(name)):
+        raise NotFound(f"No repository {name!r} in {tenant.slug!r}.")
+    return repository
+
+
+class RepositoryOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    visibility = serializers.ChoiceField(choices=Repository.Visibility.choices)
+    tag_count = serializers.IntegerField()
+    last_pushed_at = serializers.DateTimeField(allow_null=True, help_text="When a tag was last pushed (null: none yet).")
+    created_at = serializers.DateTimeField()
+
+
+class RepositoryDetailSerializer(RepositoryOutputSerializer):
+    stored_bytes = serializers.IntegerField(help_text="Its manifests and the blobs linked into it (shared blobs count in each).")
+    last_pulled_at = serializers.DateTimeField(allow_null=True)
+
+
+class RepositoryListApi(ApiView):
+    """The tenant's repositories, filtered by name prefix and visibility, sorted by name or last push."""
+
+    pagination_class = ApiCursorPagination
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"GET": ANY_ROLE | {ROBOT}}  # a robot reads its tenant's repositories and tags
+
+    class FilterSerializer(serializers.Serializer):
+        prefix = serializers.CharField(required=False, default="", max_length=255, trim_whitespace=False)
+        visibility = serializers.ChoiceField(choices=Repository.Visibility.choices, required=False, default=None)
+        sort = serializers.ChoiceField(choices=list(SORTS), required=False, default="name")
+
+    class OutputSerializer(RepositoryOutputSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="repositories_list",
+        tags=["repositories"],
+        summary="The tenant's repositories",
+        parameters=[FilterSerializer],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        repositories = selectors.repository_list(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            prefix=filters.validated_data["prefix"],
+            visibility=filters.validated_data["visibility"],
+            patterns=_patterns(request),
+        )
+        ordering = SORTS[filters.validated_data["sort"]]
+        return paginate(request=request, view=self, queryset=repositories, serializer=self.OutputSerializer, ordering=ordering)
+
+
+class RepositoryGetApi(ApiView):
+    """One repository with its tag count, stored bytes and last push and pull."""
+
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"GET": ANY_ROLE | {ROBOT}}  # a robot reads its tenant's repositories and tags
+
+    class OutputSerializer(RepositoryDetailSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="repositories_get",
+        tags=["repositories"],
+        summary="One repository",
+        parameters=[NAME],
+        responses=OutputSerializer,
+    )
+    def get(self, request: Request, slug: str, name: str) -> Response:
+        repository = _repository(request, name)
+        stats = selectors.repository_stats(tenant=request.tenant, repository=repository)  # type: ignore[attr-defined]
+        data = {"name": repository.name, "visibility": repository.visibility, "created_at": repository.created_at, **stats}
+        return Response(self.OutputSerializer(data).data)
+
+
+class RepositoryUpdateApi(ApiView):
+    """Change a repository's visibility (public: anonymous pulls). Admins and owners; audited."""
+
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"PATCH": MANAGE_ROLES}
+
+    class InputSerializer(serializers.Serializer):
+        visibility = serializers.ChoiceField(choices=Repository.Visibility.choices)
+
+    class OutputSerializer(RepositoryDetailSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="repositories_update",
+        tags=["repositories"],
+        summary="Change a repository's visibility",
+        parameters=[NAME],
+        request=InputSerializer,
+        responses=OutputSerializer,
+    )
+    def patch(self, request: Request, slug: str, name: str) -> Response:
+        tenant = request.tenant  # type: ignore[attr-defined]
+        _repository(request, name)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        repository = repository_visibility_set(tenant=tenant, name=name, actor=self.actor(), **serializer.validated_data)
+        stats = selectors.repository_stats(tenant=tenant, repository=repository)
+        data = {"name": repository.name, "visibility": repository.visibility, "created_at": repository.created_at, **stats}
+        return Response(self.OutputSerializer(data).data)
+
+
+class TagOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    digest = serializers.CharField(source="manifest.digest")
+    media_type = serializers.CharField(source="manifest.media_type")
+    size = serializers.IntegerField(source="manifest.size", help_text="The manifest's size in bytes.")
+    pushed_at = serializers.DateTimeField(source="last_pushed_at")
+    last_pulled_at = serializers.DateTimeField(allow_null=True)
+    immutable = serializers.BooleanField()
+
+
+class TagListApi(ApiView):
+    """A repository's tags by name, a page at a time."""
+
+    pagination_class = ApiCursorPagination
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"GET": ANY_ROLE | {ROBOT}}  # a robot reads its tenant's repositories and tags
+
+    class OutputSerializer(TagOutputSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="repositories_tags_list",
+        tags=["repositories"],
+        summary="A repository's tags, by name",
+        parameters=[NAME],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request, slug: str, name: str) -> Response:
+        repository = _repository(request, name)
+        tags = selectors.tag_list_detailed(tenant=request.tenant, repository=repository)  # type: ignore[attr-defined]
+        return paginate(request=request, view=self, queryset=tags, serializer=self.OutputSerializer, ordering="name")
+
+
+class TagGetApi(ApiView):
+    """One tag: the manifest it names (digest, media type, size), when it was pushed, whether it is immutable."""
+
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"GET": ANY_ROLE | {ROBOT}}  # a robot reads its tenant's repositories and tags
+
+    class OutputSerializer(TagOutputSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="repositories_tags_get",
+        tags=["repositories"],
+        summary="One tag",
+        parameters=[NAME, TAG],
+        responses=OutputSerializer,
+    )
+    def get(self, request: Request, slug: str, name: str, tag: str) -> Response:
+        repository = _repository(request, name)
+        found = selectors.tag_get(tenant=request.tenant, repository=repository, name=tag)  # type: ignore[attr-defined]
+        if found is None:
+            raise NotFound(f"No tag {tag!r} in {name!r}.")
+        return Response(self.OutputSerializer(found).data)
+
+
+class TagDeleteApi(ApiView):
+    """Delete a tag as /v2/ DELETE by tag does (the manifest stays; events, object deletion, audit). Admins and owners."""
+
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"DELETE": MANAGE_ROLES}
+
+    @extend_schema(
+        operation_id="repositories_tags_delete",
+        tags=["repositories"],
+        summary="Delete a tag (409 if it is immutable)",
+        parameters=[NAME, TAG],
+        responses={204: OpenApiResponse(description="Deleted.")},
+    )
+    def delete(self, request: Request, slug: str, name: str, tag: str) -> Response:
+        tenant = request.tenant  # type: ignore[attr-defined]
+        repository = _repository(request, name)
+        try:
+            manifest_delete(
+                tenant=tenant, repository=repository, reference=tag, actor=self.actor(), ip=request.META.get("REMOTE_ADDR")
+            )
+        except ManifestUnknown:
+            raise NotFound(f"No tag {tag!r} in {name!r}.") from None
+        except Denied as exc:
+            raise Conflict(exc.message) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
