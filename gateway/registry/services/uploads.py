@@ -208,7 +208,7 @@ def _commit(
         writer.abandon()
         _discard(upload, store, multipart_id=writer.multipart_id)
         raise DigestInvalid(detail={"expected": digest, "actual": actual})
-    _check_quota(tenant=tenant, size=size, digest=digest, upload=upload, writer=writer, store=store)
+    quota = _check_quota(tenant=tenant, size=size, digest=digest, upload=upload, writer=writer, store=store)
     # Stored already for this tenant: link that blob under its row lock FIRST, and only then drop
     # our copy. If GC deleted the row meanwhile, store our own copy instead (decisions/0007).
     existing = _link(tenant=tenant, repository=repository, digest=digest, upload=upload)
@@ -224,7 +224,9 @@ def _commit(
     else:
         store.put(upload.storage_key, bytes(writer.buffer))
     try:
-        blob, created = _blob_create(tenant=tenant, repository=repository, digest=digest, size=size, upload=upload, store=store)
+        blob, created = _blob_create(
+            tenant=tenant, repository=repository, digest=digest, size=size, upload=upload, store=store, quota=quota is not None
+        )
     except Denied:
         # Refused under the quota lock after the bytes were stored: nothing of this session may stay.
         store.delete([upload.storage_key])
@@ -240,24 +242,24 @@ def _commit(
 
 
 def _blob_create(
-    *, tenant: Tenant, repository: Repository, digest: str, size: int, upload: BlobUpload, store: BlobStore
+    *, tenant: Tenant, repository: Repository, digest: str, size: int, upload: BlobUpload, store: BlobStore, quota: bool
 ) -> tuple[Blob, bool]:
-    """Commit the session's stored bytes as the tenant's blob and link it; (blob, False) if a concurrent push won."""
+    """Commit the session's stored bytes as the tenant's blob and link it; (blob, False) if a concurrent push won.
+
+    With `quota`, the tenant's quota row is locked and the quota re-read and enforced under that lock."""
     index_key = keys.blob_index_key(tenant.pk, digest)
     with transaction.atomic():
         # The index key's lock orders us after another push of this digest and against GC deleting the index object.
         locks.object_keys_lock([index_key])
         # With a quota, new blobs of the tenant commit one at a time, each seeing the others' sizes.
-        quota = upload_limits.quota_get(tenant=tenant)
-        if quota is not None:
-            quota = locks.tenant_quota_for_update(tenant=tenant)
+        limit = locks.tenant_quota_for_update(tenant=tenant) if quota else None
         # Claim the session first: if the stale-upload sweep closed it, write nothing (it deletes the key).
         _session_done(upload)
         blob = locks.blob_share(tenant=tenant, digest=digest)
         created = blob is None
         if blob is None:
-            if quota is not None:
-                upload_limits.quota_enforce(tenant=tenant, quota=quota, size=size)
+            if limit is not None:
+                upload_limits.quota_enforce(tenant=tenant, quota=limit, size=size)
             store.put_json(index_key, keys.blob_index_doc(digest, size, upload.storage_key))
             try:
                 with transaction.atomic():
@@ -272,17 +274,20 @@ def _blob_create(
     return blob, created
 
 
-def _check_quota(*, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore) -> None:
-    """Early refusal before the bytes are committed (no lock: `_blob_create` checks again under the quota lock)."""
+def _check_quota(
+    *, tenant: Tenant, size: int, digest: str, upload: BlobUpload, writer: PartWriter, store: BlobStore
+) -> int | None:
+    """The tenant's quota (None: none); refuses early, before the bytes are committed (no lock: `_blob_create` checks again under it)."""
     quota = upload_limits.quota_get(tenant=tenant)
     if quota is None or selectors.blob_get(tenant=tenant, digest=digest) is not None:
-        return
+        return quota
     try:
         upload_limits.quota_enforce(tenant=tenant, quota=quota, size=size)
     except Denied:
         writer.abandon()
         _discard(upload, store, multipart_id=writer.multipart_id)
         raise
+    return quota
 
 
 def _discard(upload: BlobUpload, store: BlobStore, *, multipart_id: str) -> None:
