@@ -29,7 +29,8 @@ from accounts.selectors import (
     token_credentials_check,
     username_acceptable,
 )
-from accounts.services import audit_record, refresh_token_check
+from accounts.services import audit_record
+from accounts.sessions import refresh_token_check
 from gateway.core.errors import ApplicationError
 
 MAX_ACTOR_LENGTH = 150

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent, Membership, PersonalAccessToken, RobotAccount, Tenant, User
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
-from accounts.services import ROBOT_PREFIX, TOKEN_PREFIX, access_token_touch, hash_secret, robot_touch
+from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, hash_secret
+from accounts.services import access_token_touch, robot_touch
 
 __all__ = [
     "Principal",

@@ -1,42 +1,26 @@
-"""Writes for tenants, users, memberships and credentials (tokens, robots, refresh tokens); the audit log is accounts.audit."""
+"""Writes for tenants, users, memberships and credentials (tokens, robots); refresh tokens and sessions are accounts.sessions,
+the audit log is accounts.audit."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Model
 from django.utils import timezone
 
 # Also re-exported: registry, replication and accounts.logins import the audit write from here.
 from accounts.audit import SYSTEM_ACTOR, audit_record
-from accounts.conf import app_settings
 from accounts.locks import memberships_lock, robot_lock
 from accounts.models import Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
-from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
+from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, TOUCH_INTERVAL_S, hash_secret, new_secret, touch
+from accounts.sessions import refresh_tokens_revoke
 from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
 from gateway.core.errors import ApplicationError, Conflict, NotFound, ValidationError
 
-TOKEN_PREFIX = "wharf_pat_"
-ROBOT_PREFIX = "wharf_rbt_"
-REFRESH_PREFIX = "wharf_rft_"
 ALL_SCOPES = tuple(TokenScope.values)
 # What a token gets when nobody says: the registry's actions, never the admin API's.
 REGISTRY_SCOPES = (TokenScope.PULL.value, TokenScope.PUSH.value, TokenScope.DELETE.value)
-TOUCH_INTERVAL_S = 60
-
-
-def hash_secret(secret: str) -> str:
-    """SHA-256 hex of a high-entropy secret (a slow hash buys nothing for 256-bit randoms)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _new_secret(prefix: str) -> str:
-    return prefix + secrets.token_urlsafe(32)
 
 
 def _clean_scopes(scopes: list[str] | tuple[str, ...]) -> list[str]:
@@ -57,15 +41,6 @@ def _expires_at(expires_in_days: int | None, *, what: str) -> datetime | None:
     if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int) or not 1 <= expires_in_days <= 3650:
         raise ValidationError(f"A {what} must expire in 1 to 3650 days.")
     return timezone.now() + timedelta(days=expires_in_days)
-
-
-def _touch(obj: PersonalAccessToken | RobotAccount | RefreshToken, *, min_interval_s: int = TOUCH_INTERVAL_S) -> None:
-    """Record last use, at most once per interval (a write per pull would be wasteful)."""
-    now = timezone.now()
-    if obj.last_used_at is None or (now - obj.last_used_at).total_seconds() >= min_interval_s:
-        model: type[Model] = type(obj)
-        model._default_manager.filter(pk=obj.pk).update(last_used_at=now)
-        obj.last_used_at = now
 
 
 # --- Users, tenants, memberships --------------------------------------------------------------
@@ -201,7 +176,7 @@ def access_token_issue(
     _refuse_admin(clean_scopes, allowed=user.is_staff)
     patterns = validate_repository_patterns(repositories)
     expires_at = _expires_at(expires_in_days, what="token")
-    secret = _new_secret(TOKEN_PREFIX)
+    secret = new_secret(TOKEN_PREFIX)
     token = PersonalAccessToken.objects.create(
         user=user,
         name=name,
@@ -237,7 +212,7 @@ def access_token_revoke(*, user: User, token_id: int, actor: str | None = None) 
 
 def access_token_touch(*, token: PersonalAccessToken, min_interval_s: int = TOUCH_INTERVAL_S) -> None:
     """Record last use, at most once a minute per token (a write per pull would be wasteful)."""
-    _touch(token, min_interval_s=min_interval_s)
+    touch(token, min_interval_s=min_interval_s)
 
 
 # --- Robot accounts -----------------------------------------------------------------------------
@@ -266,7 +241,7 @@ def robot_create(
     _refuse_admin(clean_scopes, allowed=False)
     patterns = validate_repository_patterns(repositories)
     expires_at = _expires_at(expires_in_days, what="robot account")
-    secret = _new_secret(ROBOT_PREFIX)
+    secret = new_secret(ROBOT_PREFIX)
     try:
         with transaction.atomic():
             robot = RobotAccount.objects.create(
@@ -349,7 +324,7 @@ def robot_update(
 def robot_rotate(*, tenant: Tenant, name: str, actor: str | None = None) -> IssuedRobot:
     """Give a live robot a new secret (returned once); the old secret and its refresh tokens stop working; locked; audited."""
     robot = _live_robot(tenant=tenant, name=name)
-    secret = _new_secret(ROBOT_PREFIX)
+    secret = new_secret(ROBOT_PREFIX)
     robot.secret_hash = hash_secret(secret)
     robot.save(update_fields=["secret_hash", "updated_at"])
     refresh_tokens_revoke(robot=robot)
@@ -359,108 +334,4 @@ def robot_rotate(*, tenant: Tenant, name: str, actor: str | None = None) -> Issu
 
 def robot_touch(*, robot: RobotAccount, min_interval_s: int = TOUCH_INTERVAL_S) -> None:
     """Record the robot's last use, at most once a minute."""
-    _touch(robot, min_interval_s=min_interval_s)
-
-
-# --- Refresh tokens (OAuth2 offline access, `docker login`) -------------------------------------
-
-
-def refresh_token_issue(*, principal: Principal, service: str) -> str:
-    """A new refresh token for `principal` at `service`; returns the secret (stored hashed), valid N days."""
-    service = (service or "").strip()
-    if not service or len(service) > 255:
-        raise ValidationError("A service of 1 to 255 characters is required.")
-    expires_at = timezone.now() + timedelta(days=app_settings.refresh_token_days)
-    row = RefreshToken(service=service)
-    if principal.kind == "robot":
-        if principal.robot is None:
-            raise ValueError("A robot principal carries its robot.")
-        row.robot = principal.robot
-        if principal.robot.expires_at is not None:
-            expires_at = min(expires_at, principal.robot.expires_at)
-    else:
-        if principal.user is None:
-            raise ValueError("A user principal carries its user.")
-        row.user = principal.user
-        if principal.access_token is not None:
-            row.access_token = principal.access_token
-            if principal.access_token.expires_at is not None:
-                expires_at = min(expires_at, principal.access_token.expires_at)
-        else:
-            row.user_auth_hash = principal.user.get_session_auth_hash()
-    secret = _new_secret(REFRESH_PREFIX)
-    row.secret_hash = hash_secret(secret)
-    row.expires_at = expires_at
-    row.save()
-    return secret
-
-
-def refresh_token_check(*, secret: str, service: str) -> Principal | None:
-    """The principal a refresh token stands for at `service`, or None (unknown, expired, revoked, or its owner is gone)."""
-    if not isinstance(secret, str) or not secret.startswith(REFRESH_PREFIX) or len(secret) > 200:
-        return None
-    digest = hash_secret(secret)
-    row = (
-        RefreshToken.objects.select_related("user", "robot__tenant", "access_token")
-        .filter(secret_hash=digest, revoked_at__isnull=True, expires_at__gt=timezone.now())
-        .first()
-    )
-    if row is None or not hmac.compare_digest(row.secret_hash, digest) or row.service != service:
-        return None
-    principal: Principal
-    if row.robot is not None:
-        if not row.robot.is_active():
-            return None
-        principal = principal_for_robot(row.robot)
-    else:
-        user = row.user
-        if user is None or not user.is_active:
-            return None
-        token = row.access_token
-        if token is not None:
-            if not token.is_active() or token.user_id != user.pk:
-                return None
-            token.user = user
-            principal = principal_for_access_token(token)
-        else:
-            if not hmac.compare_digest(row.user_auth_hash, user.get_session_auth_hash()):
-                return None  # the password changed since this login
-            principal = principal_for_password(user)
-    _touch(row)
-    return principal
-
-
-def refresh_tokens_revoke(*, user: User | None = None, robot: RobotAccount | None = None) -> int:
-    """Revoke every live refresh token of one user or one robot; returns how many; idempotent."""
-    if (user is None) == (robot is None):
-        raise ValueError("Pass exactly one of user or robot.")
-    now = timezone.now()
-    rows = RefreshToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
-    rows = rows.filter(user=user) if user is not None else rows.filter(robot=robot)
-    return rows.update(revoked_at=now, updated_at=now)
-
-
-@dataclass(frozen=True)
-class RevokedSessions:
-    refresh_tokens: int  # refresh tokens revoked
-    session_epoch: int  # the user's new epoch; bearer tokens of older epochs are refused
-
-
-@transaction.atomic
-def user_sessions_revoke(*, user: User, actor: str | None = None) -> RevokedSessions:
-    """End every session of `user` at once: revoke their refresh tokens and bump their session epoch; audited.
-
-    Bearer tokens issued before stop verifying within auth.SESSION_CHECK_SECONDS (5 s) in every
-    web process; passwords, personal access tokens and new logins keep working.
-    """
-    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
-    epoch = User.objects.filter(pk=user.pk).values_list("session_epoch", flat=True).get()
-    user.session_epoch = epoch
-    revoked = refresh_tokens_revoke(user=user)
-    audit_record(
-        action="sessions.revoke",
-        actor=actor or SYSTEM_ACTOR,
-        target=user.username,
-        detail={"refresh_tokens": revoked, "session_epoch": epoch},
-    )
-    return RevokedSessions(refresh_tokens=revoked, session_epoch=epoch)
+    touch(robot, min_interval_s=min_interval_s)

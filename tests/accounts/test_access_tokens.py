@@ -4,8 +4,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent, PersonalAccessToken
+from accounts.secrets import hash_secret
 from accounts.selectors import Principal, access_token_find, credentials_check
-from accounts.services import access_token_issue, access_token_revoke, hash_secret
+from accounts.services import access_token_issue, access_token_revoke
 from gateway.core.errors import NotFound, ValidationError
 from tests.factories import UserFactory
 

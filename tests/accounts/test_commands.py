@@ -5,7 +5,7 @@ import json
 import pytest
 
 from accounts.models import AuditEvent, Membership, PersonalAccessToken, RobotAccount, Tenant, User
-from accounts.services import hash_secret
+from accounts.secrets import hash_secret
 from tests.helpers import command
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,7 +156,7 @@ def test_token_key_commands(keys_dir):
 def test_revoke_sessions_revokes_refresh_tokens_and_bumps_the_epoch():
     from accounts.models import RefreshToken
     from accounts.principals import principal_for_password
-    from accounts.services import refresh_token_check, refresh_token_issue
+    from accounts.sessions import refresh_token_check, refresh_token_issue
 
     assert command("create_tenant", "acme", "--owner", "alice", "--password-stdin", input="s3cret-pw\n").returncode == 0
     alice = User.objects.get(username="alice")

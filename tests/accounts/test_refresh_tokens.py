@@ -8,17 +8,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import PersonalAccessToken, RefreshToken, RobotAccount
+from accounts.secrets import hash_secret
 from accounts.selectors import credentials_check
-from accounts.services import (
-    access_token_issue,
-    access_token_revoke,
-    hash_secret,
-    refresh_token_check,
-    refresh_token_issue,
-    refresh_tokens_revoke,
-    robot_create,
-    robot_revoke,
-)
+from accounts.services import access_token_issue, access_token_revoke, robot_create, robot_revoke
+from accounts.sessions import refresh_token_check, refresh_token_issue, refresh_tokens_revoke
 from gateway.core.errors import ValidationError
 from tests.factories import UserFactory, make_tenant
 

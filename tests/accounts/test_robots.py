@@ -8,8 +8,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent, RobotAccount, Tenant
+from accounts.secrets import hash_secret
 from accounts.selectors import credentials_check, robot_list
-from accounts.services import hash_secret, robot_create, robot_revoke
+from accounts.services import robot_create, robot_revoke
 from gateway.core.errors import Conflict, NotFound, ValidationError
 from tests.factories import UserFactory, make_tenant
 

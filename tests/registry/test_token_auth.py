@@ -11,7 +11,8 @@ from django.http import HttpResponse
 from django.test import Client
 
 from accounts.models import AuditEvent, User
-from accounts.services import access_token_issue, access_token_revoke, robot_create, robot_revoke, user_sessions_revoke
+from accounts.services import access_token_issue, access_token_revoke, robot_create, robot_revoke
+from accounts.sessions import user_sessions_revoke
 from gateway.registry.services.repositories import repository_visibility_set
 from gateway.registry.v2 import auth
 from tests.factories import make_member

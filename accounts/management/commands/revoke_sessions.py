@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
-from accounts.services import user_sessions_revoke
+from accounts.sessions import user_sessions_revoke
 
 
 class Command(BaseCommand):

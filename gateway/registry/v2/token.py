@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.logins import LoginFailed, LoginThrottled, credentials_authenticate, refresh_token_authenticate
 from accounts.selectors import Principal
-from accounts.services import refresh_token_issue
+from accounts.sessions import refresh_token_issue
 from accounts.tokens import token_sign
 from gateway.core.errors import ApplicationError
 from gateway.registry import access
