@@ -53,3 +53,17 @@ class Suspended(ApplicationError):
 
     status = 403
     code = "DENIED"
+
+
+class PreconditionRequired(ApplicationError):
+    """A change to a resource that people edit at once came without `If-Match` (RFC 6585)."""
+
+    status = 428
+    code = "PRECONDITION_REQUIRED"
+
+
+class PreconditionFailed(ApplicationError):
+    """`If-Match` names a version of the resource that is no longer current (RFC 9110 §13.1.1)."""
+
+    status = 412
+    code = "PRECONDITION_FAILED"
