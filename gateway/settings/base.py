@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served by us (no CDN)
+    "django_filters",
     "gateway.core",
     "accounts",
     "gateway.registry",
