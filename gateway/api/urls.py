@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.repositories import (
     RepositoryGetApi,
@@ -38,6 +39,8 @@ v1 = [
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    path("tenants/<str:slug>/audit-events", AuditEventListApi.as_view(), name="tenant-audit-events-list"),
+    path("tenants/<str:slug>/audit-events.csv", AuditEventExportApi.as_view(), name="tenant-audit-events-export"),
 ]
 
 urlpatterns = [
