@@ -18,6 +18,7 @@ from gateway.api.views.repositories import (
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
+from gateway.api.views.usage import UsageGetApi
 from gateway.api.views.user import UserGetApi
 
 register_converter(RepositoryNameConverter, "repository")
@@ -41,6 +42,7 @@ v1 = [
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
     path("tenants/<str:slug>/audit-events", AuditEventListApi.as_view(), name="tenant-audit-events-list"),
     path("tenants/<str:slug>/audit-events.csv", AuditEventExportApi.as_view(), name="tenant-audit-events-export"),
+    path("tenants/<str:slug>/usage", UsageGetApi.as_view(), name="tenant-usage-get"),
 ]
 
 urlpatterns = [
