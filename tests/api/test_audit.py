@@ -12,9 +12,8 @@ import pytest
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership
-from accounts.services import robot_create
-from tests.api.conftest import Api, assert_problem, snapshot, token
-from tests.factories import make_member
+from tests.api.callers import DENIED, caller
+from tests.api.conftest import Api, assert_problem, snapshot
 
 BASE = "/api/v1/tenants/acme/audit-events"
 CSV = f"{BASE}.csv"
@@ -55,10 +54,6 @@ def _csv(response) -> list[dict[str, str]]:
     assert response.status_code == 200, response.content
     assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
     return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-
-
-def _owner_api(acme, scopes=("api:read",)) -> Api:
-    return Api(token(acme.memberships.get(role="owner").user, scopes))
 
 
 # -- the list -----------------------------------------------------------------
@@ -220,37 +215,10 @@ def test_csv_refuses_a_json_only_accept_header(acme, events, api_read):
 # -- access matrix ------------------------------------------------------------
 
 
-def _member(acme, role: str, scopes=("api:read",)) -> Api:
-    return Api(token(make_member(acme, role, username=f"m-{role}"), scopes))
-
-
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("who", "status"),
-    [
-        ("anonymous", 401),
-        ("revoked", 401),
-        ("expired", 401),
-        ("registry_only", 403),
-        ("reader", 403),
-        ("writer", 403),
-        ("robot", 403),
-        ("narrowed", 403),
-        ("outsider", 404),
-        ("staff", 404),
-    ],
-)
+@pytest.mark.parametrize(("who", "status"), [*DENIED, ("reader", 403), ("writer", 403)])
 def test_denied_callers_see_nothing_and_change_nothing(request, acme, events, who, status):
-    if who == "anonymous":
-        api = Api()
-    elif who in ("reader", "writer"):
-        api = _member(acme, who)
-    elif who == "robot":
-        api = Api(robot_create(tenant=acme, name="auditor", scopes=["api:read"]).secret)
-    elif who == "narrowed":  # the owner's own token, limited to some repositories
-        api = Api(token(acme.memberships.get(role="owner").user, ["api:read"], repositories=["team/*"]))
-    else:
-        api = request.getfixturevalue(who)
+    api = caller(request, acme, who)
     before = snapshot()
     for path in (BASE, CSV):
         body = assert_problem(api.get(path), status)
@@ -262,7 +230,7 @@ def test_denied_callers_see_nothing_and_change_nothing(request, acme, events, wh
 @pytest.mark.parametrize("role", [Membership.Role.ADMIN, Membership.Role.OWNER])
 @pytest.mark.parametrize("scopes", [["api:read"], ["api:write"]])
 def test_admins_and_owners_read_the_log_and_the_csv(acme, events, role, scopes):
-    api = _member(acme, role, scopes) if role == Membership.Role.ADMIN else _owner_api(acme, scopes)
+    api = caller(None, acme, role, scopes)
     before, count = snapshot(), AuditEvent.objects.filter(tenant=acme).count()
     assert len(_ids(api.get(BASE))) == count
     assert len(_csv(api.get(CSV))) == count

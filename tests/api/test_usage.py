@@ -9,13 +9,13 @@ import pytest
 from django.test import Client
 
 from accounts.models import Membership
-from accounts.services import robot_create
 from gateway.registry import access
 from gateway.registry.models import UsageEvent
 from gateway.registry.services import events, stream
 from gateway.registry.services.repositories import repository_ensure
 from gateway.registry.services.stream import events_flush
-from tests.api.conftest import Api, assert_problem, snapshot, token
+from tests.api.callers import DENIED, caller
+from tests.api.conftest import assert_problem, snapshot
 from tests.factories import make_member, make_token
 from tests.helpers import Reg, basic, sha
 
@@ -238,28 +238,9 @@ def test_queries_do_not_grow_with_repositories_or_days(acme, pulls, api_read, dj
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("who", "status"),
-    [
-        ("anonymous", 401),
-        ("revoked", 401),
-        ("expired", 401),
-        ("registry_only", 403),
-        ("robot", 403),
-        ("narrowed", 403),
-        ("outsider", 404),
-        ("staff", 404),
-    ],
-)
+@pytest.mark.parametrize(("who", "status"), DENIED)
 def test_denied_callers_see_nothing_and_change_nothing(request, acme, images, who, status):
-    if who == "anonymous":
-        api = Api()
-    elif who == "robot":
-        api = Api(robot_create(tenant=acme, name="meter", scopes=["api:read"]).secret)
-    elif who == "narrowed":  # the owner's own token, limited to some repositories: usage covers them all
-        api = Api(token(acme.memberships.get(role="owner").user, ["api:read"], repositories=["team/*"]))
-    else:
-        api = request.getfixturevalue(who)
+    api = caller(request, acme, who)  # robots and narrowed tokens too: usage covers every repository
     before = rows()
     body = assert_problem(api.get(BASE), status)
     assert "storage" not in body
@@ -270,12 +251,7 @@ def test_denied_callers_see_nothing_and_change_nothing(request, acme, images, wh
 @pytest.mark.parametrize("role", list(Membership.Role))
 @pytest.mark.parametrize("scopes", [["api:read"], ["api:write"]])
 def test_every_member_reads_usage(acme, images, role, scopes):
-    user = (
-        acme.memberships.get(role="owner").user
-        if role == Membership.Role.OWNER
-        else make_member(acme, role, username=f"m-{role}")
-    )
-    api = Api(token(user, scopes))
+    api = caller(None, acme, role, scopes)
     before = rows()
     body = api.get(BASE).json()
     assert body["storage"]["shared_bytes"] == len(CONFIG) + len(SHARED)
