@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership
@@ -193,16 +194,33 @@ def test_csv_cells_that_spreadsheets_run_as_formulas_start_with_a_quote(acme, ev
 
 @pytest.mark.django_db
 def test_csv_streams_every_event_in_constant_queries(acme, api_read, django_assert_max_num_queries):
-    for i in range(1200):  # more than one cursor chunk and more than one output chunk
-        AuditEvent(
-            tenant=acme, actor="olivia", action="robot.update", target=f"r{i}", created_at=T0 + timedelta(seconds=i)
-        ).save()
+    AuditEvent.objects.bulk_create(  # more than one cursor chunk and more than one output chunk
+        AuditEvent(tenant=acme, actor="olivia", action="robot.update", target=f"r{i}", created_at=T0 + timedelta(seconds=i))
+        for i in range(1200)
+    )
     with django_assert_max_num_queries(6):
         response = api_read.get(CSV)
         rows = _csv(response)
     assert len(rows) == 1200 and rows[0]["target"] == "r1199" and rows[-1]["target"] == "r0"
     with django_assert_max_num_queries(6):
         assert len(_csv(api_read.get(CSV, until="2026-11-01T12:00:05Z"))) == 5
+
+
+@pytest.mark.django_db
+def test_csv_reads_through_a_server_side_cursor_while_the_body_is_sent(acme, events, api_read):
+    cursors: list[str | None] = []
+    count = AuditEvent.objects.filter(tenant=acme).count()
+
+    def spy(execute, sql, params, many, context):
+        if AuditEvent._meta.db_table in sql:
+            cursors.append(getattr(context["cursor"].cursor, "name", None))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        response = api_read.get(CSV)
+        assert cursors == []  # the view returned before reading a row
+        assert len(_csv(response)) == count
+    assert len(cursors) == 1 and cursors[0]  # one named (server-side) cursor: rows arrive in chunks, not all at once
 
 
 @pytest.mark.django_db
