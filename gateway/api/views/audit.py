@@ -140,8 +140,8 @@ class AuditEventExportApi(_AuditEventApi):
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="A CSV file with a header row.")},
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
-        events = self.events(request)
-        return csv_response(filename=f"{slug}-audit-events.csv", header=CSV_COLUMNS, rows=_csv_rows(events))
+        tenant = request.tenant  # type: ignore[attr-defined]
+        return csv_response(filename=f"{tenant.slug}-audit-events.csv", header=CSV_COLUMNS, rows=_csv_rows(self.events(request)))
 
 
 def _csv_rows(events: QuerySet[AuditEvent]) -> Iterator[list[Any]]:
