@@ -18,6 +18,7 @@ __all__ = [
     "Principal",
     "access_token_find",
     "access_token_list",
+    "audit_event_list",
     "audit_list",
     "bearer_secret_check",
     "credentials_check",
@@ -227,3 +228,8 @@ def audit_list(
     if action:
         events = events.filter(action=action)
     return list(events.order_by("-created_at", "-pk")[:limit])
+
+
+def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
+    """The tenant's audit events as a queryset (for filtering and paging), newest first: `created_at`, then `pk`."""
+    return AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-pk")

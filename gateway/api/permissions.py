@@ -95,3 +95,13 @@ class TenantMemberPermission(BasePermission):
 
 
 API_PERMISSIONS = [ApiScopePermission]
+
+
+class TenantWidePermission(BasePermission):
+    """The caller's token is not narrowed to repository patterns: tenant-wide reads (audit log, usage) cover every repository."""
+
+    message = "This token is limited to some repositories; this operation covers the whole tenant."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = _principal(request)
+        return principal is None or not principal.repositories

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.repositories import (
     RepositoryGetApi,
@@ -17,6 +18,7 @@ from gateway.api.views.repositories import (
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
+from gateway.api.views.usage import UsageGetApi
 from gateway.api.views.user import UserGetApi
 
 register_converter(RepositoryNameConverter, "repository")
@@ -38,6 +40,9 @@ v1 = [
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    path("tenants/<str:slug>/audit-events", AuditEventListApi.as_view(), name="tenant-audit-events-list"),
+    path("tenants/<str:slug>/audit-events.csv", AuditEventExportApi.as_view(), name="tenant-audit-events-export"),
+    path("tenants/<str:slug>/usage", UsageGetApi.as_view(), name="tenant-usage-get"),
 ]
 
 urlpatterns = [

@@ -207,7 +207,16 @@ class UsageEvent(TenantOwnedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "seq"], name="usageevent_unique_batch_seq")]
-        indexes = [models.Index(fields=["tenant", "occurred_at"], name="usageevent_tenant_time_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "occurred_at"], name="usageevent_tenant_time_idx"),
+            # The usage API's per-day pull figures (usage_selectors.py) as an index-only scan (decisions/0027).
+            models.Index(
+                fields=["tenant", "occurred_at"],
+                include=["repository_name", "bytes", "kind"],
+                condition=models.Q(direction="pull"),
+                name="usageevent_pulls_idx",
+            ),
+        ]
 
 
 class JobRun(models.Model):
