@@ -18,10 +18,21 @@ from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeAp
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
 from gateway.api.views.user import UserGetApi
+from gateway.api.views.webhooks import (
+    WebhookCreateApi,
+    WebhookDeleteApi,
+    WebhookDeliveryListApi,
+    WebhookGetApi,
+    WebhookListApi,
+    WebhookRedeliverApi,
+    WebhookTestApi,
+    WebhookUpdateApi,
+)
 
 register_converter(RepositoryNameConverter, "repository")
 register_converter(TagNameConverter, "tag")
 REPOSITORY = "tenants/<str:slug>/repositories/<repository:name>"
+WEBHOOK = "tenants/<str:slug>/webhooks/<int:webhook_id>"
 
 v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
@@ -38,6 +49,12 @@ v1 = [
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    # webhooks and replication (docs/decisions/0025)
+    *operations("tenants/<str:slug>/webhooks", "webhooks", GET=WebhookListApi, POST=WebhookCreateApi),
+    *operations(WEBHOOK, "webhook", GET=WebhookGetApi, PATCH=WebhookUpdateApi, DELETE=WebhookDeleteApi),
+    path(f"{WEBHOOK}/test", WebhookTestApi.as_view(), name="webhook-test"),
+    path(f"{WEBHOOK}/deliveries", WebhookDeliveryListApi.as_view(), name="webhook-deliveries-list"),
+    path(f"{WEBHOOK}/deliveries/<int:delivery_id>/redeliver", WebhookRedeliverApi.as_view(), name="webhook-delivery-redeliver"),
 ]
 
 urlpatterns = [
