@@ -6,6 +6,23 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.replication import (
+    ReplicationGetApi,
+    ReplicationSetApi,
+    ReplicationStatusApi,
+    TenantTargetCreateApi,
+    TenantTargetDeleteApi,
+    TenantTargetGetApi,
+    TenantTargetListApi,
+    TenantTargetUpdateApi,
+)
+from gateway.api.views.replication_admin import (
+    AdminTargetCreateApi,
+    AdminTargetDeleteApi,
+    AdminTargetGetApi,
+    AdminTargetListApi,
+    AdminTargetUpdateApi,
+)
 from gateway.api.views.repositories import (
     RepositoryGetApi,
     RepositoryListApi,
@@ -55,6 +72,26 @@ v1 = [
     path(f"{WEBHOOK}/test", WebhookTestApi.as_view(), name="webhook-test"),
     path(f"{WEBHOOK}/deliveries", WebhookDeliveryListApi.as_view(), name="webhook-deliveries-list"),
     path(f"{WEBHOOK}/deliveries/<int:delivery_id>/redeliver", WebhookRedeliverApi.as_view(), name="webhook-delivery-redeliver"),
+    *operations("tenants/<str:slug>/replication", "replication", GET=ReplicationGetApi, PUT=ReplicationSetApi),
+    path("tenants/<str:slug>/replication/status", ReplicationStatusApi.as_view(), name="replication-status"),
+    *operations(
+        "tenants/<str:slug>/replication/targets", "replication-targets", GET=TenantTargetListApi, POST=TenantTargetCreateApi
+    ),
+    *operations(
+        "tenants/<str:slug>/replication/targets/<str:name>",
+        "replication-target",
+        GET=TenantTargetGetApi,
+        PATCH=TenantTargetUpdateApi,
+        DELETE=TenantTargetDeleteApi,
+    ),
+    *operations("admin/replication-targets", "admin-replication-targets", GET=AdminTargetListApi, POST=AdminTargetCreateApi),
+    *operations(
+        "admin/replication-targets/<str:name>",
+        "admin-replication-target",
+        GET=AdminTargetGetApi,
+        PATCH=AdminTargetUpdateApi,
+        DELETE=AdminTargetDeleteApi,
+    ),
 ]
 
 urlpatterns = [
