@@ -23,6 +23,8 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -100,29 +102,27 @@ def _clean_secret(secret: str | None) -> str:
     return secret
 
 
-def _invalid(field: str, exc: ValidationError) -> ValidationError:
-    """`exc` with the field it is about, for the API's `errors` list."""
-    return ValidationError(exc.message, extra={"errors": {field: exc.message}})
+@contextmanager
+def _about(field: str) -> Iterator[None]:
+    """Re-raise a ValidationError naming the field it is about, for the API's `errors` list."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(exc.message, extra={"errors": {field: exc.message}}) from None
 
 
 def _checked(*, url: str | None = None, events: list[str] | None = None) -> dict[str, Any]:
     """Cleaned url and events (each only if given), the URL through the outbound address policy."""
     out: dict[str, Any] = {}
-    try:
-        if url is not None:
+    if url is not None:
+        with _about("url"):
             out["url"] = _clean_url(url)
-    except ValidationError as exc:
-        raise _invalid("url", exc) from None
-    try:
-        if events is not None:
+    if events is not None:
+        with _about("events"):
             out["events"] = _clean_events(events)
-    except ValidationError as exc:
-        raise _invalid("events", exc) from None
-    try:
-        if "url" in out:
-            _check_address(out["url"])
-    except ValidationError as exc:
-        raise _invalid("url", exc) from None
+    if url is not None:
+        with _about("url"):
+            _check_address(out["url"])  # last: it resolves the host, the slow part
     return out
 
 

@@ -398,3 +398,16 @@ def test_a_tenants_deletion_takes_its_own_targets_even_when_chosen(acme, own, pl
     tenant_replication_set(tenant=acme, target=own)
     acme.delete()
     assert list(StorageTarget.objects.values_list("name", flat=True)) == ["shared"]
+
+
+@pytest.mark.django_db
+def test_admin_routes_take_a_staff_session_with_csrf(staff_user, owner, platform, replica_bucket):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff_user)
+    assert [t["name"] for t in browser.get(ADMIN).json()["results"]] == ["shared"]
+    before = rows()
+    assert_problem(browser.post(ADMIN, _body(replica_bucket, "x"), content_type="application/json"), 403)  # no CSRF token
+    member = Client()
+    member.force_login(owner)
+    assert_problem(member.get(ADMIN), 403)
+    assert rows() == before
