@@ -7,6 +7,23 @@ from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.replication import (
+    ReplicationGetApi,
+    ReplicationSetApi,
+    ReplicationStatusApi,
+    TenantTargetCreateApi,
+    TenantTargetDeleteApi,
+    TenantTargetGetApi,
+    TenantTargetListApi,
+    TenantTargetUpdateApi,
+)
+from gateway.api.views.replication_admin import (
+    AdminTargetCreateApi,
+    AdminTargetDeleteApi,
+    AdminTargetGetApi,
+    AdminTargetListApi,
+    AdminTargetUpdateApi,
+)
 from gateway.api.views.repositories import (
     RepositoryGetApi,
     RepositoryListApi,
@@ -20,10 +37,21 @@ from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
 from gateway.api.views.usage import UsageGetApi
 from gateway.api.views.user import UserGetApi
+from gateway.api.views.webhooks import (
+    WebhookCreateApi,
+    WebhookDeleteApi,
+    WebhookDeliveryListApi,
+    WebhookGetApi,
+    WebhookListApi,
+    WebhookRedeliverApi,
+    WebhookTestApi,
+    WebhookUpdateApi,
+)
 
 register_converter(RepositoryNameConverter, "repository")
 register_converter(TagNameConverter, "tag")
 REPOSITORY = "tenants/<str:slug>/repositories/<repository:name>"
+WEBHOOK = "tenants/<str:slug>/webhooks/<int:webhook_id>"
 
 v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
@@ -43,6 +71,32 @@ v1 = [
     path("tenants/<str:slug>/audit-events", AuditEventListApi.as_view(), name="tenant-audit-events-list"),
     path("tenants/<str:slug>/audit-events.csv", AuditEventExportApi.as_view(), name="tenant-audit-events-export"),
     path("tenants/<str:slug>/usage", UsageGetApi.as_view(), name="tenant-usage-get"),
+    # webhooks and replication (docs/decisions/0025)
+    *operations("tenants/<str:slug>/webhooks", "webhooks", GET=WebhookListApi, POST=WebhookCreateApi),
+    *operations(WEBHOOK, "webhook", GET=WebhookGetApi, PATCH=WebhookUpdateApi, DELETE=WebhookDeleteApi),
+    path(f"{WEBHOOK}/test", WebhookTestApi.as_view(), name="webhook-test"),
+    path(f"{WEBHOOK}/deliveries", WebhookDeliveryListApi.as_view(), name="webhook-deliveries-list"),
+    path(f"{WEBHOOK}/deliveries/<int:delivery_id>/redeliver", WebhookRedeliverApi.as_view(), name="webhook-delivery-redeliver"),
+    *operations("tenants/<str:slug>/replication", "replication", GET=ReplicationGetApi, PUT=ReplicationSetApi),
+    path("tenants/<str:slug>/replication/status", ReplicationStatusApi.as_view(), name="replication-status"),
+    *operations(
+        "tenants/<str:slug>/replication/targets", "replication-targets", GET=TenantTargetListApi, POST=TenantTargetCreateApi
+    ),
+    *operations(
+        "tenants/<str:slug>/replication/targets/<str:name>",
+        "replication-target",
+        GET=TenantTargetGetApi,
+        PATCH=TenantTargetUpdateApi,
+        DELETE=TenantTargetDeleteApi,
+    ),
+    *operations("admin/replication-targets", "admin-replication-targets", GET=AdminTargetListApi, POST=AdminTargetCreateApi),
+    *operations(
+        "admin/replication-targets/<str:name>",
+        "admin-replication-target",
+        GET=AdminTargetGetApi,
+        PATCH=AdminTargetUpdateApi,
+        DELETE=AdminTargetDeleteApi,
+    ),
 ]
 
 urlpatterns = [

@@ -19,9 +19,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.models import Tenant
 from gateway.registry import locks as registry_locks
 from gateway.registry.models import Blob, Manifest
-from gateway.replication.models import ObjectAudit, ObjectReplica
+from gateway.replication.models import ObjectAudit, ObjectReplica, StorageTarget, TenantReplication
 
 AUDIT_LEASE = timedelta(minutes=10)
 REPLICA_LEASE = timedelta(minutes=5)
@@ -79,3 +80,14 @@ def source_lock(*, blob_id: int | None, manifest_id: int | None, object_keys: li
     if manifest_id is not None:
         return bool(list(Manifest.objects.select_for_update(no_key=True).filter(pk=manifest_id).values_list("pk", flat=True)))
     return False
+
+
+def storage_target_lock(*, tenant: Tenant | None, name: str) -> StorageTarget | None:
+    """The platform target (tenant None) or `tenant`'s own named `name`, locked, or None (API edits: If-Match then change)."""
+    return StorageTarget.objects.select_for_update(no_key=True).filter(tenant=tenant, name=name).order_by("pk").first()
+
+
+def tenant_replication_lock(*, tenant: Tenant) -> TenantReplication | None:
+    """Lock the tenant's row (its settings may not exist yet, so the tenant is the lock), then read its settings."""
+    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).order_by("pk").first()
+    return TenantReplication.objects.filter(tenant=tenant).select_related("target").first()

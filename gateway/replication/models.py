@@ -17,13 +17,20 @@ class ObjectKind(models.TextChoices):
 
 
 class StorageTarget(TimeStampedModel):
-    """A secondary S3 bucket (another bucket, another Storj project, any S3). The secret key is encrypted at rest."""
+    """A secondary S3 bucket (another bucket, another Storj project, any S3). The secret key is encrypted at rest.
+
+    `tenant` null: a platform target (staff manage it, any tenant may choose it); else the tenant's own
+    (bring-your-own bucket), which only that tenant sees or chooses. Names are unique per owner.
+    """
 
     class AddressingStyle(models.TextChoices):
         PATH = "path"
         VIRTUAL = "virtual"
 
-    name = models.SlugField(max_length=63, unique=True)
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_index=False
+    )
+    name = models.SlugField(max_length=63)
     endpoint_url = models.URLField(max_length=500)
     bucket = models.CharField(max_length=63)
     region = models.CharField(max_length=64, default="us-1")
@@ -33,6 +40,12 @@ class StorageTarget(TimeStampedModel):
     secret_key_encrypted = models.TextField()
     enabled = models.BooleanField(default=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name"], condition=Q(tenant__isnull=True), name="storagetarget_unique_platform_name"),
+            models.UniqueConstraint(fields=["tenant", "name"], name="storagetarget_unique_tenant_name"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.name} ({self.endpoint_url}/{self.bucket})"
 
@@ -40,7 +53,9 @@ class StorageTarget(TimeStampedModel):
 class TenantReplication(TenantOwnedModel):
     """A tenant's opt-in: its blobs and manifests are copied to `target`."""
 
-    target = models.ForeignKey(StorageTarget, on_delete=models.PROTECT, related_name="tenants")
+    # RESTRICT, not PROTECT: a target in use cannot be deleted on its own, but a tenant's deletion takes its own
+    # targets and its settings together.
+    target = models.ForeignKey(StorageTarget, on_delete=models.RESTRICT, related_name="tenants")
     enabled = models.BooleanField(default=True)
 
     class Meta:

@@ -5,17 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Tenant
 from gateway.registry.models import Blob, JobRun, Manifest
 from gateway.replication.conf import app_settings
-from gateway.replication.models import ObjectAudit, ObjectKind, ObjectReplica, TenantReplication
+from gateway.replication.models import ObjectAudit, ObjectKind, ObjectReplica, StorageTarget, TenantReplication
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+# The same shape as a configured tenant's status, so every reader can rely on every key.
+_NOT_CONFIGURED: dict[str, Any] = {
+    "enabled": False,
+    "target": None,
+    "health": "not_configured",
+    "objects": dict.fromkeys(("replicated", "pending", "failed", "mismatch", "not_yet_queued"), 0),
+    "replicated_bytes": 0,
+    "lag_seconds": 0.0,
+    "oldest_unreplicated_since": None,
+    "last_replicated_at": None,
+    "oldest_verified_at": None,
+    "last_error": None,
+    "last_error_at": None,
+}
 
 
 def _unseen(config: TenantReplication) -> tuple[int, datetime | None]:
@@ -33,7 +49,7 @@ def replication_status_get(*, tenant: Tenant) -> dict[str, Any]:
     """Replication lag and health of one tenant: counts per state, oldest unreplicated object, last copy."""
     config = TenantReplication.objects.filter(tenant=tenant).select_related("target").first()
     if config is None:
-        return {"tenant": tenant.slug, "enabled": False, "health": "not_configured"}
+        return {**_NOT_CONFIGURED, "tenant": tenant.slug, "objects": dict.fromkeys(_NOT_CONFIGURED["objects"], 0)}
     rows = ObjectReplica.objects.filter(tenant=tenant, target_id=config.target_id)
     agg = rows.aggregate(
         replicated=Count("pk", filter=Q(state=ObjectReplica.State.REPLICATED)),
@@ -45,6 +61,7 @@ def replication_status_get(*, tenant: Tenant) -> dict[str, Any]:
         oldest_verified_at=Min("verified_at", filter=Q(state=ObjectReplica.State.REPLICATED)),
         replicated_bytes=Sum("size", filter=Q(state=ObjectReplica.State.REPLICATED)),
     )
+    last_failure = rows.exclude(last_error="").order_by("-updated_at", "-pk").values("last_error", "updated_at").first()
     unseen, unseen_oldest = _unseen(config)
     oldest = min((d for d in (agg["oldest_pending"], unseen_oldest) if d), default=None)
     now = timezone.now()
@@ -76,6 +93,8 @@ def replication_status_get(*, tenant: Tenant) -> dict[str, Any]:
         "oldest_unreplicated_since": _iso(oldest),
         "last_replicated_at": _iso(agg["last_replicated_at"]),
         "oldest_verified_at": _iso(agg["oldest_verified_at"]),
+        "last_error": last_failure["last_error"] if last_failure else None,
+        "last_error_at": _iso(last_failure["updated_at"]) if last_failure else None,
     }
 
 
@@ -120,3 +139,13 @@ def jobrun_list(*, kind: str, tenant: Tenant | None = None, limit: int = 20) -> 
     if tenant is not None:
         qs = qs.filter(Q(tenant=tenant) | Q(tenant__isnull=True))
     return list(qs.order_by("-started_at", "-pk")[:limit])
+
+
+def storage_target_list(*, tenant: Tenant | None) -> QuerySet[StorageTarget]:
+    """The platform targets (tenant None) or `tenant`'s own targets; the caller orders them."""
+    return StorageTarget.objects.filter(tenant=tenant)
+
+
+def tenant_replication_get(*, tenant: Tenant) -> TenantReplication | None:
+    """The tenant's replication settings (with their target), or None when it never opted in."""
+    return TenantReplication.objects.filter(tenant=tenant).select_related("target").first()

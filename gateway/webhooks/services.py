@@ -23,6 +23,8 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,9 +35,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import SYSTEM_ACTOR, audit_record
 from accounts.models import Tenant
 from gateway.core.crypto import secret_decrypt, secret_encrypt
-from gateway.core.errors import ValidationError
+from gateway.core.errors import Conflict, ValidationError
 from gateway.core.netpolicy import outbound_url_check
 from gateway.webhooks.conf import app_settings
 from gateway.webhooks.errors import WebhookDeliveryError
@@ -44,6 +47,10 @@ from gateway.webhooks.models import EVENTS, WebhookDelivery, WebhookEndpoint
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"
+MIN_SECRET, MAX_SECRET = 16, 256
+# The test event (POST …/webhooks/{id}/test); not subscribable, so not in EVENTS.
+PING = "ping"
+REDELIVERABLE = (WebhookDelivery.State.DELIVERED, WebhookDelivery.State.FAILED)
 USER_AGENT = "Wharf-Webhooks/1"
 MAX_ERROR = 500
 
@@ -52,7 +59,11 @@ __all__ = [
     "signature",
     "webhook_deliver",
     "webhook_deliveries_requeue",
+    "webhook_delivery_redeliver",
     "webhook_endpoint_create",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_ping",
+    "webhook_endpoint_update",
     "webhook_event_emit",
 ]
 
@@ -82,16 +93,116 @@ def _clean_url(url: str) -> str:
     return url
 
 
-def webhook_endpoint_create(*, tenant: Tenant, url: str, events: list[str], description: str = "") -> CreatedEndpoint:
-    """Register a tenant's endpoint with a new signing secret (returned once, stored encrypted)."""
-    url = _clean_url(url)
-    clean_events = _clean_events(events)
-    _check_address(url)
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    endpoint = WebhookEndpoint.objects.create(
-        tenant=tenant, url=url, events=clean_events, description=description[:200], secret_encrypted=secret_encrypt(secret)
-    )
+def _clean_secret(secret: str | None) -> str:
+    if secret is None:
+        return SECRET_PREFIX + secrets.token_urlsafe(32)
+    if not MIN_SECRET <= len(secret) <= MAX_SECRET or not secret.isprintable() or secret != secret.strip():
+        message = f"A signing secret is {MIN_SECRET} to {MAX_SECRET} printable characters without surrounding spaces."
+        raise ValidationError(message, extra={"errors": {"secret": message}})
+    return secret
+
+
+@contextmanager
+def _about(field: str) -> Iterator[None]:
+    """Re-raise a ValidationError naming the field it is about, for the API's `errors` list."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(exc.message, extra={"errors": {field: exc.message}}) from None
+
+
+def _checked(*, url: str | None = None, events: list[str] | None = None) -> dict[str, Any]:
+    """Cleaned url and events (each only if given), the URL through the outbound address policy."""
+    out: dict[str, Any] = {}
+    if url is not None:
+        with _about("url"):
+            out["url"] = _clean_url(url)
+    if events is not None:
+        with _about("events"):
+            out["events"] = _clean_events(events)
+    if url is not None:
+        with _about("url"):
+            _check_address(out["url"])  # last: it resolves the host, the slow part
+    return out
+
+
+def webhook_endpoint_create(
+    *,
+    tenant: Tenant,
+    url: str,
+    events: list[str],
+    description: str = "",
+    secret: str | None = None,
+    enabled: bool = True,
+    actor: str = SYSTEM_ACTOR,
+) -> CreatedEndpoint:
+    """Register a tenant's endpoint with `secret` or a new signing secret (returned once, stored encrypted); audited."""
+    clean = _checked(url=url, events=events)
+    secret = _clean_secret(secret)
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant,
+            url=clean["url"],
+            events=clean["events"],
+            description=description[:200],
+            enabled=enabled,
+            secret_encrypted=secret_encrypt(secret),
+        )
+        audit_record(action="webhook.create", actor=actor, tenant=tenant, target=str(endpoint.pk), detail={"url": endpoint.url})
     return CreatedEndpoint(endpoint=endpoint, secret=secret)
+
+
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    actor: str,
+    url: str | None = None,
+    events: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+    secret: str | None = None,
+) -> WebhookEndpoint:
+    """Change the fields given (a new URL passes the address policy; a new secret is stored encrypted); audited."""
+    clean = _checked(url=url, events=events)
+    if description is not None:
+        clean["description"] = description[:200]
+    if enabled is not None:
+        clean["enabled"] = enabled
+    if secret is not None:
+        clean["secret_encrypted"] = secret_encrypt(_clean_secret(secret))
+    for field, value in clean.items():
+        setattr(endpoint, field, value)
+    with transaction.atomic():
+        endpoint.save(update_fields=[*clean, "updated_at"])
+        changed = sorted("secret" if f == "secret_encrypted" else f for f in clean)
+        audit_record(
+            action="webhook.update", actor=actor, tenant=endpoint.tenant, target=str(endpoint.pk), detail={"changed": changed}
+        )
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: str) -> None:
+    """Remove an endpoint and its deliveries (a queued send then finds nothing: "gone"); audited."""
+    with transaction.atomic():
+        audit_record(
+            action="webhook.delete", actor=actor, tenant=endpoint.tenant, target=str(endpoint.pk), detail={"url": endpoint.url}
+        )
+        endpoint.delete()
+
+
+def _body(*, tenant: Tenant, event: str, event_id: uuid.UUID, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(event_id), "event": event, "created_at": timezone.now().isoformat(), "tenant": tenant.slug, "data": data}
+
+
+def _send_after_commit(ids: list[int]) -> None:
+    def send() -> None:
+        from gateway.webhooks.tasks import webhook_deliver_task
+
+        for pk in ids:
+            webhook_deliver_task.delay(delivery_id=pk)
+
+    # robust: a broker hiccup must not fail the caller; the sweep re-sends pending deliveries.
+    transaction.on_commit(send, robust=True)
 
 
 def webhook_event_emit(*, tenant: Tenant, event: str, data: dict[str, Any]) -> int:
@@ -106,21 +217,51 @@ def webhook_event_emit(*, tenant: Tenant, event: str, data: dict[str, Any]) -> i
     if not endpoints:
         return 0
     event_id = uuid.uuid4()
-    body = {"id": str(event_id), "event": event, "created_at": timezone.now().isoformat(), "tenant": tenant.slug, "data": data}
+    body = _body(tenant=tenant, event=event, event_id=event_id, data=data)
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(tenant=tenant, endpoint=e, event=event, event_id=event_id, payload=body) for e in endpoints]
     )
-    ids = [d.pk for d in deliveries]
+    _send_after_commit([d.pk for d in deliveries])
+    return len(deliveries)
 
-    def send() -> None:
-        from gateway.webhooks.tasks import webhook_deliver_task
 
-        for pk in ids:
-            webhook_deliver_task.delay(delivery_id=pk)
+def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor: str) -> WebhookDelivery:
+    """Queue a `ping` event to this endpoint only, whatever it subscribes to; sent after commit like any event. Audited.
 
-    # robust: a broker hiccup must not fail the caller; the sweep re-sends pending deliveries.
-    transaction.on_commit(send, robust=True)
-    return len(ids)
+    `ping` is not in EVENTS: nobody subscribes to it, it exists to test an endpoint (GitHub's ping).
+    """
+    if not endpoint.enabled:
+        raise Conflict("This endpoint is disabled; enable it before testing it.")
+    event_id = uuid.uuid4()
+    data = {"endpoint": endpoint.pk, "message": "A test event sent from the admin API."}
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            tenant=endpoint.tenant,
+            endpoint=endpoint,
+            event=PING,
+            event_id=event_id,
+            payload=_body(tenant=endpoint.tenant, event=PING, event_id=event_id, data=data),
+        )
+        audit_record(action="webhook.test", actor=actor, tenant=endpoint.tenant, target=str(endpoint.pk))
+        _send_after_commit([delivery.pk])
+    return delivery
+
+
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery, actor: str) -> WebhookDelivery:
+    """Send a delivered or failed delivery again, same event id and body, with a fresh attempt budget; audited.
+
+    A pending one is already on its way (409). One conditional UPDATE, so two redeliveries at once queue it once.
+    """
+    with transaction.atomic():
+        reset = WebhookDelivery.objects.filter(pk=delivery.pk, state__in=REDELIVERABLE).update(
+            state=WebhookDelivery.State.PENDING, attempts=0, last_error="", lease_until=None, updated_at=timezone.now()
+        )
+        if not reset:
+            raise Conflict("This delivery is still pending: it is being sent or retried already.")
+        audit_record(action="webhook.redeliver", actor=actor, tenant=delivery.tenant, target=str(delivery.pk))
+        _send_after_commit([delivery.pk])
+    delivery.refresh_from_db()
+    return delivery
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
