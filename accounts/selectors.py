@@ -227,3 +227,8 @@ def audit_list(
     if action:
         events = events.filter(action=action)
     return list(events.order_by("-created_at", "-pk")[:limit])
+
+
+def tenant_membership_get(*, tenant: Tenant, username: str) -> Membership | None:
+    """The tenant's membership of `username` with its user, or None."""
+    return tenant_membership_list(tenant=tenant).filter(user__username=username).first()

@@ -9,6 +9,8 @@ patterns sees only matching repositories (others are 404), as on /v2/.
 
 from __future__ import annotations
 
+import django_filters
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -17,6 +19,7 @@ from rest_framework.response import Response
 
 from accounts.principals import Principal
 from gateway.api.base import ApiView, paginate
+from gateway.api.filtering import cleaned, filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
 from gateway.core.errors import Conflict, NotFound
@@ -54,6 +57,29 @@ def _repository(request: Request, name: str) -> Repository:
     return repository
 
 
+class RepositoryFilter(django_filters.FilterSet):
+    """`?prefix=&visibility=&sort=` of the repository list (sort picks the cursor's ordering, see RepositoryListApi)."""
+
+    prefix = django_filters.CharFilter(
+        field_name="name", lookup_expr="startswith", max_length=255, strip=False, help_text="Only names that start with this."
+    )
+    visibility = django_filters.ChoiceFilter(choices=Repository.Visibility.choices, help_text="Only this visibility.")
+    sort = django_filters.ChoiceFilter(
+        choices=[(key, key) for key in SORTS], method="ordering_only", help_text="The order (default `name`)."
+    )
+
+    def ordering_only(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset  # the paginator orders (a cursor needs to know the ordering)
+
+
+class TagFilter(django_filters.FilterSet):
+    """`?prefix=` of a repository's tag list."""
+
+    prefix = django_filters.CharFilter(
+        field_name="name", lookup_expr="startswith", max_length=128, strip=False, help_text="Only tags that start with this."
+    )
+
+
 class RepositoryOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     visibility = serializers.ChoiceField(choices=Repository.Visibility.choices)
@@ -74,11 +100,6 @@ class RepositoryListApi(ApiView):
     permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
     tenant_roles = {"GET": ANY_ROLE | {ROBOT}}  # a robot reads its tenant's repositories and tags
 
-    class FilterSerializer(serializers.Serializer):
-        prefix = serializers.CharField(required=False, default="", max_length=255, trim_whitespace=False)
-        visibility = serializers.ChoiceField(choices=Repository.Visibility.choices, required=False, default=None)
-        sort = serializers.ChoiceField(choices=list(SORTS), required=False, default="name")
-
     class OutputSerializer(RepositoryOutputSerializer):
         pass
 
@@ -86,19 +107,14 @@ class RepositoryListApi(ApiView):
         operation_id="repositories_list",
         tags=["repositories"],
         summary="The tenant's repositories",
-        parameters=[FilterSerializer],
+        parameters=filter_parameters(RepositoryFilter),
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request, slug: str) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        repositories = selectors.repository_list(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            prefix=filters.validated_data["prefix"],
-            visibility=filters.validated_data["visibility"],
-            patterns=_patterns(request),
-        )
-        ordering = SORTS[filters.validated_data["sort"]]
+        tenant = request.tenant  # type: ignore[attr-defined]
+        everything = selectors.repository_list(tenant=tenant, patterns=_patterns(request))
+        repositories, values = cleaned(request, RepositoryFilter, everything)
+        ordering = SORTS[values.get("sort") or "name"]
         return paginate(request=request, view=self, queryset=repositories, serializer=self.OutputSerializer, ordering=ordering)
 
 
@@ -180,12 +196,12 @@ class TagListApi(ApiView):
         operation_id="repositories_tags_list",
         tags=["repositories"],
         summary="A repository's tags, by name",
-        parameters=[NAME],
+        parameters=[NAME, *filter_parameters(TagFilter)],
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request, slug: str, name: str) -> Response:
         repository = _repository(request, name)
-        tags = selectors.tag_list_detailed(tenant=request.tenant, repository=repository)  # type: ignore[attr-defined]
+        tags = filtered(request, TagFilter, selectors.tag_list_detailed(tenant=request.tenant, repository=repository))  # type: ignore[attr-defined]
         return paginate(request=request, view=self, queryset=tags, serializer=self.OutputSerializer, ordering="name")
 
 
