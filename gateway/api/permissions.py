@@ -1,8 +1,12 @@
 """Who may call an operation, declared as data on each view (house style rule 14; docs/decisions/0019).
 
-- `scope_map`: HTTP method → the token scopes of which one is needed. A password session has
-  no scopes (its roles alone decide); a token without any admin-API scope (a registry-only
-  pull/push/delete token) is refused with 403 whatever it asks.
+- `scope_map`: HTTP method → the token scopes of which one is needed (default: `api:read` or
+  `api:write` for reads, `api:write` for writes — `api:write` includes reading). Only API scopes
+  count here: the registry scopes (pull/push/delete) decide nothing under /api/, so an `api:write`
+  token deletes a tag where the caller's role allows it, and a `delete` token with only `api:read`
+  cannot. A password session has no scopes (its roles alone decide); a token without any
+  admin-API scope (a registry-only pull/push/delete token) is refused with 403 whatever it asks.
+  Robots never write, whatever their scopes (TenantMemberPermission).
 - `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it (`ROBOT`: a robot
   of that tenant may, for reads only). A caller who is not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
 """

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.test import Client
 
-from tests.api.conftest import assert_problem
+from accounts.services import robot_create
+from tests.api.conftest import Api, assert_problem, snapshot, token
+from tests.factories import make_token
+from tests.helpers import Reg, basic
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "api" / "openapi.yaml").read_text())
 OPERATIONS = [(path, method, op) for path, item in SCHEMA["paths"].items() for method, op in item.items() if isinstance(op, dict)]
@@ -133,3 +137,29 @@ def test_schema_hook_reaches_operations_it_was_not_told_about():
     }
     responses = problem_responses(doc, None, None, True)["paths"]["/api/v1/things/{id}"]["delete"]["responses"]
     assert set(responses) == {"204", "401", "403", "404", "409", "412", "428", "429"}
+
+
+WRITE_OPERATIONS = [(p, m) for p, m, _ in OPERATIONS if m in ("post", "put", "patch", "delete")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "method"), WRITE_OPERATIONS, ids=[f"{m} {p}" for p, m in WRITE_OPERATIONS])
+def test_robots_never_write_whatever_their_scopes(acme, path, method):
+    robot = Api(robot_create(tenant=acme, name="ci", scopes=["pull", "push", "delete", "api:read", "api:write"]).secret)
+    before = snapshot()
+    response = getattr(robot.client, method)(
+        _concrete(path), {}, content_type="application/json", **robot.headers, HTTP_IF_MATCH="*"
+    )
+    assert_problem(response, 403)
+    assert snapshot() == before
+
+
+@pytest.mark.django_db
+def test_only_api_scopes_count_under_the_api(acme, owner):
+    """`api:write` alone deletes a tag (the role allows it); registry `delete` with `api:read` does not."""
+
+    Reg(Client(), basic(owner.username, make_token(owner))).push_image("team/app", "v1", [b"layer"])
+    tag = "/api/v1/tenants/acme/repositories/team/app/-/tags/v1"
+    assert_problem(Api(token(owner, ["delete", "api:read"])).delete(tag), 403)
+    assert Api(token(owner, ["api:write"])).get(tag).status_code == 200
+    assert Api(token(owner, ["api:write"])).delete(tag).status_code == 204

@@ -10,7 +10,7 @@ it compares, so nobody changes the member between the check and the write, and n
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +24,10 @@ from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
 from gateway.core.errors import NotFound
+
+MEMBER_EXAMPLE = OpenApiExample(
+    "member", value={"username": "rita", "role": "writer", "created_at": "2026-03-01T09:30:00Z"}, response_only=True
+)
 
 
 class MemberOutputSerializer(serializers.Serializer):
@@ -76,6 +80,7 @@ class MemberGetApi(_MemberApi):
         tags=["members"],
         summary="One member and their role (any member); its ETag is what If-Match of a change names",
         responses=OutputSerializer,
+        examples=[MEMBER_EXAMPLE],
     )
     def get(self, request: Request, slug: str, username: str) -> Response:
         tenant = request.tenant  # type: ignore[attr-defined]
@@ -102,6 +107,7 @@ class MemberRoleSetApi(_MemberApi):
         parameters=[IF_MATCH],
         request=InputSerializer,
         responses=OutputSerializer,
+        examples=[OpenApiExample("demote to writer", value={"role": "writer"}, request_only=True), MEMBER_EXAMPLE],
     )
     def patch(self, request: Request, slug: str, username: str) -> Response:
         serializer = self.InputSerializer(data=request.data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -41,6 +41,34 @@ SORTS = {
 
 NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Repository name; may contain `/`.")
 TAG = OpenApiParameter("tag", OpenApiTypes.STR, OpenApiParameter.PATH, description="Tag name.")
+
+
+REPOSITORY_EXAMPLE = OpenApiExample(
+    "repository",
+    value={
+        "name": "team/app",
+        "visibility": "private",
+        "tag_count": 3,
+        "last_pushed_at": "2026-03-02T10:00:00Z",
+        "created_at": "2026-03-01T09:30:00Z",
+        "stored_bytes": 73400320,
+        "last_pulled_at": "2026-03-03T08:15:00Z",
+    },
+    response_only=True,
+)
+TAG_EXAMPLE = OpenApiExample(
+    "tag",
+    value={
+        "name": "v1",
+        "digest": "sha256:" + "3" * 64,
+        "media_type": "application/vnd.oci.image.manifest.v1+json",
+        "size": 1024,
+        "pushed_at": "2026-03-02T10:00:00Z",
+        "last_pulled_at": None,
+        "immutable": False,
+    },
+    response_only=True,
+)
 
 
 def _patterns(request: Request) -> tuple[str, ...]:
@@ -133,6 +161,7 @@ class RepositoryGetApi(ApiView):
         summary="One repository",
         parameters=[NAME],
         responses=OutputSerializer,
+        examples=[REPOSITORY_EXAMPLE],
     )
     def get(self, request: Request, slug: str, name: str) -> Response:
         repository = _repository(request, name)
@@ -160,6 +189,7 @@ class RepositoryUpdateApi(ApiView):
         parameters=[NAME],
         request=InputSerializer,
         responses=OutputSerializer,
+        examples=[OpenApiExample("make public", value={"visibility": "public"}, request_only=True), REPOSITORY_EXAMPLE],
     )
     def patch(self, request: Request, slug: str, name: str) -> Response:
         tenant = request.tenant  # type: ignore[attr-defined]
@@ -220,6 +250,7 @@ class TagGetApi(ApiView):
         summary="One tag",
         parameters=[NAME, TAG],
         responses=OutputSerializer,
+        examples=[TAG_EXAMPLE],
     )
     def get(self, request: Request, slug: str, name: str, tag: str) -> Response:
         repository = _repository(request, name)
