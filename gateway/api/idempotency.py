@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -46,6 +47,15 @@ _VALID_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 REPLAYED_HEADERS = ("Content-Type", "Location", "ETag", "Link")
 TRANSIENT_STATUSES = frozenset({408, 409, 412, 423, 425, 428, 429})
 IN_FLIGHT = "in-flight"
+# Finish a claim: store the record (ARGV[2]; '' = release) only if the key still holds this request's
+# claim, or nothing (the claim expired and nobody took it since); never over another request's claim.
+_FINISH = """
+local current = redis.call('get', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('del', KEYS[1]) return 1 end
+redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     name=HEADER,
@@ -66,6 +76,7 @@ class Claim:
 
     redis_key: str
     fingerprint: str
+    claim: str  # the value this request set: what it finishes, and only that
 
 
 def _fingerprint(request: Request) -> str:
@@ -97,12 +108,12 @@ def idempotency_claim(request: Request) -> Claim | Response | None:
         raise exceptions.ValidationError({HEADER: ["Use 1 to 255 printable ASCII characters."]})
     redis_key = KEY_PREFIX + owner + ":" + hashlib.sha256(key.encode()).hexdigest()
     fingerprint = _fingerprint(request)
-    claim = json.dumps({"state": IN_FLIGHT, "fingerprint": fingerprint})
+    claim = json.dumps({"state": IN_FLIGHT, "fingerprint": fingerprint, "nonce": uuid.uuid4().hex})
     try:
         client = api_redis()
         for _ in range(2):  # a record that expires between SET NX and GET: claim again
             if client.set(redis_key, claim, nx=True, ex=int(settings.GATEWAY_API_IDEMPOTENCY_LOCK_SECONDS)):
-                return Claim(redis_key=redis_key, fingerprint=fingerprint)
+                return Claim(redis_key=redis_key, fingerprint=fingerprint, claim=claim)
             stored = client.get(redis_key)
             if stored is not None:
                 return _replay(json.loads(stored), fingerprint, request)  # type: ignore[arg-type]  # a sync client's bytes
@@ -132,21 +143,22 @@ def _replay(record: dict, fingerprint: str, request: Request) -> Response:
 
 def idempotency_store(claim: Claim, response: HttpResponseBase) -> None:
     """Keep `response` under the claimed key for the TTL, or release the key when the outcome may change on retry."""
-    try:
-        client = api_redis()
-        if response.status_code >= 500 or response.status_code in TRANSIENT_STATUSES:
-            client.delete(claim.redis_key)
-            return
+    record = ""
+    if response.status_code < 500 and response.status_code not in TRANSIENT_STATUSES:
         render = getattr(response, "render", None)
         if callable(render):
             render()
-        record = {
-            "state": "done",
-            "fingerprint": claim.fingerprint,
-            "status": response.status_code,
-            "headers": {name: response[name] for name in REPLAYED_HEADERS if name in response},
-            "body": base64.b64encode(response.content).decode(),  # type: ignore[attr-defined]
-        }
-        client.set(claim.redis_key, json.dumps(record), ex=int(settings.GATEWAY_API_IDEMPOTENCY_TTL_SECONDS))
+        record = json.dumps(
+            {
+                "state": "done",
+                "fingerprint": claim.fingerprint,
+                "status": response.status_code,
+                "headers": {name: response[name] for name in REPLAYED_HEADERS if name in response},
+                "body": base64.b64encode(response.content).decode(),  # type: ignore[attr-defined]
+            }
+        )
+    try:
+        ttl = int(settings.GATEWAY_API_IDEMPOTENCY_TTL_SECONDS)
+        api_redis().eval(_FINISH, 1, claim.redis_key, claim.claim, record, ttl)
     except redis.RedisError as exc:  # the claim expires after its lock time; a retry then runs again
         log.warning("could not store the response of an Idempotency-Key request: %s", exc)

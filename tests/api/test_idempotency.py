@@ -205,3 +205,24 @@ def test_redis_down_is_503_with_retry_after(api_write, acme, settings):
     assert assert_problem(response, 503) and response["Retry-After"]
     assert snapshot() == before
     assert api_write.post(TOKENS, BODY).status_code == 201  # without a key nothing needs Redis (rate limits fail open)
+
+
+def test_a_finished_request_never_overwrites_another_requests_claim(settings):
+    """A request slower than the claim's lifetime: if another took the key since, its claim stands; if nobody did, the result is kept."""
+    from django.http import HttpResponse
+
+    from gateway.api.idempotency import Claim, idempotency_store
+
+    client, key = api_redis(), "wharf:api:idem:user:0:test"
+    mine = Claim(redis_key=key, fingerprint="f", claim="mine")
+    client.set(key, "theirs")
+    idempotency_store(mine, HttpResponse(b"{}", status=201))
+    assert client.get(key) == b"theirs"
+    idempotency_store(mine, HttpResponse(status=500))
+    assert client.get(key) == b"theirs"
+    client.delete(key)
+    idempotency_store(mine, HttpResponse(b"{}", status=201))
+    assert b'"status": 201' in client.get(key)
+    client.set(key, "mine")
+    idempotency_store(mine, HttpResponse(status=503))
+    assert client.get(key) is None
