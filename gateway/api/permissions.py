@@ -42,6 +42,12 @@ ADMINS = frozenset({Membership.Role.OWNER.value, Membership.Role.ADMIN.value})
 ROBOT = "robot"
 
 
+def _allowed_roles(view: Any, method: str | None) -> frozenset[str]:
+    """The roles `view.tenant_roles` names for `method`; HEAD and OPTIONS are reads, allowed to whoever may GET."""
+    read_as = "GET" if method in ("HEAD", "OPTIONS") else method or ""
+    return getattr(view, "tenant_roles", {}).get(read_as, frozenset())
+
+
 def _principal(request: Request) -> Principal | None:
     return request.auth if isinstance(request.auth, Principal) else None
 
@@ -88,14 +94,12 @@ class TenantMemberPermission(BasePermission):
             if robot.tenant.slug != slug:
                 raise NotFound(f"No tenant {slug!r}.")
             request.tenant, request.tenant_role = robot.tenant, ROBOT  # type: ignore[attr-defined]
-            allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
-            return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in allowed
+            return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in _allowed_roles(view, request.method)
         found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
         if found is None:
             raise NotFound(f"No tenant {slug!r}.")
         request.tenant, request.tenant_role = found  # type: ignore[attr-defined]
-        allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
-        return found[1] in allowed
+        return found[1] in _allowed_roles(view, request.method)
 
 
 API_PERMISSIONS = [ApiScopePermission]

@@ -163,3 +163,13 @@ def test_only_api_scopes_count_under_the_api(acme, owner):
     assert_problem(Api(token(owner, ["delete", "api:read"])).delete(tag), 403)
     assert Api(token(owner, ["api:write"])).get(tag).status_code == 200
     assert Api(token(owner, ["api:write"])).delete(tag).status_code == 204
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [p for p, m, _ in OPERATIONS if m == "get"])
+def test_head_and_options_are_reads(acme, path):
+    reader = Api(token(acme.memberships.get(role="owner").user, ["api:read"]))
+    url = _concrete(path).replace("team/app", "nope").replace("/-/tags/v1", "/-/tags")
+    get = reader.get(url)
+    assert reader.client.head(url, **reader.headers).status_code == get.status_code
+    assert reader.client.options(url, **reader.headers).status_code in (200, get.status_code)
