@@ -131,8 +131,11 @@ def problem_responses(result: dict[str, Any], generator: Any, request: Any, publ
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            for response in responses.values():
-                response.setdefault("headers", {}).update({n: {"$ref": f"#/components/headers/{n}"} for n in RATE_LIMIT_HEADERS})
+            for code, response in responses.items():
+                headers = response.setdefault("headers", {})
+                headers.update({n: {"$ref": f"#/components/headers/{n}"} for n in RATE_LIMIT_HEADERS})
+                if method == "post" and code.startswith("2"):
+                    headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
             for status in sorted(_error_statuses(path, method, operation)):
                 responses.setdefault(str(status), {"$ref": f"#/components/responses/{ERRORS[status][0]}"})
                 used.add(status)

@@ -103,6 +103,8 @@ def test_every_post_documents_idempotency_key(path, method, op):
     assert ("Idempotency-Key" in headers) == (method == "post")
     if method == "post":
         assert not headers["Idempotency-Key"].get("required", False)
+        success = [r for code, r in op["responses"].items() if code.startswith("2")]
+        assert all("Idempotent-Replayed" in r["headers"] for r in success)
 
 
 def test_problem_component_and_examples():
