@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "wharf:api:rate:"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _now = time.time  # the clock the windows follow (tests stop it)
+_WARN_EVERY_SECONDS = 30.0
+_last_warning = 0.0
+
+
+def _fail_open(exc: Exception) -> None:
+    global _last_warning
+    if time.monotonic() - _last_warning >= _WARN_EVERY_SECONDS:
+        _last_warning = time.monotonic()
+        log.warning("API rate limiting unavailable, letting requests through: %s", exc)
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class ApiRateThrottle(BaseThrottle):
             pipe.expire(key, window + 1)
             count = int(pipe.execute()[0])
         except redis.RedisError as exc:
-            log.warning("API rate limiting unavailable, letting the request through: %s", exc)
+            _fail_open(exc)
             return True
         reset = max(1, math.ceil(start + window - now))
         self.state = RateLimit(policy=policy, limit=limit, remaining=max(0, limit - count), reset=reset, window=window)
