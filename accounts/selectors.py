@@ -32,6 +32,7 @@ __all__ = [
     "tenant_get_for_user",
     "tenant_list_for_robot",
     "tenant_list_for_user",
+    "tenant_membership_get",
     "tenant_membership_list",
     "tenant_robot_list",
     "token_subject_epoch",
@@ -233,3 +234,8 @@ def audit_list(
 def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
     """The tenant's audit events as a queryset (for filtering and paging), newest first: `created_at`, then `pk`."""
     return AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-pk")
+
+
+def tenant_membership_get(*, tenant: Tenant, username: str) -> Membership | None:
+    """The tenant's membership of `username` with its user, or None."""
+    return tenant_membership_list(tenant=tenant).filter(user__username=username).first()

@@ -1,4 +1,11 @@
-"""The base of every admin API view: authentication, scope permission, problem+json errors, pagination."""
+"""The base of every admin API view: authentication, rate limits, scope permission, Idempotency-Key, problem+json, pagination.
+
+The request's way through `ApiView.initial` (docs/decisions/0021): authenticate; count the request
+against its rate limit (a bad token is counted against the client address, before its 401);
+answer 405 (with every method of the path in `Allow`) for a method the path does not serve;
+check the scopes and roles; for a POST with `Idempotency-Key`, claim the key or replay the stored
+response. `finalize_response` adds the RateLimit-* headers and stores the answer under the key.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
+from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -16,8 +24,18 @@ from rest_framework.views import APIView
 from accounts.principals import Principal
 from gateway.api.authentication import BearerAuthentication
 from gateway.api.exception_handler import api_exception_handler
+from gateway.api.idempotency import Claim, idempotency_claim, idempotency_store
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ApiScopePermission
+from gateway.api.throttling import ApiRateThrottle, RateLimit, rate_limit_headers_set
+
+
+class _Replay(Exception):
+    """Raised from `initial` to answer with a stored response instead of calling the handler."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("replay")
+        self.response = response
 
 
 class ApiView(APIView):
@@ -25,6 +43,46 @@ class ApiView(APIView):
 
     authentication_classes = [BearerAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, ApiScopePermission]
+    throttle_classes = [ApiRateThrottle]
+    # The methods of the whole path when routing.operations() serves it with several views (for 405's Allow).
+    route_methods: tuple[str, ...] = ()
+    rate_limit: RateLimit | None = None
+    idempotency: Claim | None = None
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        return list(self.route_methods) or super().allowed_methods
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.format_kwarg = self.get_format_suffix(**kwargs)
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
+        request.version, request.versioning_scheme = self.determine_version(request, *args, **kwargs)
+        try:
+            self.perform_authentication(request)
+        except exceptions.AuthenticationFailed:
+            self.check_throttles(request)  # the credential named nobody: the client address's budget
+            raise
+        self.check_throttles(request)
+        if request.method not in self.allowed_methods:
+            raise exceptions.MethodNotAllowed(str(request.method))  # 405 before the roles (a tenant path's PUT is no 403)
+        self.check_permissions(request)
+        claimed = idempotency_claim(request)
+        if isinstance(claimed, Response):
+            raise _Replay(claimed)
+        self.idempotency = claimed
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, _Replay):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        rate_limit_headers_set(response, self.rate_limit)
+        if self.idempotency is not None:
+            idempotency_store(self.idempotency, response)
+            self.idempotency = None
+        return response
 
     def get_exception_handler(self) -> Callable[..., Any]:
         return api_exception_handler

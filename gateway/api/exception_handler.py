@@ -17,41 +17,16 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from gateway.core.errors import ApplicationError
+from gateway.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 log = logging.getLogger("gateway.errors")
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-TYPE_PREFIX = "urn:wharf:problem:"
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    409: "Conflict",
-    412: "Precondition Failed",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Content",
-    428: "Precondition Required",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-}
 
 
 def problem_response(
     *, status: int, code: str, detail: str, request_id: str, errors: list[dict] | None = None, headers: dict | None = None
 ) -> Response:
     """One problem+json response."""
-    body: dict[str, Any] = {
-        "type": TYPE_PREFIX + code.lower().replace("_", "-"),
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "request_id": request_id,
-    }
-    if errors is not None:
-        body["errors"] = errors
+    body = problem_body(status=status, code=code, detail=detail, request_id=request_id, errors=errors)
     return Response(body, status=status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 

@@ -1,8 +1,12 @@
 """Who may call an operation, declared as data on each view (house style rule 14; docs/decisions/0019).
 
-- `scope_map`: HTTP method → the token scopes of which one is needed. A password session has
-  no scopes (its roles alone decide); a token without any admin-API scope (a registry-only
-  pull/push/delete token) is refused with 403 whatever it asks.
+- `scope_map`: HTTP method → the token scopes of which one is needed (default: `api:read` or
+  `api:write` for reads, `api:write` for writes — `api:write` includes reading). Only API scopes
+  count here: the registry scopes (pull/push/delete) decide nothing under /api/, so an `api:write`
+  token deletes a tag where the caller's role allows it, and a `delete` token with only `api:read`
+  cannot. A password session has no scopes (its roles alone decide); a token without any
+  admin-API scope (a registry-only pull/push/delete token) is refused with 403 whatever it asks.
+  Robots never write, whatever their scopes (TenantMemberPermission).
 - `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it (`ROBOT`: a robot
   of that tenant may, for reads only). A caller who is not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
 """
@@ -36,6 +40,12 @@ ANY_ROLE = frozenset(Membership.Role.values)
 ADMINS = frozenset({Membership.Role.OWNER.value, Membership.Role.ADMIN.value})
 # A robot secret's "role": it may read (never write) where a view's tenant_roles names it.
 ROBOT = "robot"
+
+
+def _allowed_roles(view: Any, method: str | None) -> frozenset[str]:
+    """The roles `view.tenant_roles` names for `method`; HEAD and OPTIONS are reads, allowed to whoever may GET."""
+    read_as = "GET" if method in ("HEAD", "OPTIONS") else method or ""
+    return getattr(view, "tenant_roles", {}).get(read_as, frozenset())
 
 
 def _principal(request: Request) -> Principal | None:
@@ -84,14 +94,12 @@ class TenantMemberPermission(BasePermission):
             if robot.tenant.slug != slug:
                 raise NotFound(f"No tenant {slug!r}.")
             request.tenant, request.tenant_role = robot.tenant, ROBOT  # type: ignore[attr-defined]
-            allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
-            return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in allowed
+            return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in _allowed_roles(view, request.method)
         found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
         if found is None:
             raise NotFound(f"No tenant {slug!r}.")
         request.tenant, request.tenant_role = found  # type: ignore[attr-defined]
-        allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
-        return found[1] in allowed
+        return found[1] in _allowed_roles(view, request.method)
 
 
 API_PERMISSIONS = [ApiScopePermission]

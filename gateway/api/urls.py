@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
-from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.replication import (
     ReplicationGetApi,
     ReplicationSetApi,
@@ -63,7 +63,13 @@ v1 = [
     *operations("tenants/<str:slug>/robots/<str:name>", "tenant-robot", PATCH=RobotUpdateApi, DELETE=RobotRevokeApi),
     path("tenants/<str:slug>/robots/<str:name>/rotate", RobotRotateApi.as_view(), name="tenant-robot-rotate"),
     path("tenants/<str:slug>/members", MemberListApi.as_view(), name="tenant-members-list"),
-    *operations("tenants/<str:slug>/members/<str:username>", "tenant-member", PATCH=MemberRoleSetApi, DELETE=MemberRemoveApi),
+    *operations(
+        "tenants/<str:slug>/members/<str:username>",
+        "tenant-member",
+        GET=MemberGetApi,
+        PATCH=MemberRoleSetApi,
+        DELETE=MemberRemoveApi,
+    ),
     path("tenants/<str:slug>/repositories", RepositoryListApi.as_view(), name="repositories-list"),
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),

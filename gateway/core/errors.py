@@ -67,3 +67,22 @@ class PreconditionFailed(ApplicationError):
 
     status = 412
     code = "PRECONDITION_FAILED"
+
+
+class Unprocessable(ApplicationError):
+    """Well-formed, but contradicts what the server holds (e.g. an Idempotency-Key reused for another request)."""
+
+    status = 422
+    code = "UNPROCESSABLE"
+
+
+class ServiceUnavailable(ApplicationError):
+    """A service the request needs (Redis, storage) cannot be reached; the client may retry after `retry_after` seconds."""
+
+    status = 503
+    code = "UNAVAILABLE"
+    retry_after = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -179,6 +179,16 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
+# Admin API rate limits (gateway/api/throttling.py; docs/decisions/0021): requests per window, per token
+# (or session) for reads and for writes, and per client address for requests that name nobody.
+GATEWAY_API_RATE_WINDOW_SECONDS = E.integer("GATEWAY_API_RATE_WINDOW_SECONDS", 60, minimum=1, maximum=86400)
+GATEWAY_API_RATE_READ = E.integer("GATEWAY_API_RATE_READ", 1200, minimum=1)
+GATEWAY_API_RATE_WRITE = E.integer("GATEWAY_API_RATE_WRITE", 300, minimum=1)
+GATEWAY_API_RATE_ANONYMOUS = E.integer("GATEWAY_API_RATE_ANONYMOUS", 120, minimum=1)
+# Idempotency-Key (gateway/api/idempotency.py): how long a response is replayed, and how long an
+# unanswered claim blocks retries (409) if its process dies.
+GATEWAY_API_IDEMPOTENCY_TTL_SECONDS = E.integer("GATEWAY_API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=60)
+GATEWAY_API_IDEMPOTENCY_LOCK_SECONDS = E.integer("GATEWAY_API_IDEMPOTENCY_LOCK_SECONDS", 300, minimum=5)
 # The admin API's OpenAPI document (docs/api/openapi.yaml; `make api-schema` regenerates it; decisions/0019).
 SPECTACULAR_SETTINGS = {
     "TITLE": "Wharf admin API",
@@ -198,6 +208,8 @@ SPECTACULAR_SETTINGS = {
         "TokenScopeEnum": "accounts.models.TokenScope.choices",
         "RobotScopeEnum": "gateway.api.views.robots.ROBOT_SCOPES",
     },
+    # Every operation's error responses (problem+json) and RateLimit-* headers, added globally (decisions/0021).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "gateway.api.schema.problem_responses"],
 }
 
 SESSION_COOKIE_HTTPONLY = True

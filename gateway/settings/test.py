@@ -31,3 +31,6 @@ GATEWAY_TOKEN_KEYS_AUTOCREATE = True
 if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
     GATEWAY_ENCRYPTION_KEY = "wharf-test-only-encryption-key-0123456789"
 GATEWAY_OUTBOUND_ALLOW_PRIVATE = True  # tests deliver webhooks and replicate to servers on 127.0.0.1
+
+# The admin API's rate limits stay out of the way of the suite (tests/api/test_throttling.py sets small ones).
+GATEWAY_API_RATE_READ = GATEWAY_API_RATE_WRITE = GATEWAY_API_RATE_ANONYMOUS = 1_000_000

@@ -33,6 +33,18 @@ class Api:
         return self.client.delete(path, **self.headers, **extra)
 
 
+@pytest.fixture(autouse=True)
+def _clear_api_counters():
+    """Rate-limit windows and Idempotency-Key records live in Redis beyond a test's transaction (and its ids are reused
+    by the next run's fresh database): no test may inherit another's."""
+    from gateway.api.redis_store import api_redis
+
+    client = api_redis()
+    for key in client.scan_iter(match="wharf:api:*"):
+        client.delete(key)
+    yield
+
+
 def token(user, scopes, **kwargs) -> str:
     return access_token_issue(user=user, name="t", scopes=list(scopes), **kwargs).secret
 

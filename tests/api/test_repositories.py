@@ -65,10 +65,35 @@ def test_list_filters_and_sorts(acme, images, api_read):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("params", [{"visibility": "secret"}, {"sort": "size"}, {"limit": "0"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"visibility": "secret"}, {"sort": "size"}, {"limit": "0"}, {"prefix": "x" * 256}, {"visibility": "x", "sort": "y"}],
+)
 def test_list_validation(acme, api_read, params):
     body = assert_problem(api_read.get(BASE, **params), 400)
     assert [e["field"] for e in body["errors"]] == list(params)
+    assert all(e["code"] in ("invalid_choice", "max_length", "invalid") for e in body["errors"])
+
+
+@pytest.mark.django_db
+def test_tag_list_prefix_filter(acme, images, api_read):
+    tags = f"{BASE}/team/app/-/tags"
+    assert [t["name"] for t in api_read.get(tags, prefix="v").json()["results"]] == ["v1", "v2"]
+    assert [t["name"] for t in api_read.get(tags, prefix="v", limit=1).json()["results"]] == ["v1"]
+    assert api_read.get(tags, prefix="nope").json()["results"] == []
+    body = assert_problem(api_read.get(tags, prefix="v" * 129), 400)
+    assert [e["field"] for e in body["errors"]] == ["prefix"]
+
+
+@pytest.mark.django_db
+def test_filtered_lists_queries_do_not_grow_with_the_page(acme, images, api_read, django_assert_max_num_queries):
+    for i in range(30):
+        repository_ensure(tenant=acme, name=f"team/r{i}")
+    for limit in (2, 50):
+        with django_assert_max_num_queries(8):
+            assert api_read.get(BASE, prefix="team/", visibility="private", sort="-name", limit=limit).status_code == 200
+        with django_assert_max_num_queries(8):
+            assert api_read.get(f"{BASE}/team/app/-/tags", prefix="v", limit=limit).status_code == 200
 
 
 @pytest.mark.django_db

@@ -9,14 +9,17 @@ patterns sees only matching repositories (others are 404), as on /v2/.
 
 from __future__ import annotations
 
+import django_filters
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.principals import Principal
 from gateway.api.base import ApiView, paginate
+from gateway.api.filtering import cleaned, filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
 from gateway.core.errors import Conflict, NotFound
@@ -40,6 +43,34 @@ NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, descrip
 TAG = OpenApiParameter("tag", OpenApiTypes.STR, OpenApiParameter.PATH, description="Tag name.")
 
 
+REPOSITORY_EXAMPLE = OpenApiExample(
+    "repository",
+    value={
+        "name": "team/app",
+        "visibility": "private",
+        "tag_count": 3,
+        "last_pushed_at": "2026-03-02T10:00:00Z",
+        "created_at": "2026-03-01T09:30:00Z",
+        "stored_bytes": 73400320,
+        "last_pulled_at": "2026-03-03T08:15:00Z",
+    },
+    response_only=True,
+)
+TAG_EXAMPLE = OpenApiExample(
+    "tag",
+    value={
+        "name": "v1",
+        "digest": "sha256:" + "3" * 64,
+        "media_type": "application/vnd.oci.image.manifest.v1+json",
+        "size": 1024,
+        "pushed_at": "2026-03-02T10:00:00Z",
+        "last_pulled_at": None,
+        "immutable": False,
+    },
+    response_only=True,
+)
+
+
 def _patterns(request: Request) -> tuple[str, ...]:
     return request.auth.repositories if isinstance(request.auth, Principal) else ()
 
@@ -52,6 +83,29 @@ def _repository(request: Request, name: str) -> Repository:
     if repository is None or (principal is not None and not principal.repository_allowed(name)):
         raise NotFound(f"No repository {name!r} in {tenant.slug!r}.")
     return repository
+
+
+class RepositoryFilter(django_filters.FilterSet):
+    """`?prefix=&visibility=&sort=` of the repository list (sort picks the cursor's ordering, see RepositoryListApi)."""
+
+    prefix = django_filters.CharFilter(
+        field_name="name", lookup_expr="startswith", max_length=255, strip=False, help_text="Only names that start with this."
+    )
+    visibility = django_filters.ChoiceFilter(choices=Repository.Visibility.choices, help_text="Only this visibility.")
+    sort = django_filters.ChoiceFilter(
+        choices=[(key, key) for key in SORTS], method="ordering_only", help_text="The order (default `name`)."
+    )
+
+    def ordering_only(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset  # the paginator orders (a cursor needs to know the ordering)
+
+
+class TagFilter(django_filters.FilterSet):
+    """`?prefix=` of a repository's tag list."""
+
+    prefix = django_filters.CharFilter(
+        field_name="name", lookup_expr="startswith", max_length=128, strip=False, help_text="Only tags that start with this."
+    )
 
 
 class RepositoryOutputSerializer(serializers.Serializer):
@@ -74,11 +128,6 @@ class RepositoryListApi(ApiView):
     permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
     tenant_roles = {"GET": ANY_ROLE | {ROBOT}}  # a robot reads its tenant's repositories and tags
 
-    class FilterSerializer(serializers.Serializer):
-        prefix = serializers.CharField(required=False, default="", max_length=255, trim_whitespace=False)
-        visibility = serializers.ChoiceField(choices=Repository.Visibility.choices, required=False, default=None)
-        sort = serializers.ChoiceField(choices=list(SORTS), required=False, default="name")
-
     class OutputSerializer(RepositoryOutputSerializer):
         pass
 
@@ -86,19 +135,14 @@ class RepositoryListApi(ApiView):
         operation_id="repositories_list",
         tags=["repositories"],
         summary="The tenant's repositories",
-        parameters=[FilterSerializer],
+        parameters=filter_parameters(RepositoryFilter),
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request, slug: str) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        repositories = selectors.repository_list(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            prefix=filters.validated_data["prefix"],
-            visibility=filters.validated_data["visibility"],
-            patterns=_patterns(request),
-        )
-        ordering = SORTS[filters.validated_data["sort"]]
+        tenant = request.tenant  # type: ignore[attr-defined]
+        everything = selectors.repository_list(tenant=tenant, patterns=_patterns(request))
+        repositories, values = cleaned(request, RepositoryFilter, everything)
+        ordering = SORTS[values.get("sort") or "name"]
         return paginate(request=request, view=self, queryset=repositories, serializer=self.OutputSerializer, ordering=ordering)
 
 
@@ -117,6 +161,7 @@ class RepositoryGetApi(ApiView):
         summary="One repository",
         parameters=[NAME],
         responses=OutputSerializer,
+        examples=[REPOSITORY_EXAMPLE],
     )
     def get(self, request: Request, slug: str, name: str) -> Response:
         repository = _repository(request, name)
@@ -144,6 +189,7 @@ class RepositoryUpdateApi(ApiView):
         parameters=[NAME],
         request=InputSerializer,
         responses=OutputSerializer,
+        examples=[OpenApiExample("make public", value={"visibility": "public"}, request_only=True), REPOSITORY_EXAMPLE],
     )
     def patch(self, request: Request, slug: str, name: str) -> Response:
         tenant = request.tenant  # type: ignore[attr-defined]
@@ -180,12 +226,12 @@ class TagListApi(ApiView):
         operation_id="repositories_tags_list",
         tags=["repositories"],
         summary="A repository's tags, by name",
-        parameters=[NAME],
+        parameters=[NAME, *filter_parameters(TagFilter)],
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request, slug: str, name: str) -> Response:
         repository = _repository(request, name)
-        tags = selectors.tag_list_detailed(tenant=request.tenant, repository=repository)  # type: ignore[attr-defined]
+        tags = filtered(request, TagFilter, selectors.tag_list_detailed(tenant=request.tenant, repository=repository))  # type: ignore[attr-defined]
         return paginate(request=request, view=self, queryset=tags, serializer=self.OutputSerializer, ordering="name")
 
 
@@ -204,6 +250,7 @@ class TagGetApi(ApiView):
         summary="One tag",
         parameters=[NAME, TAG],
         responses=OutputSerializer,
+        examples=[TAG_EXAMPLE],
     )
     def get(self, request: Request, slug: str, name: str, tag: str) -> Response:
         repository = _repository(request, name)
