@@ -21,8 +21,9 @@ VALUES = {"slug": "acme", "username": "olivia", "name": "team/app", "tag": "v1",
 
 
 def _concrete(path: str) -> str:
-    values = {**VALUES, "name": "ci"} if "/robots/" in path else VALUES  # robot names have no `/`
-    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+    """`path` with its parameters filled: numeric ids are 1; only repository names have a `/`."""
+    values = VALUES if "/repositories/" in path else {**VALUES, "name": "ci"}
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "1"), path)
 
 
 def _ref(response: dict) -> str:
@@ -61,7 +62,9 @@ def test_registry_errors_keep_their_oci_shape(client):
 def test_405_allows_every_method_the_path_serves(api_write, acme, path):
     documented = {m.upper() for m, op in SCHEMA["paths"][path].items() if isinstance(op, dict)}
     expected = documented | {"OPTIONS"} | ({"HEAD"} if "GET" in documented else set())
-    response = api_write.client.put(_concrete(path), {}, content_type="application/json", **api_write.headers)
+    unserved = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in documented)
+    send = getattr(api_write.client, unserved.lower())
+    response = send(_concrete(path), {}, content_type="application/json", **api_write.headers)
     assert_problem(response, 405)
     assert set(response["Allow"].split(", ")) == expected
 
