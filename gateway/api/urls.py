@@ -5,6 +5,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.admin_queues import AdminQueuesGetApi
+from gateway.api.views.admin_tenants import (
+    AdminQuotaGetApi,
+    AdminQuotaSetApi,
+    AdminTenantGetApi,
+    AdminTenantListApi,
+    AdminTenantReactivateApi,
+    AdminTenantSuspendApi,
+)
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.repositories import (
     RepositoryGetApi,
@@ -38,6 +47,13 @@ v1 = [
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    # Platform operators (staff): docs/decisions/0023.
+    path("admin/tenants", AdminTenantListApi.as_view(), name="admin-tenants-list"),
+    path("admin/tenants/<str:slug>", AdminTenantGetApi.as_view(), name="admin-tenants-get"),
+    path("admin/tenants/<str:slug>/suspend", AdminTenantSuspendApi.as_view(), name="admin-tenants-suspend"),
+    path("admin/tenants/<str:slug>/reactivate", AdminTenantReactivateApi.as_view(), name="admin-tenants-reactivate"),
+    *operations("admin/tenants/<str:slug>/quota", "admin-tenant-quota", GET=AdminQuotaGetApi, PATCH=AdminQuotaSetApi),
+    path("admin/queues", AdminQueuesGetApi.as_view(), name="admin-queues-get"),
 ]
 
 urlpatterns = [
