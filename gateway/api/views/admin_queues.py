@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway.api.views.admin_tenants import TAGS, StaffApiView
+from gateway.api.views.admin_tenants import StaffApiView, admin_schema
 from gateway.core.queues import celery_queue_depths
 from gateway.registry.services.stream import events_backlog
 
@@ -28,12 +27,7 @@ class AdminQueuesGetApi(StaffApiView):
         unacknowledged = serializers.IntegerField(help_text="Messages delivered to workers, not yet acknowledged.")
         events = EventsSerializer(help_text="The registry's event stream (usage, replication, webhooks).")
 
-    @extend_schema(
-        operation_id="admin_queues_get",
-        tags=TAGS,
-        summary="Queue depths and the event backlog (staff)",
-        responses=OutputSerializer,
-    )
+    @admin_schema("admin_queues_get", "Queue depths and the event backlog", responses=OutputSerializer)
     def get(self, request: Request) -> Response:
         depths, unacknowledged = celery_queue_depths()
         data = {

@@ -8,6 +8,9 @@ resource of its own with an ETag, and changing it needs If-Match.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import django_filters
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -29,7 +32,12 @@ from gateway.api.permissions import ADMIN_SCOPE_MAP, StaffPermission
 from gateway.core.errors import NotFound
 from gateway.registry.tenant_usage import tenant_get_with_usage, tenant_list_with_usage
 
-TAGS = ["admin"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def admin_schema(operation_id: str, summary: str, parameters: list | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """extend_schema for an /admin/ operation: tagged `admin`, its summary marked as staff-only."""
+    return extend_schema(operation_id=operation_id, tags=["admin"], summary=f"{summary} (staff)", parameters=parameters, **kwargs)
 
 
 class TenantFilter(django_filters.FilterSet):
@@ -69,6 +77,10 @@ class StaffApiView(ApiView):
     scope_map = ADMIN_SCOPE_MAP
 
 
+def _with_etag(data: dict) -> Response:
+    return etag_set(Response(data), data)
+
+
 def _tenant(slug: str) -> Tenant:
     tenant = tenant_get_with_usage(slug=slug)
     if tenant is None:
@@ -84,12 +96,8 @@ class AdminTenantListApi(StaffApiView):
     class OutputSerializer(AdminTenantOutputSerializer):
         pass
 
-    @extend_schema(
-        operation_id="admin_tenants_list",
-        tags=TAGS,
-        summary="Every tenant, with usage and quota (staff)",
-        parameters=FILTER_PARAMETERS,
-        responses=OutputSerializer(many=True),
+    @admin_schema(
+        "admin_tenants_list", "Every tenant, with usage and quota", FILTER_PARAMETERS, responses=OutputSerializer(many=True)
     )
     def get(self, request: Request) -> Response:
         filters = TenantFilter(request.query_params, queryset=tenant_list_with_usage())
@@ -104,10 +112,10 @@ class AdminTenantGetApi(StaffApiView):
     class OutputSerializer(AdminTenantOutputSerializer):
         pass
 
-    @extend_schema(operation_id="admin_tenants_get", tags=TAGS, summary="One tenant (staff)", responses=OutputSerializer)
+    @admin_schema("admin_tenants_get", "One tenant", responses=OutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
         data = self.OutputSerializer(_tenant(slug)).data
-        return etag_set(Response(data), data)
+        return _with_etag(data)
 
 
 class AdminTenantSuspendApi(StaffApiView):
@@ -119,20 +127,14 @@ class AdminTenantSuspendApi(StaffApiView):
     class OutputSerializer(AdminTenantOutputSerializer):
         pass
 
-    @extend_schema(
-        operation_id="admin_tenants_suspend",
-        tags=TAGS,
-        summary="Suspend a tenant (staff)",
-        request=InputSerializer,
-        responses=OutputSerializer,
-    )
+    @admin_schema("admin_tenants_suspend", "Suspend a tenant", request=InputSerializer, responses=OutputSerializer)
     def post(self, request: Request, slug: str) -> Response:
         tenant = _tenant(slug)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         tenant_suspend(tenant=tenant, actor=self.actor(), ip=request.META.get("REMOTE_ADDR"), **serializer.validated_data)
         data = self.OutputSerializer(_tenant(slug)).data
-        return etag_set(Response(data), data)
+        return _with_etag(data)
 
 
 class AdminTenantReactivateApi(StaffApiView):
@@ -141,17 +143,11 @@ class AdminTenantReactivateApi(StaffApiView):
     class OutputSerializer(AdminTenantOutputSerializer):
         pass
 
-    @extend_schema(
-        operation_id="admin_tenants_reactivate",
-        tags=TAGS,
-        summary="Reactivate a suspended tenant (staff)",
-        request=None,
-        responses=OutputSerializer,
-    )
+    @admin_schema("admin_tenants_reactivate", "Reactivate a suspended tenant", request=None, responses=OutputSerializer)
     def post(self, request: Request, slug: str) -> Response:
         tenant_reactivate(tenant=_tenant(slug), actor=self.actor(), ip=request.META.get("REMOTE_ADDR"))
         data = self.OutputSerializer(_tenant(slug)).data
-        return etag_set(Response(data), data)
+        return _with_etag(data)
 
 
 class QuotaOutputSerializer(serializers.Serializer):
@@ -165,12 +161,10 @@ class AdminQuotaGetApi(StaffApiView):
     class OutputSerializer(QuotaOutputSerializer):
         pass
 
-    @extend_schema(
-        operation_id="admin_tenants_quota_get", tags=TAGS, summary="A tenant's quota (staff)", responses=OutputSerializer
-    )
+    @admin_schema("admin_tenants_quota_get", "A tenant's storage quota", responses=OutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
         data = self.OutputSerializer(_tenant(slug)).data
-        return etag_set(Response(data), data)
+        return _with_etag(data)
 
 
 class AdminQuotaSetApi(StaffApiView):
@@ -182,11 +176,10 @@ class AdminQuotaSetApi(StaffApiView):
     class OutputSerializer(QuotaOutputSerializer):
         pass
 
-    @extend_schema(
-        operation_id="admin_tenants_quota_set",
-        tags=TAGS,
-        summary="Set or clear a tenant's quota (staff)",
-        parameters=[IF_MATCH],
+    @admin_schema(
+        "admin_tenants_quota_set",
+        "Set or clear a tenant's quota",
+        [IF_MATCH],
         request=InputSerializer,
         responses=OutputSerializer,
     )
@@ -203,4 +196,4 @@ class AdminQuotaSetApi(StaffApiView):
                 tenant=tenant, actor=self.actor(), ip=request.META.get("REMOTE_ADDR"), **serializer.validated_data
             )
         data = self.OutputSerializer(tenant).data
-        return etag_set(Response(data), data)
+        return _with_etag(data)
