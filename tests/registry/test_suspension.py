@@ -127,3 +127,17 @@ def test_suspension_is_audited_once_and_needs_a_reason(tenant):
     tenant_suspend(tenant=tenant, reason="again", actor="ops")
     events = AuditEvent.objects.filter(action="tenant.suspend")
     assert [(e.actor, e.detail) for e in events] == [("ops", {"reason": "abuse"})]
+
+
+def test_the_admin_api_cannot_delete_a_suspended_tenants_tags_either(tenant, reg):
+    from tests.api.conftest import Api, assert_problem, token
+
+    reg.push_image("app", "v1", [b"layer-one"])
+    owner_api = Api(token(tenant.memberships.get(role="owner").user, ["api:write"]))
+    _suspend(tenant)
+    before = _rows()
+    body = assert_problem(owner_api.delete("/api/v1/tenants/acme/repositories/app/-/tags/v1"), 403)
+    assert "is suspended" in body["detail"]
+    assert _rows() == before
+    _reactivate(tenant)
+    assert owner_api.delete("/api/v1/tenants/acme/repositories/app/-/tags/v1").status_code == 204
