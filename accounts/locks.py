@@ -13,3 +13,8 @@ def memberships_lock(*, tenant: Tenant) -> list[Membership]:
 def robot_lock(*, tenant: Tenant, name: str) -> RobotAccount | None:
     """The tenant's robot named `name`, locked, or None."""
     return RobotAccount.objects.select_for_update(no_key=True).filter(tenant=tenant, name=name).order_by("pk").first()
+
+
+def tenant_lock(*, tenant: Tenant) -> Tenant | None:
+    """The tenant's row, locked (re-read), or None if it is gone."""
+    return Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).order_by("pk").first()

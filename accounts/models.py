@@ -33,6 +33,9 @@ class Tenant(TimeStampedModel):
     storage_quota_bytes = models.BigIntegerField(null=True, blank=True)
     # Pulls of blob content: 307 to a presigned URL, or streamed through the gateway.
     redirect_blob_downloads = models.BooleanField(default=False)
+    # Set by accounts.tenant_admin.tenant_suspend (platform operators): pulls go on, pushes and deletes are refused.
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspension_reason = models.CharField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return self.slug
@@ -104,9 +107,8 @@ class RobotAccountQuerySet(models.QuerySet):
 
     def active(self, *, now: datetime | None = None) -> RobotAccountQuerySet:
         now = now or timezone.now()
-        return self.filter(revoked_at__isnull=True, tenant__status=Tenant.Status.ACTIVE).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
+        # A suspended tenant's robots still log in: its pulls go on (the registry refuses its pushes).
+        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
 
 class RobotAccount(TimeStampedModel):
@@ -136,13 +138,9 @@ class RobotAccount(TimeStampedModel):
         return f"{self.tenant.slug}+{self.name}"
 
     def is_active(self, *, now: datetime | None = None) -> bool:
-        """Not revoked, not expired, and its tenant is active."""
+        """Not revoked and not expired (a suspended tenant's robots may still pull: docs/decisions/0023)."""
         now = now or timezone.now()
-        return (
-            self.revoked_at is None
-            and (self.expires_at is None or self.expires_at > now)
-            and self.tenant.status == Tenant.Status.ACTIVE
-        )
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class RefreshToken(TimeStampedModel):

@@ -29,6 +29,7 @@ __all__ = [
     "robot_find",
     "robot_list",
     "tenant_get",
+    "tenant_get_any_status",
     "tenant_get_for_user",
     "tenant_list_for_robot",
     "tenant_list_for_user",
@@ -46,6 +47,11 @@ MAX_SECRET_LENGTH = 200  # ours are ~53 characters; anything far longer is not o
 def tenant_get(*, slug: str) -> Tenant | None:
     """The active tenant with this slug, or None."""
     return Tenant.objects.filter(slug=slug, status=Tenant.Status.ACTIVE).first()
+
+
+def tenant_get_any_status(*, slug: str) -> Tenant | None:
+    """The tenant with this slug, active or suspended (the registry serves pulls of a suspended one), or None."""
+    return Tenant.objects.filter(slug=slug).first()
 
 
 def membership_role_get(*, tenant: Tenant, user: User) -> str | None:

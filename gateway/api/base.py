@@ -26,7 +26,7 @@ from gateway.api.authentication import BearerAuthentication
 from gateway.api.exception_handler import api_exception_handler
 from gateway.api.idempotency import Claim, idempotency_claim, idempotency_store
 from gateway.api.pagination import ApiCursorPagination
-from gateway.api.permissions import ApiScopePermission
+from gateway.api.permissions import ADMIN_SCOPE_MAP, ApiScopePermission, StaffPermission
 from gateway.api.throttling import ApiRateThrottle, RateLimit, rate_limit_headers_set
 
 
@@ -91,6 +91,13 @@ class ApiView(APIView):
         """The name the audit log records for the caller."""
         principal = self.request.auth
         return principal.name if isinstance(principal, Principal) else str(self.request.user.username)
+
+
+class StaffApiView(ApiView):
+    """The base of /api/v1/admin/ operations: staff only (403 for others), and a token needs the `admin` scope (decision 0023)."""
+
+    permission_classes = [*ApiView.permission_classes[:1], StaffPermission, *ApiView.permission_classes[1:]]
+    scope_map = ADMIN_SCOPE_MAP
 
 
 def paginate(

@@ -113,3 +113,16 @@ class TenantWidePermission(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         principal = _principal(request)
         return principal is None or not principal.repositories
+
+
+# /api/v1/admin/…: platform operators only (docs/decisions/0023). A token needs the `admin` scope for every method.
+ADMIN_SCOPE_MAP: dict[str, frozenset[str]] = {method: frozenset({TokenScope.ADMIN.value}) for method in DEFAULT_SCOPE_MAP}
+
+
+class StaffPermission(BasePermission):
+    """The caller is a staff user (a robot never is); everyone else gets 403, since the published schema lists these routes."""
+
+    message = "Only platform operators (staff users) may use the admin API."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(getattr(request.user, "is_staff", False) and getattr(request.user, "is_active", False))

@@ -5,6 +5,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.admin_queues import AdminQueuesGetApi
+from gateway.api.views.admin_tenants import (
+    AdminQuotaGetApi,
+    AdminQuotaSetApi,
+    AdminTenantGetApi,
+    AdminTenantListApi,
+    AdminTenantReactivateApi,
+    AdminTenantSuspendApi,
+)
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
 from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.replication import (
@@ -103,6 +112,13 @@ v1 = [
         PATCH=AdminTargetUpdateApi,
         DELETE=AdminTargetDeleteApi,
     ),
+    # Platform operators (staff): docs/decisions/0023.
+    path("admin/tenants", AdminTenantListApi.as_view(), name="admin-tenants-list"),
+    path("admin/tenants/<str:slug>", AdminTenantGetApi.as_view(), name="admin-tenants-get"),
+    path("admin/tenants/<str:slug>/suspend", AdminTenantSuspendApi.as_view(), name="admin-tenants-suspend"),
+    path("admin/tenants/<str:slug>/reactivate", AdminTenantReactivateApi.as_view(), name="admin-tenants-reactivate"),
+    *operations("admin/tenants/<str:slug>/quota", "admin-tenant-quota", GET=AdminQuotaGetApi, PATCH=AdminQuotaSetApi),
+    path("admin/queues", AdminQueuesGetApi.as_view(), name="admin-queues-get"),
 ]
 
 urlpatterns = [

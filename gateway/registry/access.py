@@ -8,6 +8,12 @@ scopes, in its own tenant only), narrowed by a token's scopes and repository pat
 Public repositories add anonymous pull. Hot lookups (tenant by slug, role) are cached per
 process for CACHE_SECONDS: registry clients repeat them on every request, so removing a
 member takes up to that long to show; visibility is read fresh every time.
+
+A suspended tenant (docs/decisions/0023) is served like any other for pulls; `suspension_check`
+refuses its pushes and deletes with a DENIED that names the suspension. Tokens still carry
+what the roles allow, so a client reaches the request and shows that message (a token without
+push would only earn a bare 401); the refusal is made at each request, so a token issued
+before the suspension cannot push either.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from django.conf import settings
 
 from accounts.models import Membership, Tenant
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
-from accounts.selectors import membership_role_get, tenant_get
+from accounts.selectors import membership_role_get, tenant_get_any_status
+from gateway.core.errors import Suspended
 from gateway.registry import selectors
 from gateway.registry.errors import NameInvalid, RegistryError
 from gateway.registry.models import Repository
@@ -78,7 +85,20 @@ def caches_clear() -> None:
 
 
 def tenant_cached(slug: str) -> Tenant | None:
-    return tenants.get(slug, lambda: tenant_get(slug=slug))
+    return tenants.get(slug, lambda: tenant_get_any_status(slug=slug))
+
+
+# What a suspended tenant may no longer do: anything that writes (a cross-repository mount is a push).
+SUSPENDED_REFUSES = frozenset({"push", "delete"})
+
+
+def suspension_check(*, tenant: Tenant, action: str) -> None:
+    """Raise Suspended (403 DENIED, the message names the suspension) if `tenant` is suspended and `action` writes."""
+    if action in SUSPENDED_REFUSES and tenant.status == Tenant.Status.SUSPENDED:
+        raise Suspended(
+            f"tenant {tenant.slug!r} is suspended: {action} is refused until a platform operator reactivates it"
+            " (pulls still work); contact support"
+        )
 
 
 def host_tenant_slug(host: str) -> str | None:

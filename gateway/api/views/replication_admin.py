@@ -7,15 +7,11 @@ everyone else gets 403. The bodies are the tenant targets' (replication.py) with
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import TokenScope
-from gateway.api.base import ApiView
+from gateway.api.base import StaffApiView
 from gateway.api.conditional import IF_MATCH
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.views.replication import (
@@ -30,21 +26,9 @@ from gateway.api.views.replication import (
     target_update,
 )
 
-ADMIN_ONLY = frozenset({TokenScope.ADMIN.value})
 
-
-class StaffPermission(BasePermission):
-    """The caller is a staff user (a robot never is); with `scope_map` = admin, a token also needs the `admin` scope."""
-
-    message = "Only staff may manage the platform."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(getattr(request.user, "is_staff", False))
-
-
-class _AdminTargetApi(ApiView):
-    permission_classes = [*ApiView.permission_classes, StaffPermission]
-    scope_map = {method: ADMIN_ONLY for method in ("GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE")}
+class _AdminTargetApi(StaffApiView):
+    pass
 
 
 class AdminTargetListApi(_AdminTargetApi):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.services import audit_record
 from gateway.registry import locks
+from gateway.registry.access import suspension_check
 from gateway.registry.digests import CANONICAL, digest_algorithm, digest_of, is_digest, parse_digest
 from gateway.registry.errors import (
     Denied,
@@ -284,7 +285,9 @@ def manifest_delete(*, tenant: Tenant, repository: Repository, reference: str, a
 
     The rows go in one transaction that records their bucket objects for the drain, which then
     deletes each object under its key lock only if no row uses it again (a re-push meanwhile).
+    A suspended tenant's deletes are refused here too, whichever face asks (docs/decisions/0023).
     """
+    suspension_check(tenant=tenant, action="delete")
     if is_digest(reference):
         _delete_by_digest(tenant=tenant, repository=repository, digest=reference, actor=actor, ip=ip)
     else:

@@ -174,3 +174,13 @@ def events_flush(*, max_items: int = 5000) -> int:
         extra={"batch": batch},
     )
     return len(raw_items)
+
+
+def events_backlog() -> dict[str, int]:
+    """Events recorded and not yet delivered: `queued` (waiting) and `processing` (claimed by a flush not yet acknowledged)."""
+    client = events.redis_client()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.llen(events.QUEUE_KEY)
+        pipe.llen(PROCESSING_KEY)
+        queued, processing = pipe.execute()
+    return {"queued": int(queued), "processing": int(processing)}

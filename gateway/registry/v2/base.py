@@ -137,6 +137,7 @@ class RegistryView(View):
     def require(self, request: HttpRequest, target: Target, action: str) -> None:
         """Pass if the caller may `action` the target; else 401 with a challenge naming every scope needed, or 403."""
         if action in target.actions:
+            access.suspension_check(tenant=target.tenant, action=action)
             return
         # Several scopes go space-separated into one scope parameter, as Distribution sends them
         # and Docker's token spec, containerd and docker's client parse them.
