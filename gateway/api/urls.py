@@ -5,7 +5,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.manifests import ManifestDeleteApi, ManifestGetApi
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.policies import (
+    ImmutableRuleCreateApi,
+    ImmutableRuleDeleteApi,
+    ImmutableRuleGetApi,
+    ImmutableRuleListApi,
+    ImmutableRuleUpdateApi,
+)
 from gateway.api.views.repositories import (
     RepositoryGetApi,
     RepositoryListApi,
@@ -13,6 +21,14 @@ from gateway.api.views.repositories import (
     TagDeleteApi,
     TagGetApi,
     TagListApi,
+)
+from gateway.api.views.retention_policies import (
+    RetentionDryRunApi,
+    RetentionPolicyCreateApi,
+    RetentionPolicyDeleteApi,
+    RetentionPolicyGetApi,
+    RetentionPolicyListApi,
+    RetentionPolicyUpdateApi,
 )
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
@@ -22,6 +38,8 @@ from gateway.api.views.user import UserGetApi
 register_converter(RepositoryNameConverter, "repository")
 register_converter(TagNameConverter, "tag")
 REPOSITORY = "tenants/<str:slug>/repositories/<repository:name>"
+IMMUTABLE_RULES = "tenants/<str:slug>/immutable-tag-rules"
+RETENTION_POLICIES = "tenants/<str:slug>/retention-policies"
 
 v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
@@ -38,6 +56,24 @@ v1 = [
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    *operations(f"{REPOSITORY}/-/manifests/<str:digest>", "repository-manifest", GET=ManifestGetApi, DELETE=ManifestDeleteApi),
+    *operations(IMMUTABLE_RULES, "immutable-tag-rules", GET=ImmutableRuleListApi, POST=ImmutableRuleCreateApi),
+    *operations(
+        f"{IMMUTABLE_RULES}/<int:rule_id>",
+        "immutable-tag-rule",
+        GET=ImmutableRuleGetApi,
+        PATCH=ImmutableRuleUpdateApi,
+        DELETE=ImmutableRuleDeleteApi,
+    ),
+    *operations(RETENTION_POLICIES, "retention-policies", GET=RetentionPolicyListApi, POST=RetentionPolicyCreateApi),
+    path(f"{RETENTION_POLICIES}/dry-run", RetentionDryRunApi.as_view(), name="retention-policies-dry-run"),
+    *operations(
+        f"{RETENTION_POLICIES}/<int:policy_id>",
+        "retention-policy",
+        GET=RetentionPolicyGetApi,
+        PATCH=RetentionPolicyUpdateApi,
+        DELETE=RetentionPolicyDeleteApi,
+    ),
 ]
 
 urlpatterns = [
