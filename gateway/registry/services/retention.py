@@ -2,12 +2,14 @@
 
 A policy (models.RetentionPolicy) selects tags to delete; deleting a tag only untags its
 manifest, which GC reclaims after the grace period, together with the blobs nothing else
-references. Immutable tags are never deleted, and a push never moves them (manifest_put).
+references. Immutable tags (the flag, or an immutable-tag rule: services/immutability.py) are
+never deleted, and a push never moves them (manifest_put).
 
-`retention_apply` evaluates the policies repository by repository and deletes the selected tags
-in batches: lock FOR UPDATE SKIP LOCKED, check again (not immutable now, not pushed again since
-the evaluation), delete the rows and record their bucket objects in one transaction, then drain
-the objects. A dry run evaluates the same and lists what would go.
+`retention_apply` evaluates the policies repository by repository (retention_rules.py, the
+evaluation the API's dry-run plan uses too) and deletes the selected tags in batches: lock FOR
+UPDATE SKIP LOCKED, check again (not immutable now, no rule protects it now, not pushed again
+since the evaluation), delete the rows and record their bucket objects in one transaction, then
+drain the objects. A dry run evaluates the same and lists what would go.
 """
 
 from __future__ import annotations
@@ -101,28 +103,11 @@ def retention_policy_check(
     }
 
 
-def retention_policy_set(
-    *,
-    tenant: Tenant,
-    repository: Repository | None = None,
-    enabled: bool = True,
-    keep_last: int | None = None,
-    older_than_days: int | None = None,
-    delete_regex: str = "",
-    keep_regex: str = "",
-    untagged_days: int | None = None,
-) -> RetentionPolicy:
-    """Create or replace the policy of `repository` (None: the tenant-wide one); every value validated, regexes compiled."""
+def retention_policy_set(*, tenant: Tenant, repository: Repository | None = None, **values: Any) -> RetentionPolicy:
+    """Create or replace the policy of `repository` (None: the tenant-wide one) with `values` (retention_policy_check's)."""
     if repository is not None and repository.tenant_id != tenant.pk:
         raise RetentionPolicyInvalid(f"repository {repository.name!r} does not belong to tenant {tenant.slug!r}")
-    values = retention_policy_check(
-        enabled=enabled,
-        keep_last=keep_last,
-        older_than_days=older_than_days,
-        delete_regex=delete_regex,
-        keep_regex=keep_regex,
-        untagged_days=untagged_days,
-    )
+    values = retention_policy_check(**values)
     try:
         with transaction.atomic():
             policy, _ = RetentionPolicy.objects.update_or_create(tenant=tenant, repository=repository, defaults=values)

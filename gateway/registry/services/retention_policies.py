@@ -31,13 +31,7 @@ def retention_policy_create(*, tenant: Tenant, repository: Repository | None, ac
     try:
         with transaction.atomic():
             policy.save()
-            audit_record(
-                action="retention_policy.create",
-                actor=actor,
-                tenant=tenant,
-                target=str(policy.pk),
-                detail=retention_policy_describe(policy),
-            )
+            _audit("retention_policy.create", tenant=tenant, policy=policy, actor=actor)
     except IntegrityError:
         raise Conflict(f"{scope} has a retention policy already; change that one") from None
     return policy
@@ -52,19 +46,17 @@ def retention_policy_update(*, tenant: Tenant, policy: RetentionPolicy, actor: s
     with transaction.atomic():
         RetentionPolicy.objects.filter(tenant=tenant, pk=policy.pk).update(**values, updated_at=timezone.now())
         policy.refresh_from_db()
-        audit_record(
-            action="retention_policy.update",
-            actor=actor,
-            tenant=tenant,
-            target=str(policy.pk),
-            detail=retention_policy_describe(policy),
-        )
+        _audit("retention_policy.update", tenant=tenant, policy=policy, actor=actor)
     return policy
 
 
 def retention_policy_delete(*, tenant: Tenant, policy: RetentionPolicy, actor: str) -> None:
     """Remove a policy (the caller holds its row lock). Audited."""
-    detail = retention_policy_describe(policy)
     with transaction.atomic():
+        _audit("retention_policy.delete", tenant=tenant, policy=policy, actor=actor)
         RetentionPolicy.objects.filter(tenant=tenant, pk=policy.pk).delete()
-        audit_record(action="retention_policy.delete", actor=actor, tenant=tenant, target=str(policy.pk), detail=detail)
+
+
+def _audit(action: str, *, tenant: Tenant, policy: RetentionPolicy, actor: str) -> None:
+    detail = retention_policy_describe(policy)
+    audit_record(action=action, actor=actor, tenant=tenant, target=str(policy.pk), detail=detail)
