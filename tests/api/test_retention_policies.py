@@ -282,3 +282,15 @@ def test_admins_and_owners_write(acme, images, policy, role):
     assert (created.status_code, changed.status_code, deleted.status_code) == (201, 200, 204)
     assert AuditEvent.objects.filter(action="retention_policy.update", actor=f"m-{role}").exists()
     assert not ImmutableTagRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_robots_neither_read_nor_write_policies(acme, images, policy):
+    from accounts.services import robot_create
+
+    robot = Api(robot_create(tenant=acme, name="ci", scopes=["api:read", "api:write"]).secret)
+    robot.get("/api/v1/tenants/acme")  # the first use of a secret records it
+    before = rows()
+    for response in [robot.get(BASE), robot.get(f"{BASE}/{policy.pk}"), robot.post(DRY_RUN), *_writes(robot, policy)]:
+        assert_problem(response, 403)
+    assert rows() == before
