@@ -15,7 +15,15 @@ from gateway.api.views.admin_tenants import (
     AdminTenantSuspendApi,
 )
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
+from gateway.api.views.manifests import ManifestDeleteApi, ManifestGetApi
 from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
+from gateway.api.views.policies import (
+    ImmutableRuleCreateApi,
+    ImmutableRuleDeleteApi,
+    ImmutableRuleGetApi,
+    ImmutableRuleListApi,
+    ImmutableRuleUpdateApi,
+)
 from gateway.api.views.replication import (
     ReplicationGetApi,
     ReplicationSetApi,
@@ -41,6 +49,14 @@ from gateway.api.views.repositories import (
     TagGetApi,
     TagListApi,
 )
+from gateway.api.views.retention_policies import (
+    RetentionDryRunApi,
+    RetentionPolicyCreateApi,
+    RetentionPolicyDeleteApi,
+    RetentionPolicyGetApi,
+    RetentionPolicyListApi,
+    RetentionPolicyUpdateApi,
+)
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
 from gateway.api.views.tenants import TenantGetApi, TenantListApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
@@ -61,6 +77,8 @@ register_converter(RepositoryNameConverter, "repository")
 register_converter(TagNameConverter, "tag")
 REPOSITORY = "tenants/<str:slug>/repositories/<repository:name>"
 WEBHOOK = "tenants/<str:slug>/webhooks/<int:webhook_id>"
+IMMUTABLE_RULES = "tenants/<str:slug>/immutable-tag-rules"
+RETENTION_POLICIES = "tenants/<str:slug>/retention-policies"
 
 v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
@@ -119,6 +137,24 @@ v1 = [
     path("admin/tenants/<str:slug>/reactivate", AdminTenantReactivateApi.as_view(), name="admin-tenants-reactivate"),
     *operations("admin/tenants/<str:slug>/quota", "admin-tenant-quota", GET=AdminQuotaGetApi, PATCH=AdminQuotaSetApi),
     path("admin/queues", AdminQueuesGetApi.as_view(), name="admin-queues-get"),
+    *operations(f"{REPOSITORY}/-/manifests/<str:digest>", "repository-manifest", GET=ManifestGetApi, DELETE=ManifestDeleteApi),
+    *operations(IMMUTABLE_RULES, "immutable-tag-rules", GET=ImmutableRuleListApi, POST=ImmutableRuleCreateApi),
+    *operations(
+        f"{IMMUTABLE_RULES}/<int:rule_id>",
+        "immutable-tag-rule",
+        GET=ImmutableRuleGetApi,
+        PATCH=ImmutableRuleUpdateApi,
+        DELETE=ImmutableRuleDeleteApi,
+    ),
+    *operations(RETENTION_POLICIES, "retention-policies", GET=RetentionPolicyListApi, POST=RetentionPolicyCreateApi),
+    path(f"{RETENTION_POLICIES}/dry-run", RetentionDryRunApi.as_view(), name="retention-policies-dry-run"),
+    *operations(
+        f"{RETENTION_POLICIES}/<int:policy_id>",
+        "retention-policy",
+        GET=RetentionPolicyGetApi,
+        PATCH=RetentionPolicyUpdateApi,
+        DELETE=RetentionPolicyDeleteApi,
+    ),
 ]
 
 urlpatterns = [

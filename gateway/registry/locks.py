@@ -34,7 +34,7 @@ from django.db import connection
 
 from accounts.models import Tenant
 from gateway.core.locks import advisory_lock, advisory_xact_locks
-from gateway.registry.models import Blob, BlobUpload, Manifest, ObjectDeletion, Repository, Tag
+from gateway.registry.models import Blob, BlobUpload, ImmutableTagRule, Manifest, ObjectDeletion, Repository, RetentionPolicy, Tag
 
 _BLOB_COLUMNS = "b.id, b.tenant_id, b.digest, b.size, b.storage_key, b.gc_candidate_since, b.created_at, b.updated_at"
 
@@ -174,3 +174,18 @@ def object_deletions_for_drain(*, tenant: Tenant, limit: int, ids: Sequence[int]
 def upload_sessions_for_sweep(*, tenant: Tenant, ids: Sequence[object]) -> list[BlobUpload]:
     """Upload sessions to sweep, FOR UPDATE SKIP LOCKED in pk order (a request finishing one is skipped)."""
     return list(BlobUpload.objects.select_for_update(skip_locked=True).filter(tenant=tenant, pk__in=list(ids)).order_by("pk"))
+
+
+def immutable_rule_for_update(*, tenant: Tenant, rule_id: int) -> ImmutableTagRule | None:
+    """The tenant's immutable-tag rule, FOR NO KEY UPDATE (an If-Match check and the change it guards), or None."""
+    return ImmutableTagRule.objects.select_for_update(no_key=True).filter(tenant=tenant, pk=rule_id).first()
+
+
+def retention_policy_for_update(*, tenant: Tenant, policy_id: int) -> RetentionPolicy | None:
+    """The tenant's retention policy, FOR NO KEY UPDATE (an If-Match check and the change it guards), or None."""
+    return (
+        RetentionPolicy.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("repository")
+        .filter(tenant=tenant, pk=policy_id)
+        .first()
+    )

@@ -304,3 +304,26 @@ class ObjectDeletion(TenantOwnedModel):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "id"], name="objectdeletion_tenant_idx")]
+
+
+class ImmutableTagRule(TenantOwnedModel):
+    """Tags that are immutable by name: every tag fully matching `tag_pattern` in a repository matching `repository_pattern`.
+
+    Patterns are fnmatch patterns (case-sensitive, `*` crosses `/`), as a token's repository
+    patterns are; an empty `repository_pattern` means every repository of the tenant. A matching
+    tag is treated like one with `Tag.immutable` set: a push never moves it, and neither DELETE
+    nor retention deletes it (services/immutability.py).
+    """
+
+    repository_pattern = models.CharField(max_length=255, blank=True, default="")
+    tag_pattern = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "repository_pattern", "tag_pattern"], name="immutabletagrule_unique_patterns"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"immutable-tag rule {self.pk} ({self.repository_pattern or '*'}:{self.tag_pattern})"

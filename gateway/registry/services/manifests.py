@@ -33,6 +33,7 @@ from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild,
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.immutability import immutable_rules_load
 from gateway.registry.stores import store_for
 from gateway.storage import StorageError, keys
 
@@ -129,7 +130,7 @@ def _rows_write(
     blobs, children = _references_lock(tenant=tenant, repository=repository, parsed=parsed)
     manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
     current = locks.tag_for_update(tenant=tenant, repository=repository, name=tag) if tag is not None else None
-    _refuse_immutable_move(tag=current, manifest=manifest, digest=digest)
+    _refuse_immutable_move(repository=repository, tag=current, manifest=manifest, digest=digest)
     if manifest is None:
         manifest = _manifest_insert(
             tenant=tenant, repository=repository, digest=digest, payload=payload, parsed=parsed, blobs=blobs, children=children
@@ -263,13 +264,16 @@ def _objects_reconcile(*, tenant: Tenant, repository: Repository, digest: str, t
         log.exception("could not put back the bucket objects of a failed push of %s@%s", repository.name, digest)
 
 
-def _refuse_immutable_move(*, tag: Tag | None, manifest: Manifest | None, digest: str) -> None:
-    """DENIED when `tag` is immutable and this push would point it at another manifest (re-pushing its own is fine)."""
-    if tag is None or not tag.immutable or (manifest is not None and tag.manifest_id == manifest.pk):
+def _refuse_immutable_move(*, repository: Repository, tag: Tag | None, manifest: Manifest | None, digest: str) -> None:
+    """DENIED when `tag` is immutable (flag or rule) and this push would point it at another manifest (re-pushing its own is fine)."""
+    if tag is None or (manifest is not None and tag.manifest_id == manifest.pk):
+        return
+    why = immutable_rules_load(tenant=tag.tenant_id).reason(repository=repository.name, tag=tag.name, immutable=tag.immutable)
+    if why is None:
         return
     current = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or "another manifest"
     raise Denied(
-        f"tag {tag.name!r} is immutable: it points at {current} and cannot be moved to {digest}; push under a new tag",
+        f"tag {tag.name!r} is {why}: it points at {current} and cannot be moved to {digest}; push under a new tag",
         detail={"tag": tag.name, "digest": current, "refused": digest},
     )
 
@@ -300,8 +304,9 @@ def _delete_by_tag(*, tenant: Tenant, repository: Repository, name: str, actor: 
         tag = Tag.objects.select_for_update().filter(tenant=tenant, repository=repository, name=name).first()
         if tag is None:
             raise ManifestUnknown(detail={"tag": name})
-        if tag.immutable:
-            raise Denied(f"tag {name!r} is immutable and cannot be deleted", detail={"tag": name})
+        why = immutable_rules_load(tenant=tenant).reason(repository=repository.name, tag=name, immutable=tag.immutable)
+        if why is not None:
+            raise Denied(f"tag {name!r} is {why} and cannot be deleted", detail={"tag": name})
         tagged = Manifest.objects.filter(pk=tag.manifest_id).values_list("digest", flat=True).first() or ""
         tag.delete()
         ids = object_deletions_record(
@@ -324,12 +329,12 @@ def _delete_by_digest(*, tenant: Tenant, repository: Repository, digest: str, ac
         parent = ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True).first()
         if parent:
             raise Denied(f"manifest is referenced by index {parent}; delete the index first", detail={"parent": parent})
-        pinned = (
-            Tag.objects.filter(repository=repository, manifest=manifest, immutable=True).values_list("name", flat=True).first()
-        )
-        if pinned:
-            raise Denied(f"manifest is tagged with immutable tag {pinned!r}; it cannot be deleted", detail={"tag": pinned})
-        tag_names = list(Tag.objects.filter(repository=repository, manifest=manifest).values_list("name", flat=True))
+        tagged = list(Tag.objects.filter(repository=repository, manifest=manifest).values_list("name", "immutable"))
+        rules = immutable_rules_load(tenant=tenant)
+        for name, immutable in tagged:
+            if (why := rules.reason(repository=repository.name, tag=name, immutable=immutable)) is not None:
+                raise Denied(f"manifest is tagged with {name!r}, which is {why}; it cannot be deleted", detail={"tag": name})
+        tag_names = [name for name, _ in tagged]
         Tag.objects.filter(repository=repository, manifest=manifest).delete()
         manifest.delete()
         ids = object_deletions_record(

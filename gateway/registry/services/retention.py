@@ -2,12 +2,14 @@
 
 A policy (models.RetentionPolicy) selects tags to delete; deleting a tag only untags its
 manifest, which GC reclaims after the grace period, together with the blobs nothing else
-references. Immutable tags are never deleted, and a push never moves them (manifest_put).
+references. Immutable tags (the flag, or an immutable-tag rule: services/immutability.py) are
+never deleted, and a push never moves them (manifest_put).
 
-`retention_apply` evaluates the policies repository by repository and deletes the selected tags
-in batches: lock FOR UPDATE SKIP LOCKED, check again (not immutable now, not pushed again since
-the evaluation), delete the rows and record their bucket objects in one transaction, then drain
-the objects. A dry run evaluates the same and lists what would go.
+`retention_apply` evaluates the policies repository by repository (retention_rules.py, the
+evaluation the API's dry-run plan uses too) and deletes the selected tags in batches: lock FOR
+UPDATE SKIP LOCKED, check again (not immutable now, no rule protects it now, not pushed again
+since the evaluation), delete the rows and record their bucket objects in one transaction, then
+drain the objects. A dry run evaluates the same and lists what would go.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -28,13 +30,15 @@ from gateway.registry.models import JobRun, ObjectDeletion, Repository, Retentio
 from gateway.registry.services import events
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
+from gateway.registry.services.immutability import immutable_rules_load
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
+from gateway.registry.services.retention_rules import LISTED_MAX, Policies, repository_verdicts
+from gateway.registry.services.retention_rules import TagVerdict as _Doomed
 from gateway.storage import keys
 
 log = logging.getLogger(__name__)
 
 KIND_RETENTION = "retention"
-LISTED_MAX = 1000
 MAX_DAYS = 36_500
 MAX_KEEP_LAST = 1_000_000
 _REGEX_MAX = 255
@@ -47,48 +51,49 @@ class RetentionPolicyInvalid(ValidationError):
 # -- policies -------------------------------------------------------------------------------------
 
 
+def _invalid(name: str, message: str) -> RetentionPolicyInvalid:
+    """The error, naming its field (the admin API lists it under `errors`)."""
+    return RetentionPolicyInvalid(message, extra={"errors": {name: message}})
+
+
 def _check_count(name: str, value: int | None, *, minimum: int, maximum: int) -> None:
     if value is None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-        raise RetentionPolicyInvalid(f"{name} must be a whole number from {minimum} to {maximum}, got {value!r}")
+        raise _invalid(name, f"{name} must be a whole number from {minimum} to {maximum}, got {value!r}")
 
 
 def _check_regex(name: str, value: str) -> None:
     if not isinstance(value, str):
-        raise RetentionPolicyInvalid(f"{name} must be a string, got {type(value).__name__}")
+        raise _invalid(name, f"{name} must be a string, got {type(value).__name__}")
     if len(value) > _REGEX_MAX:
-        raise RetentionPolicyInvalid(f"{name} is {len(value)} characters; at most {_REGEX_MAX} are allowed")
+        raise _invalid(name, f"{name} is {len(value)} characters; at most {_REGEX_MAX} are allowed")
     if "\x00" in value:
-        raise RetentionPolicyInvalid(f"{name} must not contain NUL characters")
+        raise _invalid(name, f"{name} must not contain NUL characters")
     try:
         re.compile(value)
     except re.error as exc:
-        raise RetentionPolicyInvalid(f"{name} {value!r} is not a valid regular expression: {exc}") from None
+        raise _invalid(name, f"{name} {value!r} is not a valid regular expression: {exc}") from None
 
 
-def retention_policy_set(
+def retention_policy_check(
     *,
-    tenant: Tenant,
-    repository: Repository | None = None,
     enabled: bool = True,
     keep_last: int | None = None,
     older_than_days: int | None = None,
     delete_regex: str = "",
     keep_regex: str = "",
     untagged_days: int | None = None,
-) -> RetentionPolicy:
-    """Create or replace the policy of `repository` (None: the tenant-wide one); every value validated, regexes compiled."""
-    if repository is not None and repository.tenant_id != tenant.pk:
-        raise RetentionPolicyInvalid(f"repository {repository.name!r} does not belong to tenant {tenant.slug!r}")
+) -> dict[str, Any]:
+    """The policy's values, each validated (numbers in range, regexes compiled); RetentionPolicyInvalid names the first bad one."""
     if not isinstance(enabled, bool):
-        raise RetentionPolicyInvalid(f"enabled must be true or false, got {enabled!r}")
+        raise _invalid("enabled", f"enabled must be true or false, got {enabled!r}")
     _check_count("keep_last", keep_last, minimum=0, maximum=MAX_KEEP_LAST)
     _check_count("older_than_days", older_than_days, minimum=0, maximum=MAX_DAYS)
     _check_count("untagged_days", untagged_days, minimum=0, maximum=MAX_DAYS)
     _check_regex("delete_regex", delete_regex)
     _check_regex("keep_regex", keep_regex)
-    values = {
+    return {
         "enabled": enabled,
         "keep_last": keep_last,
         "older_than_days": older_than_days,
@@ -96,6 +101,13 @@ def retention_policy_set(
         "keep_regex": keep_regex,
         "untagged_days": untagged_days,
     }
+
+
+def retention_policy_set(*, tenant: Tenant, repository: Repository | None = None, **values: Any) -> RetentionPolicy:
+    """Create or replace the policy of `repository` (None: the tenant-wide one) with `values` (retention_policy_check's)."""
+    if repository is not None and repository.tenant_id != tenant.pk:
+        raise RetentionPolicyInvalid(f"repository {repository.name!r} does not belong to tenant {tenant.slug!r}")
+    values = retention_policy_check(**values)
     try:
         with transaction.atomic():
             policy, _ = RetentionPolicy.objects.update_or_create(tenant=tenant, repository=repository, defaults=values)
@@ -139,86 +151,7 @@ def tag_immutable_set(*, tenant: Tenant, repository: Repository, name: str, immu
     return tag
 
 
-# -- evaluation -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Rules:
-    keep_last: int | None
-    older_than: datetime | None
-    delete_re: re.Pattern[str] | None
-    keep_re: re.Pattern[str] | None
-
-    @classmethod
-    def of(cls, policy: RetentionPolicy, now: datetime) -> _Rules | None:
-        if not policy.enabled:
-            return None
-        if policy.keep_last is None and policy.older_than_days is None and not policy.delete_regex and not policy.keep_regex:
-            return None  # a policy with no tag rule deletes no tag (it may still set untagged_days for GC)
-        return cls(
-            keep_last=policy.keep_last,
-            older_than=None if policy.older_than_days is None else now - timedelta(days=policy.older_than_days),
-            delete_re=re.compile(policy.delete_regex) if policy.delete_regex else None,
-            keep_re=re.compile(policy.keep_regex) if policy.keep_regex else None,
-        )
-
-    def reasons(self, *, name: str, pushed: datetime, rank: int) -> list[str] | None:
-        """Why the tag goes, or None when a rule keeps it."""
-        if self.keep_last is not None and rank < self.keep_last:
-            return None
-        if self.keep_re is not None and self.keep_re.fullmatch(name):
-            return None
-        if self.delete_re is not None and not self.delete_re.fullmatch(name):
-            return None
-        if self.older_than is not None and pushed >= self.older_than:
-            return None
-        why = []
-        if self.keep_last is not None:
-            why.append(f"not among the {self.keep_last} most recently pushed")
-        if self.keep_re is not None:
-            why.append(f"does not match keep_regex {self.keep_re.pattern!r}")
-        if self.delete_re is not None:
-            why.append(f"matches delete_regex {self.delete_re.pattern!r}")
-        if self.older_than is not None:
-            why.append("pushed before " + self.older_than.isoformat(timespec="seconds"))
-        return why
-
-
-@dataclass(frozen=True)
-class _Doomed:
-    tag_id: int
-    repository: str
-    name: str
-    digest: str
-    pushed: datetime
-    because: list[str]
-
-
-def _policies(tenant: Tenant) -> tuple[RetentionPolicy | None, dict[int, RetentionPolicy]]:
-    tenant_wide = None
-    per_repo: dict[int, RetentionPolicy] = {}
-    for p in RetentionPolicy.objects.filter(tenant=tenant):
-        if p.repository_id is None:
-            tenant_wide = p
-        else:
-            per_repo[p.repository_id] = p
-    return tenant_wide, per_repo
-
-
-def _evaluate(*, repository: Repository, rules: _Rules) -> list[_Doomed]:
-    tags = (
-        Tag.objects.filter(tenant_id=repository.tenant_id, repository=repository)
-        .order_by("-last_pushed_at", "name")
-        .values_list("pk", "name", "last_pushed_at", "immutable", "manifest__digest")
-    )
-    out = []
-    for rank, (pk, name, pushed, immutable, digest) in enumerate(tags):
-        if immutable:
-            continue  # never deleted; still counts towards keep_last (it is one of the recent tags)
-        because = rules.reasons(name=name, pushed=pushed, rank=rank)
-        if because is not None:
-            out.append(_Doomed(tag_id=pk, repository=repository.name, name=name, digest=digest, pushed=pushed, because=because))
-    return out
+# -- runs -----------------------------------------------------------------------------------------
 
 
 @dataclass(kw_only=True)
@@ -250,7 +183,13 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
     expected = {d.tag_id: d for d in doomed}
     with transaction.atomic():
         rows = locks.tags_for_delete(tenant=tenant, ids=sorted(expected))
-        gone = [t for t in rows if not t.immutable and t.last_pushed_at == expected[t.pk].pushed]
+        rules = immutable_rules_load(tenant=tenant)  # again: a rule added since the evaluation protects its tags too
+        gone = [
+            t
+            for t in rows
+            if t.last_pushed_at == expected[t.pk].pushed
+            and rules.reason(repository=t.repository.name, tag=t.name, immutable=t.immutable) is None
+        ]
         if gone:
             Tag.objects.filter(pk__in=[t.pk for t in gone]).delete()
             object_deletions_record(
@@ -271,17 +210,6 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
             reference=t.name,
         )
     return len(gone), len(doomed) - len(gone)
-
-
-def _repositories_next(
-    *, tenant: Tenant, after_repository_id: int, limit: int, only: list[int] | None
-) -> tuple[list[Repository], bool]:
-    """Up to `limit` of the tenant's repositories after the cursor, in pk order (only ids in `only`, if given), and whether more remain."""
-    repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id).order_by("pk")
-    if only is not None:
-        repos = repos.filter(pk__in=only)
-    batch = list(repos[: limit + 1])
-    return batch[:limit], len(batch) > limit
 
 
 def _doomed_list(*, report: RetentionReport, doomed: list[_Doomed]) -> None:
@@ -332,19 +260,14 @@ def retention_apply(
         if job is None:
             return None
         report = RetentionReport(tenant=tenant.slug, dry_run=dry_run, job_id=job.pk)
-        tenant_wide, per_repo = _policies(tenant)
-        batch, more = _repositories_next(
-            tenant=tenant,
-            after_repository_id=after_repository_id,
-            limit=max_repositories,
-            only=list(per_repo) if tenant_wide is None else None,
-        )
+        policies = Policies.load(tenant)
+        immutable = immutable_rules_load(tenant=tenant)
+        batch, more = policies.repositories_next(tenant=tenant, after_repository_id=after_repository_id, limit=max_repositories)
         for repo in batch:
-            policy = per_repo.get(repo.pk, tenant_wide)
-            rules = _Rules.of(policy, now) if policy is not None else None
-            if rules is None:
+            verdicts = repository_verdicts(repository=repo, policies=policies, now=now, immutable=immutable)
+            if verdicts is None:
                 continue
-            doomed = _evaluate(repository=repo, rules=rules)
+            doomed = [v for v in verdicts if v.delete]
             report.add(repositories=1, tags_selected=len(doomed))
             if dry_run:
                 _doomed_list(report=report, doomed=doomed)
