@@ -5,8 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.jobs import AdminJobListApi, JobCreateApi, JobGetApi, JobListApi
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.repositories import (
+    RepositoryDeleteApi,
     RepositoryGetApi,
     RepositoryListApi,
     RepositoryUpdateApi,
@@ -35,9 +37,12 @@ v1 = [
     path("tenants/<str:slug>/members", MemberListApi.as_view(), name="tenant-members-list"),
     *operations("tenants/<str:slug>/members/<str:username>", "tenant-member", PATCH=MemberRoleSetApi, DELETE=MemberRemoveApi),
     path("tenants/<str:slug>/repositories", RepositoryListApi.as_view(), name="repositories-list"),
-    *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
+    *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi, DELETE=RepositoryDeleteApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    *operations("tenants/<str:slug>/jobs", "tenant-jobs", GET=JobListApi, POST=JobCreateApi),
+    path("tenants/<str:slug>/jobs/<int:job_id>", JobGetApi.as_view(), name="tenant-job"),
+    path("admin/jobs", AdminJobListApi.as_view(), name="admin-jobs-list"),
 ]
 
 urlpatterns = [

@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce, Concat
 from accounts.models import Tenant
 from accounts.principals import pattern_literal_prefix, repository_matches
 from gateway.registry.media_types import MAX_TYPE_LENGTH
-from gateway.registry.models import Blob, BlobUpload, Manifest, Repository, Tag
+from gateway.registry.models import Blob, BlobUpload, JobRun, Manifest, Repository, Tag
 
 # The two lookups every pull makes are written as raw SQL: the ORM's query compilation was a
 # third of a manifest GET's time (bench/README.md). Same columns, same tenant scoping.
@@ -48,7 +48,7 @@ def catalog_list(
     tenant) only matching names are listed: the database narrows by each pattern's literal
     prefix, `repository_matches` decides, and pages are filled by reading on past non-matches.
     """
-    qs = Repository.objects.filter(tenant_id__in=tenant_ids)
+    qs = Repository.objects.filter(tenant_id__in=tenant_ids, deleted_name="")  # a repository being deleted is gone already
     full = Concat("tenant__slug", Value("/"), "name", output_field=CharField()) if with_slug else F("name")
     qs = qs.annotate(full=full).order_by("full")
     if patterns:
@@ -154,7 +154,7 @@ def repository_list(
     """
     tags = Tag.objects.filter(tenant=tenant, repository=OuterRef("pk")).order_by().values("repository")
     qs = (
-        Repository.objects.filter(tenant=tenant)
+        Repository.objects.filter(tenant=tenant, deleted_name="")
         .annotate(
             tag_count=Coalesce(Subquery(tags.annotate(c=Count("pk")).values("c")), 0),
             last_pushed_at=Subquery(tags.annotate(m=Max("last_pushed_at")).values("m")),
@@ -196,3 +196,16 @@ def tag_list_detailed(*, tenant: Tenant, repository: Repository) -> QuerySet[Tag
 def tag_get(*, tenant: Tenant, repository: Repository, name: str) -> Tag | None:
     """One tag of the repository with its manifest, or None."""
     return tag_list_detailed(tenant=tenant, repository=repository).filter(name=name).first()
+
+
+def jobrun_list(*, tenant: Tenant | None) -> QuerySet[JobRun]:
+    """The runs of the tenant's background jobs (with `tenant` None: of every tenant and of none, for staff), with their tenant."""
+    qs = JobRun.objects.select_related("tenant")
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    return qs
+
+
+def jobrun_get(*, tenant: Tenant, run_id: int) -> JobRun | None:
+    """One run of the tenant's jobs, or None (runs of other tenants are not found)."""
+    return jobrun_list(tenant=tenant).filter(pk=run_id).first()

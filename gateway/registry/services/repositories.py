@@ -38,3 +38,33 @@ def repository_visibility_set(*, tenant: Tenant, name: str, visibility: str, act
                 action="repository.visibility", actor=actor, tenant=tenant, target=name, detail={"visibility": visibility}
             )
     return repo
+
+
+def repository_description_set(*, tenant: Tenant, name: str, description: str, actor: str = "") -> Repository:
+    """Set a repository's description (at most 1000 characters); audited when it changes; idempotent."""
+    if len(description) > 1000:
+        raise ValidationError(f"description must be at most 1000 characters, got {len(description)}")
+    with transaction.atomic():
+        repo = Repository.objects.select_for_update().filter(tenant=tenant, name=name).first()
+        if repo is None:
+            raise NotFound(f"no repository {tenant.slug}/{name}")
+        if repo.description != description:
+            repo.description = description
+            repo.save(update_fields=["description", "updated_at"])
+            audit_record(action="repository.description", actor=actor, tenant=tenant, target=name)
+    return repo
+
+
+def repository_update(
+    *, tenant: Tenant, name: str, visibility: str | None = None, description: str | None = None, actor: str = ""
+) -> Repository:
+    """Change the settings given (visibility, description) in one transaction; each audited as it changes."""
+    with transaction.atomic():
+        repo = None
+        if visibility is not None:
+            repo = repository_visibility_set(tenant=tenant, name=name, visibility=visibility, actor=actor)
+        if description is not None:
+            repo = repository_description_set(tenant=tenant, name=name, description=description, actor=actor)
+        if repo is None:
+            raise ValidationError("nothing to change: give visibility, description or both")
+    return repo

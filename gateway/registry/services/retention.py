@@ -277,7 +277,7 @@ def _repositories_next(
     *, tenant: Tenant, after_repository_id: int, limit: int, only: list[int] | None
 ) -> tuple[list[Repository], bool]:
     """Up to `limit` of the tenant's repositories after the cursor, in pk order (only ids in `only`, if given), and whether more remain."""
-    repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id).order_by("pk")
+    repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id, deleted_name="").order_by("pk")
     if only is not None:
         repos = repos.filter(pk__in=only)
     batch = list(repos[: limit + 1])
