@@ -197,6 +197,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TokenScopeEnum": "accounts.models.TokenScope.choices",
         "RobotScopeEnum": "gateway.api.views.robots.ROBOT_SCOPES",
+        "JobStateEnum": "gateway.api.views.jobs.STATE_CHOICES",
+        "JobKindEnum": "gateway.api.views.jobs.KIND_CHOICES",
+        "JobStartKindEnum": "gateway.api.views.jobs.START_CHOICES",
     },
 }
 

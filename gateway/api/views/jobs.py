@@ -28,11 +28,13 @@ from gateway.registry.models import JobRun
 from gateway.registry.services.jobs import JOB_KINDS, STARTABLE, job_start
 
 KIND_CHOICES = [(k, k) for k in JOB_KINDS]
+START_CHOICES = [(k, k) for k in STARTABLE]
+STATE_CHOICES = JobRun.State.choices
 
 
 class JobFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=KIND_CHOICES, help_text="Only runs of this job.")
-    state = django_filters.ChoiceFilter(choices=JobRun.State.choices, help_text="Only runs in this state.")
+    state = django_filters.ChoiceFilter(choices=STATE_CHOICES, help_text="Only runs in this state.")
 
     class Meta:
         model = JobRun
@@ -75,9 +77,11 @@ def filtered(filterset: type[django_filters.FilterSet], request: Request, querys
 class JobOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField(help_text=f"One of: {', '.join(JOB_KINDS)}.")
-    tenant: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    tenant = serializers.CharField(
+        source="tenant.slug", allow_null=True, help_text="The tenant's slug (null: a run of no tenant)."
+    )
     target = serializers.CharField(help_text="What the run concerns (a repository being deleted); empty: the whole tenant.")
-    state = serializers.ChoiceField(choices=JobRun.State.choices)
+    state = serializers.ChoiceField(choices=STATE_CHOICES)
     dry_run = serializers.BooleanField()
     started_at = serializers.DateTimeField(help_text="When it was queued, then when a worker started it.")
     heartbeat_at = serializers.DateTimeField(help_text="The last progress a worker recorded.")
@@ -136,7 +140,7 @@ class JobCreateApi(_TenantJobApi):
     """Start a GC (or a dry run of one) or an integrity audit of the tenant: 202 with the queued run. Admins and owners; audited."""
 
     class InputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=[(k, k) for k in STARTABLE])
+        kind = serializers.ChoiceField(choices=START_CHOICES)
         dry_run = serializers.BooleanField(default=False, help_text="gc only: report what would go, delete nothing.")
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
