@@ -87,7 +87,7 @@ class JobOutputSerializer(serializers.Serializer):
     heartbeat_at = serializers.DateTimeField(help_text="The last progress a worker recorded.")
     finished_at = serializers.DateTimeField(allow_null=True)
     counts = serializers.DictField(child=serializers.JSONField(), help_text="Progress so far: what it looked at and did.")
-    bytes_freed = serializers.IntegerField()
+    bytes_freed = serializers.IntegerField(help_text="Bytes deleted from storage (a dry run: what a real run would free).")
     # The metaclass takes declared fields out of the class, so Serializer.errors stays what it is.
     errors = serializers.ListField(child=serializers.DictField(), help_text='Each with "error", the message.')  # type: ignore[assignment]
 
