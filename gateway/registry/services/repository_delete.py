@@ -87,6 +87,10 @@ def repository_delete_run(
     Idempotent and resumable: each batch re-reads what is left and commits its rows with their
     recorded objects, so a killed worker's redelivered task continues where the last COMMIT left off.
     """
+    if not 1 <= batch_size <= 1000:
+        raise ValueError(f"batch_size must be between 1 and 1000 (Storj deletes at most 1000 keys per request), got {batch_size}")
+    if max_batches < 1:
+        raise ValueError(f"max_batches must be at least 1, got {max_batches}")
     with advisory_lock(f"job:{KIND_REPOSITORY_DELETE}:{job_id}") as taken:
         job = jobrun_get_running(run_id=job_id, kind=KIND_REPOSITORY_DELETE) if taken else None
         if job is None or job.tenant_id != tenant.pk:
@@ -124,10 +128,34 @@ def _batches(*, tenant: Tenant, repo: Repository, job: JobRun, size: int, batche
     return False
 
 
-def _drain(tenant: Tenant, ids: list[int], size: int) -> dict[str, int]:
-    deleted, kept, _ = object_deletions_drain(
-        tenant=tenant, batch_size=max(size, 1), max_batches=len(ids) // max(size, 1) + 1, ids=ids
-    )
+@dataclass(frozen=True)
+class _Gone:
+    """A deleted tag or manifest: its object's key, its reference (tag name or digest), the manifest digest and the size its event reports."""
+
+    key: str
+    reference: str
+    digest: str
+    size: int
+
+
+def _objects_record(tenant: Tenant, name: str, kind: str, gone: list[_Gone]) -> list[int]:
+    """Record the objects of rows deleted in the caller's transaction, under the repository's old name (their keys' name)."""
+    return object_deletions_record(tenant=tenant, items=[(kind, g.key, name, g.reference) for g in gone])
+
+
+def _announced(tenant: Tenant, name: str, event_kind: str, gone: list[_Gone], ids: list[int], size: int) -> dict[str, int]:
+    """After COMMIT: the delete events (replication, webhooks, the meter), then the drain of the recorded objects."""
+    for g in gone:
+        events.record(
+            tenant=tenant,
+            repository=name,
+            digest=g.digest,
+            size=g.size,
+            kind=event_kind,
+            direction="delete",
+            reference=g.reference,
+        )
+    deleted, kept, _ = object_deletions_drain(tenant=tenant, batch_size=size, max_batches=len(ids) // size + 1, ids=ids)
     return {"objects_deleted": deleted, "objects_kept": kept}
 
 
@@ -144,14 +172,9 @@ def _tags_batch(*, tenant: Tenant, repo: Repository, size: int) -> dict[str, int
         if not tags:
             return {}
         Tag.objects.filter(pk__in=[t.pk for t in tags]).delete()
-        ids = object_deletions_record(
-            tenant=tenant, items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, name, t.name), name, t.name) for t in tags]
-        )
-    for t in tags:
-        events.record(
-            tenant=tenant, repository=name, digest=t.manifest.digest, size=0, kind="tag", direction="delete", reference=t.name
-        )
-    return {"tags_deleted": len(tags), **_drain(tenant, ids, size)}
+        gone = [_Gone(keys.tag_key(tenant.pk, name, t.name), t.name, t.manifest.digest, 0) for t in tags]
+        ids = _objects_record(tenant, name, ObjectDeletion.Kind.TAG, gone)
+    return {"tags_deleted": len(tags), **_announced(tenant, name, "tag", gone, ids, size)}
 
 
 def _manifests_batch(*, tenant: Tenant, repo: Repository, size: int) -> dict[str, int]:
@@ -169,15 +192,9 @@ def _manifests_batch(*, tenant: Tenant, repo: Repository, size: int) -> dict[str
         if not rows:
             return {}
         Manifest.objects.filter(pk__in=[m.pk for m in rows]).delete()
-        ids = object_deletions_record(
-            tenant=tenant,
-            items=[(ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, name, m.digest), name, m.digest) for m in rows],
-        )
-    for m in rows:
-        events.record(
-            tenant=tenant, repository=name, digest=m.digest, size=m.size, kind="manifest", direction="delete", reference=m.digest
-        )
-    return {"manifests_deleted": len(rows), **_drain(tenant, ids, size)}
+        gone = [_Gone(keys.manifest_key(tenant.pk, name, m.digest), m.digest, m.digest, m.size) for m in rows]
+        ids = _objects_record(tenant, name, ObjectDeletion.Kind.MANIFEST, gone)
+    return {"manifests_deleted": len(rows), **_announced(tenant, name, "manifest", gone, ids, size)}
 
 
 def _uploads_batch(*, tenant: Tenant, repo: Repository, size: int) -> dict[str, int]:
