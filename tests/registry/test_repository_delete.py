@@ -139,3 +139,21 @@ def test_gc_leaves_the_manifests_of_a_repository_being_deleted_to_its_job(reg, t
     _run_all(tenant, job, repo.pk)
     assert blob_store.stat(keys.manifest_key(tenant.pk, "app", untagged)) is None
     assert blob_store.stat(keys.manifest_key(tenant.pk, "app", digest)) is None
+
+
+@pytest.mark.django_db
+def test_a_run_closed_before_the_repository_was_empty_is_taken_over_by_a_new_one(reg, tenant):
+    reg.push_image("app", "v1", [b"layer"])
+    reg.push_image("app", "v2", [b"layer-2"])
+    repo = Repository.objects.get(tenant=tenant, name="app")
+    job = repository_delete_start(tenant=tenant, name="app")
+    first = repository_delete_run(tenant=tenant, job_id=job.pk, repository_id=repo.pk, batch_size=1, max_batches=1)
+    assert first is not None and not first.done
+    JobRun.objects.filter(pk=job.pk).update(state=JobRun.State.FAILED)  # as the stale-job closer would, while the task waits
+    report = repository_delete_run(tenant=tenant, job_id=job.pk, repository_id=repo.pk)  # the redelivered task
+    assert report is not None and report.done and report.job_id != job.pk
+    new = JobRun.objects.get(pk=report.job_id)
+    assert new.state == JobRun.State.SUCCEEDED and new.target == "app" and new.counts["takes_over_run"] == job.pk
+    assert new.counts["tags_deleted"] == 1 and new.counts["repository_deleted"] == 1
+    assert not Repository.objects.filter(pk=repo.pk).exists()
+    assert repository_delete_run(tenant=tenant, job_id=job.pk, repository_id=repo.pk) is None  # once gone: nothing more

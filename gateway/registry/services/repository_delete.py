@@ -82,23 +82,28 @@ def repository_delete_run(
     max_batches: int = MAX_BATCHES,
     task_id: str = "",
 ) -> DeleteReport | None:
-    """One bounded invocation of the deletion job `job_id`; None when the run is over or another worker is on it.
+    """One bounded invocation of the deletion job `job_id`; None when the repository is gone or another worker is on it.
 
     Idempotent and resumable: each batch re-reads what is left and commits its rows with their
-    recorded objects, so a killed worker's redelivered task continues where the last COMMIT left off.
+    recorded objects, so a killed worker's redelivered task continues where the last COMMIT left off;
+    if its run was closed meanwhile (as stale) while the repository is not empty yet, a new run takes over.
     """
     if not 1 <= batch_size <= 1000:
         raise ValueError(f"batch_size must be between 1 and 1000 (Storj deletes at most 1000 keys per request), got {batch_size}")
     if max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {max_batches}")
-    with advisory_lock(f"job:{KIND_REPOSITORY_DELETE}:{job_id}") as taken:
-        job = jobrun_get_running(run_id=job_id, kind=KIND_REPOSITORY_DELETE) if taken else None
+    with advisory_lock(f"job:{KIND_REPOSITORY_DELETE}:repository:{repository_id}") as taken:
+        if not taken:
+            return None
+        repo = Repository.objects.filter(tenant=tenant, pk=repository_id).exclude(deleted_name="").first()
+        job = jobrun_get_running(run_id=job_id, kind=KIND_REPOSITORY_DELETE)
+        if job is None and repo is not None:
+            job = _takeover(tenant=tenant, repo=repo, closed_id=job_id, task_id=task_id)
         if job is None or job.tenant_id != tenant.pk:
             return None
         if task_id and not job.task_id:
             JobRun.objects.filter(pk=job.pk).update(task_id=task_id[:64])
         report = DeleteReport(job_id=job.pk, repository_id=repository_id)
-        repo = Repository.objects.filter(tenant=tenant, pk=repository_id).exclude(deleted_name="").first()
         try:
             report.done = repo is None or _batches(tenant=tenant, repo=repo, job=job, size=batch_size, batches=max_batches)
         except (StorageUnavailable, DatabaseError):
@@ -110,6 +115,22 @@ def repository_delete_run(
         report.close(job)
         log.info("repository delete %s: %s", job.target, report.counts, extra={"job_id": job.pk, "done": report.done})
         return report
+
+
+def _takeover(*, tenant: Tenant, repo: Repository, closed_id: int, task_id: str) -> JobRun:
+    """A new run for a repository whose run was closed before it was empty (e.g. as stale, while its task waited for redelivery)."""
+    log.warning(
+        "repository delete %s: run %s was closed before the repository was empty; a new run takes over",
+        repo.deleted_name,
+        closed_id,
+    )
+    return JobRun.objects.create(
+        kind=KIND_REPOSITORY_DELETE,
+        tenant=tenant,
+        target=repo.deleted_name,
+        counts={"takes_over_run": closed_id},
+        task_id=task_id[:64],
+    )
 
 
 def _batches(*, tenant: Tenant, repo: Repository, job: JobRun, size: int, batches: int) -> bool:
