@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection, connections, transaction
 from django.test import Client
 
-from accounts.models import AuditEvent, Membership
+from accounts.models import AuditEvent, Membership, Tenant
 from gateway.registry.models import JobRun
 from tests.api.conftest import Api, assert_problem, snapshot, token
 from tests.factories import UserFactory, make_member
@@ -263,3 +267,28 @@ def test_only_staff_with_the_admin_scope_see_every_tenant(request, acme, runs, w
     before = rows()
     assert_problem(api.get(ADMIN), status)
     assert rows() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_gc_starts_at_once_make_one_run(acme, api_write, sent):
+    """Both requests wait on the tenant row (held here), then go one after the other: one 202, one 409."""
+    statuses: list[int] = []
+
+    def start() -> None:
+        try:
+            statuses.append(api_write.post(BASE, {"kind": "gc"}).status_code)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        list(Tenant.objects.select_for_update().filter(pk=acme.pk))
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # both are now waiting for the row lock
+        assert statuses == []
+    for t in threads:
+        t.join(30)
+    connections.close_all()
+    assert sorted(statuses) == [202, 409]
+    assert JobRun.objects.filter(kind="gc", tenant=acme).count() == 1 and len(sent) == 1
