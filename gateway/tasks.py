@@ -95,11 +95,14 @@ def gc_all_task(*, after_id: int = 0) -> int:
 
 
 @task(name="gateway.gc.tenant", queue=GC_QUEUE, retry_on=(StorageUnavailable, DatabaseError))
-def gc_tenant_task(*, tenant_id: int, job_id: int | None = None, requeues_left: int = MAINTENANCE_MAX_REQUEUES) -> dict | None:
+def gc_tenant_task(
+    *, tenant_id: int, job_id: int | None = None, dry_run: bool = False, requeues_left: int = MAINTENANCE_MAX_REQUEUES
+) -> dict | None:
     """One bounded GC invocation of a tenant (quiet if the tenant is gone or its GC is running elsewhere); chains while work remains."""
     from gateway.registry.services.gc import gc_run
 
-    return _tenant_step(gc_tenant_task, gc_run, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)
+    kwargs = {"dry_run": True} if dry_run else {}  # a continuation never carries it: a dry run is one invocation
+    return _tenant_step(gc_tenant_task, gc_run, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id, **kwargs)
 
 
 @task(name="gateway.retention.all", queue=GC_QUEUE, retry_on=(DatabaseError,))
@@ -139,3 +142,25 @@ def uploads_cleanup_task(
     from gateway.registry.services.cleanup import uploads_cleanup
 
     return _tenant_step(uploads_cleanup_task, uploads_cleanup, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)
+
+
+# A repository's deletion chains until it is done: its cap is generous (each invocation deletes up to
+# MAX_BATCHES batches), since a run stopped at the cap would leave the repository half deleted.
+REPOSITORY_DELETE_MAX_REQUEUES = 10_000
+
+
+@task(name="gateway.repositories.delete", queue=GC_QUEUE, retry_on=(StorageUnavailable, DatabaseError))
+def repository_delete_task(
+    *, tenant_id: int, repository_id: int, job_id: int, requeues_left: int = REPOSITORY_DELETE_MAX_REQUEUES
+) -> dict | None:
+    """Delete a bounded part of a repository taken out of the registry (tags, manifests, uploads, links, then the row); chains until done."""
+    from gateway.registry.services.repository_delete import repository_delete_run
+
+    return _tenant_step(
+        repository_delete_task,
+        repository_delete_run,
+        tenant_id=tenant_id,
+        requeues_left=requeues_left,
+        job_id=job_id,
+        repository_id=repository_id,
+    )

@@ -15,6 +15,7 @@ from gateway.api.views.admin_tenants import (
     AdminTenantSuspendApi,
 )
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
+from gateway.api.views.jobs import AdminJobListApi, JobCreateApi, JobGetApi, JobListApi
 from gateway.api.views.manifests import ManifestDeleteApi, ManifestGetApi
 from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.policies import (
@@ -42,6 +43,7 @@ from gateway.api.views.replication_admin import (
     AdminTargetUpdateApi,
 )
 from gateway.api.views.repositories import (
+    RepositoryDeleteApi,
     RepositoryGetApi,
     RepositoryListApi,
     RepositoryUpdateApi,
@@ -98,7 +100,7 @@ v1 = [
         DELETE=MemberRemoveApi,
     ),
     path("tenants/<str:slug>/repositories", RepositoryListApi.as_view(), name="repositories-list"),
-    *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
+    *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi, DELETE=RepositoryDeleteApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
     path("tenants/<str:slug>/audit-events", AuditEventListApi.as_view(), name="tenant-audit-events-list"),
@@ -155,6 +157,9 @@ v1 = [
         PATCH=RetentionPolicyUpdateApi,
         DELETE=RetentionPolicyDeleteApi,
     ),
+    *operations("tenants/<str:slug>/jobs", "tenant-jobs", GET=JobListApi, POST=JobCreateApi),
+    path("tenants/<str:slug>/jobs/<int:job_id>", JobGetApi.as_view(), name="tenant-job"),
+    path("admin/jobs", AdminJobListApi.as_view(), name="admin-jobs-list"),
 ]
 
 urlpatterns = [

@@ -22,6 +22,10 @@ class Repository(TenantOwnedModel):
 
     name = models.CharField(max_length=255)
     visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+    description = models.CharField(max_length=1000, blank=True, default="")
+    # Set while a deletion job empties the repository (services/repository_delete.py): `name` is then
+    # a tombstone no client can address, so the name is free for new pushes at once.
+    deleted_name = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="repository_unique_tenant_name")]
@@ -227,6 +231,7 @@ class JobRun(models.Model):
     """
 
     class State(models.TextChoices):
+        QUEUED = "queued"  # started through the API, its task not yet picked up by a worker
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
@@ -242,6 +247,8 @@ class JobRun(models.Model):
     bytes_freed = models.BigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     task_id = models.CharField(max_length=64, blank=True, default="")
+    # What the run concerns within its tenant (the repository a repository_delete empties); empty: the whole tenant.
+    target = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["kind", "tenant", "started_at"], name="jobrun_kind_tenant_idx")]

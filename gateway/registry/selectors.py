@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce, Concat
 from accounts.models import Tenant
 from accounts.principals import pattern_literal_prefix, repository_matches
 from gateway.registry.media_types import IMAGE_TYPES, MAX_TYPE_LENGTH, parse_manifest
-from gateway.registry.models import Blob, BlobUpload, ImmutableTagRule, Manifest, Repository, RetentionPolicy, Tag
+from gateway.registry.models import Blob, BlobUpload, ImmutableTagRule, JobRun, Manifest, Repository, RetentionPolicy, Tag
 from gateway.registry.stores import store_for
 from gateway.storage import StorageError
 
@@ -51,7 +51,7 @@ def catalog_list(
     tenant) only matching names are listed: the database narrows by each pattern's literal
     prefix, `repository_matches` decides, and pages are filled by reading on past non-matches.
     """
-    qs = Repository.objects.filter(tenant_id__in=tenant_ids)
+    qs = Repository.objects.filter(tenant_id__in=tenant_ids, deleted_name="")  # a repository being deleted is gone already
     full = Concat("tenant__slug", Value("/"), "name", output_field=CharField()) if with_slug else F("name")
     qs = qs.annotate(full=full).order_by("full")
     if patterns:
@@ -157,7 +157,7 @@ def repository_list(
     """
     tags = Tag.objects.filter(tenant=tenant, repository=OuterRef("pk")).order_by().values("repository")
     qs = (
-        Repository.objects.filter(tenant=tenant)
+        Repository.objects.filter(tenant=tenant, deleted_name="")
         .annotate(
             tag_count=Coalesce(Subquery(tags.annotate(c=Count("pk")).values("c")), 0),
             last_pushed_at=Subquery(tags.annotate(m=Max("last_pushed_at")).values("m")),
@@ -288,3 +288,16 @@ def manifest_detail(*, tenant: Tenant, repository: Repository, digest: str) -> d
 
 def _descriptor(d: Any) -> dict[str, Any]:
     return {"media_type": d.media_type, "digest": d.digest, "size": d.size}
+
+
+def jobrun_list(*, tenant: Tenant | None) -> QuerySet[JobRun]:
+    """The runs of the tenant's background jobs (with `tenant` None: of every tenant and of none, for staff), with their tenant."""
+    qs = JobRun.objects.select_related("tenant")
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    return qs
+
+
+def jobrun_get(*, tenant: Tenant, run_id: int) -> JobRun | None:
+    """One run of the tenant's jobs, or None (runs of other tenants are not found)."""
+    return jobrun_list(tenant=tenant).filter(pk=run_id).first()

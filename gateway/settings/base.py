@@ -207,6 +207,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TokenScopeEnum": "accounts.models.TokenScope.choices",
         "RobotScopeEnum": "gateway.api.views.robots.ROBOT_SCOPES",
+        "JobStateEnum": "gateway.api.views.jobs.STATE_CHOICES",
+        "JobKindEnum": "gateway.api.views.jobs.KIND_CHOICES",
+        "JobStartKindEnum": "gateway.api.views.jobs.START_CHOICES",
+        "WebhookDeliveryStateEnum": "gateway.api.views.webhooks.DELIVERY_STATES",
     },
     # Every operation's error responses (problem+json) and RateLimit-* headers, added globally (decisions/0021).
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "gateway.api.schema.problem_responses"],

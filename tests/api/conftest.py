@@ -134,3 +134,18 @@ def assert_problem(response, status: int) -> dict:
     assert body["type"].startswith("urn:wharf:problem:")
     assert body["request_id"] and body["request_id"] == response["X-Request-ID"]
     return body
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, dict, str]]:
+    """The tasks that starting a job sends (name, kwargs, queue), captured instead of reaching a broker."""
+    from gateway.registry.services import jobs
+
+    calls: list[tuple[str, dict, str]] = []
+
+    class App:
+        def send_task(self, name, kwargs, queue):
+            calls.append((name, kwargs, queue))
+
+    monkeypatch.setattr(jobs, "current_app", App())
+    return calls

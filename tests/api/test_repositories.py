@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import AuditEvent, Membership
-from gateway.registry.models import Manifest, Repository, Tag
+from gateway.registry.models import JobRun, Manifest, Repository, Tag
 from gateway.registry.services.repositories import repository_ensure
 from gateway.registry.services.retention import tag_immutable_set
 from tests.api.conftest import Api, assert_problem, snapshot, token
@@ -23,7 +23,8 @@ def rows() -> dict[str, list]:
     """snapshot() plus the registry rows a denied request must leave alone."""
     return {
         **snapshot(),
-        "repositories": list(Repository.objects.order_by("pk").values("pk", "name", "visibility")),
+        "repositories": list(Repository.objects.order_by("pk").values("pk", "name", "visibility", "description", "deleted_name")),
+        "jobs": list(JobRun.objects.order_by("pk").values("pk", "kind", "state")),
         "tags": list(Tag.objects.order_by("pk").values("pk", "name", "manifest_id", "immutable")),
         "manifests": list(Manifest.objects.order_by("pk").values_list("pk", flat=True)),
     }
@@ -147,12 +148,38 @@ def test_update_visibility_is_audited_and_idempotent(acme, images, api_write):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body", [{}, {"visibility": "secret"}])
-def test_update_validation_changes_nothing(acme, images, api_write, body):
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, [""]),
+        ({"visibility": "secret"}, ["visibility"]),
+        ({"description": "x" * 1001}, ["description"]),
+        ({"description": None}, ["description"]),
+        ({"visibility": "public", "description": 5 * ["x"]}, ["description"]),
+    ],
+)
+def test_update_validation_changes_nothing(acme, images, api_write, body, fields):
     before = rows()
     problem = assert_problem(api_write.patch(f"{BASE}/team/app", body), 400)
-    assert [e["field"] for e in problem["errors"]] == ["visibility"]
+    assert [e["field"] for e in problem["errors"]] == fields
     assert rows() == before
+
+
+@pytest.mark.django_db
+def test_description_is_set_shown_and_audited(acme, images, api_write):
+    text = "The team's app.\nBuilt nightly; " + "x" * 960
+    response = api_write.patch(f"{BASE}/team/app", {"description": text})
+    assert response.status_code == 200, response.content
+    assert response.json()["description"] == text and response.json()["visibility"] == "private"
+    assert api_write.get(f"{BASE}/team/app").json()["description"] == text
+    listed = {r["name"]: r["description"] for r in api_write.get(BASE).json()["results"]}
+    assert listed == {"app/tags": "", "team/app": text}
+    event = AuditEvent.objects.get(action="repository.description")
+    assert event.actor == "olivia" and event.target == "team/app"
+    assert api_write.patch(f"{BASE}/team/app", {"description": text}).status_code == 200  # unchanged: no second entry
+    both = api_write.patch(f"{BASE}/team/app", {"description": "", "visibility": "public"}).json()
+    assert both["description"] == "" and both["visibility"] == "public"
+    assert AuditEvent.objects.filter(action="repository.description").count() == 2
 
 
 # -- tags ---------------------------------------------------------------------
@@ -217,24 +244,33 @@ def test_immutable_tag_delete_is_a_conflict_and_changes_nothing(acme, images, ap
 # -- access matrix ------------------------------------------------------------
 
 READS = [f"{BASE}", f"{BASE}/team/app", f"{BASE}/team/app/-/tags", f"{BASE}/team/app/-/tags/v1"]
-WRITES = [("patch", f"{BASE}/team/app"), ("delete", f"{BASE}/team/app/-/tags/v1")]
+WRITES = [
+    ("patch", f"{BASE}/team/app"),
+    ("patch-description", f"{BASE}/team/app"),
+    ("delete", f"{BASE}/team/app/-/tags/v1"),
+    ("delete", f"{BASE}/team/app"),
+]
 
 
 def _write(api: Api, method: str, path: str):
-    return api.patch(path, {"visibility": "public"}) if method == "patch" else api.delete(path)
+    if method == "patch":
+        return api.patch(path, {"visibility": "public"})
+    if method == "patch-description":
+        return api.patch(path, {"description": "mine now"})
+    return api.delete(path)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("who", ["anonymous", "revoked", "expired", "registry_only", "outsider"])
-def test_denied_callers_change_nothing(request, acme, images, who):
+@pytest.mark.parametrize("who", ["anonymous", "revoked", "expired", "registry_only", "outsider", "staff"])
+def test_denied_callers_change_nothing(request, acme, images, sent, who):
     api = Api() if who == "anonymous" else request.getfixturevalue(who)
-    status = {"anonymous": 401, "revoked": 401, "expired": 401, "registry_only": 403, "outsider": 404}[who]
+    status = {"anonymous": 401, "revoked": 401, "expired": 401, "registry_only": 403, "outsider": 404, "staff": 404}[who]
     before = rows()
     for path in READS:
         assert_problem(api.get(path), status)
     for method, path in WRITES:
         assert_problem(_write(api, method, path), status)
-    assert rows() == before
+    assert rows() == before and sent == []
 
 
 @pytest.mark.django_db
@@ -264,8 +300,11 @@ def test_readers_and_writers_read_but_cannot_change_visibility_or_delete_tags(ac
 def test_admins_and_owners_change_visibility_and_delete_tags(acme, images, role):
     api = _member(acme, role, scopes=["api:write"])
     assert _write(api, "patch", f"{BASE}/team/app").status_code == 200
+    assert _write(api, "patch-description", f"{BASE}/team/app").status_code == 200
     assert _write(api, "delete", f"{BASE}/team/app/-/tags/v1").status_code == 204
     assert AuditEvent.objects.filter(action="tag.delete", actor=f"m-{role}").exists()
+    assert _write(api, "delete", f"{BASE}/team/app").status_code == 202
+    assert AuditEvent.objects.filter(action="repository.delete", actor=f"m-{role}").exists()
 
 
 @pytest.mark.django_db
@@ -278,6 +317,7 @@ def test_token_repository_patterns_hide_other_repositories(acme, images, owner):
     assert_problem(api.get(f"{BASE}/app/tags/-/tags"), 404)
     assert_problem(api.patch(f"{BASE}/app/tags", {"visibility": "public"}), 404)
     assert_problem(api.delete(f"{BASE}/app/tags/-/tags/x"), 404)
+    assert_problem(api.delete(f"{BASE}/app/tags"), 404)
     assert rows() == before
 
 
@@ -293,3 +333,47 @@ def test_robot_reads_its_tenant_only_and_never_writes(acme, other_tenant, images
     for method, path in WRITES:
         assert_problem(_write(robot, method, path), 403)
     assert rows() == before
+
+
+# -- deleting a repository ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_delete_takes_the_repository_out_at_once_and_queues_its_job(
+    acme, images, api_write, owner, sent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_write.delete(f"{BASE}/team/app")
+    assert response.status_code == 202, response.content
+    job = JobRun.objects.get(kind="repository_delete")
+    assert response["Location"] == f"/api/v1/tenants/acme/jobs/{job.pk}"
+    body = response.json()
+    assert body["kind"] == "repository_delete" and body["target"] == "team/app" and body["state"] == "queued"
+    old = Repository.objects.get(deleted_name="team/app")
+    assert old.name == f"_deleted/{old.pk}"
+    assert sent == [("gateway.repositories.delete", {"tenant_id": acme.pk, "repository_id": old.pk, "job_id": job.pk}, "gc")]
+    event = AuditEvent.objects.get(action="repository.delete")
+    assert event.actor == "olivia" and event.target == "team/app" and event.detail == {"job_id": job.pk}
+    # Gone from the API and the registry at once.
+    assert_problem(api_write.get(f"{BASE}/team/app"), 404)
+    assert [r["name"] for r in api_write.get(BASE).json()["results"]] == ["app/tags"]
+    reg = Reg(Client(), basic(owner.username, make_token(owner)))
+    assert reg.get("/v2/acme/team/app/manifests/v1").status_code == 404
+    assert reg.get("/v2/acme/team/app/tags/list").status_code == 404
+    assert reg.get("/v2/_catalog").json()["repositories"] == ["acme/app/tags"]
+    assert_problem(api_write.delete(f"{BASE}/team/app"), 404)
+    # The name is free: a push creates a new repository beside the one being emptied.
+    reg.push_image("team/app", "v9", [b"layer-one"])
+    fresh = api_write.get(f"{BASE}/team/app").json()
+    assert fresh["tag_count"] == 1 and fresh["description"] == ""
+    assert Repository.objects.filter(tenant=acme, name="team/app", deleted_name="").exists()
+    assert Tag.objects.filter(repository=old).count() == 3  # left for the job
+
+
+@pytest.mark.django_db
+def test_delete_of_a_repository_with_an_immutable_tag_is_a_conflict(acme, images, api_write, sent):
+    tag_immutable_set(tenant=acme, repository=Repository.objects.get(name="team/app"), name="v1")
+    before = rows()
+    body = assert_problem(api_write.delete(f"{BASE}/team/app"), 409)
+    assert "immutable" in body["detail"] and "'v1'" in body["detail"]
+    assert rows() == before and sent == []

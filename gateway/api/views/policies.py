@@ -14,7 +14,7 @@ from typing import Any
 
 import django_filters
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from gateway.api.base import ApiView, paginate
 from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.filtering import filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -37,24 +38,6 @@ from gateway.registry.services.immutability import (
 )
 
 _FILTER_TYPES = {django_filters.BooleanFilter: OpenApiTypes.BOOL, django_filters.NumberFilter: OpenApiTypes.INT}
-
-
-def filter_parameters(filterset: type[django_filters.FilterSet]) -> list[OpenApiParameter]:
-    """The query parameters of a FilterSet, for extend_schema."""
-    out = []
-    for name, f in filterset.base_filters.items():
-        kind = _FILTER_TYPES.get(type(f), OpenApiTypes.STR)
-        choices = [value for value, _ in f.extra.get("choices", [])] or None
-        out.append(OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=f.label or "", enum=choices))
-    return out
-
-
-def filtered(filterset: type[django_filters.FilterSet], request: Request, queryset: QuerySet) -> QuerySet:
-    """`queryset` (a selector's) narrowed by the request's filter parameters; 400 with the fields that are wrong."""
-    applied = filterset(request.query_params, queryset=queryset)
-    if not applied.is_valid():
-        raise serializers.ValidationError({k: [str(e) for e in v] for k, v in applied.errors.items()})
-    return applied.qs
 
 
 def if_match_locked(request: Request, row: Model | None, serializer: type[serializers.Serializer], missing: str) -> Any:
@@ -114,7 +97,7 @@ class ImmutableRuleListApi(_RuleApi):
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request, slug: str) -> Response:
-        rules = filtered(ImmutableRuleFilter, request, selectors.immutable_rule_list(tenant=request.tenant))  # type: ignore[attr-defined]
+        rules = filtered(request, ImmutableRuleFilter, selectors.immutable_rule_list(tenant=request.tenant))  # type: ignore[attr-defined]
         return paginate(request=request, view=self, queryset=rules, serializer=self.OutputSerializer, ordering="pk")
 
 

@@ -22,13 +22,15 @@ from gateway.api.base import ApiView, paginate
 from gateway.api.filtering import cleaned, filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
+from gateway.api.views.jobs import JobOutputSerializer, job_location
 from gateway.core.errors import Conflict, NotFound
 from gateway.registry import selectors
 from gateway.registry.access import ROLE_ACTIONS
 from gateway.registry.errors import Denied, ManifestUnknown
 from gateway.registry.models import Repository
 from gateway.registry.services.manifests import manifest_delete
-from gateway.registry.services.repositories import repository_visibility_set
+from gateway.registry.services.repositories import repository_update
+from gateway.registry.services.repository_delete import repository_delete_start
 
 # The roles whose registry actions include `delete` (admin, owner): they delete tags and change visibility.
 MANAGE_ROLES = frozenset(role for role, actions in ROLE_ACTIONS.items() if "delete" in actions)
@@ -108,9 +110,17 @@ class TagFilter(django_filters.FilterSet):
     )
 
 
+def _detail(tenant: object, repository: Repository) -> dict:
+    """A repository's detail representation: its own fields and its stats."""
+    stats = selectors.repository_stats(tenant=tenant, repository=repository)  # type: ignore[arg-type]
+    fields = {f: getattr(repository, f) for f in ("name", "visibility", "description", "created_at")}
+    return {**fields, **stats}
+
+
 class RepositoryOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     visibility = serializers.ChoiceField(choices=Repository.Visibility.choices)
+    description = serializers.CharField(help_text="Free text, at most 1000 characters (empty: none).")
     tag_count = serializers.IntegerField()
     last_pushed_at = serializers.DateTimeField(allow_null=True, help_text="When a tag was last pushed (null: none yet).")
     created_at = serializers.DateTimeField()
@@ -165,19 +175,23 @@ class RepositoryGetApi(ApiView):
     )
     def get(self, request: Request, slug: str, name: str) -> Response:
         repository = _repository(request, name)
-        stats = selectors.repository_stats(tenant=request.tenant, repository=repository)  # type: ignore[attr-defined]
-        data = {"name": repository.name, "visibility": repository.visibility, "created_at": repository.created_at, **stats}
-        return Response(self.OutputSerializer(data).data)
+        return Response(self.OutputSerializer(_detail(request.tenant, repository)).data)  # type: ignore[attr-defined]
 
 
 class RepositoryUpdateApi(ApiView):
-    """Change a repository's visibility (public: anonymous pulls). Admins and owners; audited."""
+    """Change a repository's visibility (public: anonymous pulls) or description (only the fields sent). Admins and owners; audited."""
 
     permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
     tenant_roles = {"PATCH": MANAGE_ROLES}
 
     class InputSerializer(serializers.Serializer):
-        visibility = serializers.ChoiceField(choices=Repository.Visibility.choices)
+        visibility = serializers.ChoiceField(choices=Repository.Visibility.choices, required=False)
+        description = serializers.CharField(max_length=1000, allow_blank=True, trim_whitespace=False, required=False)
+
+        def validate(self, attrs: dict) -> dict:
+            if not attrs:
+                raise serializers.ValidationError("Send visibility, description or both.")
+            return attrs
 
     class OutputSerializer(RepositoryDetailSerializer):
         pass
@@ -185,7 +199,7 @@ class RepositoryUpdateApi(ApiView):
     @extend_schema(
         operation_id="repositories_update",
         tags=["repositories"],
-        summary="Change a repository's visibility",
+        summary="Change a repository's visibility or description",
         parameters=[NAME],
         request=InputSerializer,
         responses=OutputSerializer,
@@ -196,10 +210,36 @@ class RepositoryUpdateApi(ApiView):
         _repository(request, name)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        repository = repository_visibility_set(tenant=tenant, name=name, actor=self.actor(), **serializer.validated_data)
-        stats = selectors.repository_stats(tenant=tenant, repository=repository)
-        data = {"name": repository.name, "visibility": repository.visibility, "created_at": repository.created_at, **stats}
-        return Response(self.OutputSerializer(data).data)
+        repository = repository_update(tenant=tenant, name=name, actor=self.actor(), **serializer.validated_data)
+        return Response(self.OutputSerializer(_detail(tenant, repository)).data)
+
+
+class RepositoryDeleteApi(ApiView):
+    """Delete a repository: gone from the registry at once (its name free for new pushes), emptied by a job. Admins and owners; audited."""
+
+    permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    tenant_roles = {"DELETE": MANAGE_ROLES}
+
+    class OutputSerializer(JobOutputSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="repositories_delete",
+        tags=["repositories"],
+        summary="Delete a repository: 202 with the repository_delete job (409 if an immutable tag pins it)",
+        parameters=[NAME],
+        responses={202: OutputSerializer},
+    )
+    def delete(self, request: Request, slug: str, name: str) -> Response:
+        _repository(request, name)
+        job = repository_delete_start(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            name=name,
+            actor=self.actor(),
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+        data = self.OutputSerializer(job).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": job_location(slug, job)})
 
 
 class TagOutputSerializer(serializers.Serializer):

@@ -21,9 +21,10 @@ from rest_framework.response import Response
 
 from gateway.api.base import ApiView, paginate
 from gateway.api.conditional import IF_MATCH
+from gateway.api.filtering import filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, READ, TenantMemberPermission
-from gateway.api.views.policies import etag_response, filter_parameters, filtered, if_match_locked
+from gateway.api.views.policies import etag_response, if_match_locked
 from gateway.api.views.repositories import _repository
 from gateway.core.errors import NotFound
 from gateway.registry import locks, selectors
@@ -119,7 +120,7 @@ class RetentionPolicyListApi(_PolicyApi):
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request, slug: str) -> Response:
-        policies = filtered(RetentionPolicyFilter, request, selectors.retention_policy_list(tenant=request.tenant))  # type: ignore[attr-defined]
+        policies = filtered(request, RetentionPolicyFilter, selectors.retention_policy_list(tenant=request.tenant))  # type: ignore[attr-defined]
         return paginate(request=request, view=self, queryset=policies, serializer=self.OutputSerializer, ordering="pk")
 
 

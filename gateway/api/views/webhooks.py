@@ -40,6 +40,9 @@ WEBHOOK = OpenApiParameter("webhook_id", OpenApiTypes.INT, OpenApiParameter.PATH
 DELIVERY = OpenApiParameter("delivery_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The delivery's id.")
 
 
+DELIVERY_STATES = WebhookDelivery.State.choices  # named WebhookDeliveryStateEnum in the schema (settings)
+
+
 class WebhookOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.URLField()
@@ -53,7 +56,7 @@ class DeliveryOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     event = serializers.CharField(help_text="The event name (`ping` for a test).")
     event_id = serializers.UUIDField(help_text="`X-Wharf-Delivery`: the same on every attempt; receivers de-duplicate on it.")
-    state = serializers.ChoiceField(choices=WebhookDelivery.State.choices)
+    state = serializers.ChoiceField(choices=DELIVERY_STATES)
     attempts = serializers.IntegerField()
     response_code = serializers.IntegerField(source="last_status_code", allow_null=True, help_text="Of the last attempt.")
     error = serializers.CharField(source="last_error", help_text="Why the last attempt failed (empty: it did not).")
@@ -63,7 +66,7 @@ class DeliveryOutputSerializer(serializers.Serializer):
 
 
 class DeliveryFilter(django_filters.FilterSet):
-    state = django_filters.ChoiceFilter(choices=WebhookDelivery.State.choices)
+    state = django_filters.ChoiceFilter(choices=DELIVERY_STATES)
     event = django_filters.CharFilter(max_length=64)
 
     class Meta:

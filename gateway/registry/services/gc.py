@@ -84,6 +84,7 @@ def gc_run(
     with jobrun_claim(kind=KIND_GC, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
         if job is None:
             return None
+        dry_run = dry_run or job.dry_run  # a run started as a dry run (through the API) stays one, whatever its task says
         report = GcReport(
             tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, grace_seconds=int(cfg.grace.total_seconds()), job_id=job.pk
         )

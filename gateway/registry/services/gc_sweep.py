@@ -193,7 +193,9 @@ def manifests_sweep(
 ) -> bool:
     """Delete eligible manifests newest first (an index before its children); True when none is left to look at."""
     dry = report.dry_run
-    cursor = _Candidates(Manifest.objects.filter(tenant=tenant, gc_candidate_since__lte=cutoff), "-pk", cfg.batch_size, budget)
+    # A repository being deleted is its deletion job's (its objects are keyed by the name it had, services/repository_delete.py).
+    candidates = Manifest.objects.filter(tenant=tenant, gc_candidate_since__lte=cutoff, repository__deleted_name="")
+    cursor = _Candidates(candidates, "-pk", cfg.batch_size, budget)
     for ids in cursor:
         with transaction.atomic():
             if dry:

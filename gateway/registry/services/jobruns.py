@@ -50,13 +50,15 @@ def jobruns_close_stale(*, kind: str | None = None, limit: int = CLOSE_BATCH) ->
     Idempotent: each row is closed by a conditional UPDATE (still running, heartbeat still old),
     so a run that beats again meanwhile, or a concurrent closer, is left alone.
     """
-    candidates = JobRun.objects.filter(state=JobRun.State.RUNNING, heartbeat_at__lt=timezone.now() - _stale_after())
+    # A queued run whose task never arrived (its message was lost) is closed alike.
+    active = (JobRun.State.RUNNING, JobRun.State.QUEUED)
+    candidates = JobRun.objects.filter(state__in=active, heartbeat_at__lt=timezone.now() - _stale_after())
     if kind is not None:
         candidates = candidates.filter(kind=kind)
     closed = 0
     for run in candidates.order_by("pk")[:limit]:
         error = job_error(f"abandoned: no heartbeat since {run.heartbeat_at.isoformat()}")
-        closed += JobRun.objects.filter(pk=run.pk, state=JobRun.State.RUNNING, heartbeat_at=run.heartbeat_at).update(
+        closed += JobRun.objects.filter(pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at).update(
             state=JobRun.State.FAILED,
             finished_at=timezone.now(),
             errors=[*(run.errors or []), error][-ERRORS_KEPT:],
@@ -71,8 +73,23 @@ def jobrun_start(*, kind: str, tenant_id: int | None, dry_run: bool = False, tas
 
 
 def jobrun_get_running(*, run_id: int, kind: str) -> JobRun | None:
-    """The run to continue (a re-queued invocation), if it is still running."""
+    """The run to continue (a re-queued invocation), if it is still running; a queued run (started through the API) starts now.
+
+    The queued → running step is a conditional UPDATE, so two workers handed the same run start it once.
+    """
+    now = timezone.now()
+    JobRun.objects.filter(pk=run_id, kind=kind, state=JobRun.State.QUEUED).update(
+        state=JobRun.State.RUNNING, started_at=now, heartbeat_at=now
+    )
     return JobRun.objects.filter(pk=run_id, kind=kind, state=JobRun.State.RUNNING).first()
+
+
+def jobrun_supersede(*, run_id: int, kind: str) -> None:
+    """Close a queued run whose job another worker was running for the same tenant when its task came: that run did the work."""
+    error = job_error("superseded: another run of this job held the tenant when this one was to start")
+    JobRun.objects.filter(pk=run_id, kind=kind, state=JobRun.State.QUEUED).update(
+        state=JobRun.State.FAILED, finished_at=timezone.now(), errors=[error]
+    )
 
 
 @contextmanager
@@ -88,6 +105,8 @@ def jobrun_claim(
     tenant_id = tenant.pk if tenant else None
     with advisory_lock(f"job:{kind}:{tenant_id or 0}") as taken:
         if not taken:
+            if job_id is not None:
+                jobrun_supersede(run_id=job_id, kind=kind)
             yield None
             return
         job = None

@@ -23,18 +23,55 @@ def repository_ensure(*, tenant: Tenant, name: str) -> Repository:
         return Repository.objects.get(tenant=tenant, name=name)
 
 
-def repository_visibility_set(*, tenant: Tenant, name: str, visibility: str, actor: str = "") -> Repository:
-    """Make a repository public (anonymous pull) or private; audited; idempotent."""
-    if visibility not in Repository.Visibility.values:
-        raise ValidationError(f"visibility must be one of {', '.join(Repository.Visibility.values)}, got {visibility!r}")
+def _repository_setting_set(
+    *, tenant: Tenant, name: str, field: str, value: str, action: str, actor: str, detail: dict | None = None
+) -> Repository:
+    """Set one setting of a repository under its row lock; audited as `action` when it changes; idempotent."""
     with transaction.atomic():
         repo = Repository.objects.select_for_update().filter(tenant=tenant, name=name).first()
         if repo is None:
             raise NotFound(f"no repository {tenant.slug}/{name}")
-        if repo.visibility != visibility:
-            repo.visibility = visibility
-            repo.save(update_fields=["visibility", "updated_at"])
-            audit_record(
-                action="repository.visibility", actor=actor, tenant=tenant, target=name, detail={"visibility": visibility}
-            )
+        if getattr(repo, field) != value:
+            setattr(repo, field, value)
+            repo.save(update_fields=[field, "updated_at"])
+            audit_record(action=action, actor=actor, tenant=tenant, target=name, detail=detail)
+    return repo
+
+
+def repository_visibility_set(*, tenant: Tenant, name: str, visibility: str, actor: str = "") -> Repository:
+    """Make a repository public (anonymous pull) or private; audited; idempotent."""
+    if visibility not in Repository.Visibility.values:
+        raise ValidationError(f"visibility must be one of {', '.join(Repository.Visibility.values)}, got {visibility!r}")
+    return _repository_setting_set(
+        tenant=tenant,
+        name=name,
+        field="visibility",
+        value=visibility,
+        action="repository.visibility",
+        actor=actor,
+        detail={"visibility": visibility},
+    )
+
+
+def repository_description_set(*, tenant: Tenant, name: str, description: str, actor: str = "") -> Repository:
+    """Set a repository's description (at most 1000 characters); audited when it changes; idempotent."""
+    if len(description) > 1000:
+        raise ValidationError(f"description must be at most 1000 characters, got {len(description)}")
+    return _repository_setting_set(
+        tenant=tenant, name=name, field="description", value=description, action="repository.description", actor=actor
+    )
+
+
+def repository_update(
+    *, tenant: Tenant, name: str, visibility: str | None = None, description: str | None = None, actor: str = ""
+) -> Repository:
+    """Change the settings given (visibility, description) in one transaction; each audited as it changes."""
+    with transaction.atomic():
+        repo = None
+        if visibility is not None:
+            repo = repository_visibility_set(tenant=tenant, name=name, visibility=visibility, actor=actor)
+        if description is not None:
+            repo = repository_description_set(tenant=tenant, name=name, description=description, actor=actor)
+        if repo is None:
+            raise ValidationError("nothing to change: give visibility, description or both")
     return repo

@@ -129,8 +129,8 @@ class Policies:
         return cls(tenant_wide=tenant_wide, per_repository=per_repository)
 
     def repositories_next(self, *, tenant: Tenant, after_repository_id: int, limit: int) -> tuple[list[Repository], bool]:
-        """Up to `limit` repositories after the cursor, in pk order, that some policy may apply to; and whether more remain."""
-        repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id).order_by("pk")
+        """Up to `limit` repositories after the cursor, in pk order, that some policy may apply to (not ones being deleted: their job owns them); and whether more remain."""
+        repos = Repository.objects.filter(tenant=tenant, pk__gt=after_repository_id, deleted_name="").order_by("pk")
         if self.tenant_wide is None:
             repos = repos.filter(pk__in=list(self.per_repository))
         batch = list(repos[: limit + 1])
