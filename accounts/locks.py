@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accounts.models import Membership, RobotAccount, Tenant
+from accounts.models import Invitation, Membership, RobotAccount, Tenant
 
 
 def memberships_lock(*, tenant: Tenant) -> list[Membership]:
@@ -13,3 +13,13 @@ def memberships_lock(*, tenant: Tenant) -> list[Membership]:
 def robot_lock(*, tenant: Tenant, name: str) -> RobotAccount | None:
     """The tenant's robot named `name`, locked, or None."""
     return RobotAccount.objects.select_for_update(no_key=True).filter(tenant=tenant, name=name).order_by("pk").first()
+
+
+def tenant_lock(*, pk: int) -> Tenant | None:
+    """The tenant row, locked (its settings and status are read, then written), or None."""
+    return Tenant.objects.select_for_update(no_key=True).filter(pk=pk).order_by("pk").first()
+
+
+def invitation_lock(*, pk: int) -> Invitation | None:
+    """One invitation with its tenant, locked (accepting it happens once), or None."""
+    return Invitation.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").filter(pk=pk).first()

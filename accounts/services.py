@@ -65,8 +65,8 @@ def user_get_or_create(*, username: str, email: str = "", password: str | None =
 
 
 @transaction.atomic
-def tenant_create(*, slug: str, owner: User, name: str = "") -> Tenant:
-    """Create a tenant with `owner` as its owner. Refuses bad, reserved or taken slugs."""
+def tenant_create(*, slug: str, owner: User, name: str = "", actor: str | None = None) -> Tenant:
+    """Create a tenant with `owner` as its owner. Refuses bad, reserved or taken slugs; audited when an `actor` is named."""
     validate_tenant_slug(slug)
     try:
         with transaction.atomic():
@@ -74,6 +74,8 @@ def tenant_create(*, slug: str, owner: User, name: str = "") -> Tenant:
     except IntegrityError:
         raise Conflict(f"Tenant {slug!r} already exists.") from None
     Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
+    if actor is not None:
+        audit_record(action="tenant.create", actor=actor, tenant=tenant, target=slug, detail={"owner": owner.username})
     return tenant
 
 
