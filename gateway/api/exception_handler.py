@@ -30,6 +30,7 @@ _TITLES = {
     405: "Method Not Allowed",
     406: "Not Acceptable",
     409: "Conflict",
+    410: "Gone",
     412: "Precondition Failed",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",

@@ -5,6 +5,7 @@
   pull/push/delete token) is refused with 403 whatever it asks.
 - `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it (`ROBOT`: a robot
   of that tenant may, for reads only). A caller who is not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
+- `deleting_tenant_visible`: True on the views that still answer for a tenant being deleted (its GET, its jobs); 404 elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from accounts.models import Membership, TokenScope
+from accounts.models import Membership, Tenant, TokenScope
 from accounts.principals import Principal
 from accounts.selectors import tenant_get_for_user
 from gateway.core.errors import NotFound
@@ -87,7 +88,8 @@ class TenantMemberPermission(BasePermission):
             allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())
             return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in allowed
         found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
-        if found is None:
+        # A tenant being deleted is gone for every view but those that say they serve it (docs/decisions/0022).
+        if found is None or (found[0].status == Tenant.Status.DELETING and not getattr(view, "deleting_tenant_visible", False)):
             raise NotFound(f"No tenant {slug!r}.")
         request.tenant, request.tenant_role = found  # type: ignore[attr-defined]
         allowed = getattr(view, "tenant_roles", {}).get(request.method or "", frozenset())

@@ -5,6 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from gateway.api.converters import RepositoryNameConverter, TagNameConverter
 from gateway.api.routing import operations
+from gateway.api.views.invitations import (
+    InvitationAcceptApi,
+    InvitationCreateApi,
+    InvitationListApi,
+    InvitationRevokeApi,
+    UserInvitationAcceptApi,
+    UserInvitationListApi,
+)
 from gateway.api.views.members import MemberListApi, MemberRemoveApi, MemberRoleSetApi
 from gateway.api.views.repositories import (
     RepositoryGetApi,
@@ -15,7 +23,7 @@ from gateway.api.views.repositories import (
     TagListApi,
 )
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
-from gateway.api.views.tenants import TenantGetApi, TenantListApi
+from gateway.api.views.tenants import TenantCreateApi, TenantDeleteApi, TenantGetApi, TenantListApi, TenantUpdateApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
 from gateway.api.views.user import UserGetApi
 
@@ -27,8 +35,8 @@ v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
     *operations("user/tokens", "user-tokens", GET=TokenListApi, POST=TokenCreateApi),
     path("user/tokens/<int:token_id>", TokenRevokeApi.as_view(), name="user-token-revoke"),
-    path("tenants", TenantListApi.as_view(), name="tenants-list"),
-    path("tenants/<str:slug>", TenantGetApi.as_view(), name="tenants-get"),
+    *operations("tenants", "tenants", GET=TenantListApi, POST=TenantCreateApi),
+    *operations("tenants/<str:slug>", "tenant", GET=TenantGetApi, PATCH=TenantUpdateApi, DELETE=TenantDeleteApi),
     *operations("tenants/<str:slug>/robots", "tenant-robots", GET=RobotListApi, POST=RobotCreateApi),
     *operations("tenants/<str:slug>/robots/<str:name>", "tenant-robot", PATCH=RobotUpdateApi, DELETE=RobotRevokeApi),
     path("tenants/<str:slug>/robots/<str:name>/rotate", RobotRotateApi.as_view(), name="tenant-robot-rotate"),
@@ -38,6 +46,11 @@ v1 = [
     *operations(REPOSITORY, "repository", GET=RepositoryGetApi, PATCH=RepositoryUpdateApi),
     path(f"{REPOSITORY}/-/tags", TagListApi.as_view(), name="repository-tags-list"),
     *operations(f"{REPOSITORY}/-/tags/<tag:tag>", "repository-tag", GET=TagGetApi, DELETE=TagDeleteApi),
+    *operations("tenants/<str:slug>/invitations", "tenant-invitations", GET=InvitationListApi, POST=InvitationCreateApi),
+    path("tenants/<str:slug>/invitations/<int:invitation_id>", InvitationRevokeApi.as_view(), name="tenant-invitation-revoke"),
+    path("user/invitations", UserInvitationListApi.as_view(), name="user-invitations-list"),
+    path("user/invitations/<int:invitation_id>/accept", UserInvitationAcceptApi.as_view(), name="user-invitation-accept"),
+    path("invitations/accept", InvitationAcceptApi.as_view(), name="invitations-accept"),
 ]
 
 urlpatterns = [

@@ -67,3 +67,10 @@ class PreconditionFailed(ApplicationError):
 
     status = 412
     code = "PRECONDITION_FAILED"
+
+
+class Gone(ApplicationError):
+    """What the request names existed but has ended for good (an accepted, revoked or expired invitation)."""
+
+    status = 410
+    code = "GONE"
