@@ -17,6 +17,7 @@ from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, TOUCH_INTERVAL_S, hash_
 from accounts.sessions import refresh_tokens_revoke
 from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
 from gateway.core.errors import ApplicationError, Conflict, NotFound, ValidationError
+from gateway.core.models import changes_save
 
 ALL_SCOPES = tuple(TokenScope.values)
 # What a token gets when nobody says: the registry's actions, never the admin API's.
@@ -313,11 +314,8 @@ def robot_update(
         changes["repositories"] = validate_repository_patterns(repositories)
     if expires_in_days is not _UNSET:
         changes["expires_at"] = _expires_at(expires_in_days, what="robot account")  # type: ignore[arg-type]
-    changes = {k: v for k, v in changes.items() if getattr(robot, k) != v}
+    changes = changes_save(robot, changes)
     if changes:
-        for field, value in changes.items():
-            setattr(robot, field, value)
-        robot.save(update_fields=[*changes, "updated_at"])
         audit_record(action="robot.update", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=robot.username, detail=changes)
     return robot
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts.audit import SYSTEM_ACTOR, audit_record
 from accounts.models import Tenant
 from gateway.core.errors import ValidationError
+from gateway.core.models import changes_save
 
 MAX_NAME = 200
 
@@ -28,11 +29,8 @@ def tenant_update(
         changes["name"] = clean
     if redirect_blob_downloads is not None:
         changes["redirect_blob_downloads"] = bool(redirect_blob_downloads)
-    changes = {k: v for k, v in changes.items() if getattr(tenant, k) != v}
+    changes = changes_save(tenant, changes)
     if changes:
-        for field, value in changes.items():
-            setattr(tenant, field, value)
-        tenant.save(update_fields=[*changes, "updated_at"])
         audit_record(action="tenant.update", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=tenant.slug, detail=changes)
     return tenant
 
