@@ -125,20 +125,16 @@ def test_a_purge_that_dies_mid_batch_resumes_and_orphans_nothing(reg, tenant, gl
 
 
 @pytest.mark.django_db
-def test_the_task_chains_itself_and_is_quiet_for_a_gone_tenant(reg, tenant, blob_store, settings):
+def test_the_task_chains_itself_and_is_quiet_for_a_gone_tenant(reg, tenant, blob_store, settings, monkeypatch):
     reg.push_image("app", "1", [b"layer"])
     settings.GATEWAY_TENANT_DELETE_BATCH_SIZE = 2
     settings.GATEWAY_TENANT_DELETE_MAX_BATCHES = 1
     job = tenant_delete_start(tenant=tenant, actor="owner")
     queued: list[dict] = []
-    original = tenant_delete_task.apply_async
-    tenant_delete_task.apply_async = lambda kwargs=None, **_: queued.append(kwargs)  # type: ignore[method-assign]
-    try:
-        tenant_delete_task(tenant_id=tenant.pk, job_id=job.pk)
-        while queued:
-            tenant_delete_task(**queued.pop(0))
-    finally:
-        tenant_delete_task.apply_async = original  # type: ignore[method-assign]
+    monkeypatch.setattr(tenant_delete_task, "apply_async", lambda kwargs=None, **_: queued.append(kwargs))
+    tenant_delete_task(tenant_id=tenant.pk, job_id=job.pk)
+    while queued:
+        tenant_delete_task(**queued.pop(0))
     _assert_gone(blob_store, tenant.pk)
     assert JobRun.objects.get(pk=job.pk).state == JobRun.State.SUCCEEDED
     assert tenant_delete_task(tenant_id=tenant.pk, job_id=job.pk) is None
@@ -178,3 +174,35 @@ def test_a_real_worker_purges_the_tenant(reg, tenant, globex, blob_store):
     _assert_gone(blob_store, tenant.pk)
     assert _keys(blob_store, globex.pk) == other_keys
     assert JobRun.objects.get(pk=job.pk).counts["batches"] > 2  # more than one invocation: it chained
+
+
+@pytest.mark.django_db
+def test_start_queues_the_purge_by_name_after_commit(tenant, monkeypatch, django_capture_on_commit_callbacks):
+    from gateway.celery import app
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(tenant_delete.current_app, "send_task", lambda name, **kw: sent.append((name, kw)))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = tenant_delete_start(tenant=tenant, actor="owner")
+    assert sent == []  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    assert sent == [("gateway.tenants.delete", {"kwargs": {"tenant_id": tenant.pk, "job_id": job.pk}, "queue": "gc"})]
+    app.loader.import_default_modules()
+    assert tenant_delete_task.name in app.tasks and app.tasks[tenant_delete_task.name].acks_late
+    entry = app.conf.beat_schedule["tenants-delete-resume"]
+    assert entry["task"] in app.tasks and entry["options"]["queue"] == "gc"
+
+
+@pytest.mark.django_db
+def test_the_resume_sweep_requeues_every_deleting_tenant(tenant, globex, monkeypatch):
+    from gateway.tasks import tenant_delete_resume_task
+
+    tenant_delete_start(tenant=tenant, actor="owner")
+    queued: list[dict] = []
+    monkeypatch.setattr(tenant_delete_task, "apply_async", lambda kwargs=None, **_: queued.append(kwargs))
+    assert tenant_delete_resume_task() == 1
+    assert queued == [{"tenant_id": tenant.pk}]  # globex is active: never touched
+    # Without a job id the purge continues the run tenant_delete_start opened.
+    report = tenant_purge(tenant=Tenant.objects.get(pk=tenant.pk), max_batches=1)
+    assert report is not None and report.job_id == JobRun.objects.get(kind="tenant_delete").pk
