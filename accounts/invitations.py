@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import SYSTEM_ACTOR, audit_record
@@ -67,14 +67,18 @@ def invitation_create(
     )
     Invitation.objects.filter(pk__in=replaced).update(revoked_at=now, updated_at=now)
     token = new_secret(INVITATION_PREFIX)
-    invitation = Invitation.objects.create(
-        tenant=tenant,
-        email=clean,
-        role=role,
-        token_hash=hash_secret(token),
-        invited_by=invited_by,
-        expires_at=now + timedelta(days=app_settings.invitation_days),
-    )
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                tenant=tenant,
+                email=clean,
+                role=role,
+                token_hash=hash_secret(token),
+                invited_by=invited_by,
+                expires_at=now + timedelta(days=app_settings.invitation_days),
+            )
+    except IntegrityError:  # a concurrent invitation of the same address committed first
+        raise Conflict(f"{clean} is being invited to {tenant.slug!r} by someone else right now; try again.") from None
     audit_record(
         action="invitation.create",
         actor=actor or SYSTEM_ACTOR,

@@ -97,3 +97,31 @@ def test_a_member_added_meanwhile_cannot_accept_twice(tenant):
     with pytest.raises(Conflict):
         invitation_accept(user=mo, invitation_id=issued.invitation.pk)
     assert Membership.objects.get(user=mo).role == R.ADMIN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_invitations_of_one_address_leave_one_open(tenant):
+    """The second of two racing creates finds the first's row (unique open invitation per address): one open, no 500."""
+    import threading
+
+    from django.db import connection
+
+    barrier, results = threading.Barrier(2), []
+
+    def invite() -> None:
+        try:
+            barrier.wait()
+            invitation_create(tenant=tenant, email="race@example.com", role=R.READER, by_role=R.OWNER)
+            results.append("ok")
+        except Conflict:
+            results.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=invite) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) in (["conflict", "ok"], ["ok", "ok"])
+    assert Invitation.objects.filter(email="race@example.com").pending().count() == 1
