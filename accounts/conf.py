@@ -48,6 +48,10 @@ class AccountsSettings:
         return int(getattr(settings, "GATEWAY_LOGIN_WINDOW_SECONDS", 300))
 
     @property
+    def invitation_days(self) -> int:
+        return int(getattr(settings, "GATEWAY_INVITATION_DAYS", 7))
+
+    @property
     def redis_url(self) -> str:
         return str(settings.REDIS_URL)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accounts.models import Membership, RobotAccount, Tenant
+from accounts.models import Invitation, Membership, RobotAccount, Tenant
 
 
 def memberships_lock(*, tenant: Tenant) -> list[Membership]:
@@ -15,6 +15,11 @@ def robot_lock(*, tenant: Tenant, name: str) -> RobotAccount | None:
     return RobotAccount.objects.select_for_update(no_key=True).filter(tenant=tenant, name=name).order_by("pk").first()
 
 
-def tenant_lock(*, tenant: Tenant) -> Tenant | None:
-    """The tenant's row, locked (re-read), or None if it is gone."""
-    return Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).order_by("pk").first()
+def tenant_lock(*, pk: int) -> Tenant | None:
+    """The tenant row, locked (its settings and status are read, then written), or None."""
+    return Tenant.objects.select_for_update(no_key=True).filter(pk=pk).order_by("pk").first()
+
+
+def invitation_lock(*, pk: int) -> Invitation | None:
+    """One invitation with its tenant, locked (accepting it happens once), or None."""
+    return Invitation.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").filter(pk=pk).first()

@@ -25,6 +25,8 @@ class Tenant(TimeStampedModel):
     class Status(models.TextChoices):
         ACTIVE = "active"
         SUSPENDED = "suspended"
+        # Being deleted by a background job (docs/decisions/0022): gone for /v2/ and for API writes.
+        DELETING = "deleting"
 
     slug = models.CharField(max_length=63, unique=True)
     name = models.CharField(max_length=200, blank=True)
@@ -192,3 +194,66 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self, *, now: datetime | None = None) -> InvitationQuerySet:
+        """Neither accepted nor revoked, and not expired."""
+        now = now or timezone.now()
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
+
+    def with_status(self, status: str, *, now: datetime | None = None) -> InvitationQuerySet:
+        """Those whose `Invitation.status()` is `status` (pending, accepted, revoked or expired)."""
+        now = now or timezone.now()
+        open_ = Q(accepted_at__isnull=True, revoked_at__isnull=True)
+        conditions = {
+            "pending": open_ & Q(expires_at__gt=now),
+            "accepted": Q(accepted_at__isnull=False),
+            "revoked": Q(accepted_at__isnull=True, revoked_at__isnull=False),
+            "expired": open_ & Q(expires_at__lte=now),
+        }
+        return self.filter(conditions[status])
+
+
+class Invitation(TimeStampedModel):
+    """An invitation to join a tenant with a role, addressed to an email; its secret token is stored hashed only."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REVOKED = "revoked"
+        EXPIRED = "expired"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)  # stored lower-cased
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # One open invitation per address and tenant: inviting again replaces it (docs/decisions/0022).
+            models.UniqueConstraint(
+                fields=["tenant", "email"],
+                name="invitation_unique_open_tenant_email",
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+            )
+        ]
+        indexes = [models.Index(fields=["email", "expires_at"], name="invitation_email_idx")]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.tenant_id} ({self.role})"
+
+    def status(self, *, now: datetime | None = None) -> str:
+        now = now or timezone.now()
+        if self.accepted_at is not None:
+            return self.Status.ACCEPTED
+        if self.revoked_at is not None:
+            return self.Status.REVOKED
+        return self.Status.EXPIRED if self.expires_at <= now else self.Status.PENDING

@@ -9,7 +9,7 @@ from django.contrib.auth import authenticate
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import AuditEvent, Membership, PersonalAccessToken, RobotAccount, Tenant, User
+from accounts.models import AuditEvent, Invitation, Membership, PersonalAccessToken, RobotAccount, Tenant, User
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, hash_secret
 from accounts.services import access_token_touch, robot_touch
@@ -22,6 +22,8 @@ __all__ = [
     "audit_list",
     "bearer_secret_check",
     "credentials_check",
+    "invitation_list",
+    "invitation_list_for_user",
     "is_token_secret",
     "membership_list",
     "membership_role_get",
@@ -245,3 +247,17 @@ def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
 def tenant_membership_get(*, tenant: Tenant, username: str) -> Membership | None:
     """The tenant's membership of `username` with its user, or None."""
     return tenant_membership_list(tenant=tenant).filter(user__username=username).first()
+
+
+def invitation_list(*, tenant: Tenant) -> QuerySet[Invitation]:
+    """The tenant's invitations (every status) with who sent them, newest first."""
+    return Invitation.objects.filter(tenant=tenant).select_related("tenant", "invited_by").order_by("-pk")
+
+
+def invitation_list_for_user(*, user: User) -> QuerySet[Invitation]:
+    """The pending invitations addressed to the user's email (none without one), to tenants not being deleted, newest first."""
+    email = (user.email or "").strip().lower()
+    if not email or not user.is_active:
+        return Invitation.objects.none()
+    pending = Invitation.objects.pending().filter(email=email).exclude(tenant__status=Tenant.Status.DELETING)
+    return pending.select_related("tenant", "invited_by").order_by("-pk")

@@ -17,6 +17,7 @@ from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, TOUCH_INTERVAL_S, hash_
 from accounts.sessions import refresh_tokens_revoke
 from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
 from gateway.core.errors import ApplicationError, Conflict, NotFound, ValidationError
+from gateway.core.models import changes_save
 
 ALL_SCOPES = tuple(TokenScope.values)
 # What a token gets when nobody says: the registry's actions, never the admin API's.
@@ -65,8 +66,8 @@ def user_get_or_create(*, username: str, email: str = "", password: str | None =
 
 
 @transaction.atomic
-def tenant_create(*, slug: str, owner: User, name: str = "") -> Tenant:
-    """Create a tenant with `owner` as its owner. Refuses bad, reserved or taken slugs."""
+def tenant_create(*, slug: str, owner: User, name: str = "", actor: str | None = None) -> Tenant:
+    """Create a tenant with `owner` as its owner. Refuses bad, reserved or taken slugs; audited when an `actor` is named."""
     validate_tenant_slug(slug)
     try:
         with transaction.atomic():
@@ -74,6 +75,8 @@ def tenant_create(*, slug: str, owner: User, name: str = "") -> Tenant:
     except IntegrityError:
         raise Conflict(f"Tenant {slug!r} already exists.") from None
     Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
+    if actor is not None:
+        audit_record(action="tenant.create", actor=actor, tenant=tenant, target=slug, detail={"owner": owner.username})
     return tenant
 
 
@@ -311,11 +314,8 @@ def robot_update(
         changes["repositories"] = validate_repository_patterns(repositories)
     if expires_in_days is not _UNSET:
         changes["expires_at"] = _expires_at(expires_in_days, what="robot account")  # type: ignore[arg-type]
-    changes = {k: v for k, v in changes.items() if getattr(robot, k) != v}
+    changes = changes_save(robot, changes)
     if changes:
-        for field, value in changes.items():
-            setattr(robot, field, value)
-        robot.save(update_fields=[*changes, "updated_at"])
         audit_record(action="robot.update", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=robot.username, detail=changes)
     return robot
 

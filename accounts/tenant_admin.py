@@ -19,7 +19,7 @@ MAX_REASON = Tenant._meta.get_field("suspension_reason").max_length or 500
 
 
 def _locked(tenant: Tenant) -> Tenant:
-    locked = tenant_lock(tenant=tenant)
+    locked = tenant_lock(pk=tenant.pk)
     if locked is None:
         raise NotFound(f"No tenant {tenant.slug!r}.")
     return locked

@@ -75,4 +75,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute="*/15"),
         "options": {"expires": 14 * 60},
     },
+    # Hourly at :27 (crontab "27 * * * *"): resume the purge of every tenant still `deleting`
+    # (a lost message, or a run closed as abandoned); a purge another worker runs is left alone.
+    "tenants-delete-resume": {
+        "task": "gateway.tenants.delete_resume",
+        "schedule": crontab(minute=27),
+        "options": {"queue": "gc", "expires": 50 * 60},
+    },
 }

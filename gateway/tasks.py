@@ -164,3 +164,29 @@ def repository_delete_task(
         job_id=job_id,
         repository_id=repository_id,
     )
+
+
+# --- Tenant deletion (gateway/registry/services/tenant_delete.py; queued by name from tenant_delete_start) ---
+# Nothing else would ever finish a deleting tenant, so its chain has no practical cap.
+TENANT_DELETE_MAX_REQUEUES = 100_000
+
+
+@task(name="gateway.tenants.delete", queue=GC_QUEUE, retry_on=(StorageUnavailable, DatabaseError))
+def tenant_delete_task(
+    *, tenant_id: int, job_id: int | None = None, requeues_left: int = TENANT_DELETE_MAX_REQUEUES
+) -> dict | None:
+    """One bounded invocation of a deleting tenant's purge (quiet if it is gone, not deleting, or held); chains while work remains."""
+    from gateway.registry.services.tenant_delete import tenant_purge
+
+    return _tenant_step(tenant_delete_task, tenant_purge, tenant_id=tenant_id, requeues_left=requeues_left, job_id=job_id)
+
+
+@task(name="gateway.tenants.delete_resume", queue=GC_QUEUE, retry_on=(DatabaseError,))
+def tenant_delete_resume_task() -> int:
+    """Queue the purge of every tenant still marked deleting (each is quiet where another worker runs it); how many."""
+    from gateway.registry.services.tenant_delete import tenant_deleting_ids
+
+    ids = tenant_deleting_ids()
+    for tenant_id in ids:
+        tenant_delete_task.apply_async(kwargs={"tenant_id": tenant_id}, queue=_queue_of(tenant_delete_resume_task))
+    return len(ids)

@@ -9,6 +9,7 @@
   Robots never write, whatever their scopes (TenantMemberPermission).
 - `tenant_roles`: HTTP method → the roles in the URL's tenant that may call it (`ROBOT`: a robot
   of that tenant may, for reads only). A caller who is not a member gets 404 (TenantMemberPermission resolves the tenant; no existence leak).
+- `deleting_tenant_visible`: True on the views that still answer for a tenant being deleted (its GET, its jobs); 404 elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from accounts.models import Membership, TokenScope
+from accounts.models import Membership, Tenant, TokenScope
 from accounts.principals import Principal
 from accounts.selectors import tenant_get_for_user
 from gateway.core.errors import NotFound
@@ -96,7 +97,8 @@ class TenantMemberPermission(BasePermission):
             request.tenant, request.tenant_role = robot.tenant, ROBOT  # type: ignore[attr-defined]
             return request.method in ("GET", "HEAD", "OPTIONS") and ROBOT in _allowed_roles(view, request.method)
         found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
-        if found is None:
+        # A tenant being deleted is gone for every view but those that say they serve it (docs/decisions/0022).
+        if found is None or (found[0].status == Tenant.Status.DELETING and not getattr(view, "deleting_tenant_visible", False)):
             raise NotFound(f"No tenant {slug!r}.")
         request.tenant, request.tenant_role = found  # type: ignore[attr-defined]
         return found[1] in _allowed_roles(view, request.method)

@@ -15,6 +15,14 @@ from gateway.api.views.admin_tenants import (
     AdminTenantSuspendApi,
 )
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
+from gateway.api.views.invitations import (
+    InvitationAcceptApi,
+    InvitationCreateApi,
+    InvitationListApi,
+    InvitationRevokeApi,
+    UserInvitationAcceptApi,
+    UserInvitationListApi,
+)
 from gateway.api.views.jobs import AdminJobListApi, JobCreateApi, JobGetApi, JobListApi
 from gateway.api.views.manifests import ManifestDeleteApi, ManifestGetApi
 from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
@@ -60,7 +68,7 @@ from gateway.api.views.retention_policies import (
     RetentionPolicyUpdateApi,
 )
 from gateway.api.views.robots import RobotCreateApi, RobotListApi, RobotRevokeApi, RobotRotateApi, RobotUpdateApi
-from gateway.api.views.tenants import TenantGetApi, TenantListApi
+from gateway.api.views.tenants import TenantCreateApi, TenantDeleteApi, TenantGetApi, TenantListApi, TenantUpdateApi
 from gateway.api.views.tokens import TokenCreateApi, TokenListApi, TokenRevokeApi
 from gateway.api.views.usage import UsageGetApi
 from gateway.api.views.user import UserGetApi
@@ -86,8 +94,8 @@ v1 = [
     path("user", UserGetApi.as_view(), name="user-get"),
     *operations("user/tokens", "user-tokens", GET=TokenListApi, POST=TokenCreateApi),
     path("user/tokens/<int:token_id>", TokenRevokeApi.as_view(), name="user-token-revoke"),
-    path("tenants", TenantListApi.as_view(), name="tenants-list"),
-    path("tenants/<str:slug>", TenantGetApi.as_view(), name="tenants-get"),
+    *operations("tenants", "tenants", GET=TenantListApi, POST=TenantCreateApi),
+    *operations("tenants/<str:slug>", "tenant", GET=TenantGetApi, PATCH=TenantUpdateApi, DELETE=TenantDeleteApi),
     *operations("tenants/<str:slug>/robots", "tenant-robots", GET=RobotListApi, POST=RobotCreateApi),
     *operations("tenants/<str:slug>/robots/<str:name>", "tenant-robot", PATCH=RobotUpdateApi, DELETE=RobotRevokeApi),
     path("tenants/<str:slug>/robots/<str:name>/rotate", RobotRotateApi.as_view(), name="tenant-robot-rotate"),
@@ -160,6 +168,11 @@ v1 = [
     *operations("tenants/<str:slug>/jobs", "tenant-jobs", GET=JobListApi, POST=JobCreateApi),
     path("tenants/<str:slug>/jobs/<int:job_id>", JobGetApi.as_view(), name="tenant-job"),
     path("admin/jobs", AdminJobListApi.as_view(), name="admin-jobs-list"),
+    *operations("tenants/<str:slug>/invitations", "tenant-invitations", GET=InvitationListApi, POST=InvitationCreateApi),
+    path("tenants/<str:slug>/invitations/<int:invitation_id>", InvitationRevokeApi.as_view(), name="tenant-invitation-revoke"),
+    path("user/invitations", UserInvitationListApi.as_view(), name="user-invitations-list"),
+    path("user/invitations/<int:invitation_id>/accept", UserInvitationAcceptApi.as_view(), name="user-invitation-accept"),
+    path("invitations/accept", InvitationAcceptApi.as_view(), name="invitations-accept"),
 ]
 
 urlpatterns = [

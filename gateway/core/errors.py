@@ -86,3 +86,10 @@ class ServiceUnavailable(ApplicationError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class Gone(ApplicationError):
+    """What the request names existed but has ended for good (an accepted, revoked or expired invitation)."""
+
+    status = 410
+    code = "GONE"

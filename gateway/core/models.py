@@ -18,3 +18,13 @@ class TenantOwnedModel(TimeStampedModel):
 
     class Meta:
         abstract = True
+
+
+def changes_save(instance: models.Model, changes: dict[str, object]) -> dict[str, object]:
+    """Set and save (with `updated_at`) only the fields of `changes` whose value differs; returns those (empty: nothing saved)."""
+    changed = {k: v for k, v in changes.items() if getattr(instance, k) != v}
+    if changed:
+        for field, value in changed.items():
+            setattr(instance, field, value)
+        instance.save(update_fields=[*changed, "updated_at"])
+    return changed

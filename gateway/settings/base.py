@@ -271,3 +271,8 @@ GATEWAY_WEBHOOK_MAX_ATTEMPTS = E.integer("GATEWAY_WEBHOOK_MAX_ATTEMPTS", 8, mini
 # transition (NAT64/6to4/Teredo/IPv4-mapped) addresses (gateway/core/netpolicy.py). Off in
 # production (SSRF); on by default in local settings and in tests; self-hosted on a private network may turn it on.
 GATEWAY_OUTBOUND_ALLOW_PRIVATE = E.boolean("GATEWAY_OUTBOUND_ALLOW_PRIVATE", False)
+# Tenant invitations (docs/decisions/0022): how long an emailed invitation can be accepted.
+GATEWAY_INVITATION_DAYS = E.integer("GATEWAY_INVITATION_DAYS", 7, minimum=1, maximum=90)
+# Tenant deletion: rows or bucket objects per batch, batches per task invocation (it re-queues itself).
+GATEWAY_TENANT_DELETE_BATCH_SIZE = E.integer("GATEWAY_TENANT_DELETE_BATCH_SIZE", 500, minimum=1, maximum=1000)
+GATEWAY_TENANT_DELETE_MAX_BATCHES = E.integer("GATEWAY_TENANT_DELETE_MAX_BATCHES", 50, minimum=1, maximum=100_000)

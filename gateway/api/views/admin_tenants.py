@@ -180,7 +180,7 @@ class AdminQuotaSetApi(StaffApiView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             found = tenant_get_any_status(slug=slug)
-            tenant = tenant_lock(tenant=found) if found is not None else None
+            tenant = tenant_lock(pk=found.pk) if found is not None else None
             if tenant is None:
                 raise NotFound(f"No tenant {slug!r}.")
             if_match_check(request, self.OutputSerializer(tenant).data)

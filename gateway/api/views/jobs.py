@@ -71,6 +71,7 @@ def job_location(slug: str, job: JobRun) -> str:
 
 class _TenantJobApi(ApiView):
     permission_classes = [*ApiView.permission_classes, TenantMemberPermission]
+    deleting_tenant_visible = True  # a tenant's deletion is followed here (DELETE's Location) until it is gone
     tenant_roles = {"GET": ANY_ROLE, "POST": ADMINS}
 
 

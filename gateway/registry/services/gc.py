@@ -146,5 +146,6 @@ def gc_run_to_completion(
 
 
 def gc_tenant_ids(*, after_id: int, limit: int) -> list[int]:
-    """Ids of tenants after `after_id` (ascending, at most `limit`): the fan-out's cursor."""
-    return list(Tenant.objects.filter(pk__gt=after_id).order_by("pk").values_list("pk", flat=True)[:limit])
+    """Ids of tenants after `after_id` (ascending, at most `limit`): the fan-out's cursor; a tenant being deleted is its purge's alone."""
+    tenants = Tenant.objects.filter(pk__gt=after_id).exclude(status=Tenant.Status.DELETING)
+    return list(tenants.order_by("pk").values_list("pk", flat=True)[:limit])

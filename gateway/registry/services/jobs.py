@@ -35,8 +35,8 @@ GC_TASK = TaskRef("gateway.gc.tenant", "gc")
 AUDIT_TASK = TaskRef("gateway.integrity.audit", "audit")
 REPOSITORY_DELETE_TASK = TaskRef("gateway.repositories.delete", "gc")
 STARTABLE = (KIND_GC, KIND_AUDIT)
-# Every kind of JobRun: services/{gc,retention,cleanup,repository_delete}.py, replication/{integrity,sweep}.py.
-JOB_KINDS = (KIND_GC, "retention", "uploads_cleanup", KIND_AUDIT, "replication", "repository_delete")
+# Every kind of JobRun: services/{gc,retention,cleanup,repository_delete,tenant_delete}.py, replication/{integrity,sweep}.py.
+JOB_KINDS = (KIND_GC, "retention", "uploads_cleanup", KIND_AUDIT, "replication", "repository_delete", "tenant_delete")
 
 
 def job_enqueue(*, task: TaskRef, kwargs: dict[str, Any]) -> None:

@@ -1,0 +1,168 @@
+"""Invitations to join a tenant (docs/decisions/0022): created by admins and owners, accepted once by the invitee.
+
+An invitation is addressed to an email and carries a secret token for the emailed link; only
+the token's SHA-256 is kept. Inviting an address that has an open invitation replaces it (the
+old token stops working). The invitee accepts as the signed-in user whose email is the
+invitation's, by id or by token; an accepted, revoked or expired invitation is gone (410).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.audit import SYSTEM_ACTOR, audit_record
+from accounts.conf import app_settings
+from accounts.locks import invitation_lock
+from accounts.models import Invitation, Membership, Tenant, User
+from accounts.secrets import hash_secret, new_secret
+from gateway.core.errors import ApplicationError, Conflict, Gone, NotFound, ValidationError
+
+INVITATION_PREFIX = "wharf_inv_"
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str  # shown once, never stored
+
+
+def _clean_email(email: str) -> str:
+    clean = (email or "").strip().lower() if isinstance(email, str) else ""
+    try:
+        validate_email(clean)
+    except Exception:
+        raise ValidationError(f"{email!r} is not an email address.") from None
+    return clean
+
+
+def _is_member(tenant: Tenant, email: str) -> bool:
+    return Membership.objects.filter(tenant=tenant, user__email__iexact=email, user__is_active=True).exists()
+
+
+@transaction.atomic
+def invitation_create(
+    *, tenant: Tenant, email: str, role: str, by_role: str, invited_by: User | None = None, actor: str | None = None
+) -> IssuedInvitation:
+    """Invite `email` to `tenant` as `role` (only owners invite owners; members → Conflict), replacing an open invitation; mails the token after commit; audited."""
+    clean = _clean_email(email)
+    if role not in Membership.Role.values:
+        raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(Membership.Role.values)}.")
+    if role == Membership.Role.OWNER and by_role != Membership.Role.OWNER:
+        raise ApplicationError("Only an owner may invite an owner.")
+    if _is_member(tenant, clean):
+        raise Conflict(f"{clean} is already a member of {tenant.slug!r}.")
+    now = timezone.now()
+    replaced = list(
+        Invitation.objects.select_for_update(no_key=True)
+        .filter(tenant=tenant, email=clean, accepted_at__isnull=True, revoked_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    Invitation.objects.filter(pk__in=replaced).update(revoked_at=now, updated_at=now)
+    token = new_secret(INVITATION_PREFIX)
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                tenant=tenant,
+                email=clean,
+                role=role,
+                token_hash=hash_secret(token),
+                invited_by=invited_by,
+                expires_at=now + timedelta(days=app_settings.invitation_days),
+            )
+    except IntegrityError:  # a concurrent invitation of the same address committed first
+        raise Conflict(f"{clean} is being invited to {tenant.slug!r} by someone else right now; try again.") from None
+    audit_record(
+        action="invitation.create",
+        actor=actor or SYSTEM_ACTOR,
+        tenant=tenant,
+        target=clean,
+        detail={"invitation_id": invitation.pk, "role": role, "replaced": replaced},
+    )
+    transaction.on_commit(lambda: _mail(invitation, token))
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+def _mail(invitation: Invitation, token: str) -> None:
+    tenant = invitation.tenant
+    link = f"{settings.EXTERNAL_URL}/dashboard/invitations/accept?token={token}"
+    send_mail(
+        subject=f"You are invited to {tenant.name or tenant.slug} on Wharf",
+        message=(
+            f"You are invited to join {tenant.slug!r} as {invitation.role}.\n\n"
+            f"Accept it while signed in as {invitation.email}: {link}\n"
+            f'(or POST {{"token": "{token}"}} to {settings.EXTERNAL_URL}/api/v1/invitations/accept).\n\n'
+            f"The invitation expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@transaction.atomic
+def invitation_revoke(*, tenant: Tenant, invitation_id: int, actor: str | None = None) -> None:
+    """Revoke an open invitation of `tenant` (its token stops working); revoking twice is harmless; NotFound for others; audited."""
+    invitation = Invitation.objects.filter(pk=invitation_id, tenant=tenant).first()
+    if invitation is None:
+        raise NotFound(f"Tenant {tenant.slug!r} has no invitation {invitation_id}.")
+    now = timezone.now()
+    if Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now
+    ):
+        audit_record(
+            action="invitation.revoke",
+            actor=actor or SYSTEM_ACTOR,
+            tenant=tenant,
+            target=invitation.email,
+            detail={"invitation_id": invitation.pk},
+        )
+
+
+def _addressed_to(invitation: Invitation | None, user: User) -> bool:
+    email = (user.email or "").strip().lower()
+    return invitation is not None and bool(email) and user.is_active and invitation.email == email
+
+
+@transaction.atomic
+def invitation_accept(
+    *, user: User, invitation_id: int | None = None, token: str | None = None, actor: str | None = None
+) -> Membership:
+    """Accept an invitation addressed to `user`'s email (by id or by token), once: the membership with its role; locked; audited.
+
+    NotFound when it does not exist or is someone else's; Gone when accepted, revoked or expired;
+    Conflict when the user is already a member.
+    """
+    pk = invitation_id
+    if token is not None:
+        if not isinstance(token, str) or not token.startswith(INVITATION_PREFIX) or len(token) > 200:
+            raise NotFound("No such invitation.")
+        pk = Invitation.objects.filter(token_hash=hash_secret(token)).values_list("pk", flat=True).first()
+    invitation = invitation_lock(pk=pk) if pk is not None else None
+    if invitation is None or not _addressed_to(invitation, user):
+        raise NotFound("No such invitation for your email address.")
+    status = invitation.status()
+    if status != Invitation.Status.PENDING:
+        raise Gone(f"This invitation is {status}; ask for a new one.")
+    tenant = invitation.tenant
+    if tenant.status == Tenant.Status.DELETING:
+        raise Gone("The tenant of this invitation is being deleted.")
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise Conflict(f"You are already a member of {tenant.slug!r}.")
+    membership = Membership.objects.create(tenant=tenant, user=user, role=invitation.role)
+    now = timezone.now()
+    Invitation.objects.filter(pk=invitation.pk).update(accepted_at=now, accepted_by=user, updated_at=now)
+    audit_record(
+        action="invitation.accept",
+        actor=actor or user.username,
+        tenant=tenant,
+        target=user.username,
+        detail={"invitation_id": invitation.pk, "role": invitation.role, "email": invitation.email},
+    )
+    return membership
