@@ -32,6 +32,7 @@ __all__ = [
     "robot_list",
     "tenant_get",
     "tenant_get_any_status",
+    "tenant_get_served",
     "tenant_get_for_user",
     "tenant_list_for_robot",
     "tenant_list_for_user",
@@ -52,8 +53,13 @@ def tenant_get(*, slug: str) -> Tenant | None:
 
 
 def tenant_get_any_status(*, slug: str) -> Tenant | None:
-    """The tenant with this slug, active or suspended (the registry serves pulls of a suspended one), or None."""
+    """The tenant with this slug whatever its status (active, suspended, deleting), or None."""
     return Tenant.objects.filter(slug=slug).first()
+
+
+def tenant_get_served(*, slug: str) -> Tenant | None:
+    """The tenant the registry serves under this slug: active or suspended (pulls go on), never one being deleted; or None."""
+    return Tenant.objects.filter(slug=slug).exclude(status=Tenant.Status.DELETING).first()
 
 
 def membership_role_get(*, tenant: Tenant, user: User) -> str | None:

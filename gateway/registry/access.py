@@ -27,7 +27,7 @@ from django.conf import settings
 
 from accounts.models import Membership, Tenant
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
-from accounts.selectors import membership_role_get, tenant_get_any_status
+from accounts.selectors import membership_role_get, tenant_get_served
 from gateway.core.errors import Suspended
 from gateway.registry import selectors
 from gateway.registry.errors import NameInvalid, RegistryError
@@ -85,7 +85,7 @@ def caches_clear() -> None:
 
 
 def tenant_cached(slug: str) -> Tenant | None:
-    return tenants.get(slug, lambda: tenant_get_any_status(slug=slug))
+    return tenants.get(slug, lambda: tenant_get_served(slug=slug))
 
 
 # What a suspended tenant may no longer do: anything that writes (a cross-repository mount is a push).
