@@ -39,9 +39,7 @@ def if_match_check(request: Request, current: Mapping[str, Any]) -> None:
     """Raise unless the request's `If-Match` names `current` (the locked resource's representation now)."""
     header = request.headers.get("If-Match", "").strip()
     if not header:
-        raise PreconditionRequired(
-            "This resource is edited concurrently: send If-Match with the ETag from your last GET of it."
-        )
+        raise PreconditionRequired("This resource is edited concurrently: send If-Match with the ETag from your last GET of it.")
     tags = {t.strip() for t in header.split(",") if t.strip()}  # strong comparison: a W/ tag never matches
     if "*" in tags or etag_of(current) in tags:
         return

@@ -122,3 +122,7 @@ def assert_problem(response, status: int) -> dict:
     assert body["type"].startswith("urn:wharf:problem:")
     assert body["request_id"] and body["request_id"] == response["X-Request-ID"]
     return body
+
+
+# The live server (gunicorn) for the tests that drive the API over HTTP (schemathesis, the generated client).
+from tests.api.live import live_api, live_tenant  # noqa: E402, F401
