@@ -199,6 +199,11 @@ SPECTACULAR_SETTINGS = {
         "RobotScopeEnum": "gateway.api.views.robots.ROBOT_SCOPES",
     },
 }
+# OpenAPI links between operations (create → update → revoke), which drf-spectacular cannot declare (gateway/api/links.py).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    *SPECTACULAR_SETTINGS.get("POSTPROCESSING_HOOKS", ["drf_spectacular.hooks.postprocess_schema_enums"]),
+    "gateway.api.links.postprocess_links",
+]
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
