@@ -121,7 +121,7 @@ def run_gc_job(wharf: ModuleType, client: Any, slug: str) -> None:
     id_param = job_path.rsplit("{", 1)[1].rstrip("}")
     body_type = typing.get_type_hints(start.sync_detailed)["body"]
     log = tempfile.NamedTemporaryFile(prefix="wharf-api-worker-", suffix=".log", delete=False)  # noqa: SIM115 - read after the worker
-    worker = celery_worker("celery", log, GATEWAY_GC_GRACE_SECONDS="0")
+    worker = celery_worker("celery,gc,audit", log, GATEWAY_GC_GRACE_SECONDS="0")  # the queues deploy/run.py serves
     try:
         started = start.sync_detailed(slug=slug, client=client, body=body_type.from_dict({"kind": "gc", "dry_run": False}))
         assert started.status_code == 202, started.content
@@ -132,6 +132,7 @@ def run_gc_job(wharf: ModuleType, client: Any, slug: str) -> None:
             time.sleep(0.5)
             job = poll.sync(slug=slug, client=client, **{id_param: job_id})
         assert str(job.state) == "succeeded", (job.to_dict(), Path(log.name).read_text()[-3000:])
+        assert job.to_dict().get("bytes_freed", 1) > 0, job.to_dict()  # the deleted image shares no blob with the seeded one
     finally:
         worker.terminate()
         worker.wait(30)
