@@ -202,6 +202,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def stop(lab: Lab) -> None:
+    log("stopping everything the benchmark started")
+    lab.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not os.access(probes.WRK, os.X_OK):
@@ -228,17 +233,16 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({"at": at, "seeded": seeded, "rows": rows, "pass": result}, indent=2))
             log(f"figures written to {args.json}")
         return 0 if all(result.values()) else 1
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except Exception:
+    except (KeyboardInterrupt, Exception) as exc:  # Ctrl-C / SIGTERM: 130; a crash: 1 with Wharf's log tail
+        if isinstance(exc, KeyboardInterrupt):
+            log("interrupted")
+            return 130
         log("the benchmark crashed:\n" + traceback.format_exc())
         if lab.wharf is not None and lab.wharf.proc is not None:
             log("Wharf's log tail:\n" + lab.wharf.log_tail(3000))
         return 1
     finally:
-        log("stopping everything the benchmark started")
-        lab.close()
+        stop(lab)
 
 
 if __name__ == "__main__":

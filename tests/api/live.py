@@ -18,7 +18,7 @@ from django.test import Client
 
 from accounts.models import Membership
 from accounts.services import access_token_issue, robot_create
-from tests.e2e.wharf import WharfServer, start_wharf
+from tests.e2e.wharf import WharfServer, session_wharf
 from tests.factories import UserFactory, make_member, make_tenant, make_token
 from tests.helpers import Reg, basic
 
@@ -47,10 +47,8 @@ class LiveTenant:
 @pytest.fixture(scope="session")
 def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WharfServer]:
     """One live Wharf (gunicorn, two workers) for the session, on the test database."""
-    with django_db_blocker.unblock():
-        server = start_wharf(tmp_path_factory.mktemp("wharf-api"))
-    yield server
-    server.stop()
+    with session_wharf(django_db_blocker, tmp_path_factory.mktemp("wharf-api")) as server:
+        yield server
 
 
 def seed_tenant(*, repository: str = "team/app", tag: str = "v1") -> LiveTenant:

@@ -198,12 +198,10 @@ def oci_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def wharf(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WharfServer]:
     """One live Wharf (gunicorn) for the session, on the test database."""
-    from tests.e2e.wharf import start_wharf
+    from tests.e2e.wharf import session_wharf
 
-    with django_db_blocker.unblock():
-        server = start_wharf(tmp_path_factory.mktemp("wharf"))
-    yield server
-    server.stop()
+    with session_wharf(django_db_blocker, tmp_path_factory.mktemp("wharf")) as server:
+        yield server
 
 
 @pytest.fixture
