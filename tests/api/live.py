@@ -1,7 +1,7 @@
 """A live Wharf (gunicorn, real HTTP) for the API tests that drive it from outside: schemathesis, the generated client.
 
-`live_api` is one server for the session on the test database (tests/e2e/wharf.py, as the e2e
-tests start it); `live_tenant` seeds a fresh tenant (unique slug: the server caches tenants
+`live_api` is the session's one server on the test database (`wharf` in tests/conftest.py, the
+same the e2e tests use); `live_tenant` seeds a fresh tenant (unique slug: the server caches tenants
 briefly) whose owner holds an `api:read api:write` token, with one of each thing a path can name:
 a robot, a second member, a repository with a tag.
 """
@@ -9,7 +9,6 @@ a robot, a second member, a repository with a tag.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -18,7 +17,7 @@ from django.test import Client
 
 from accounts.models import Membership
 from accounts.services import access_token_issue, robot_create
-from tests.e2e.wharf import WharfServer, session_wharf
+from tests.e2e.wharf import WharfServer
 from tests.factories import UserFactory, make_member, make_tenant, make_token
 from tests.helpers import Reg, basic
 
@@ -45,10 +44,9 @@ class LiveTenant:
 
 
 @pytest.fixture(scope="session")
-def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WharfServer]:
-    """One live Wharf (gunicorn, two workers) for the session, on the test database."""
-    with session_wharf(django_db_blocker, tmp_path_factory.mktemp("wharf-api")) as server:
-        yield server
+def live_api(wharf: WharfServer) -> WharfServer:
+    """The session's live Wharf (tests/conftest.py `wharf`, the one the e2e tests use)."""
+    return wharf
 
 
 def seed_tenant(*, repository: str = "team/app", tag: str = "v1") -> LiveTenant:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.e2e.harness import free_port
 from tests.helpers import ROOT, subprocess_env
@@ -74,14 +71,3 @@ class WharfServer:
 
 def start_wharf(tmp_dir: Path, *, domain: str = "wharf.test", port: int | None = None, **extra_env: str) -> WharfServer:
     return WharfServer(port=port or free_port(), domain=domain, log=tmp_dir / "gunicorn.log", extra_env=extra_env).start()
-
-
-@contextlib.contextmanager
-def session_wharf(django_db_blocker: Any, tmp_dir: Path) -> Iterator[WharfServer]:
-    """A live Wharf for a session fixture: started with database access unblocked (migrations are done), stopped after."""
-    with django_db_blocker.unblock():
-        server = start_wharf(tmp_dir)
-    try:
-        yield server
-    finally:
-        server.stop()
