@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench system-deps clean-var api-schema
+.PHONY: run test lint bench system-deps clean-var api-schema api-client bench-api
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,17 @@ bench: $(STAMP) system-deps
 ##             the test settings only so that no database or service configuration is needed
 api-schema: $(STAMP)
 	DJANGO_SETTINGS_MODULE=gateway.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file docs/api/openapi.yaml
+
+## api-client: generate a Python client from docs/api/openapi.yaml (openapi-python-client) into API_CLIENT_DIR
+##             (default: a new temporary directory; the client is never committed, tests/api/test_generated_client.py builds its own)
+api-client: $(STAMP)
+	out="$${API_CLIENT_DIR:-$$(mktemp -d)}"; PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/openapi-python-client generate \
+		--path docs/api/openapi.yaml --meta none --overwrite --output-path "$$out/wharf_api_client" && echo "client: $$out/wharf_api_client"
+
+## bench-api: admin API list pages over 10,000 repositories and 100,000 tags at 8 connections (bench/README.md);
+##            API_BENCH_ARGS="--repositories 1000 --tags 10000" for a quick one
+bench-api: $(STAMP) system-deps
+	$(PY) bench/api.py $(API_BENCH_ARGS)
 
 clean-var:
 	rm -rf var/

@@ -53,6 +53,17 @@ def s3_server():
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def wharf(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One live Wharf (gunicorn, two workers) for the session, on the test database (e2e and API tests over HTTP)."""
+    from tests.e2e.wharf import start_wharf
+
+    with django_db_blocker.unblock():
+        server = start_wharf(tmp_path_factory.mktemp("wharf"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def blob_store(s3_server):
     from gateway.storage import get_blob_store

@@ -122,6 +122,8 @@ class Tag(TenantOwnedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_repository_name")]
+        # A repository's last push (the API's repository list) is one probe of this index, not a scan of its tags.
+        indexes = [models.Index(fields=["repository", "-last_pushed_at"], name="tag_repository_pushed_idx")]
 
 
 class BlobUpload(TenantOwnedModel):

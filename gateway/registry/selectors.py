@@ -155,12 +155,15 @@ def repository_list(
     `pushed_or_created` (the last push, or the creation of a repository with no tag) is never
     null, so a cursor can sort by it.
     """
-    tags = Tag.objects.filter(tenant=tenant, repository=OuterRef("pk")).order_by().values("repository")
+    # Per row of the page only (the outer query is tenant-scoped; its pk ties these to it). The last
+    # push is the newest tag by the (repository, last_pushed_at) index, one index probe however many
+    # tags a repository has; the count an index-only scan (bench/api.py, docs/decisions/0028).
+    tags = Tag.objects.filter(repository=OuterRef("pk")).order_by()
     qs = (
         Repository.objects.filter(tenant=tenant, deleted_name="")
         .annotate(
-            tag_count=Coalesce(Subquery(tags.annotate(c=Count("pk")).values("c")), 0),
-            last_pushed_at=Subquery(tags.annotate(m=Max("last_pushed_at")).values("m")),
+            tag_count=Coalesce(Subquery(tags.values("repository").annotate(c=Count("pk")).values("c")), 0),
+            last_pushed_at=Subquery(tags.order_by("-last_pushed_at").values("last_pushed_at")[:1]),
         )
         .annotate(pushed_or_created=Coalesce(F("last_pushed_at"), F("created_at")))
     )
@@ -193,7 +196,8 @@ def repository_stats(*, tenant: Tenant, repository: Repository) -> dict[str, Any
 
 def tag_list_detailed(*, tenant: Tenant, repository: Repository) -> QuerySet[Tag]:
     """The repository's tags with their manifests (for listing them with digest, type and size)."""
-    return Tag.objects.filter(tenant=tenant, repository=repository).select_related("manifest")
+    # Not the manifests' bytes (up to 4 MiB each): a page of 100 tags needs only digest, type and size.
+    return Tag.objects.filter(tenant=tenant, repository=repository).select_related("manifest").defer("manifest__payload")
 
 
 def tag_get(*, tenant: Tenant, repository: Repository, name: str) -> Tag | None:

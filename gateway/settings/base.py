@@ -212,8 +212,13 @@ SPECTACULAR_SETTINGS = {
         "JobStartKindEnum": "gateway.api.views.jobs.START_CHOICES",
         "WebhookDeliveryStateEnum": "gateway.api.views.webhooks.DELIVERY_STATES",
     },
-    # Every operation's error responses (problem+json) and RateLimit-* headers, added globally (decisions/0021).
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "gateway.api.schema.problem_responses"],
+    # Every operation's error responses (problem+json) and RateLimit-* headers, added globally (decisions/0021),
+    # and the OpenAPI links between operations (create → update → revoke), which drf-spectacular cannot declare (gateway/api/links.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gateway.api.schema.problem_responses",
+        "gateway.api.links.postprocess_links",
+    ],
 }
 
 SESSION_COOKIE_HTTPONLY = True

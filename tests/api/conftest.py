@@ -149,3 +149,7 @@ def sent(monkeypatch) -> list[tuple[str, dict, str]]:
 
     monkeypatch.setattr(jobs, "current_app", App())
     return calls
+
+
+# The live server (gunicorn) for the tests that drive the API over HTTP (schemathesis, the generated client).
+from tests.api.live import live_api, live_tenant  # noqa: E402, F401

@@ -195,15 +195,7 @@ def oci_dir(tmp_path: Path) -> Path:
 # --- Wharf itself ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def wharf(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WharfServer]:
-    """One live Wharf (gunicorn) for the session, on the test database."""
-    from tests.e2e.wharf import start_wharf
-
-    with django_db_blocker.unblock():
-        server = start_wharf(tmp_path_factory.mktemp("wharf"))
-    yield server
-    server.stop()
+# `wharf`, the session's live Wharf, is in tests/conftest.py: the API tests drive the same server.
 
 
 @pytest.fixture
