@@ -8,6 +8,8 @@ invitation's, by id or by token; an accepted, revoked or expired invitation is g
 
 from __future__ import annotations
 
+import logging
+import smtplib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +27,8 @@ from accounts.secrets import hash_secret, new_secret
 from gateway.core.errors import ApplicationError, Conflict, Gone, NotFound, ValidationError
 
 INVITATION_PREFIX = "wharf_inv_"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,17 @@ def invitation_create(
 
 
 def _mail(invitation: Invitation, token: str) -> None:
+    """Email the invitation's link (after the commit). A mail server that fails loses no invitation: the
+    inviter got the token in the response and can pass it on or invite again; the failure is logged."""
     tenant = invitation.tenant
     link = f"{settings.EXTERNAL_URL}/dashboard/invitations/accept?token={token}"
+    try:
+        _send(invitation, tenant, link, token)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.error("invitation %s: the mail to its address could not be sent (%s)", invitation.pk, exc)
+
+
+def _send(invitation: Invitation, tenant: Tenant, link: str, token: str) -> None:
     send_mail(
         subject=f"You are invited to {tenant.name or tenant.slug} on Wharf",
         message=(

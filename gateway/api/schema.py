@@ -43,6 +43,7 @@ ERRORS: dict[int, tuple[str, str, str, str]] = {
     403: ("Forbidden", "permission-denied", "The token's scopes or the caller's role do not allow this.", "Your role in this tenant does not allow this operation."),
     404: ("NotFound", "not-found", "No such tenant or object, or it is not the caller's.", "No tenant 'acme'."),
     409: ("Conflict", "conflict", "The resource's state forbids this now, or a request with the same Idempotency-Key is in progress.", "'olivia' is the last owner of 'acme'; make someone else an owner first."),
+    410: ("Gone", "gone", "It existed but has ended for good (an invitation accepted, revoked or expired).", "This invitation has expired; ask for a new one."),
     412: ("PreconditionFailed", "precondition-failed", "If-Match names an old version.", "The resource changed since you read it (its ETag differs): GET it again and retry."),
     422: ("UnprocessableContent", "unprocessable", "The Idempotency-Key was used for another request.", "This Idempotency-Key was used for another request (another path or body); use a new key."),
     428: ("PreconditionRequired", "precondition-required", "If-Match is missing.", "This resource is edited concurrently: send If-Match with the ETag from your last GET of it."),
@@ -104,7 +105,7 @@ def _error_response(status: int) -> dict[str, Any]:
 
 def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     parameters = operation.get("parameters", [])
-    statuses = {401, 403, 429}
+    statuses = {401, 403, 429, *operation.pop("x-problems", [])}  # extend_schema(extensions={"x-problems": [...]})
     if "{" in path:
         statuses.add(404)
     if "requestBody" in operation or any(p.get("in") == "query" for p in parameters) or method == "post":

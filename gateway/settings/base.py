@@ -281,3 +281,13 @@ GATEWAY_INVITATION_DAYS = E.integer("GATEWAY_INVITATION_DAYS", 7, minimum=1, max
 # Tenant deletion: rows or bucket objects per batch, batches per task invocation (it re-queues itself).
 GATEWAY_TENANT_DELETE_BATCH_SIZE = E.integer("GATEWAY_TENANT_DELETE_BATCH_SIZE", 500, minimum=1, maximum=1000)
 GATEWAY_TENANT_DELETE_MAX_BATCHES = E.integer("GATEWAY_TENANT_DELETE_MAX_BATCHES", 50, minimum=1, maximum=100_000)
+
+# Outgoing mail (invitations): SMTP where configured; `make run` prints mails to its log instead (local.py).
+EMAIL_BACKEND = E.string("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = E.string("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = E.integer("DJANGO_EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = E.string("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = E.string("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = E.boolean("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = E.string("DJANGO_DEFAULT_FROM_EMAIL", f"Wharf <noreply@{REGISTRY_DOMAIN.split(':')[0]}>")

@@ -26,3 +26,5 @@ if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
     GATEWAY_ENCRYPTION_KEY = "wharf-local-development-only-encryption-key"
 # Webhooks and replication targets on this machine or its network are fine here (netpolicy).
 GATEWAY_OUTBOUND_ALLOW_PRIVATE = E.boolean("GATEWAY_OUTBOUND_ALLOW_PRIVATE", True)  # noqa: F405
+# Mails (invitations) go to the log unless an SMTP server is configured.
+EMAIL_BACKEND = E.string("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")  # noqa: F405

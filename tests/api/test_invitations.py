@@ -305,3 +305,18 @@ def test_admins_and_owners_may_manage(acme, pending):
         assert api.get(BASE).status_code == 200
         assert api.post(BASE, {"email": f"{role}-guest@example.com", "role": "reader"}).status_code == 201
     assert _as(acme, R.ADMIN).delete(f"{BASE}/{pending.invitation.pk}").status_code == 204
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_server_that_refuses_loses_no_invitation(acme, owner, settings, caplog):
+    """SMTP on a closed port: the invitation is created, its token answered, the failure logged (not a 500)."""
+    from accounts.models import Invitation
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1
+    api = Api(token(owner, ["api:read", "api:write"]))
+    response = api.post("/api/v1/tenants/acme/invitations", {"email": "new@example.com", "role": "reader"})
+    assert response.status_code == 201, response.content
+    assert response.json()["token"]
+    assert Invitation.objects.filter(tenant=acme, email="new@example.com").exists()
+    assert "could not be sent" in caplog.text

@@ -218,7 +218,12 @@ def _link_targets(raw: dict, operation_id: str, status: str) -> set[str]:
 
 
 def test_stateful_links(live_api: WharfServer, api_schema: Any, transactional_db, capsys) -> None:
-    """Sequences along the schema's links (create → update → delete), bounded in steps, with the stateful checks too."""
+    """Sequences along the schema's links (create → update → delete), bounded in steps, with the stateful checks too.
+
+    Each scenario gets a tenant of its own: with one shared, what an earlier scenario created (a robot
+    named `ci`) changes what a later one's same steps answer, and hypothesis sees generation that
+    depends on outside state (FlakyStrategyDefinition).
+    """
     tenant = seed_tenant()
     session, base_url = http(), live_api.url
     checks = [*checks_for(api_schema.raw_schema), use_after_free, ensure_resource_availability]
@@ -228,6 +233,11 @@ def test_stateful_links(live_api: WharfServer, api_schema: Any, transactional_db
         assert targets <= _link_targets(api_schema.raw_schema, operation_id, status), operation_id
 
     class Workflow(workflow):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            nonlocal tenant
+            super().__init__()
+            tenant = seed_tenant()
+
         def before_call(self, case: Any) -> None:
             if "slug" in case.path_parameters:
                 case.path_parameters["slug"] = tenant.slug

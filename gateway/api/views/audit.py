@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import django_filters
@@ -38,6 +39,13 @@ CSV_CHUNK = 1000  # rows fetched per round trip from the server-side cursor
 class AuditEventFilterForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        for name in ("since", "until"):  # in UTC: PostgreSQL takes no offset beyond ±15:59, ISO 8601 up to ±23:59
+            if data.get(name) is not None:
+                try:
+                    data[name] = data[name].astimezone(UTC)
+                except OverflowError:
+                    self.add_error(name, "Out of range once converted to UTC.")
+                    data[name] = None
         since, until = data.get("since"), data.get("until")
         if since is not None and until is not None and until <= since:
             self.add_error("until", "Must be later than since.")

@@ -183,6 +183,7 @@ class UserInvitationAcceptApi(_MyInvitationApi):
 
     @extend_schema(
         operation_id="user_invitations_accept",
+        extensions={"x-problems": [404, 410]},  # no such invitation for the caller; ended
         tags=["invitations"],
         summary="Accept an invitation addressed to me (410 if accepted, revoked or expired)",
         request=None,
@@ -204,6 +205,7 @@ class InvitationAcceptApi(_MyInvitationApi):
 
     @extend_schema(
         operation_id="invitations_accept",
+        extensions={"x-problems": [404, 410]},  # no such invitation for the caller; ended
         tags=["invitations"],
         summary="Accept an invitation by its token (410 if accepted, revoked or expired)",
         request=InputSerializer,
