@@ -19,8 +19,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
-from gateway.core.errors import PreconditionFailed, PreconditionRequired
+from gateway.core.errors import NotFound, PreconditionFailed, PreconditionRequired
 
 
 def etag_of(representation: Mapping[str, Any]) -> str:
@@ -35,6 +36,11 @@ def etag_set(response: Response, representation: Mapping[str, Any]) -> Response:
     return response
 
 
+def etag_response(data: Mapping[str, Any], *, status_code: int = 200) -> Response:
+    """A resource's representation as the body, with its ETag."""
+    return etag_set(Response(data, status=status_code), data)
+
+
 def if_match_check(request: Request, current: Mapping[str, Any]) -> None:
     """Raise unless the request's `If-Match` names `current` (the locked resource's representation now)."""
     header = request.headers.get("If-Match", "").strip()
@@ -44,6 +50,14 @@ def if_match_check(request: Request, current: Mapping[str, Any]) -> None:
     if "*" in tags or etag_of(current) in tags:
         return
     raise PreconditionFailed("The resource changed since you read it (its ETag differs): GET it again and retry.")
+
+
+def if_match_locked(request: Request, row: Any, serializer: type[Serializer], missing: str) -> Any:
+    """`row` (just locked by the caller's transaction) if the request's If-Match names its current representation; 404 if gone."""
+    if row is None:
+        raise NotFound(missing)
+    if_match_check(request, serializer(row).data)
+    return row
 
 
 IF_MATCH = OpenApiParameter(

@@ -26,7 +26,7 @@ from accounts.models import Tenant
 from accounts.selectors import tenant_get_any_status
 from accounts.tenant_admin import MAX_REASON, tenant_quota_change, tenant_reactivate, tenant_suspend
 from gateway.api.base import StaffApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.core.errors import NotFound
 from gateway.registry.tenant_usage import tenant_get_with_usage, tenant_list_with_usage
@@ -69,10 +69,6 @@ class AdminTenantOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-def _with_etag(data: dict) -> Response:
-    return etag_set(Response(data), data)
-
-
 def _tenant(slug: str) -> Tenant:
     tenant = tenant_get_with_usage(slug=slug)
     if tenant is None:
@@ -107,7 +103,7 @@ class AdminTenantGetApi(StaffApiView):
     @admin_schema("admin_tenants_get", "One tenant", responses=OutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
         data = self.OutputSerializer(_tenant(slug)).data
-        return _with_etag(data)
+        return etag_response(data)
 
 
 class AdminTenantSuspendApi(StaffApiView):
@@ -126,7 +122,7 @@ class AdminTenantSuspendApi(StaffApiView):
         serializer.is_valid(raise_exception=True)
         tenant_suspend(tenant=tenant, actor=self.actor(), ip=request.META.get("REMOTE_ADDR"), **serializer.validated_data)
         data = self.OutputSerializer(_tenant(slug)).data
-        return _with_etag(data)
+        return etag_response(data)
 
 
 class AdminTenantReactivateApi(StaffApiView):
@@ -139,7 +135,7 @@ class AdminTenantReactivateApi(StaffApiView):
     def post(self, request: Request, slug: str) -> Response:
         tenant_reactivate(tenant=_tenant(slug), actor=self.actor(), ip=request.META.get("REMOTE_ADDR"))
         data = self.OutputSerializer(_tenant(slug)).data
-        return _with_etag(data)
+        return etag_response(data)
 
 
 class QuotaOutputSerializer(serializers.Serializer):
@@ -156,7 +152,7 @@ class AdminQuotaGetApi(StaffApiView):
     @admin_schema("admin_tenants_quota_get", "A tenant's storage quota", responses=OutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
         data = self.OutputSerializer(_tenant(slug)).data
-        return _with_etag(data)
+        return etag_response(data)
 
 
 class AdminQuotaSetApi(StaffApiView):
@@ -188,4 +184,4 @@ class AdminQuotaSetApi(StaffApiView):
                 tenant=tenant, actor=self.actor(), ip=request.META.get("REMOTE_ADDR"), **serializer.validated_data
             )
         data = self.OutputSerializer(tenant).data
-        return _with_etag(data)
+        return etag_response(data)

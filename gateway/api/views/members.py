@@ -20,7 +20,7 @@ from accounts.models import Membership
 from accounts.selectors import tenant_membership_get, tenant_membership_list
 from accounts.services import membership_remove, membership_role_set
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -88,7 +88,7 @@ class MemberGetApi(_MemberApi):
         if membership is None:
             raise NotFound(f"{username!r} is not a member of {tenant.slug!r}.")
         data = self.OutputSerializer(membership).data
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class MemberRoleSetApi(_MemberApi):
@@ -122,7 +122,7 @@ class MemberRoleSetApi(_MemberApi):
                 actor=self.actor(),
             )
         data = self.OutputSerializer(membership).data
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class MemberRemoveApi(_MemberApi):

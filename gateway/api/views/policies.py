@@ -10,11 +10,8 @@ serve views/retention_policies.py too.
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django.db import transaction
-from django.db.models import Model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -22,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_locked
 from gateway.api.filtering import filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
@@ -38,19 +35,6 @@ from gateway.registry.services.immutability import (
 )
 
 _FILTER_TYPES = {django_filters.BooleanFilter: OpenApiTypes.BOOL, django_filters.NumberFilter: OpenApiTypes.INT}
-
-
-def if_match_locked(request: Request, row: Model | None, serializer: type[serializers.Serializer], missing: str) -> Any:
-    """`row` (just locked by the caller's transaction) if the request's If-Match names its current representation; 404 if gone."""
-    if row is None:
-        raise NotFound(missing)
-    if_match_check(request, serializer(row).data)
-    return row
-
-
-def etag_response(data: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
-    """A resource in the body, with its ETag."""
-    return etag_set(Response(data, status=status_code), data)
 
 
 RULE_ID = OpenApiParameter("rule_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The rule's id.")

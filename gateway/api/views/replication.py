@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Tenant
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -100,13 +100,13 @@ def target_create(request: Request, owner: Tenant | None, actor: str) -> Respons
     serializer.is_valid(raise_exception=True)
     target = storage_target_create(tenant=owner, actor=actor, **serializer.validated_data)
     data = TargetOutputSerializer(target).data
-    return etag_set(Response(data, status=status.HTTP_201_CREATED), data)
+    return etag_response(data, status_code=status.HTTP_201_CREATED)
 
 
 def target_get(owner: Tenant | None, name: str) -> Response:
     """One target of the owner, with its ETag."""
     data = TargetOutputSerializer(_target(owner, name)).data
-    return etag_set(Response(data), data)
+    return etag_response(data)
 
 
 def target_update(request: Request, owner: Tenant | None, name: str, actor: str) -> Response:
@@ -117,7 +117,7 @@ def target_update(request: Request, owner: Tenant | None, name: str, actor: str)
     with transaction.atomic():
         target = storage_target_update(target=_target_locked(request, owner, name), actor=actor, **serializer.validated_data)
     data = TargetOutputSerializer(target).data
-    return etag_set(Response(data), data)
+    return etag_response(data)
 
 
 def target_delete(request: Request, owner: Tenant | None, name: str, actor: str) -> Response:
@@ -238,7 +238,7 @@ class ReplicationGetApi(_SettingsApi):
     )
     def get(self, request: Request, slug: str) -> Response:
         data = _settings(selectors.tenant_replication_get(tenant=request.tenant))  # type: ignore[attr-defined]
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class ReplicationSetApi(_SettingsApi):
@@ -270,7 +270,7 @@ class ReplicationSetApi(_SettingsApi):
             target = None if name is None else _target(None if platform else tenant, name)
             tenant_replication_set(tenant=tenant, target=target, enabled=enabled, actor=self.actor())
             data = _settings(selectors.tenant_replication_get(tenant=tenant))
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class StatusObjectsSerializer(serializers.Serializer):

@@ -20,11 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_locked
 from gateway.api.filtering import filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, READ, TenantMemberPermission
-from gateway.api.views.policies import etag_response, if_match_locked
 from gateway.api.views.repositories import _repository
 from gateway.core.errors import NotFound
 from gateway.registry import locks, selectors

@@ -22,7 +22,7 @@ from accounts.services import tenant_create
 from accounts.tenants import tenant_update
 from accounts.validators import validate_tenant_slug
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, etag_set, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, ROBOT, TenantMemberPermission, UserPrincipalPermission
 from gateway.core.errors import NotFound
@@ -129,7 +129,7 @@ class TenantGetApi(ApiView):
     def get(self, request: Request, slug: str) -> Response:
         tenant, role = request.tenant, request.tenant_role  # type: ignore[attr-defined]
         data = self.OutputSerializer(tenant, context={"role": role}).data
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 def _locked(request: Request) -> Tenant:
@@ -179,7 +179,7 @@ class TenantUpdateApi(ApiView):
                 actor=self.actor(),
             )
         data = self.OutputSerializer(tenant, context={"role": request.tenant_role}).data  # type: ignore[attr-defined]
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class TenantDeleteApi(ApiView):

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, etag_set, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -167,7 +167,7 @@ class WebhookGetApi(_WebhookApi):
     )
     def get(self, request: Request, slug: str, webhook_id: int) -> Response:
         data = self.OutputSerializer(_endpoint(request, webhook_id)).data
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class WebhookUpdateApi(_WebhookApi):
@@ -201,7 +201,7 @@ class WebhookUpdateApi(_WebhookApi):
             endpoint = _locked(request, webhook_id)
             endpoint = webhook_endpoint_update(endpoint=endpoint, actor=self.actor(), **serializer.validated_data)
         data = self.OutputSerializer(endpoint).data
-        return etag_set(Response(data), data)
+        return etag_response(data)
 
 
 class WebhookDeleteApi(_WebhookApi):
