@@ -26,7 +26,7 @@ from accounts.models import Tenant
 from accounts.selectors import tenant_get_any_status
 from accounts.tenant_admin import MAX_REASON, tenant_quota_change, tenant_reactivate, tenant_suspend
 from gateway.api.base import StaffApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_locked
 from gateway.api.pagination import ApiCursorPagination
 from gateway.core.errors import NotFound
 from gateway.registry.tenant_usage import tenant_get_with_usage, tenant_list_with_usage
@@ -176,10 +176,8 @@ class AdminQuotaSetApi(StaffApiView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             found = tenant_get_any_status(slug=slug)
-            tenant = tenant_lock(pk=found.pk) if found is not None else None
-            if tenant is None:
-                raise NotFound(f"No tenant {slug!r}.")
-            if_match_check(request, self.OutputSerializer(tenant).data)
+            locked = tenant_lock(pk=found.pk) if found is not None else None
+            tenant = if_match_locked(request, locked, self.OutputSerializer, f"No tenant {slug!r}.")
             tenant = tenant_quota_change(
                 tenant=tenant, actor=self.actor(), ip=request.META.get("REMOTE_ADDR"), **serializer.validated_data
             )

@@ -20,7 +20,7 @@ from accounts.models import Membership
 from accounts.selectors import tenant_membership_get, tenant_membership_list
 from accounts.services import membership_remove, membership_role_set
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_locked
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -64,9 +64,7 @@ def _if_match_locked(request: Request, username: str) -> None:
     """Lock the tenant's memberships (as the services do) and check If-Match against the member's representation now."""
     tenant = request.tenant  # type: ignore[attr-defined]
     membership = next((m for m in memberships_lock(tenant=tenant) if m.user.username == username), None)
-    if membership is None:
-        raise NotFound(f"{username!r} is not a member of {tenant.slug!r}.")
-    if_match_check(request, MemberGetApi.OutputSerializer(membership).data)
+    if_match_locked(request, membership, MemberGetApi.OutputSerializer, f"{username!r} is not a member of {tenant.slug!r}.")
 
 
 class MemberGetApi(_MemberApi):

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Tenant
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, if_match_check, if_match_locked
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, ANY_ROLE, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -82,10 +82,7 @@ def _target(owner: Tenant | None, name: str) -> StorageTarget:
 def _target_locked(request: Request, owner: Tenant | None, name: str) -> StorageTarget:
     """The target, locked, after its If-Match check (call inside a transaction)."""
     found = locks.storage_target_lock(tenant=owner, name=name)
-    if found is None:
-        raise NotFound(f"No storage target {name!r}.")
-    if_match_check(request, TargetOutputSerializer(found).data)
-    return found
+    return if_match_locked(request, found, TargetOutputSerializer, f"No storage target {name!r}.")
 
 
 def target_list(view: APIView, request: Request, owner: Tenant | None) -> Response:

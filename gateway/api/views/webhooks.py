@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gateway.api.base import ApiView, paginate
-from gateway.api.conditional import IF_MATCH, etag_response, etag_set, if_match_check
+from gateway.api.conditional import IF_MATCH, etag_response, etag_set, if_match_locked
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, TenantMemberPermission
 from gateway.core.errors import NotFound
@@ -90,10 +90,7 @@ def _endpoint(request: Request, webhook_id: int) -> WebhookEndpoint:
 def _locked(request: Request, webhook_id: int) -> WebhookEndpoint:
     """The endpoint, locked, after its If-Match check (call inside a transaction)."""
     found = webhook_endpoint_lock(tenant=request.tenant, endpoint_id=webhook_id)  # type: ignore[attr-defined]
-    if found is None:
-        raise NotFound(f"No webhook {webhook_id}.")
-    if_match_check(request, WebhookOutputSerializer(found).data)
-    return found
+    return if_match_locked(request, found, WebhookOutputSerializer, f"No webhook {webhook_id}.")
 
 
 class _WebhookApi(ApiView):
