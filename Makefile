@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 
 .PHONY: run test lint bench system-deps clean-var api-schema api-client bench-api
 
@@ -22,8 +23,13 @@ system-deps:
 	bash deploy/install-system-deps.sh
 
 ## test: install everything the tests need, then run the suite against real services
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# axe-core for the browser tests' accessibility checks (npm, pinned by tests/browser/package-lock.json)
+$(AXE): tests/browser/package.json tests/browser/package-lock.json | system-deps
+	npm ci --prefix tests/browser --no-audit --no-fund --silent
+	touch $(AXE)
 
 ## lint: ruff's rules and formatting, mypy (django-stubs, drf-stubs) and the layer order
 ##       (import-linter contracts); all configured in pyproject.toml. `ruff format .` fixes formatting.

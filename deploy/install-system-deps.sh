@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests and benchmarks drive: real registry clients
 # (skopeo, podman, buildah, docker CLI + daemon, containerd's ctr), CNCF Distribution as a yardstick,
-# and HTTP load generators for `make bench`'s requests-per-second figures: wrk (GET) and
+# Chromium and npm for the dashboard's browser tests, and HTTP load generators for `make bench`'s requests-per-second figures: wrk (GET) and
 # ApacheBench from apache2-utils (HEAD, which wrk 4.1 cannot measure).
 # Idempotent: installs only what is missing.
 set -euo pipefail
@@ -16,6 +16,9 @@ command -v ctr >/dev/null 2>&1 || need+=(containerd)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
+# The dashboard's browser tests: Debian's Chromium (driven by Playwright) and npm (axe-core).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

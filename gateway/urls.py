@@ -8,5 +8,7 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
     path("api/", include("gateway.api.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("", include("gateway.dashboard.urls")),
     path("", include("gateway.registry.v2.urls")),
 ]

@@ -27,12 +27,20 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served by us (no CDN)
     "django_filters",
+    "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.github",
     "gateway.core",
     "accounts",
     "gateway.registry",
     "billing",
     "gateway.webhooks",
     "gateway.replication",
+    "gateway.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -40,11 +48,14 @@ MIDDLEWARE = [
     # Right below the request id: an uncaught error under /v2/ or /auth/token becomes a JSON 500.
     "gateway.core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -65,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "gateway.dashboard.context.dashboard",
             ]
         },
     }
@@ -149,6 +161,35 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The dashboard's own CSS/JS and vendored third-party files (static/vendor/README.md: versions, licences).
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- The dashboard (gateway/dashboard, templates/; docs/decisions/0029) ---
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+# django-allauth: username or email to log in; the rest of its settings live with the accounts pages.
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = E.choice("GATEWAY_EMAIL_VERIFICATION", "mandatory", ("mandatory", "optional", "none"))
+# Content-Security-Policy (django-csp): nothing inline, nothing from elsewhere; htmx and our JS are files under /static/.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOG_FORMAT = E.choice("GATEWAY_LOG_FORMAT", "text", ("text", "json"))
 LOG_LEVEL = E.choice("GATEWAY_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
