@@ -255,7 +255,6 @@ def test_queues_report_real_depths(acme, staff, broker):
     assert body["events"] == {"queued": 4, "processing": 1}
 
 
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("setting", ["CELERY_BROKER_URL", "REDIS_URL"])
 def test_queues_answer_503_when_redis_is_down(staff, setting):

@@ -71,7 +71,9 @@ def test_operator_suspends_finds_and_reactivates_a_tenant(page, live):
     _checked(page)
 
     row.get_by_role("link", name=slug).click()
-    page.get_by_role("button", name="Reactivate tenant").click()
+    reactivate = page.get_by_role("button", name="Reactivate tenant")
+    reactivate.focus()
+    page.keyboard.press("Enter")  # by keyboard alone (the confirm dialog is accepted above)
     page.get_by_role("status").get_by_text(f"{slug} is active again").wait_for()
     assert Tenant.objects.get(pk=tenant.pk).status == "active"
     assert page.get_by_role("button", name="Suspend tenant").is_visible()
