@@ -17,6 +17,8 @@ from celery import current_app
 from django.conf import settings
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
+from gateway.core.errors import ServiceUnavailable
+
 
 @functools.cache
 def _tasks_imported() -> None:
@@ -41,7 +43,10 @@ def celery_queue_names() -> list[str]:
 
 
 def celery_queue_depths() -> tuple[dict[str, int], int]:
-    """({queue: messages waiting}, messages delivered to workers and not yet acknowledged), from the broker."""
+    """({queue: messages waiting}, messages delivered to workers and not yet acknowledged), from the broker.
+
+    Raises ServiceUnavailable (503) when the broker cannot be reached, instead of letting redis's error become a 500.
+    """
     names = celery_queue_names()
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
@@ -51,6 +56,8 @@ def celery_queue_depths() -> tuple[dict[str, int], int]:
                     pipe.llen(f"{name}{Channel.sep}{step}" if step else name)
             pipe.hlen(Channel.unacked_key)
             replies = pipe.execute()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("Queue depths are unavailable: the Celery broker (Redis) cannot be reached.") from exc
     finally:
         client.close()
     steps = len(PRIORITY_STEPS)

@@ -255,6 +255,17 @@ def test_queues_report_real_depths(acme, staff, broker):
     assert body["events"] == {"queued": 4, "processing": 1}
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("setting", ["CELERY_BROKER_URL", "REDIS_URL"])
+def test_queues_answer_503_when_redis_is_down(staff, setting):
+    from django.test import override_settings
+
+    with override_settings(**{setting: "redis://127.0.0.1:1/0"}):  # nothing listens on port 1
+        response = staff.get("/api/v1/admin/queues")
+    body = assert_problem(response, 503)
+    assert "unavailable" in body["detail"] and response["Retry-After"] == "5"
+
+
 # -- who may call them ----------------------------------------------------------------------------
 
 OPERATIONS = [

@@ -32,6 +32,7 @@ import redis
 from django.db import transaction
 
 from accounts.models import Tenant
+from gateway.core.errors import ServiceUnavailable
 from gateway.registry.models import EventBatch
 from gateway.registry.services import events
 from gateway.registry.services.events import Event
@@ -177,10 +178,16 @@ def events_flush(*, max_items: int = 5000) -> int:
 
 
 def events_backlog() -> dict[str, int]:
-    """Events recorded and not yet delivered: `queued` (waiting) and `processing` (claimed by a flush not yet acknowledged)."""
+    """Events recorded and not yet delivered: `queued` (waiting) and `processing` (claimed by a flush not yet acknowledged).
+
+    Raises ServiceUnavailable (503) when Redis cannot be reached.
+    """
     client = events.redis_client()
-    with client.pipeline(transaction=False) as pipe:
-        pipe.llen(events.QUEUE_KEY)
-        pipe.llen(PROCESSING_KEY)
-        queued, processing = pipe.execute()
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.llen(events.QUEUE_KEY)
+            pipe.llen(PROCESSING_KEY)
+            queued, processing = pipe.execute()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("The event backlog is unavailable: Redis cannot be reached.") from exc
     return {"queued": int(queued), "processing": int(processing)}
