@@ -23,4 +23,8 @@ class RoleForm(forms.Form):
 class InviteForm(RoleForm):
     email = forms.EmailField(max_length=254, label="Email address")
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["role"].initial = Membership.Role.READER  # the least role unless someone chooses more
+
     field_order = ["email", "role"]

@@ -32,7 +32,8 @@ def _back(slug: str) -> HttpResponse:
 def _page(request: HttpRequest, *, invite_form: InviteForm | None = None, status: int = 200) -> HttpResponse:
     org = request.org  # type: ignore[attr-defined]
     members = list(tenant_membership_list(tenant=org.tenant))
-    invitations = list(invitation_list(tenant=org.tenant).pending()) if org.can_admin else []
+    pending = invitation_list(tenant=org.tenant).pending() if org.can_admin else None  # type: ignore[attr-defined]  # an InvitationQuerySet
+    invitations = list(pending) if pending is not None else []
     context = {
         "nav_current": "members",
         "members": members,
