@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.invitations import invitation_accept, invitation_decline
 from accounts.models import Invitation, Membership, Tenant
@@ -49,6 +49,7 @@ def _respond(request: HttpRequest, *, token: str | None = None, invitation_id: i
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """GET: the organisation and role with Accept and Decline; POST: do it."""
     if request.method == "POST":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Membership, RobotAccount, TokenScope
 from accounts.selectors import tenant_robot_list
@@ -42,6 +42,7 @@ def _list(request: HttpRequest, form: CredentialForm | None = None, *, status: i
 
 
 @org_view(min_role=ADMIN)
+@require_http_methods(["GET", "POST"])
 def robots(request: HttpRequest, slug: str) -> HttpResponse:
     """GET: the robots and the create form; POST: create one (PRG, the secret shown once)."""
     if request.method != "POST":
@@ -68,6 +69,7 @@ def _robot(request: HttpRequest, name: str) -> RobotAccount:
 
 
 @org_view(min_role=ADMIN)
+@require_http_methods(["GET", "POST"])
 def robot_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """GET: the edit form of a live robot; POST: change its scopes, patterns and expiry (PRG)."""
     org = request.org  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import TokenScope
 from accounts.selectors import access_token_list
@@ -36,6 +36,7 @@ def _list(request: HttpRequest, form: CredentialForm | None = None, *, status: i
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
     """GET: my tokens and the create form; POST: issue one (PRG, the secret shown once)."""
     if request.method != "POST":
