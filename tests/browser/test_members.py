@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from accounts.models import Membership
+from accounts.services import access_token_issue, robot_create
 from tests.browser.conftest import axe_check, csp_violations, sign_in
 from tests.factories import UserFactory, make_tenant
 
@@ -56,10 +57,10 @@ def test_invite_accept_in_a_second_browser(page, live, new_context):
     assert csp_violations(page) == [] and csp_violations(other) == []
 
 
-def test_members_page_on_a_phone_and_the_last_owner(page, live):
+def test_pages_on_a_phone_and_the_last_owner(page, live):
     slug = "m" + uuid.uuid4().hex[:10]
     owner = UserFactory(username="o" + slug)
-    make_tenant(slug, owner=owner)
+    tenant = make_tenant(slug, owner=owner)
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, owner)
     page.goto(f"/orgs/{slug}/members/")
@@ -69,4 +70,10 @@ def test_members_page_on_a_phone_and_the_last_owner(page, live):
     assert "is the last owner of" in page.locator(".messages").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     axe_check(page)
+    robot_create(tenant=tenant, name="ci", scopes=["pull"], repositories=["team/*"])
+    access_token_issue(user=owner, name="laptop")
+    for path in (f"/orgs/{slug}/robots/", "/settings/tokens/"):  # the credential tables fit a phone too
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        axe_check(page)
     assert csp_violations(page) == []
