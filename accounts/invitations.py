@@ -94,11 +94,16 @@ def invitation_create(
     return IssuedInvitation(invitation=invitation, token=token)
 
 
+def invitation_link(token: str) -> str:
+    """The dashboard page where the invitee accepts or declines (the emailed link; the inviter's page shows it once)."""
+    return f"{settings.EXTERNAL_URL}/invitations/{token}/"
+
+
 def _mail(invitation: Invitation, token: str) -> None:
     """Email the invitation's link (after the commit). A mail server that fails loses no invitation: the
     inviter got the token in the response and can pass it on or invite again; the failure is logged."""
     tenant = invitation.tenant
-    link = f"{settings.EXTERNAL_URL}/dashboard/invitations/accept?token={token}"
+    link = invitation_link(token)
     try:
         _send(invitation, tenant, link, token)
     except (smtplib.SMTPException, OSError) as exc:
@@ -143,6 +148,27 @@ def _addressed_to(invitation: Invitation | None, user: User) -> bool:
     return invitation is not None and bool(email) and user.is_active and invitation.email == email
 
 
+def invitation_pk_for_token(token: str | None) -> int | None:
+    """The id of the invitation whose emailed token this is (any status), or None; only the hash is compared."""
+    if not isinstance(token, str) or not token.startswith(INVITATION_PREFIX) or len(token) > 200:
+        return None
+    return Invitation.objects.filter(token_hash=hash_secret(token)).values_list("pk", flat=True).first()
+
+
+def _pending_for(*, user: User, invitation_id: int | None, token: str | None) -> Invitation:
+    """The locked pending invitation addressed to `user`, by id or token: NotFound when none is theirs, Gone when it ended."""
+    pk = invitation_pk_for_token(token) if token is not None else invitation_id
+    invitation = invitation_lock(pk=pk) if pk is not None else None
+    if invitation is None or not _addressed_to(invitation, user):
+        raise NotFound("No such invitation for your email address.")
+    status = invitation.status()
+    if status != Invitation.Status.PENDING:
+        raise Gone(f"This invitation is {status}; ask for a new one.")
+    if invitation.tenant.status == Tenant.Status.DELETING:
+        raise Gone("The tenant of this invitation is being deleted.")
+    return invitation
+
+
 @transaction.atomic
 def invitation_accept(
     *, user: User, invitation_id: int | None = None, token: str | None = None, actor: str | None = None
@@ -152,20 +178,8 @@ def invitation_accept(
     NotFound when it does not exist or is someone else's; Gone when accepted, revoked or expired;
     Conflict when the user is already a member.
     """
-    pk = invitation_id
-    if token is not None:
-        if not isinstance(token, str) or not token.startswith(INVITATION_PREFIX) or len(token) > 200:
-            raise NotFound("No such invitation.")
-        pk = Invitation.objects.filter(token_hash=hash_secret(token)).values_list("pk", flat=True).first()
-    invitation = invitation_lock(pk=pk) if pk is not None else None
-    if invitation is None or not _addressed_to(invitation, user):
-        raise NotFound("No such invitation for your email address.")
-    status = invitation.status()
-    if status != Invitation.Status.PENDING:
-        raise Gone(f"This invitation is {status}; ask for a new one.")
+    invitation = _pending_for(user=user, invitation_id=invitation_id, token=token)
     tenant = invitation.tenant
-    if tenant.status == Tenant.Status.DELETING:
-        raise Gone("The tenant of this invitation is being deleted.")
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise Conflict(f"You are already a member of {tenant.slug!r}.")
     membership = Membership.objects.create(tenant=tenant, user=user, role=invitation.role)
@@ -179,3 +193,24 @@ def invitation_accept(
         detail={"invitation_id": invitation.pk, "role": invitation.role, "email": invitation.email},
     )
     return membership
+
+
+@transaction.atomic
+def invitation_decline(
+    *, user: User, invitation_id: int | None = None, token: str | None = None, actor: str | None = None
+) -> Invitation:
+    """Decline a pending invitation addressed to `user` (by id or token): it ends as revoked, its link stops working; locked; audited.
+
+    NotFound when it does not exist or is someone else's; Gone when it already ended.
+    """
+    invitation = _pending_for(user=user, invitation_id=invitation_id, token=token)
+    now = timezone.now()
+    Invitation.objects.filter(pk=invitation.pk).update(revoked_at=now, updated_at=now)
+    audit_record(
+        action="invitation.decline",
+        actor=actor or user.username,
+        tenant=invitation.tenant,
+        target=user.username,
+        detail={"invitation_id": invitation.pk, "role": invitation.role, "email": invitation.email},
+    )
+    return invitation

@@ -9,6 +9,7 @@ from django.contrib.auth import authenticate
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.invitations import invitation_pk_for_token
 from accounts.models import AuditEvent, Invitation, Membership, PersonalAccessToken, RobotAccount, Tenant, User
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, hash_secret
@@ -22,6 +23,7 @@ __all__ = [
     "audit_list",
     "bearer_secret_check",
     "credentials_check",
+    "invitation_get_for_user",
     "invitation_list",
     "invitation_list_for_user",
     "is_token_secret",
@@ -267,3 +269,12 @@ def invitation_list_for_user(*, user: User) -> QuerySet[Invitation]:
         return Invitation.objects.none()
     pending = Invitation.objects.pending().filter(email=email).exclude(tenant__status=Tenant.Status.DELETING)
     return pending.select_related("tenant", "invited_by").order_by("-pk")
+
+
+def invitation_get_for_user(*, user: User, token: str) -> Invitation | None:
+    """The invitation of this emailed token (any status) with its tenant and inviter, when it is addressed to the user's email; else None."""
+    email = (user.email or "").strip().lower()
+    pk = invitation_pk_for_token(token)
+    if pk is None or not email or not user.is_active:
+        return None
+    return Invitation.objects.filter(pk=pk, email=email).select_related("tenant", "invited_by").first()

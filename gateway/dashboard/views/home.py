@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.selectors import invitation_list_for_user
 from gateway.dashboard.access import org_view
 
 
@@ -16,8 +17,9 @@ def root(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The caller's organisations; the only one when there is exactly one."""
-    return render(request, "dashboard/home.html")
+    """The caller's organisations, and the pending invitations addressed to their email."""
+    invitations = list(invitation_list_for_user(user=request.user))  # type: ignore[arg-type]
+    return render(request, "dashboard/home.html", {"pending_invitations": invitations})
 
 
 @org_view()
