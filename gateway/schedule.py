@@ -82,4 +82,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute=27),
         "options": {"queue": "gc", "expires": 50 * 60},
     },
+    # Daily at 23:52 UTC (crontab "52 23 * * *"): snapshot every tenant's stored, unique and shared
+    # bytes as the day's figures (the dashboard's storage charts; nothing else records their history).
+    # Late in the UTC day so each row says how the day ended; a re-run replaces that day's row.
+    "usage-snapshot-all": {
+        "task": "gateway.usage.snapshot_all",
+        "schedule": crontab(minute=52, hour=23),
+        "options": {"expires": 7 * 60},
+    },
 }

@@ -37,6 +37,24 @@ def jobruns_close_stale_task() -> int:
     return jobruns_close_stale()
 
 
+# --- Daily storage snapshots (gateway/registry/services/usage_snapshots.py): the dashboard's storage history ---
+
+
+@task(name="gateway.usage.snapshot_all", retry_on=(DatabaseError,))
+def usage_snapshot_all_task(*, after_id: int = 0) -> int:
+    """Queue one storage snapshot per tenant not being deleted (ascending ids, FANOUT_BATCH per invocation)."""
+    return _fan_out(usage_snapshot_all_task, usage_snapshot_task, after_id)
+
+
+@task(name="gateway.usage.snapshot", retry_on=(DatabaseError,))
+def usage_snapshot_task(*, tenant_id: int) -> int | None:
+    """Record the tenant's stored bytes as today's snapshot (idempotent: a re-run replaces the day); quiet if it is gone."""
+    from gateway.registry.services.usage_snapshots import storage_snapshot_take_by_id
+
+    snapshot = storage_snapshot_take_by_id(tenant_id=tenant_id)
+    return snapshot.stored_bytes if snapshot is not None else None
+
+
 # --- GC, retention and the upload sweep (gateway/registry/services/{gc,retention,cleanup}.py) -------------
 # All on the "gc" queue, so long audits and replication ("audit") never hold them up; each is one
 # bounded invocation that re-queues itself while work remains, at most MAINTENANCE_MAX_REQUEUES times.

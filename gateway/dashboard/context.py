@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from accounts.models import Tenant
 from accounts.selectors import membership_list
 from gateway.dashboard.nav import org_nav
 
@@ -18,6 +19,7 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
     return {
         "org": org,
         "org_nav": org_nav(org) if org is not None else [],
-        # Lazy: evaluated only by a template that renders the switcher.
-        "my_memberships": lambda: list(membership_list(user=user)),
+        # Lazy: evaluated only by a template that renders the switcher. A tenant being deleted is left
+        # out: its pages answer 404 (access.org_for), so a link to it would lead nowhere.
+        "my_memberships": lambda: list(membership_list(user=user).exclude(tenant__status=Tenant.Status.DELETING)),
     }

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from gateway.dashboard.views import home, invitations, members, robots, staff, tokens
+from gateway.dashboard.views import audit, home, invitations, members, robots, staff, tokens, usage
+from gateway.dashboard.views import settings as org_settings
 
 app_name = "dashboard"
 
@@ -38,4 +39,10 @@ urlpatterns = [
     path("orgs/<slug:slug>/robots/<str:name>/revoke/", robots.robot_revoke_view, name="robot_revoke"),
     path("settings/tokens/", tokens.tokens, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token_revoke"),
+    # usage, audit log, organisation settings
+    path("orgs/<slug:slug>/usage/", usage.usage, name="usage"),
+    path("orgs/<slug:slug>/audit/", audit.audit, name="audit"),
+    path("orgs/<slug:slug>/audit/export.csv", audit.audit_export, name="audit_export"),
+    path("orgs/<slug:slug>/settings/", org_settings.settings, name="settings"),
+    path("orgs/<slug:slug>/settings/delete/", org_settings.settings_delete, name="settings_delete"),
 ]

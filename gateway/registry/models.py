@@ -336,3 +336,26 @@ class ImmutableTagRule(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"immutable-tag rule {self.pk} ({self.repository_pattern or '*'}:{self.tag_pattern})"
+
+
+class StorageSnapshot(TenantOwnedModel):
+    """What a tenant stored on one UTC day, as `usage_selectors.usage_storage_get` counted it (services/usage_snapshots.py).
+
+    Taken daily by the beat task `gateway.usage.snapshot_all`: the registry keeps no other history
+    of stored bytes (UsageEvent records pushes and pulls, not deletions), so the dashboard's storage
+    charts show these days and nothing invented for the days before the first snapshot. Re-taking a
+    day replaces its figures (one row per tenant and day).
+    """
+
+    day = models.DateField()
+    stored_bytes = models.BigIntegerField()
+    manifest_bytes = models.BigIntegerField()
+    unique_bytes = models.BigIntegerField()
+    shared_bytes = models.BigIntegerField()
+    unreferenced_bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "day"], name="storagesnapshot_unique_tenant_day")]
+
+    def __str__(self) -> str:
+        return f"storage snapshot of tenant {self.tenant_id} on {self.day}"

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection
 
 from accounts.models import Tenant
-from gateway.registry.models import Blob, Manifest, Repository, RepositoryBlob, UsageEvent
+from gateway.registry.models import Blob, Manifest, Repository, RepositoryBlob, StorageSnapshot, UsageEvent
 
 MAX_DAYS = 366
 
@@ -139,3 +139,23 @@ def usage_traffic_get(*, tenant: Tenant, since: date, until: date) -> dict[str, 
         "days": [{**per_day[day], "repositories": sorted(day_repositories[day], key=lambda r: r["name"])} for day in per_day],
         "repositories": sorted(repositories, key=lambda r: r["name"]),
     }
+
+
+def usage_storage_history_list(*, tenant: Tenant, since: date, until: date) -> list[dict[str, Any]]:
+    """The tenant's daily storage snapshots from `since` to `until` (UTC days, both included): one entry per day, oldest first.
+
+    A day without a snapshot (before the first one, or a missed run) has `recorded` False and no
+    figures: the registry keeps no other history of stored bytes, so nothing is filled in. One query.
+    """
+    days = (until - since).days + 1
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"since..until must span 1 to {MAX_DAYS} days, got {days}.")
+    fields = ("stored_bytes", "manifest_bytes", "unique_bytes", "shared_bytes", "unreferenced_bytes")
+    rows = StorageSnapshot.objects.filter(tenant=tenant, day__gte=since, day__lte=until).values_list("day", *fields)
+    by_day: dict[date, dict[str, Any]] = {row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows}
+    history = []
+    for i in range(days):
+        day = since + timedelta(days=i)
+        figures = by_day.get(day)
+        history.append({"date": day, "recorded": figures is not None, **(figures or {})})
+    return history

@@ -266,7 +266,7 @@ def test_job_list_filters_and_detail(as_caller, tenant, job):
     staff = as_caller("staff")
     page = staff.get("/staff/jobs/").content.decode()
     assert page.index(f">#{platform.pk}<") < page.index(f">#{ok.pk}<") < page.index(f">#{job.pk}<")  # newest first
-    assert "storage said SlowDown" in page and "5.0 MiB freed" in page and "platform" in page
+    assert "storage said SlowDown" in page and "5 MiB freed" in page and "platform" in page
 
     failed = staff.get("/staff/jobs/?state=failed").content
     assert f">#{job.pk}<".encode() in failed and f">#{ok.pk}<".encode() not in failed

@@ -1,8 +1,8 @@
 """Template filters every dashboard area shares: `{% load wharf %}`.
 
-- `bytes_binary`: a byte count in binary units (KiB = 1024 B, MiB, GiB, TiB), one decimal above bytes;
-  pair it with the exact count in a `title` (`{{ n|intcomma_plain }} bytes`).
-- `intcomma_plain`: an integer with thin grouping (1,234,567), without loading django.contrib.humanize.
+- `binarysize` (also spelled `bytes_binary`): a byte count in binary units (KiB = 1024 B, MiB, …); below
+  1 KiB the exact count. Pair it with the exact count in a `title` (`{{ n|intcomma_plain }} bytes`).
+- `intcomma_plain`: an integer with grouping (1,234,567), without loading django.contrib.humanize.
 """
 
 from __future__ import annotations
@@ -11,24 +11,27 @@ from django import template
 
 register = template.Library()
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
 @register.filter
-def bytes_binary(value: object) -> str:
-    """`1536` → "1.5 KiB"; "" for None or a value that is not a number."""
+def binarysize(value: object) -> str:
+    """`1536` → "1.5 KiB"; below 1 KiB the exact count ("512 bytes", "1 byte"); not a number → ""."""
     try:
-        n = int(value)  # type: ignore[call-overload]
+        size = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return ""
-    sign, size = ("-" if n < 0 else ""), float(abs(n))
-    if size < 1024:
-        return f"{sign}{int(size)} B"
-    unit = 0
-    while size >= 1024 and unit < len(UNITS) - 1:
-        size /= 1024
+    if abs(size) < 1024:
+        return f"{size} byte" if abs(size) == 1 else f"{size} bytes"
+    scaled, unit = float(size), 0
+    while abs(scaled) >= 1024 and unit < len(_UNITS) - 1:
+        scaled /= 1024
         unit += 1
-    return f"{sign}{size:.1f} {UNITS[unit]}"
+    text = f"{scaled:.1f}".rstrip("0").rstrip(".")
+    return f"{text} {_UNITS[unit]}"
+
+
+register.filter("bytes_binary", binarysize)
 
 
 @register.filter
