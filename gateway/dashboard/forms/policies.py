@@ -40,10 +40,11 @@ class RetentionPolicyForm(forms.Form):
     untagged_days = _count("Keep untagged manifests (days)", MAX_DAYS, "Garbage collection keeps untagged manifests this long.")
     version = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args: Any, policy: RetentionPolicy | None = None, **kwargs: Any) -> None:
-        if policy is not None and not kwargs.get("data") and not args:
-            kwargs["initial"] = {**{f: getattr(policy, f) for f in VALUE_FIELDS}, "version": policy.updated_at.isoformat()}
-        super().__init__(*args, **kwargs)
+    def __init__(self, data: Any = None, *, policy: RetentionPolicy | None = None) -> None:
+        initial = None
+        if policy is not None:
+            initial = {**{f: getattr(policy, f) for f in VALUE_FIELDS}, "version": policy.updated_at.isoformat()}
+        super().__init__(data, initial=initial)
         self.policy = policy
         if policy is not None:
             del self.fields["repository"]
@@ -78,14 +79,12 @@ class ImmutableRuleForm(forms.Form):
     )
     version = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args: Any, rule: ImmutableTagRule | None = None, **kwargs: Any) -> None:
-        if rule is not None and not kwargs.get("data") and not args:
-            kwargs["initial"] = {
-                "repository_pattern": rule.repository_pattern,
-                "tag_pattern": rule.tag_pattern,
-                "version": rule.updated_at.isoformat(),
-            }
-        super().__init__(*args, **kwargs)
+    def __init__(self, data: Any = None, *, rule: ImmutableTagRule | None = None) -> None:
+        initial = None
+        if rule is not None:
+            initial = {"repository_pattern": rule.repository_pattern, "tag_pattern": rule.tag_pattern}
+            initial["version"] = rule.updated_at.isoformat()
+        super().__init__(data, initial=initial)
         self.rule = rule
         if rule is None:
             del self.fields["version"]

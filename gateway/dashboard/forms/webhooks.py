@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 
@@ -56,6 +57,14 @@ class WebhookForm(forms.Form):
         )
         if not editing:
             del self.fields["version"]
+
+    def clean_url(self) -> str:
+        """Only http(s) with a host (the service checks again, and applies the outbound address policy)."""
+        url = self.cleaned_data["url"].strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise forms.ValidationError("Enter an http(s) URL with a host, like https://ci.example.com/hooks/wharf.")
+        return url
 
     def values(self) -> dict[str, Any]:
         """The service's keyword arguments (no secret when it is left blank)."""

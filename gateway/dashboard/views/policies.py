@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.models import Membership
-from gateway.core.errors import ApplicationError, ValidationError
+from gateway.core.errors import ApplicationError, Conflict, ValidationError
 from gateway.dashboard.access import org_view
 from gateway.dashboard.forms.policies import ImmutableRuleForm, RetentionPolicyForm
 from gateway.dashboard.forms.webhooks import apply_domain_error
@@ -106,7 +106,11 @@ def _scope(request: HttpRequest, form: RetentionPolicyForm) -> Repository | None
 def _retention_save(request: HttpRequest, form: RetentionPolicyForm, repository: Repository | None) -> RetentionPolicy:
     tenant, values = _tenant(request), form.values()
     if form.policy is None:
-        return retention_policy_create(tenant=tenant, repository=repository, actor=_actor(request), **values)
+        try:
+            return retention_policy_create(tenant=tenant, repository=repository, actor=_actor(request), **values)
+        except Conflict:
+            message = f"{_scope_label(repository).capitalize()} has a retention policy already: change that one instead."
+            raise ValidationError(message, extra={"errors": {"repository": message}}) from None
     with transaction.atomic():
         locked = locks.retention_policy_for_update(tenant=tenant, policy_id=form.policy.pk)
         if locked is None:
@@ -139,8 +143,12 @@ def _retention_editor(request: HttpRequest, slug: str, policy: RetentionPolicy |
     return render(request, "dashboard/policies/retention_form.html", context)
 
 
+def _scope_label(repository: Repository | None) -> str:
+    return "the whole organisation" if repository is None else f"repository {repository.name}"
+
+
 def _scope_name(policy: RetentionPolicy) -> str:
-    return "the whole organisation" if policy.repository is None else policy.repository.name
+    return _scope_label(policy.repository)
 
 
 @org_view(min_role=ADMIN)

@@ -92,6 +92,17 @@ class _Stale(Exception):
     pass
 
 
+def _changed(endpoint: WebhookEndpoint, values: dict[str, Any]) -> dict[str, Any]:
+    """The values that differ from the row (a given secret always counts): the audit log names only those."""
+    same = {
+        "url": values["url"].strip() == endpoint.url,
+        "events": sorted(set(values["events"])) == sorted(endpoint.events),
+        "description": values["description"] == endpoint.description,
+        "enabled": values["enabled"] == endpoint.enabled,
+    }
+    return {k: v for k, v in values.items() if not same.get(k, False)}
+
+
 def _update(request: HttpRequest, endpoint: WebhookEndpoint, form: WebhookForm) -> bool:
     """Save the form's values under the row lock; _Stale if the row changed since the form was opened."""
     try:
@@ -101,7 +112,9 @@ def _update(request: HttpRequest, endpoint: WebhookEndpoint, form: WebhookForm) 
                 raise Http404("No such webhook.")
             if form.cleaned_data.get("version") != _version(locked):
                 raise _Stale
-            webhook_endpoint_update(endpoint=locked, actor=_actor(request), **form.values())
+            changed = _changed(locked, form.values())
+            if changed:
+                webhook_endpoint_update(endpoint=locked, actor=_actor(request), **changed)
     except ApplicationError as exc:
         apply_domain_error(form, exc)
         return False
