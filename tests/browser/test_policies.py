@@ -59,7 +59,9 @@ def test_edit_a_retention_policy_with_the_preview_then_save(page, live):
     axe_check(page)
 
     page.get_by_label("Never delete tags matching").fill("v3")
-    page.wait_for_function("() => !document.querySelector('#preview tr[data-tag=\"team/app:v3\"] td:last-child')?.textContent.includes('not among')")
+    page.wait_for_function(
+        "() => !document.querySelector('#preview tr[data-tag=\"team/app:v3\"] td:last-child')?.textContent.includes('not among')"
+    )
     deleted = _tags(page, "plan-delete")
     assert deleted == {"team/app:v2"}
 

@@ -84,7 +84,11 @@ def _policy_form(policy: RetentionPolicy | None = None, action: str = "save", **
 def _rule_form(rule: ImmutableTagRule | None = None, action: str = "save", **values) -> dict:
     data = {"action": action, "repository_pattern": "", "tag_pattern": ""}
     if rule is not None:
-        data |= {"repository_pattern": rule.repository_pattern, "tag_pattern": rule.tag_pattern, "version": rule.updated_at.isoformat()}
+        data |= {
+            "repository_pattern": rule.repository_pattern,
+            "tag_pattern": rule.tag_pattern,
+            "version": rule.updated_at.isoformat(),
+        }
     return data | values
 
 
@@ -169,8 +173,12 @@ def test_the_htmx_preview_is_a_partial_and_shows_what_immutable_rules_protect(as
 
 
 def test_invalid_values_show_in_the_htmx_preview_instead(as_caller, repo):
-    response = as_caller("admin").post(f"{BASE}retention/new/", _policy_form(keep_last="-1", action="preview"), HTTP_HX_REQUEST="true")
-    assert "Fix these to see the preview" in response.content.decode() and "greater than or equal to 0" in response.content.decode()
+    response = as_caller("admin").post(
+        f"{BASE}retention/new/", _policy_form(keep_last="-1", action="preview"), HTTP_HX_REQUEST="true"
+    )
+    assert (
+        "Fix these to see the preview" in response.content.decode() and "greater than or equal to 0" in response.content.decode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -224,7 +232,9 @@ def test_rule_validation(as_caller, repo, rule, values, field, message):
 
 def test_rule_preview_lists_the_tags_it_protects_and_what_it_keeps_from_retention(as_caller, images, policy):
     before = rows()
-    response = as_caller("admin").post(f"{BASE}immutable/new/", _rule_form(repository_pattern="team/*", tag_pattern="v*", action="preview"))
+    response = as_caller("admin").post(
+        f"{BASE}immutable/new/", _rule_form(repository_pattern="team/*", tag_pattern="v*", action="preview")
+    )
     assert response.status_code == 200 and rows() == before
     assert {m.tag for m in response.context["matches"]} == {"v1", "v2", "v3", "v4", "v5"} and response.context["match_count"] == 5
     # keep_last=3 keeps latest, v5, v4 in team/app (and both of lib/db): the rule saves v1..v3 from deletion.
@@ -294,7 +304,7 @@ def test_another_organisations_policies_are_404(as_caller, repo):
     theirs = retention_policy_set(tenant=globex, keep_last=1)
     their_rule = immutable_rule_create(tenant=globex, repository_pattern="", tag_pattern="x", actor="seed")
     before = rows()
-    for method, path, data, _ in _ops(theirs, their_rule)[5:]:
+    for _method, path, data, _ in _ops(theirs, their_rule)[5:]:
         if "/new/" in path:
             continue
         client = as_caller("owner")

@@ -99,7 +99,9 @@ def test_another_organisations_webhook_is_404(as_caller, hook, delivered):
 
 def test_create_shows_the_generated_secret_once_and_never_again(as_caller, hook_server):
     client = as_caller("admin")
-    response = client.post(f"{BASE}new/", {"url": hook_server.url, "events": ["integrity.problem"], "description": "ops", "enabled": "on"})
+    response = client.post(
+        f"{BASE}new/", {"url": hook_server.url, "events": ["integrity.problem"], "description": "ops", "enabled": "on"}
+    )
     assert response.status_code == 302, response.content
     endpoint = WebhookEndpoint.objects.get()
     assert response["Location"] == f"{BASE}{endpoint.pk}/"
@@ -132,7 +134,11 @@ def test_a_given_secret_is_never_rendered_back(as_caller, hook):
         ({"url": "http://127.0.0.1:9/x"}, "events", "This field is required"),
         ({"url": "http://127.0.0.1:9/x", "events": ["push"]}, "events", "not one of the available choices"),
         ({"url": "http://127.0.0.1:9/x", "events": ["*"], "secret": "short"}, "secret", "at least 16 characters"),
-        ({"url": "http://127.0.0.1:9/x", "events": ["*"], "secret": " spaces-around-the-secret "}, "secret", "surrounding spaces"),
+        (
+            {"url": "http://127.0.0.1:9/x", "events": ["*"], "secret": " spaces-around-the-secret "},
+            "secret",
+            "surrounding spaces",
+        ),
         ({"url": "http://127.0.0.1:9/x", "events": ["*"], "description": "d" * 201}, "description", "at most 200"),
     ],
 )
@@ -242,7 +248,9 @@ def test_list_shows_the_last_delivery_with_constant_queries(as_caller, tenant, h
     assert hook.url in page and "delivered" in page and "HTTP 200" in page
     for i in range(15):
         extra = webhook_endpoint_create(tenant=tenant, url=f"http://127.0.0.1:9/{i}", events=["*"]).endpoint
-        WebhookDelivery.objects.create(tenant=tenant, endpoint=extra, event="ping", payload={}, state="failed", last_status_code=500)
+        WebhookDelivery.objects.create(
+            tenant=tenant, endpoint=extra, event="ping", payload={}, state="failed", last_status_code=500
+        )
     with django_assert_max_num_queries(9):
         page = client.get(BASE).content.decode()
     assert page.count("HTTP 500") == 15 and page.count("/orgs/acme/webhooks/") >= 16
@@ -253,10 +261,16 @@ def test_delivery_log_paginates_with_constant_queries(as_caller, tenant, hook, d
     with django_assert_max_num_queries(10):
         client.get(f"{BASE}{hook.pk}/")
     WebhookDelivery.objects.bulk_create(
-        [WebhookDelivery(tenant=tenant, endpoint=hook, event="ping", payload={}, state="failed", last_error=f"err {i}") for i in range(45)]
+        [
+            WebhookDelivery(tenant=tenant, endpoint=hook, event="ping", payload={}, state="failed", last_error=f"err {i}")
+            for i in range(45)
+        ]
     )
     with django_assert_max_num_queries(10):
         first = client.get(f"{BASE}{hook.pk}/").content.decode()
     assert first.count("data-delivery=") == 20 and "err 44" in first and "Page 1 of 3" in first
     last = client.get(f"{BASE}{hook.pk}/?page=3").content.decode()
     assert last.count("data-delivery=") == 6 and f'data-delivery="{delivered.pk}"' in last
+    partial = client.get(f"{BASE}{hook.pk}/deliveries/?page=2", HTTP_HX_REQUEST="true").content.decode()
+    assert partial.count("data-delivery=") == 20 and "Page 2 of 3" in partial and "<html" not in partial
+    assert client.get(f"{BASE}{hook.pk}/deliveries/?page=2")["Location"] == f"{BASE}{hook.pk}/?page=2"  # without htmx: the page

@@ -19,7 +19,12 @@ def _count(label: str, maximum: int, help_text: str) -> forms.IntegerField:
 
 def _regex(label: str, help_text: str) -> forms.CharField:
     return forms.CharField(
-        label=label, max_length=255, required=False, strip=False, help_text=help_text, widget=forms.TextInput(attrs={"spellcheck": "false"})
+        label=label,
+        max_length=255,
+        required=False,
+        strip=False,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"spellcheck": "false"}),
     )
 
 

@@ -11,7 +11,10 @@ from gateway.core.errors import ApplicationError
 from gateway.webhooks.models import EVENTS
 from gateway.webhooks.services import MAX_SECRET, MIN_SECRET
 
-EVENT_CHOICES = [*((name, f"{name}: {what}") for name, what in EVENTS.items()), ("*", "* — every event, including ones added later")]
+EVENT_CHOICES = [
+    *((name, f"{name}: {what}") for name, what in EVENTS.items()),
+    ("*", "* — every event, including ones added later"),
+]
 
 
 def apply_domain_error(form: forms.Form, exc: ApplicationError) -> None:

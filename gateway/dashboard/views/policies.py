@@ -39,7 +39,9 @@ from gateway.registry.services.retention_policies import (
 from gateway.registry.services.retention_rules import retention_plan
 
 ADMIN = Membership.Role.ADMIN
-STALE = "Someone changed this {what} after you opened it: nothing was saved. Its current values are shown; make your change again."
+STALE = (
+    "Someone changed this {what} after you opened it: nothing was saved. Its current values are shown; make your change again."
+)
 IMMUTABLE_REASONS = ("immutable_tag", "immutable_rule")
 
 
@@ -224,7 +226,9 @@ def _rule_editor(request: HttpRequest, slug: str, rule: ImmutableTagRule | None)
             draft = immutable_rule_draft(tenant=_tenant(request), rule=rule, **patterns)
             if _action(request) == "save":
                 _rule_save(request, form)
-                messages.success(request, f"Immutable-tag rule {patterns['repository_pattern'] or '*'}:{patterns['tag_pattern']} saved.")
+                messages.success(
+                    request, f"Immutable-tag rule {patterns['repository_pattern'] or '*'}:{patterns['tag_pattern']} saved."
+                )
                 return redirect("dashboard:policies", slug)
         except _Stale:
             messages.error(request, STALE.format(what="rule"))

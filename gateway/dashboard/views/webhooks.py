@@ -9,12 +9,14 @@ Edits lock the row and refuse when it changed since the form was opened (the for
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
@@ -36,7 +38,9 @@ ADMIN = Membership.Role.ADMIN
 ENDPOINTS_PER_PAGE = 50
 DELIVERIES_PER_PAGE = 20
 SECRET_SESSION_KEY = "dashboard.webhook_secret"
-STALE = "Someone changed this webhook after you opened it: nothing was saved. Its current values are shown; make your change again."
+STALE = (
+    "Someone changed this webhook after you opened it: nothing was saved. Its current values are shown; make your change again."
+)
 
 
 def _endpoint(request: HttpRequest, webhook_id: int) -> WebhookEndpoint:
@@ -148,8 +152,8 @@ def webhook_deliveries(request: HttpRequest, slug: str, webhook_id: int) -> Http
     """The delivery log (htmx: the partial the page polls while a delivery is pending; else the webhook page)."""
     endpoint = _endpoint(request, webhook_id)
     if not request.htmx:  # type: ignore[attr-defined]
-        url = f"{redirect('dashboard:webhook', slug, endpoint.pk).url}?page={request.GET.get('page', '1')}"
-        return redirect(url)
+        page = urlencode({"page": request.GET.get("page", "1")})
+        return redirect(f"{reverse('dashboard:webhook', args=[slug, endpoint.pk])}?{page}")
     return render(request, "dashboard/webhooks/_deliveries.html", _deliveries(request, endpoint))
 
 
