@@ -30,7 +30,7 @@ SECTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("members", "Members", "dashboard:members", R),
     ("robots", "Robot accounts", "dashboard:robots", A),
     ("webhooks", "Webhooks", "dashboard:webhooks", A),
-    ("policies", "Retention and immutability", "dashboard:policies", A),
+    ("policies", "Retention and immutability", "dashboard:policies", R),  # any member reads them, as in the API
     ("gc", "Garbage collection", "dashboard:gc", A),
     ("audit", "Audit log", "dashboard:audit", A),
     ("settings", "Settings", "dashboard:settings", A),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from gateway.dashboard.views import audit, home, invitations, members, robots, staff, tokens, usage
+from gateway.dashboard.views import audit, home, invitations, members, policies, robots, staff, tokens, usage, webhooks
 from gateway.dashboard.views import settings as org_settings
 
 app_name = "dashboard"
@@ -45,4 +45,24 @@ urlpatterns = [
     path("orgs/<slug:slug>/audit/export.csv", audit.audit_export, name="audit_export"),
     path("orgs/<slug:slug>/settings/", org_settings.settings, name="settings"),
     path("orgs/<slug:slug>/settings/delete/", org_settings.settings_delete, name="settings_delete"),
+    # webhooks and policies (retention, immutable-tag rules)
+    path("orgs/<slug:slug>/webhooks/", webhooks.webhooks, name="webhooks"),
+    path("orgs/<slug:slug>/webhooks/new/", webhooks.webhook_new, name="webhook_new"),
+    path("orgs/<slug:slug>/webhooks/<int:webhook_id>/", webhooks.webhook, name="webhook"),
+    path("orgs/<slug:slug>/webhooks/<int:webhook_id>/delete/", webhooks.webhook_delete, name="webhook_delete"),
+    path("orgs/<slug:slug>/webhooks/<int:webhook_id>/test/", webhooks.webhook_test, name="webhook_test"),
+    path("orgs/<slug:slug>/webhooks/<int:webhook_id>/deliveries/", webhooks.webhook_deliveries, name="webhook_deliveries"),
+    path(
+        "orgs/<slug:slug>/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver/",
+        webhooks.webhook_redeliver,
+        name="webhook_redeliver",
+    ),
+    path("orgs/<slug:slug>/policies/", policies.policies, name="policies"),
+    path("orgs/<slug:slug>/policies/plan/", policies.plan, name="policies_plan"),
+    path("orgs/<slug:slug>/policies/retention/new/", policies.retention_new, name="retention_new"),
+    path("orgs/<slug:slug>/policies/retention/<int:policy_id>/", policies.retention_edit, name="retention_edit"),
+    path("orgs/<slug:slug>/policies/retention/<int:policy_id>/delete/", policies.retention_delete, name="retention_delete"),
+    path("orgs/<slug:slug>/policies/immutable/new/", policies.rule_new, name="rule_new"),
+    path("orgs/<slug:slug>/policies/immutable/<int:rule_id>/", policies.rule_edit, name="rule_edit"),
+    path("orgs/<slug:slug>/policies/immutable/<int:rule_id>/delete/", policies.rule_delete, name="rule_delete"),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from accounts.models import Tenant
 from gateway.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -11,6 +11,16 @@ from gateway.webhooks.models import WebhookDelivery, WebhookEndpoint
 def webhook_endpoint_list(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
     """The tenant's endpoints; the caller orders them."""
     return WebhookEndpoint.objects.filter(tenant=tenant)
+
+
+def webhook_endpoint_list_with_last_delivery(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:
+    """The tenant's endpoints with their newest delivery's `last_state`, `last_code` and `last_at` annotated (one query)."""
+    newest = WebhookDelivery.objects.filter(tenant=tenant, endpoint=OuterRef("pk")).order_by("-pk")
+    return webhook_endpoint_list(tenant=tenant).annotate(
+        last_state=Subquery(newest.values("state")[:1]),
+        last_code=Subquery(newest.values("last_status_code")[:1]),
+        last_at=Subquery(newest.values("updated_at")[:1]),
+    )
 
 
 def webhook_endpoint_get(*, tenant: Tenant, endpoint_id: int) -> WebhookEndpoint | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -18,7 +19,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import Tenant
 from gateway.core.errors import Conflict, ValidationError
-from gateway.registry.models import ImmutableTagRule
+from gateway.registry.models import ImmutableTagRule, Tag
 
 REPOSITORY_PATTERN_MAX = 255
 TAG_PATTERN_MAX = 128
@@ -31,7 +32,8 @@ class ImmutableRuleInvalid(ValidationError):
 
 def rule_describe(rule: ImmutableTagRule) -> str:
     """How messages name a rule: its id and both patterns."""
-    return f"immutable-tag rule {rule.pk} (repositories {rule.repository_pattern or '*'!r}, tags {rule.tag_pattern!r})"
+    name = "the unsaved immutable-tag rule" if rule.pk is None else f"immutable-tag rule {rule.pk}"
+    return f"{name} (repositories {rule.repository_pattern or '*'!r}, tags {rule.tag_pattern!r})"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class ImmutableRules:
             return "immutable"
         rule = self.rule_for(repository=repository, tag=tag)
         return None if rule is None else f"immutable by {rule_describe(rule)}"
+
+    def with_draft(self, draft: ImmutableTagRule) -> ImmutableRules:
+        """These rules and `draft` (not saved; an edit of a saved rule replaces that one): what a preview evaluates."""
+        kept = tuple(r for r in self.rules if draft.pk is None or r.pk != draft.pk)
+        return ImmutableRules(rules=(*kept, draft))
 
 
 def immutable_rules_load(*, tenant: Tenant | int) -> ImmutableRules:
@@ -85,6 +92,40 @@ def _rule_validate(*, repository_pattern: object, tag_pattern: object) -> dict[s
         ),
         "tag_pattern": _check_pattern("tag_pattern", tag_pattern, maximum=TAG_PATTERN_MAX, required=True),
     }
+
+
+def immutable_rule_draft(
+    *, tenant: Tenant, repository_pattern: object, tag_pattern: object, rule: ImmutableTagRule | None = None
+) -> ImmutableTagRule:
+    """An unsaved rule with these (validated) patterns, standing in for `rule` when it edits one: what a preview evaluates."""
+    values = _rule_validate(repository_pattern=repository_pattern, tag_pattern=tag_pattern)
+    return ImmutableTagRule(pk=None if rule is None else rule.pk, tenant=tenant, **values)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    repository: str
+    tag: str
+    digest: str
+    pushed: datetime
+
+
+def immutable_rule_matches(*, tenant: Tenant, rule: ImmutableTagRule, limit: int = 1000) -> tuple[list[RuleMatch], int]:
+    """The tenant's tags `rule` (saved or not) matches, newest push first: at most `limit` listed, and how many in all."""
+    only = ImmutableRules(rules=(rule,))
+    tags = (
+        Tag.objects.filter(tenant=tenant, repository__deleted_name="")
+        .order_by("-last_pushed_at", "pk")
+        .values_list("repository__name", "name", "manifest__digest", "last_pushed_at")
+    )
+    listed: list[RuleMatch] = []
+    count = 0
+    for repository, name, digest, pushed in tags.iterator(chunk_size=2000):
+        if only.rule_for(repository=repository, tag=name) is not None:
+            count += 1
+            if len(listed) < limit:
+                listed.append(RuleMatch(repository=repository, tag=name, digest=digest, pushed=pushed))
+    return listed, count
 
 
 def _duplicate(values: dict[str, str]) -> Conflict:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from accounts.models import Tenant
-from gateway.registry.models import Repository, RetentionPolicy, Tag
+from gateway.registry.models import ImmutableTagRule, Repository, RetentionPolicy, Tag
 from gateway.registry.services.immutability import ImmutableRules, immutable_rules_load
 
 LISTED_MAX = 1000
@@ -164,16 +164,20 @@ def retention_plan(
     *,
     tenant: Tenant,
     draft: RetentionPolicy | None = None,
+    rule_draft: ImmutableTagRule | None = None,
     now: datetime | None = None,
     max_repositories: int = PLAN_REPOSITORIES_MAX,
 ) -> RetentionPlan:
-    """The dry run of the tenant's retention (with `draft` in place of the saved policy of its scope), changing nothing.
+    """The dry run of the tenant's retention (with `draft` in place of the saved policy of its scope, and `rule_draft`
+    among the immutable-tag rules, in place of the saved one it edits), changing nothing.
 
     Bounded: up to `max_repositories` repositories (`complete` false when there are more).
     """
     now = now or timezone.now()
     policies = Policies.load(tenant, draft)
     immutable = immutable_rules_load(tenant=tenant)
+    if rule_draft is not None:
+        immutable = immutable.with_draft(rule_draft)
     batch, more = policies.repositories_next(tenant=tenant, after_repository_id=0, limit=max_repositories)
     plan = RetentionPlan(complete=not more)
     for repository in batch:
