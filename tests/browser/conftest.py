@@ -11,6 +11,7 @@ Never `playwright install`: browser downloads fail on these machines (../shared/
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 BLOCKING_IMPACTS = ("serious", "critical")
+# Playwright's sync API keeps an asyncio loop on the test's thread; Django refuses ORM calls there
+# unless told that the loop is not serving requests (it is not: Playwright only drives the browser).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
