@@ -68,7 +68,9 @@ class AccountAdapter(DefaultAccountAdapter):
         return user
 
     def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
-        login_failure_record(account=account_name(credentials), ip=client_ip(request), user_agent=_user_agent(request), where=WHERE)
+        login_failure_record(
+            account=account_name(credentials), ip=client_ip(request), user_agent=_user_agent(request), where=WHERE
+        )
 
     def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse:
         response = super().post_login(request, user, **kwargs)

@@ -38,9 +38,10 @@ def checked(page) -> None:
     axe_check(page)
 
 
-def sign_in_with_form(page, login: str, password: str = PASSWORD) -> None:
+def sign_in_with_form(page, login: str, password: str = PASSWORD, *, check: bool = False) -> None:
     page.goto("/accounts/login/")
-    checked(page)
+    if check:
+        checked(page)
     page.get_by_label("Username or email").fill(login)
     page.get_by_label("Password:", exact=True).fill(password)
     page.get_by_role("button", name="Sign In", exact=True).click()
@@ -78,7 +79,7 @@ def test_sign_up_verify_by_mailed_link_and_land_on_the_dashboard(page, live):
 def test_enable_totp_and_sign_in_with_a_code(page, live, new_context):
     alice = UserFactory(username="alice")
     EmailAddress.objects.create(user=alice, email="alice@example.com", verified=True, primary=True)
-    sign_in_with_form(page, "alice")
+    sign_in_with_form(page, "alice", check=True)
     page.wait_for_url("**/orgs/")
     page.get_by_role("link", name="Security").click()
     checked(page)
@@ -133,4 +134,49 @@ def test_sessions_page_signs_out_the_other_browser(page, live, new_context):
     checked(page)
     phone.goto("/orgs/")
     assert "/accounts/login/" in phone.url
+    assert csp_violations(page) == []
+
+
+def test_passkey_added_with_a_virtual_authenticator_signs_in_without_a_password(page, live):
+    """WebAuthn needs a domain for its relying party (not an IP address), so this test uses http://localhost."""
+    alice = UserFactory(username="alice")
+    EmailAddress.objects.create(user=alice, email="alice@example.com", verified=True, primary=True)
+    base = f"http://localhost:{live.port}"
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    page.goto(base + "/accounts/login/")
+    page.get_by_label("Username or email").fill("alice")
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign In", exact=True).click()
+    page.wait_for_url("**/orgs/")
+    page.goto(base + "/accounts/2fa/webauthn/add/")
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url("**/accounts/2fa/webauthn/add/")
+    checked(page)
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Passwordless").check()
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.wait_for_url(re.compile(r".*/accounts/2fa/(recovery-codes|webauthn)/?$"))
+    assert alice.authenticator_set.filter(type="webauthn").count() == 1
+    page.locator("header").get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/accounts/login/")
+    page.goto(base + "/accounts/login/")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.wait_for_url("**/orgs/")
+    assert page.get_by_role("link", name="alice").is_visible()
+    checked(page)
     assert csp_violations(page) == []
