@@ -91,11 +91,14 @@ def test_enable_totp_and_sign_in_with_a_code(page, live, new_context):
     page.wait_for_url("**/accounts/2fa/totp/activate/")
     checked(page)
     secret = page.get_by_label("Authenticator secret").input_value()
+    assert page.get_by_role("button", name="Copy secret").is_visible()
     assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
     page.get_by_label("Authenticator code").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Activate").click()
     page.wait_for_url("**/accounts/2fa/recovery-codes/**")
     assert "Authenticator app activated" in page.content()
+    assert page.get_by_role("button", name="Copy codes").is_visible()
+    assert len(page.get_by_label("Unused codes").input_value().split()) == 10
     checked(page)
     assert csp_violations(page) == []
 
