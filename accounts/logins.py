@@ -78,33 +78,48 @@ def credentials_authenticate(
             _token_failed(actor=actor, ip=ip, user_agent=user_agent, where=where)
             raise LoginFailed("invalid username or password")
         return _succeeded(found, ip=ip, user_agent=user_agent, detail=where, record=record_success)
-    wait = ratelimit.login_throttle_check(ip=ip, account=username)
-    if wait:
-        count = ratelimit.login_throttled(ip=ip, account=username)
-        if _sampled(count) or count == 0:  # 0: Redis answered the check, then not the count
-            audit_record(
-                action="login.throttled",
-                actor=actor,
-                ip=ip,
-                user_agent=user_agent,
-                success=False,
-                detail={**where, "throttled_in_window": count, "retry_after": wait},
-            )
-        raise LoginThrottled(wait)
+    login_throttle_enforce(account=username, ip=ip, user_agent=user_agent, where=where)
     principal = password_check(username=username, password=secret) if username_acceptable(username) else None
     if principal is None:
-        counts = ratelimit.login_failed(ip=ip, account=username)
-        audit_record(
-            action="login.failed",
-            actor=actor,
-            ip=ip,
-            user_agent=user_agent,
-            success=False,
-            detail={**where, "failures": {"account_from_address": counts.pair, "address": counts.ip, "account": counts.account}},
-        )
+        login_failure_record(account=username, ip=ip, user_agent=user_agent, where=where)
         raise LoginFailed("invalid username or password")
     ratelimit.login_succeeded(ip=ip, account=username)
     return _succeeded(principal, ip=ip, user_agent=user_agent, detail=where, record=record_success)
+
+
+def login_throttle_enforce(*, account: str, ip: str, user_agent: str, where: dict[str, str]) -> None:
+    """Raise LoginThrottled (the attempt counted, audited sampled) while `account` from `ip` or `ip` is over its limit.
+
+    Called before a password is looked at, by every password login: /auth/token, Basic on /v2/
+    and the dashboard's sign-in form (gateway.dashboard.adapters); `where` says which.
+    """
+    wait = ratelimit.login_throttle_check(ip=ip, account=account)
+    if not wait:
+        return
+    count = ratelimit.login_throttled(ip=ip, account=account)
+    if _sampled(count) or count == 0:  # 0: Redis answered the check, then not the count
+        audit_record(
+            action="login.throttled",
+            actor=(account or "")[:MAX_ACTOR_LENGTH],
+            ip=ip,
+            user_agent=user_agent,
+            success=False,
+            detail={**where, "throttled_in_window": count, "retry_after": wait},
+        )
+    raise LoginThrottled(wait)
+
+
+def login_failure_record(*, account: str, ip: str, user_agent: str, where: dict[str, str]) -> None:
+    """Count one wrong password of `account` from `ip` in the shared windows and audit it (`login.failed`, with the counts)."""
+    counts = ratelimit.login_failed(ip=ip, account=account)
+    audit_record(
+        action="login.failed",
+        actor=(account or "")[:MAX_ACTOR_LENGTH],
+        ip=ip,
+        user_agent=user_agent,
+        success=False,
+        detail={**where, "failures": {"account_from_address": counts.pair, "address": counts.ip, "account": counts.account}},
+    )
 
 
 def bearer_authenticate(*, secret: str, ip: str, user_agent: str = "", channel: str = "api") -> Principal:

@@ -8,7 +8,8 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
     path("api/", include("gateway.api.urls")),
-    path("accounts/", include("allauth.urls")),
+    # The dashboard first: its /accounts/sessions/ replaces allauth.usersessions' page (same URL).
     path("", include("gateway.dashboard.urls")),
+    path("accounts/", include("allauth.urls")),
     path("", include("gateway.registry.v2.urls")),
 ]

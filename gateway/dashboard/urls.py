@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from gateway.dashboard.views import audit, home, invitations, members, policies, robots, staff, tokens, usage, webhooks
+from gateway.dashboard.views import audit, home, invitations, members, policies, robots, security, staff, tokens, usage, webhooks
 from gateway.dashboard.views import settings as org_settings
 
 app_name = "dashboard"
@@ -65,4 +65,6 @@ urlpatterns = [
     path("orgs/<slug:slug>/policies/immutable/new/", policies.rule_new, name="rule_new"),
     path("orgs/<slug:slug>/policies/immutable/<int:rule_id>/", policies.rule_edit, name="rule_edit"),
     path("orgs/<slug:slug>/policies/immutable/<int:rule_id>/delete/", policies.rule_delete, name="rule_delete"),
+    # accounts (the signed-in user's security pages; allauth's own pages are under /accounts/ too)
+    path("accounts/sessions/", security.sessions, name="sessions"),
 ]

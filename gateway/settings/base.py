@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.settings import env as E
+from gateway.settings import social
 from gateway.settings.env import BASE_DIR, VAR_DIR
 
 DEBUG = E.boolean("DJANGO_DEBUG", False)
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.usersessions",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "allauth.socialaccount.providers.github",
@@ -55,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -190,6 +193,46 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+
+# --- Accounts: django-allauth's pages under /accounts/ (gateway/dashboard/adapters.py; docs/decisions/0030) ---
+ACCOUNT_ADAPTER = "gateway.dashboard.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"login": "gateway.dashboard.forms.accounts.LoginForm"}
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Wharf] "
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # the link opens a page with a button (mail scanners follow links)
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# A changed password ends every session, this one too (the adapter also revokes `docker login` refresh tokens).
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_LOGOUT_ON_GET = False
+# Sign-up, change and reset refuse short, common, all-digit and name-like passwords.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if EXTERNAL_URL.startswith("https:") else "http"
+# allauth's own limits stay on; only `login_failed` is ours: failed dashboard passwords count in
+# accounts.ratelimit, the same per-(account, address) and per-address windows as /auth/token (decisions/0009).
+ACCOUNT_RATE_LIMITS = {"login_failed": None}
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# Multi-factor: TOTP with recovery codes, and WebAuthn security keys / passkeys (allauth.mfa).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "Wharf"
+# WebAuthn needs a secure origin; plain http is accepted only where local/test settings say so.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
+# The sessions page (/accounts/sessions/): allauth.usersessions records device, address and last seen.
+USERSESSIONS_TRACK_ACTIVITY = True
+# Sign-in with OpenID Connect or GitHub, offered only when the environment configures it (settings/social.py).
+SOCIALACCOUNT_PROVIDERS = social.providers_from_env()
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never join an existing account by an email the provider asserts
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# Mail to files (the live test server; tests/browser/mail.py reads them) when DJANGO_EMAIL_BACKEND is the file backend.
+EMAIL_FILE_PATH = E.string("DJANGO_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 
 LOG_FORMAT = E.choice("GATEWAY_LOG_FORMAT", "text", ("text", "json"))
 LOG_LEVEL = E.choice("GATEWAY_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()

@@ -28,3 +28,5 @@ if not GATEWAY_ENCRYPTION_KEY:  # noqa: F405
 GATEWAY_OUTBOUND_ALLOW_PRIVATE = E.boolean("GATEWAY_OUTBOUND_ALLOW_PRIVATE", True)  # noqa: F405
 # Mails (invitations) go to the log unless an SMTP server is configured.
 EMAIL_BACKEND = E.string("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")  # noqa: F405
+# WebAuthn on http://localhost during development (production requires https).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True

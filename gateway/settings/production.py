@@ -14,9 +14,16 @@ E.required("AWS_SECRET_ACCESS_KEY")  # noqa: F405
 
 LOG_FORMAT = E.choice("GATEWAY_LOG_FORMAT", "json", ("text", "json"))  # noqa: F405
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
+# Dashboard sessions and CSRF: cookies only over HTTPS, never readable by scripts (docs/decisions/0030).
 SESSION_COOKIE_SECURE = E.boolean("GATEWAY_SECURE_COOKIES", True)  # noqa: F405
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Links in mails (verification, password reset) are https; WebAuthn only on a secure origin.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
 
 # Registry token signing keys: required, never generated here (manage.py token_key_create).
 E.required("GATEWAY_TOKEN_KEYS_DIR", "a directory of ES256 PEM private keys; create one with `manage.py token_key_create`")  # noqa: F405

@@ -34,6 +34,8 @@ GATEWAY_OUTBOUND_ALLOW_PRIVATE = True  # tests deliver webhooks and replicate to
 
 # The admin API's rate limits stay out of the way of the suite (tests/api/test_throttling.py sets small ones).
 GATEWAY_API_RATE_READ = GATEWAY_API_RATE_WRITE = GATEWAY_API_RATE_ANONYMOUS = 1_000_000
+# WebAuthn over the live server's plain http (browser tests).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
 
 # The live test server serves the dashboard's static files straight from static/ and the apps (no
 # collectstatic in the suite; `make run` and the image collect them into STATIC_ROOT).

@@ -18,6 +18,8 @@ class WharfServer:
     port: int
     domain: str
     log: Path
+    # Mails the server sends land here as files (Django's file backend; tests/browser/mail.py reads them).
+    mail_dir: Path
     proc: subprocess.Popen | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -37,6 +39,8 @@ class WharfServer:
             GATEWAY_EXTERNAL_URL=f"http://127.0.0.1:{self.port}",
             DJANGO_ALLOWED_HOSTS=f"127.0.0.1,localhost,.{self.domain}",
             GATEWAY_WEB_WORKERS="2",
+            DJANGO_EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+            DJANGO_EMAIL_FILE_PATH=str(self.mail_dir),
             **self.extra_env,
         )
         self.proc = subprocess.Popen(
@@ -70,4 +74,8 @@ class WharfServer:
 
 
 def start_wharf(tmp_dir: Path, *, domain: str = "wharf.test", port: int | None = None, **extra_env: str) -> WharfServer:
-    return WharfServer(port=port or free_port(), domain=domain, log=tmp_dir / "gunicorn.log", extra_env=extra_env).start()
+    mail_dir = tmp_dir / "mail"
+    mail_dir.mkdir(parents=True, exist_ok=True)
+    return WharfServer(
+        port=port or free_port(), domain=domain, log=tmp_dir / "gunicorn.log", mail_dir=mail_dir, extra_env=extra_env
+    ).start()

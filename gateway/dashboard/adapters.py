@@ -1,0 +1,88 @@
+"""django-allauth's account adapter: the dashboard's sign-in uses the registry's login throttle and audit (docs/decisions/0030).
+
+- Before a password is checked, `accounts.logins.login_throttle_enforce` refuses an attempt whose
+  (account, address) or address is over the limit — the same Redis windows /auth/token and Basic
+  on /v2/ count in (accounts/ratelimit.py, decisions/0009), so failures in one place slow the
+  other. The account is the username: a login by email counts against the username that
+  address belongs to (when it belongs to one), so typing the email does not buy a second window.
+- A wrong password is counted and audited as `login.failed` (channel "dashboard"); a right one
+  clears the pair's count like the registry's; a completed sign-in (after MFA) is audited as `login`.
+- A password set by change or reset also ends `docker login` sessions (`user_sessions_revoke`:
+  refresh tokens revoked, bearer tokens' epoch bumped); allauth logs the browser sessions out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.utils import filter_users_by_email
+from django import forms
+from django.http import HttpRequest, HttpResponse
+
+from accounts import ratelimit
+from accounts.audit import audit_record
+from accounts.logins import LoginThrottled, login_failure_record, login_throttle_enforce
+from accounts.sessions import user_sessions_revoke
+
+WHERE = {"service": "dashboard", "channel": "dashboard"}
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The caller's address as the registry sees it: REMOTE_ADDR, never X-Forwarded-For (decisions/0009)."""
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _user_agent(request: HttpRequest) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:300]
+
+
+def account_name(credentials: dict[str, Any]) -> str:
+    """The name a sign-in attempt is throttled under: the username, also when the login was an email address of an account."""
+    email = credentials.get("email")
+    if email:
+        users = filter_users_by_email(email, is_active=True, prefer_verified=True)
+        if len(users) == 1:
+            return users[0].get_username()
+        return str(email)
+    return str(credentials.get("username") or "")
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        # allauth's own `login_failed` limit is off (ACCOUNT_RATE_LIMITS): this is it, shared with the registry.
+        try:
+            login_throttle_enforce(
+                account=account_name(credentials), ip=client_ip(request), user_agent=_user_agent(request), where=WHERE
+            )
+        except LoginThrottled as exc:
+            raise forms.ValidationError(
+                f"Too many failed sign-ins from your address. Try again in {exc.retry_after} seconds.",
+                code="too_many_login_attempts",
+            ) from exc
+
+    def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
+        user = super().authenticate(request, **credentials)
+        if user is not None:
+            ratelimit.login_succeeded(ip=client_ip(request), account=account_name(credentials))
+        return user
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        login_failure_record(
+            account=account_name(credentials), ip=client_ip(request), user_agent=_user_agent(request), where=WHERE
+        )
+
+    def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse:
+        response = super().post_login(request, user, **kwargs)
+        audit_record(
+            action="login",
+            actor=user.get_username(),
+            ip=client_ip(request),
+            user_agent=_user_agent(request),
+            detail={**WHERE, "signup": bool(kwargs.get("signup"))},
+        )
+        return response
+
+    def set_password(self, user: Any, password: str) -> None:
+        super().set_password(user, password)
+        user_sessions_revoke(user=user, actor=user.get_username())
