@@ -140,17 +140,19 @@ _RECLAIMABLE_SQL = """
 WITH RECURSIVE doomed(id) AS (
     SELECT %(manifest)s::bigint
     UNION
-    SELECT c.id FROM doomed d
-    JOIN registry_manifestchild mc ON mc.parent_id = d.id
-    JOIN registry_manifest c ON c.id = mc.child_id AND c.tenant_id = %(tenant)s
-    WHERE NOT EXISTS (SELECT 1 FROM registry_tag t WHERE t.manifest_id = c.id)
-      AND (SELECT count(*) FROM registry_manifestchild o WHERE o.child_id = c.id) = 1
-    UNION
-    SELECT r.id FROM doomed d
-    JOIN registry_manifest s ON s.id = d.id
-    JOIN registry_manifest r ON r.tenant_id = %(tenant)s AND r.repository_id = s.repository_id AND r.subject_digest = s.digest
-    WHERE NOT EXISTS (SELECT 1 FROM registry_tag t WHERE t.manifest_id = r.id)
-      AND NOT EXISTS (SELECT 1 FROM registry_manifestchild o WHERE o.child_id = r.id)
+    SELECT kept.id FROM doomed d CROSS JOIN LATERAL (
+        SELECT c.id FROM registry_manifestchild mc
+        JOIN registry_manifest c ON c.id = mc.child_id AND c.tenant_id = %(tenant)s
+        WHERE mc.parent_id = d.id
+          AND NOT EXISTS (SELECT 1 FROM registry_tag t WHERE t.manifest_id = c.id)
+          AND (SELECT count(*) FROM registry_manifestchild o WHERE o.child_id = c.id) = 1
+        UNION ALL
+        SELECT r.id FROM registry_manifest s
+        JOIN registry_manifest r ON r.tenant_id = %(tenant)s AND r.repository_id = s.repository_id AND r.subject_digest = s.digest
+        WHERE s.id = d.id
+          AND NOT EXISTS (SELECT 1 FROM registry_tag t WHERE t.manifest_id = r.id)
+          AND NOT EXISTS (SELECT 1 FROM registry_manifestchild o WHERE o.child_id = r.id)
+    ) kept
 )
 SELECT
     (SELECT coalesce(sum(m.size), 0) FROM registry_manifest m WHERE m.id IN (SELECT id FROM doomed)),
