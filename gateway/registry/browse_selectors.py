@@ -80,6 +80,8 @@ def manifest_platforms(*, tenant: Tenant, manifest_ids: list[int]) -> dict[int, 
     Image configs are content-addressed, so their platform is cached forever per tenant and
     digest: a page reads the store only for configs it has never seen.
     """
+    if not manifest_ids:
+        return {}
     rows = Manifest.objects.filter(tenant=tenant, pk__in=manifest_ids).values_list("pk", "media_type", "payload")
     platforms: dict[int, list[str]] = {}
     configs: dict[int, str] = {}

@@ -236,18 +236,21 @@ def seed_repositories(count: int, *, start: int = 0) -> None:
     """`count` repositories in acme, each with one manifest and one tag (rows only: the list reads no objects)."""
     tenant = Tenant.objects.get(slug="acme")
     now = timezone.now()
-    for i in range(start, start + count):
-        repository = Repository.objects.create(tenant=tenant, name=f"bulk/r{i:03d}")
-        payload = json.dumps({"schemaVersion": 2, "n": i}).encode()
-        manifest = Manifest.objects.create(
-            tenant=tenant,
-            repository=repository,
-            digest=sha(payload),
-            media_type="application/json",
-            size=len(payload),
-            payload=payload,
-        )
-        Tag.objects.create(tenant=tenant, repository=repository, name="v1", manifest=manifest, last_pushed_at=now)
+    names = [f"bulk/r{i:04d}" for i in range(start, start + count)]
+    repositories = Repository.objects.bulk_create([Repository(tenant=tenant, name=n) for n in names])
+    payloads = [json.dumps({"schemaVersion": 2, "name": n}).encode() for n in names]
+    manifests = Manifest.objects.bulk_create(
+        [
+            Manifest(tenant=tenant, repository=r, digest=sha(p), media_type="application/json", size=len(p), payload=p)
+            for r, p in zip(repositories, payloads, strict=True)
+        ]
+    )
+    Tag.objects.bulk_create(
+        [
+            Tag(tenant=tenant, repository=r, name="v1", manifest=m, last_pushed_at=now)
+            for r, m in zip(repositories, manifests, strict=True)
+        ]
+    )
 
 
 def queries(client: Client, url: str, **extra) -> int:
@@ -260,12 +263,12 @@ def test_repository_list_queries_do_not_grow_with_rows(as_caller, django_assert_
     client = as_caller("reader")
     seed_repositories(5)
     few = queries(client, "/orgs/acme/repositories/?sort=-size")
-    seed_repositories(45, start=5)
-    for url in ("/orgs/acme/repositories/?sort=-size", "/orgs/acme/repositories/?page=2&sort=pushed"):
+    seed_repositories(995, start=5)  # 1,000 repositories
+    for url in ("/orgs/acme/repositories/?sort=-size", "/orgs/acme/repositories/?page=40&sort=pushed&q=bulk"):
         with django_assert_max_num_queries(few):
             assert client.get(url).status_code == 200
     page2 = client.get("/orgs/acme/repositories/?page=2").content.decode()
-    assert "bulk/r025" in page2 and "bulk/r024" not in page2 and "Page 2 of 2" in page2
+    assert "bulk/r0025" in page2 and "bulk/r0024" not in page2 and "Page 2 of 40" in page2
 
 
 def test_repository_list_shows_sizes_as_usage_counts_them(as_caller, reg, image, users):
@@ -290,7 +293,12 @@ def test_repository_list_search_sort_and_htmx_partial(as_caller, reg, image):
     assert by_name_desc.index("tools/cli") < by_name_desc.index("team/app")
     partial = client.get("/orgs/acme/repositories/", {"q": "cli"}, HTTP_HX_REQUEST="true").content.decode()
     assert partial.startswith('<div id="repo-results"') and "<html" not in partial and "tools/cli" in partial
-    assert client.get("/orgs/acme/repositories/", {"sort": "bogus", "q": "x" * 300}).status_code == 200  # bad input: defaults
+    bad_sort = client.get("/orgs/acme/repositories/", {"sort": "bogus", "q": "cli"})  # bad sort: by name, the search applies
+    assert (
+        bad_sort.status_code == 200 and "tools/cli" in bad_sort.content.decode() and "team/app" not in bad_sort.content.decode()
+    )
+    too_long = client.get("/orgs/acme/repositories/", {"q": "x" * 300})  # longer than any name: ignored, everything listed
+    assert too_long.status_code == 200 and "team/app" in too_long.content.decode()
 
 
 # -- a repository's page --------------------------------------------------------------------------

@@ -36,7 +36,8 @@ class RepositorySearchForm(forms.Form):
         return self.cleaned_data["q"].replace("\x00", "")  # PostgreSQL cannot compare with a NUL
 
     def ordering(self) -> tuple[str, str]:
-        return SORTS[(self.cleaned_data.get("sort") if self.is_valid() else None) or "name"]
+        """The ordering asked for (by name when none or a bad one); call after is_valid()."""
+        return SORTS[getattr(self, "cleaned_data", {}).get("sort") or "name"]
 
 
 class RepositorySettingsForm(forms.Form):

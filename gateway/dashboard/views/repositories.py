@@ -53,7 +53,8 @@ def repositories(request: HttpRequest, slug: str) -> HttpResponse:
     """The list: search by name (contains or prefix), sort, a page at a time; htmx asks for the table only."""
     form = RepositorySearchForm(request.GET)
     queryset = repository_list_sized(tenant=request.org.tenant)  # type: ignore[attr-defined]
-    query = form.cleaned_data["q"] if form.is_valid() else ""
+    form.is_valid()  # a bad field falls back to its default; the valid ones still apply
+    query = form.cleaned_data.get("q", "")
     if query:
         prefix = form.cleaned_data.get("match") == "prefix"
         queryset = queryset.filter(**{"name__startswith" if prefix else "name__icontains": query})
