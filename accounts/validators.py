@@ -42,6 +42,7 @@ RESERVED_SLUGS = frozenset(
         "public",
         "internal",
         "localhost",
+        "new",  # /orgs/new/ is the dashboard's "create an organisation" page
     }
 )
 

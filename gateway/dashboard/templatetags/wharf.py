@@ -41,3 +41,11 @@ def intcomma_plain(value: object) -> str:
         return f"{int(value):,}"  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return "" if value is None else str(value)
+
+
+@register.filter
+def short_digest(value: object) -> str:
+    """`sha256:0123456789ab…` → `sha256:0123456789ab` (the algorithm and 12 hex digits)."""
+    text = str(value or "")
+    algorithm, _, hexpart = text.partition(":")
+    return f"{algorithm}:{hexpart[:12]}" if hexpart else text[:19]

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 
 from accounts.selectors import invitation_list_for_user
 from gateway.dashboard.access import org_view
+from gateway.registry import selectors
 
 
 def root(request: HttpRequest) -> HttpResponse:
@@ -24,4 +25,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @org_view()
 def org_overview(request: HttpRequest, slug: str) -> HttpResponse:
-    return render(request, "dashboard/org_overview.html")
+    """A short summary (repositories, stored bytes); an organisation with no repository yet goes to Getting started."""
+    tenant = request.org.tenant  # type: ignore[attr-defined]
+    repositories = selectors.repository_list(tenant=tenant).count()
+    if repositories == 0:
+        return redirect("dashboard:start", slug)
+    context = {"repository_count": repositories, "stored_bytes": selectors.usage_bytes(tenant=tenant)}
+    return render(request, "dashboard/org_overview.html", context)
