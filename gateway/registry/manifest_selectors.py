@@ -61,7 +61,7 @@ def _config_summary(*, tenant: Tenant, media_type: str, digest: str, size: int) 
         return summary
     if not isinstance(doc, dict):
         return summary
-    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    config: dict[str, Any] = doc["config"] if isinstance(doc.get("config"), dict) else {}
     labels = config.get("Labels")
     summary |= {k: _text(doc, k) for k in ("os", "architecture", "variant", "created")}
     summary["labels"] = {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, dict) else {}
@@ -115,9 +115,10 @@ def referrers_map(*, tenant: Tenant, repository: Repository, digests: list[str])
         .values("subject_digest", "digest", "media_type", "size", "artifact_type")
     )
     for row in qs[: DETAIL_LIST_MAX * 4]:
-        subject = row.pop("subject_digest")
+        referrer: dict[str, Any] = dict(row)
+        subject = referrer.pop("subject_digest")
         if len(found[subject]) < DETAIL_LIST_MAX:
-            found[subject].append(row)
+            found[subject].append(referrer)
     return found
 
 
@@ -163,18 +164,21 @@ def _holders(*, tenant: Tenant, manifest_id: int) -> list[dict[str, Any]]:
     rows = Tag.objects.filter(tenant=tenant, manifest_id__in=[p["parent_id"] for p in parents]).order_by("name")
     for mid, name in rows.values_list("manifest_id", "name")[:DETAIL_LIST_MAX]:
         tags.setdefault(mid, []).append(name)
-    return [{"digest": p["parent__digest"], "media_type": p["parent__media_type"], "tags": tags.get(p["parent_id"], [])} for p in parents]
+    return [
+        {"digest": p["parent__digest"], "media_type": p["parent__media_type"], "tags": tags.get(p["parent_id"], [])}
+        for p in parents
+    ]
 
 
 def _children(*, tenant: Tenant, repository: Repository, detail: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
     """An index's children as its payload lists them, each with its image bytes (config + layers) and referrers; their ids."""
     digests = [c["digest"] for c in detail["manifests"]]
-    rows = {
-        m["digest"]: m
-        for m in Manifest.objects.filter(tenant=tenant, repository=repository, digest__in=sorted(set(digests)))
-        .values("id", "digest", "media_type", "artifact_type")
+    found = (
+        Manifest.objects.filter(tenant=tenant, repository=repository, digest__in=sorted(set(digests)))
+        .values("id", "digest")
         .annotate(image_bytes=Sum("blob_refs__blob__size"))
-    }
+    )
+    rows: dict[str, dict[str, Any]] = {m["digest"]: dict(m) for m in found}
     referrers = referrers_map(tenant=tenant, repository=repository, digests=digests)
     children = []
     for child in detail["manifests"]:
@@ -203,7 +207,11 @@ def manifest_overview(*, tenant: Tenant, repository: Repository, digest: str) ->
     holders = _holders(tenant=tenant, manifest_id=detail["id"])
     return detail | {
         "is_index": is_index,
-        "kind": "index" if is_index else "image" if (detail["config"] or {}).get("media_type") in IMAGE_CONFIG_TYPES else "artifact",
+        "kind": "index"
+        if is_index
+        else "image"
+        if (detail["config"] or {}).get("media_type") in IMAGE_CONFIG_TYPES
+        else "artifact",
         "children": children,
         "layers": layers,
         "stored_bytes": sum(b["size"] for b in blobs),

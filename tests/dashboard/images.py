@@ -83,9 +83,7 @@ def push_index(
         digest, payload = push_image_by_digest(reg, repo, layers, cfg)
         platform = {"architecture": arch, "os": "linux"} | ({"variant": variant} if variant else {})
         entries.append({"mediaType": OCI, "digest": digest, "size": len(payload), "platform": platform})
-        platforms.append(
-            Platform(arch, digest, len(payload), len(cfg) + sum(len(layer) for layer in layers), variant=variant)
-        )
+        platforms.append(Platform(arch, digest, len(payload), len(cfg) + sum(len(layer) for layer in layers), variant=variant))
     payload = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
     response = reg.push_manifest(repo, tag, payload, OCI_INDEX)
     assert response.status_code == 201, response.content
@@ -98,7 +96,11 @@ def push_index_with_referrers(reg: Reg, repo: str, tag: str, **kwargs: object) -
     sbom = push_artifact(reg, repo, subject=index.digest, artifact_type="application/spdx+json", body=b'{"spdxVersion": "2.3"}')
     first = index.platforms[0].digest
     sig = push_artifact(
-        reg, repo, subject=first, artifact_type="application/vnd.dev.cosign.artifact.sig.v1+json", body=b"signature-" + first.encode()
+        reg,
+        repo,
+        subject=first,
+        artifact_type="application/vnd.dev.cosign.artifact.sig.v1+json",
+        body=b"signature-" + first.encode(),
     )
     index.referrers = {
         index.digest: [("application/spdx+json", sbom)],

@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 
 from gateway.dashboard.templatetags.wharf import binary_bytes, exact_bytes
 from tests.dashboard.conftest import CALLERS, ROLES, assert_denied
-from tests.factories import make_token
 from tests.dashboard.images import config, push_image_by_digest, push_index, push_index_with_referrers
+from tests.factories import make_token
 from tests.helpers import sha
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,12 @@ def parse(response) -> Tree:
 @pytest.fixture
 def image(reg):
     """team/app:v1 with a layer shared with `other` and `third`, one shared with `other` only, and one of its own."""
-    cfg = config("amd64", labels={"org.opencontainers.image.source": "https://example.com/app"}, Entrypoint=["/app"], Cmd=["serve", "--port=80"])
+    cfg = config(
+        "amd64",
+        labels={"org.opencontainers.image.source": "https://example.com/app"},
+        Entrypoint=["/app"],
+        Cmd=["serve", "--port=80"],
+    )
     digest, _ = reg.push_image("team/app", "v1", [b"base" * 100, b"middle" * 50, b"own" * 30], cfg)
     reg.push_image("other", "v1", [b"base" * 100, b"middle" * 50])
     reg.push_image("third", "v1", [b"base" * 100])
@@ -159,7 +164,9 @@ def test_a_multi_platform_index_with_referrers_renders_its_tree(as_caller, reg):
     assert amd.digest[:19] in platforms[0]["text"] and binary_bytes(amd.image_bytes) in platforms[0]["text"]
     assert arm.digest[:19] in platforms[1]["text"] and binary_bytes(arm.image_bytes) in platforms[1]["text"]
     sig_type, sig = index.referrers[amd.digest][0]
-    assert [(c["class"], sig_type in c["text"], sig[:19] in c["text"]) for c in platforms[0]["children"]] == [("referrer", True, True)]
+    assert [(c["class"], sig_type in c["text"], sig[:19] in c["text"]) for c in platforms[0]["children"]] == [
+        ("referrer", True, True)
+    ]
     assert platforms[1]["children"] == []
     html = response.content.decode()
     assert f'href="/orgs/acme/repositories/team/multi/manifests/{amd.digest}/"' in html
@@ -223,6 +230,10 @@ def test_the_api_detail_reads_the_same_selector_and_keeps_its_shape(reg, users):
     """The admin API's manifest GET (moved to manifest_selectors) still answers exactly its documented fields."""
     digest, _ = reg.push_image("team/app", "v1", [b"x"], config("arm64", Entrypoint=["/e"]))
     token = make_token(users["reader"], scopes=["api:read"])
-    body = Client().get(f"/api/v1/tenants/acme/repositories/team/app/-/manifests/{digest}", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    body = (
+        Client()
+        .get(f"/api/v1/tenants/acme/repositories/team/app/-/manifests/{digest}", HTTP_AUTHORIZATION=f"Bearer {token}")
+        .json()
+    )
     assert set(body["config"]) == {"media_type", "digest", "size", "os", "architecture", "variant", "created", "labels"}
     assert "id" not in body and "kind" not in body and body["config"]["architecture"] == "arm64"

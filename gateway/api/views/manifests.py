@@ -19,9 +19,9 @@ from gateway.api.base import ApiView
 from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
 from gateway.api.views.repositories import MANAGE_ROLES, NAME, _repository
 from gateway.core.errors import Conflict, NotFound
-from gateway.registry.manifest_selectors import manifest_detail
 from gateway.registry.digests import is_digest
 from gateway.registry.errors import Denied, ManifestUnknown
+from gateway.registry.manifest_selectors import manifest_detail
 from gateway.registry.services.manifests import manifest_delete
 
 DIGEST = OpenApiParameter("digest", OpenApiTypes.STR, OpenApiParameter.PATH, description="Manifest digest (`sha256:…`).")

@@ -45,7 +45,7 @@ def exact_bytes(value: object) -> str:
 
 @register.filter
 def short_digest(value: object) -> str:
-    """"sha256:0123456789abcdef…" → "sha256:0123456789ab"."""
+    """ "sha256:0123456789abcdef…" → "sha256:0123456789ab"."""
     text = str(value or "")
     algorithm, _, hexpart = text.partition(":")
     return f"{algorithm}:{hexpart[:12]}" if hexpart else text

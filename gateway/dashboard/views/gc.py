@@ -41,8 +41,12 @@ REPORT_COUNTS = (
 
 
 class GcRunForm(forms.Form):
-    dry_run = forms.BooleanField(
-        required=False, label="Dry run", help_text="Report what would be deleted, delete nothing."
+    mode = forms.ChoiceField(
+        choices=[("delete", "Delete what it finds"), ("dry_run", "Dry run: report what would be deleted, delete nothing")],
+        initial="delete",
+        widget=forms.RadioSelect,
+        label="What the run does",
+        error_messages={"required": "Choose what the run does.", "invalid_choice": "Choose “delete” or “dry run”."},
     )
 
 
@@ -79,16 +83,15 @@ def gc(request: HttpRequest, slug: str) -> HttpResponse:
     """The preview (now, and once the grace period is over), the run form, the latest run's panel and recent runs."""
     tenant = request.org.tenant  # type: ignore[attr-defined]
     form = GcRunForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST":
-        if form.is_valid():
-            dry_run = form.cleaned_data["dry_run"]
-            try:
-                job = job_start(tenant=tenant, kind=KIND_GC, dry_run=dry_run, actor=request.user.get_username())
-            except Conflict as exc:
-                messages.error(request, f"Not started: {exc.message}. Wait for it to finish.")
-            else:
-                messages.success(request, f"Garbage collection {'dry run ' if dry_run else ''}started (job {job.pk}).")
-            return redirect("dashboard:gc", slug)
+    if request.method == "POST" and form.is_valid():
+        dry_run = form.cleaned_data["mode"] == "dry_run"
+        try:
+            job = job_start(tenant=tenant, kind=KIND_GC, dry_run=dry_run, actor=request.user.get_username())
+        except Conflict as exc:
+            messages.error(request, f"Not started: {exc.message}. Wait for it to finish.")
+        else:
+            messages.success(request, f"Garbage collection {'dry run ' if dry_run else ''}started (job {job.pk}).")
+        return redirect("dashboard:gc", slug)
     grace = GcSettings.current().grace
     runs = list(selectors.jobrun_list(tenant=tenant).filter(kind=KIND_GC).order_by("-pk")[:RECENT_RUNS])
     context = {
