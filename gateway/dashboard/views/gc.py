@@ -67,12 +67,13 @@ def job_view(job: JobRun) -> dict[str, Any]:
     counts = dict(job.counts or {})
     rows = [(label, counts.pop(key)) for key, label in REPORT_COUNTS if key in counts]
     rows += [(key.replace("_", " ").capitalize(), value) for key, value in sorted(counts.items()) if isinstance(value, int)]
-    end = job.finished_at or job.heartbeat_at
+    # A queued run has not started (its started_at is when it was queued); a running one has run until its last beat.
+    end = None if job.state == JobRun.State.QUEUED else job.finished_at or job.heartbeat_at
     return {
         "run": job,
         "active": job.state in ACTIVE,
         "counts": rows,
-        "duration": (end - job.started_at).total_seconds() if end and job.state not in (JobRun.State.QUEUED,) else None,
+        "duration": (end - job.started_at).total_seconds() if end else None,
         "errors": list(job.errors or []),
     }
 
