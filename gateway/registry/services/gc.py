@@ -19,7 +19,8 @@ Pushes reference rows FOR KEY SHARE inside the transaction that writes the refer
 (registry/locks.py), so a row GC has locked cannot gain a reference, and a row a push has
 locked is skipped. The marks only implement the grace period; safety comes from the locks and
 the re-check. A dry run performs the same steps in a transaction it rolls back, reading instead
-of deleting, and lists what would go.
+of deleting, and lists what would go; `gc_preview` is that dry run without a job run (the
+dashboard's "what would be freed", docs/decisions/0032).
 """
 
 from __future__ import annotations
