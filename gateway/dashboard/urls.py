@@ -4,8 +4,10 @@ from django.urls import path, re_path
 
 from gateway.dashboard.views import (
     audit,
+    gc,
     home,
     invitations,
+    manifests,
     members,
     orgs,
     policies,
@@ -106,4 +108,8 @@ urlpatterns = [
     path("orgs/<slug:slug>/policies/immutable/<int:rule_id>/delete/", policies.rule_delete, name="rule_delete"),
     # accounts (the signed-in user's security pages; allauth's own pages are under /accounts/ too)
     path("accounts/sessions/", security.sessions, name="sessions"),
+    # manifests and gc (before the repository page: its <path:name> would swallow /manifests/<digest>/)
+    path("orgs/<slug:slug>/repositories/<path:name>/manifests/<str:digest>/", manifests.manifest, name="manifest"),
+    path("orgs/<slug:slug>/gc/", gc.gc, name="gc"),
+    path("orgs/<slug:slug>/gc/jobs/<int:job_id>/", gc.gc_job, name="gc_job"),
 ]

@@ -19,10 +19,9 @@ from django.db.models.expressions import RawSQL
 
 from accounts.models import Tenant
 from gateway.registry import selectors
+from gateway.registry.manifest_selectors import config_document
 from gateway.registry.media_types import INDEX_TYPES
 from gateway.registry.models import Blob, Manifest, Repository, Tag
-from gateway.registry.stores import store_for
-from gateway.storage import StorageError
 
 # Correlated per repository row (the outer query is tenant-scoped); each probes the FK indexes.
 _MANIFEST_BYTES = "(SELECT coalesce(sum(m.size), 0) FROM registry_manifest m WHERE m.repository_id = registry_repository.id)"
@@ -65,13 +64,8 @@ def _platform_text(platform: Any) -> str | None:
 
 def _config_platform(*, tenant: Tenant, blob: Blob) -> str | None:
     """os/architecture[/variant] of an image config blob, read from the store (None if unreadable or too big)."""
-    if blob.size > selectors.CONFIG_READ_MAX:
-        return None
-    try:
-        doc = json.loads(store_for(tenant).read_small(blob.storage_key))
-    except (StorageError, ValueError):
-        return None
-    return _platform_text(doc) if isinstance(doc, dict) else None
+    doc = config_document(tenant=tenant, blob=blob)
+    return _platform_text(doc) if doc is not None else None
 
 
 def manifest_platforms(*, tenant: Tenant, manifest_ids: list[int]) -> dict[int, list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -11,10 +10,8 @@ from django.db.models.functions import Coalesce, Concat
 
 from accounts.models import Tenant
 from accounts.principals import pattern_literal_prefix, repository_matches
-from gateway.registry.media_types import IMAGE_TYPES, MAX_TYPE_LENGTH, parse_manifest
+from gateway.registry.media_types import MAX_TYPE_LENGTH
 from gateway.registry.models import Blob, BlobUpload, ImmutableTagRule, JobRun, Manifest, Repository, RetentionPolicy, Tag
-from gateway.registry.stores import store_for
-from gateway.storage import StorageError
 
 # The two lookups every pull makes are written as raw SQL: the ORM's query compilation was a
 # third of a manifest GET's time (bench/README.md). Same columns, same tenant scoping.
@@ -221,77 +218,6 @@ def retention_policy_list(*, tenant: Tenant) -> QuerySet[RetentionPolicy]:
 
 def retention_policy_get(*, tenant: Tenant, policy_id: int) -> RetentionPolicy | None:
     return retention_policy_list(tenant=tenant).filter(pk=policy_id).first()
-
-
-# A manifest's detail reads its image config from the store: only configs this small, only these types.
-CONFIG_READ_MAX = 256 * 1024
-IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
-DETAIL_LIST_MAX = 1000  # tags and referrers listed with one manifest
-
-
-def _text(doc: dict, key: str) -> str | None:
-    value = doc.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _platform(entry: dict) -> dict[str, str | None] | None:
-    platform = entry.get("platform")
-    if not isinstance(platform, dict):
-        return None
-    return {k: _text(platform, k) for k in ("os", "architecture", "variant")} | {"os_version": _text(platform, "os.version")}
-
-
-def _config_summary(*, tenant: Tenant, media_type: str, digest: str, size: int) -> dict[str, Any]:
-    """os, architecture, created and labels of an image config (None where unread: too big, not an image, unreadable)."""
-    summary: dict[str, Any] = {"media_type": media_type, "digest": digest, "size": size, "os": None, "architecture": None}
-    summary |= {"variant": None, "created": None, "labels": {}}
-    blob = Blob.objects.filter(tenant=tenant, digest=digest).only("storage_key", "size").first()
-    if media_type not in IMAGE_CONFIG_TYPES or blob is None or blob.size > CONFIG_READ_MAX:
-        return summary
-    try:
-        doc = json.loads(store_for(tenant).read_small(blob.storage_key))
-    except (StorageError, ValueError):
-        return summary
-    if not isinstance(doc, dict):
-        return summary
-    labels = (doc.get("config") or {}).get("Labels") if isinstance(doc.get("config"), dict) else None
-    summary |= {k: _text(doc, k) for k in ("os", "architecture", "variant", "created")}
-    summary["labels"] = {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(labels, dict) else {}
-    return summary
-
-
-def manifest_detail(*, tenant: Tenant, repository: Repository, digest: str) -> dict[str, Any] | None:
-    """A manifest of the repository by digest, with its config summary, layers, platform children, referrers and tags; or None."""
-    manifest = Manifest.objects.filter(tenant=tenant, repository=repository, digest=digest).first()
-    if manifest is None:
-        return None
-    payload = bytes(manifest.payload)
-    parsed = parse_manifest(payload, manifest.media_type)  # it was stored valid
-    entries = json.loads(payload).get("manifests") or []
-    config = parsed.blobs[0] if manifest.media_type in IMAGE_TYPES and parsed.blobs else None
-    tags = Tag.objects.filter(tenant=tenant, repository=repository, manifest=manifest).order_by("name")
-    return {
-        "digest": manifest.digest,
-        "media_type": manifest.media_type,
-        "artifact_type": manifest.artifact_type,
-        "size": manifest.size,
-        "subject": manifest.subject_digest or None,
-        "annotations": manifest.annotations,
-        "pushed_at": manifest.created_at,
-        "last_pulled_at": manifest.last_pulled_at,
-        "config": None if config is None else _config_summary(tenant=tenant, **_descriptor(config)),
-        "layers": [_descriptor(d) for d in (parsed.blobs[1:] if config is not None else [])],
-        "manifests": [_descriptor(c) | {"platform": _platform(e)} for c, e in zip(parsed.children, entries, strict=True)],
-        "referrers": [
-            _descriptor(m) | {"artifact_type": m.artifact_type}
-            for m in referrers_list(tenant=tenant, repository=repository, digest=digest, artifact_type=None)[:DETAIL_LIST_MAX]
-        ],
-        "tags": list(tags.values_list("name", flat=True)[:DETAIL_LIST_MAX]),
-    }
-
-
-def _descriptor(d: Any) -> dict[str, Any]:
-    return {"media_type": d.media_type, "digest": d.digest, "size": d.size}
 
 
 def jobrun_list(*, tenant: Tenant | None) -> QuerySet[JobRun]:

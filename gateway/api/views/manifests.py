@@ -19,9 +19,9 @@ from gateway.api.base import ApiView
 from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
 from gateway.api.views.repositories import MANAGE_ROLES, NAME, _repository
 from gateway.core.errors import Conflict, NotFound
-from gateway.registry import selectors
 from gateway.registry.digests import is_digest
 from gateway.registry.errors import Denied, ManifestUnknown
+from gateway.registry.manifest_selectors import manifest_detail
 from gateway.registry.services.manifests import manifest_delete
 
 DIGEST = OpenApiParameter("digest", OpenApiTypes.STR, OpenApiParameter.PATH, description="Manifest digest (`sha256:…`).")
@@ -96,7 +96,7 @@ class ManifestGetApi(ApiView):
     )
     def get(self, request: Request, slug: str, name: str, digest: str) -> Response:
         repository = _repository(request, name)
-        detail = selectors.manifest_detail(
+        detail = manifest_detail(
             tenant=request.tenant,  # type: ignore[attr-defined]
             repository=repository,
             digest=_manifest_digest(digest, name),

@@ -1,7 +1,9 @@
 """Template filters every dashboard area shares: `{% load wharf %}`.
 
-- `binarysize` (also spelled `bytes_binary`): a byte count in binary units (KiB = 1024 B, MiB, …); below
+- `binarysize` (also spelled `bytes_binary`, `binary_bytes`): a byte count in binary units (KiB = 1024 B, MiB, …); below
   1 KiB the exact count. Pair it with the exact count in a `title` (`{{ n|intcomma_plain }} bytes`).
+- `exact_bytes`: "12,345 bytes", for that `title`.
+- `short_digest`: `sha256:` and 12 hex digits (the full digest in a `title` or a copy button).
 - `intcomma_plain`: an integer with grouping (1,234,567), without loading django.contrib.humanize.
 """
 
@@ -32,6 +34,17 @@ def binarysize(value: object) -> str:
 
 
 register.filter("bytes_binary", binarysize)
+register.filter("binary_bytes", binarysize)
+
+
+@register.filter
+def exact_bytes(value: object) -> str:
+    """12345 → "12,345 bytes" (for a `title` beside `binarysize`)."""
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return ""
+    return "1 byte" if n == 1 else f"{n:,} bytes"
 
 
 @register.filter

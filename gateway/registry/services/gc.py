@@ -19,7 +19,8 @@ Pushes reference rows FOR KEY SHARE inside the transaction that writes the refer
 (registry/locks.py), so a row GC has locked cannot gain a reference, and a row a push has
 locked is skipped. The marks only implement the grace period; safety comes from the locks and
 the re-check. A dry run performs the same steps in a transaction it rolls back, reading instead
-of deleting, and lists what would go.
+of deleting, and lists what would go; `gc_preview` is that dry run without a job run (the
+dashboard's "what would be freed", docs/decisions/0032).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 KIND_GC = "gc"
 
-__all__ = ["KIND_GC", "GcReport", "GcSettings", "gc_mark", "gc_run", "gc_run_to_completion", "gc_tenant_ids"]
+__all__ = ["KIND_GC", "GcReport", "GcSettings", "gc_mark", "gc_preview", "gc_run", "gc_run_to_completion", "gc_tenant_ids"]
 
 
 class _DryRunRollback(Exception):
@@ -65,6 +66,31 @@ def gc_run(
     also record their objects, and objects go only after one more check; `done` False means
     the batch budget ran out and a continuation (same `job_id`) should follow.
     """
+    cfg = _settings(grace=grace, batch_size=batch_size, max_batches=max_batches)
+    store = store_for(tenant)
+    with jobrun_claim(kind=KIND_GC, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
+        if job is None:
+            return None
+        dry_run = dry_run or job.dry_run  # a run started as a dry run (through the API) stays one, whatever its task says
+        report = GcReport(
+            tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, grace_seconds=int(cfg.grace.total_seconds()), job_id=job.pk
+        )
+        if dry_run:
+            _dry_steps(tenant=tenant, cfg=cfg, report=report)
+            report.done = True
+            jobrun_record(run=job, counts=report.counts, bytes_freed=report.bytes_freed)
+            report.close(job)
+            return report
+        # A continuation of a chain skips the mark: its marks are already in place.
+        mark = not (job.counts or {}).get("mark_passes")
+        report.done = _gc_steps(tenant=tenant, cfg=cfg, report=report, job=job, mark=mark)
+        report.close(job)
+        log.info("gc %s: %s", tenant.slug, report.counts, extra={"tenant": tenant.slug, "job_id": job.pk, "done": report.done})
+        return report
+
+
+def _settings(*, grace: timedelta | None, batch_size: int | None, max_batches: int | None) -> GcSettings:
+    """The knobs of a run: the settings, overridden where given; ValueError for values a run cannot use."""
     base = GcSettings.current()
     cfg = GcSettings(
         grace=base.grace if grace is None else grace,
@@ -80,31 +106,35 @@ def gc_run(
         )
     if cfg.max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {cfg.max_batches}")
-    store = store_for(tenant)
-    with jobrun_claim(kind=KIND_GC, tenant=tenant, dry_run=dry_run, job_id=job_id, task_id=task_id) as job:
-        if job is None:
-            return None
-        dry_run = dry_run or job.dry_run  # a run started as a dry run (through the API) stays one, whatever its task says
-        report = GcReport(
-            tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, grace_seconds=int(cfg.grace.total_seconds()), job_id=job.pk
-        )
-        if dry_run:
-            try:
-                with transaction.atomic():
-                    _gc_steps(tenant=tenant, cfg=cfg, report=report, job=None, mark=True)
-                    raise _DryRunRollback
-            except _DryRunRollback:
-                pass
-            report.done = True
-            jobrun_record(run=job, counts=report.counts, bytes_freed=report.bytes_freed)
-            report.close(job)
-            return report
-        # A continuation of a chain skips the mark: its marks are already in place.
-        mark = not (job.counts or {}).get("mark_passes")
-        report.done = _gc_steps(tenant=tenant, cfg=cfg, report=report, job=job, mark=mark)
-        report.close(job)
-        log.info("gc %s: %s", tenant.slug, report.counts, extra={"tenant": tenant.slug, "job_id": job.pk, "done": report.done})
-        return report
+    return cfg
+
+
+def _dry_steps(*, tenant: Tenant, cfg: GcSettings, report: GcReport) -> bool:
+    """The real run's steps (mark, sweep manifests, sweep blobs) in a transaction rolled back: lists what would go; True if it saw every candidate."""
+    done = False
+    try:
+        with transaction.atomic():
+            done = _gc_steps(tenant=tenant, cfg=cfg, report=report, job=None, mark=True)
+            raise _DryRunRollback
+    except _DryRunRollback:
+        pass
+    return done
+
+
+def gc_preview(*, tenant: Tenant, grace: timedelta | None = None) -> GcReport:
+    """What a GC of the tenant started now would delete, with `grace` (default: the setting; zero: once the grace period is over).
+
+    The same selection as `gc_run` (its dry run: mark, then both sweeps, in a transaction
+    rolled back), but read-only in effect: no JobRun row, no job lock, no audit entry; rows a
+    push or a running GC holds are skipped as the run would skip them. `done` False means the
+    batch budget ran out before every candidate was looked at (the figures are then a floor).
+    """
+    cfg = _settings(grace=grace, batch_size=None, max_batches=None)
+    report = GcReport(
+        tenant=tenant.slug, bucket=store_for(tenant).bucket, dry_run=True, grace_seconds=int(cfg.grace.total_seconds())
+    )
+    report.done = _dry_steps(tenant=tenant, cfg=cfg, report=report)
+    return report
 
 
 def _gc_steps(*, tenant: Tenant, cfg: GcSettings, report: GcReport, job: JobRun | None, mark: bool) -> bool:
