@@ -107,12 +107,15 @@ def credentials_authenticate(
     return _succeeded(principal, ip=ip, user_agent=user_agent, detail=where, record=record_success)
 
 
-def bearer_authenticate(*, secret: str, ip: str, user_agent: str = "", channel: str = "api") -> Principal:
+def bearer_authenticate(
+    *, secret: str, ip: str, user_agent: str = "", channel: str = "api", tenant_slug: str | None = None
+) -> Principal:
     """The principal an `Authorization: Bearer` personal access token or robot secret names; LoginFailed otherwise.
 
     Never throttled (like every token secret); failures are counted per address and audited sampled.
+    `tenant_slug`: also read the user's membership there (`Principal.membership`), in the same query.
     """
-    found = bearer_secret_check(secret=secret)
+    found = bearer_secret_check(secret=secret, tenant_slug=tenant_slug)
     if found is None:
         _token_failed(actor="bearer", ip=ip, user_agent=user_agent, where={"channel": channel})
         raise LoginFailed("invalid, revoked or expired token")
