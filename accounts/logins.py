@@ -122,12 +122,15 @@ def login_failure_record(*, account: str, ip: str, user_agent: str, where: dict[
     )
 
 
-def bearer_authenticate(*, secret: str, ip: str, user_agent: str = "", channel: str = "api") -> Principal:
+def bearer_authenticate(
+    *, secret: str, ip: str, user_agent: str = "", channel: str = "api", tenant_slug: str | None = None
+) -> Principal:
     """The principal an `Authorization: Bearer` personal access token or robot secret names; LoginFailed otherwise.
 
     Never throttled (like every token secret); failures are counted per address and audited sampled.
+    `tenant_slug`: also read the user's membership there (`Principal.membership`), in the same query.
     """
-    found = bearer_secret_check(secret=secret)
+    found = bearer_secret_check(secret=secret, tenant_slug=tenant_slug)
     if found is None:
         _token_failed(actor="bearer", ip=ip, user_agent=user_agent, where={"channel": channel})
         raise LoginFailed("invalid, revoked or expired token")

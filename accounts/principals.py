@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from accounts.models import PersonalAccessToken, RobotAccount, User
+from accounts.models import PersonalAccessToken, RobotAccount, Tenant, User
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class Principal:
     repositories: tuple[str, ...]
     # The personal access token that authenticated the user, if one did (refresh tokens inherit its limits).
     access_token: PersonalAccessToken | None = None
+    # The user's membership in one tenant, read in the same query as the token (accounts.bearer): (slug,
+    # (tenant, role) or None when not a member there). None: not looked up. Never outlives the request.
+    membership: tuple[str, tuple[Tenant, str] | None] | None = field(default=None, compare=False)
 
     def repository_allowed(self, repository: str) -> bool:
         """Whether the repository name matches the patterns (always, with none); `*` also crosses `/`."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import replace
 from datetime import datetime
 
 from django.contrib.auth import authenticate
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.bearer import access_token_with_membership
 from accounts.invitations import invitation_pk_for_token
 from accounts.models import AuditEvent, Invitation, Membership, PersonalAccessToken, RobotAccount, Tenant, User
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
@@ -175,13 +177,22 @@ def token_credentials_check(*, username: str, secret: str) -> Principal | None:
     return None
 
 
-def bearer_secret_check(*, secret: str) -> Principal | None:
+def bearer_secret_check(*, secret: str, tenant_slug: str | None = None) -> Principal | None:
     """The principal a bare personal access token or robot secret names (`Authorization: Bearer`), or None; records last use.
 
     The same lookups as token_credentials_check, without a username: the 256-bit secret alone identifies its owner.
+    With `tenant_slug`, a personal access token's user's membership there is read in the same query
+    (`Principal.membership`, docs/decisions/0037).
     """
     if not is_token_secret(secret):
         return None
+    if tenant_slug is not None and secret.startswith(TOKEN_PREFIX) and len(secret) <= MAX_SECRET_LENGTH:
+        digest = hash_secret(secret)
+        found = access_token_with_membership(token_hash=digest, tenant_slug=tenant_slug, now=timezone.now())
+        if found is None or not hmac.compare_digest(found[0].token_hash, digest) or not found[0].user.is_active:
+            return None
+        access_token_touch(token=found[0])
+        return replace(principal_for_access_token(found[0]), membership=(tenant_slug, found[1]))
     token = access_token_find(secret=secret)
     if token is not None:
         access_token_touch(token=token)

@@ -52,7 +52,11 @@ class BearerAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The token is not valid text.") from None
         try:
             principal = bearer_authenticate(
-                secret=secret, ip=request.META.get("REMOTE_ADDR", ""), user_agent=request.META.get("HTTP_USER_AGENT", "")
+                secret=secret,
+                ip=request.META.get("REMOTE_ADDR", ""),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                # A tenant's path: its membership comes with the token, for TenantMemberPermission (docs/decisions/0037).
+                tenant_slug=(request.parser_context or {}).get("kwargs", {}).get("slug"),
             )
         except LoginFailed as exc:
             raise exceptions.AuthenticationFailed(exc.message) from None

@@ -41,13 +41,27 @@ def _validated(request: Request, filterset_class: type[django_filters.FilterSet]
     return filterset
 
 
+def _unfiltered(request: Request, filterset_class: type[django_filters.FilterSet]) -> bool:
+    """Whether the request names none of the FilterSet's (all optional) parameters: then it changes nothing.
+
+    Most list requests (every `next` page without filters) skip building a FilterSet and its form.
+    """
+    names = filterset_class.base_filters
+    params = request.query_params
+    return not any(name in params for name in names) and not any(f.extra.get("required") for f in names.values())
+
+
 def filtered(request: Request, filterset_class: type[django_filters.FilterSet], queryset: QuerySet) -> QuerySet:
     """`queryset` narrowed by the request's query parameters through `filterset_class`; ValidationError (400) if invalid."""
+    if _unfiltered(request, filterset_class):
+        return queryset
     return _validated(request, filterset_class, queryset).qs
 
 
 def cleaned(request: Request, filterset_class: type[django_filters.FilterSet], queryset: QuerySet) -> tuple[QuerySet, dict]:
-    """Like `filtered`, with the validated values as well (e.g. a `sort` choice for the paginator)."""
+    """Like `filtered`, with the validated values as well (e.g. a `sort` choice for the paginator; {} without parameters)."""
+    if _unfiltered(request, filterset_class):
+        return queryset, {}
     filterset = _validated(request, filterset_class, queryset)
     return filterset.qs, dict(filterset.form.cleaned_data)
 

@@ -6,7 +6,7 @@ client address. Authenticated callers have a read budget (GET, HEAD, OPTIONS) an
 smaller write budget; the address budget is for both. The limits and the window are settings
 (GATEWAY_API_RATE_READ, _WRITE, _ANONYMOUS per GATEWAY_API_RATE_WINDOW_SECONDS).
 
-Each window is one Redis counter (`INCR`, expiring with the window), so every web process
+Each window is one Redis counter (`INCR` and its expiry in one script, EVALSHA), so every web process
 shares it and the count is exact. Every response says where the caller stands with
 `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds until the window resets)
 and `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers); a refused request is a 429
@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from redis.commands.core import AsyncScript, Script
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -66,6 +67,20 @@ class RateLimit:
         }
 
 
+# INCR, and the window's expiry on its first request: one round trip, the script sent once per process (EVALSHA).
+_COUNT_LUA = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+_scripts: dict[redis.Redis, AsyncScript | Script] = {}
+
+
+def _count(key: str, ttl: int) -> int:
+    """The window counter `key` after counting this request (it expires `ttl` seconds after its first)."""
+    client = api_redis()
+    script = _scripts.get(client)
+    if script is None:
+        script = _scripts[client] = client.register_script(_COUNT_LUA)
+    return int(script(keys=[key], args=[ttl]))  # type: ignore[arg-type]
+
+
 def caller_id(request: Request) -> str | None:
     """`robot:<pk>`, `token:<pk>` (a personal access token) or `user:<pk>` (a session); None for nobody."""
     principal = request.auth if isinstance(request.auth, Principal) else None
@@ -101,10 +116,7 @@ class ApiRateThrottle(BaseThrottle):
         start = int(now // window) * window
         key = f"{KEY_PREFIX}{policy}:{caller or 'ip:' + str(self.get_ident(request))}:{start}"
         try:
-            pipe = api_redis().pipeline()
-            pipe.incr(key)
-            pipe.expire(key, window + 1)
-            count = int(pipe.execute()[0])
+            count = _count(key, window + 1)
         except redis.RedisError as exc:
             _fail_open(exc)
             return True

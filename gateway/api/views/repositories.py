@@ -9,6 +9,8 @@ patterns sees only matching repositories (others are 404), as on /v2/.
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.principals import Principal
-from gateway.api.base import ApiView, paginate
+from gateway.api.base import ApiView, iso_datetime, paginate_rows
 from gateway.api.filtering import cleaned, filter_parameters, filtered
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ANY_ROLE, ROBOT, TenantMemberPermission
@@ -126,6 +128,18 @@ class RepositoryOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+def _repository_item(row: dict, tz: tzinfo) -> dict:
+    """A repository_rows() row as RepositoryOutputSerializer writes it (same fields, order and types)."""
+    return {
+        "name": row["name"],
+        "visibility": row["visibility"],
+        "description": row["description"],
+        "tag_count": row["tag_count"],
+        "last_pushed_at": iso_datetime(row["last_pushed_at"], tz),
+        "created_at": iso_datetime(row["created_at"], tz),
+    }
+
+
 class RepositoryDetailSerializer(RepositoryOutputSerializer):
     stored_bytes = serializers.IntegerField(help_text="Its manifests and the blobs linked into it (shared blobs count in each).")
     last_pulled_at = serializers.DateTimeField(allow_null=True)
@@ -150,10 +164,10 @@ class RepositoryListApi(ApiView):
     )
     def get(self, request: Request, slug: str) -> Response:
         tenant = request.tenant  # type: ignore[attr-defined]
-        everything = selectors.repository_list(tenant=tenant, patterns=_patterns(request))
+        everything = selectors.repository_rows(tenant=tenant, patterns=_patterns(request))
         repositories, values = cleaned(request, RepositoryFilter, everything)
         ordering = SORTS[values.get("sort") or "name"]
-        return paginate(request=request, view=self, queryset=repositories, serializer=self.OutputSerializer, ordering=ordering)
+        return paginate_rows(request=request, view=self, rows=repositories, represent=_repository_item, ordering=ordering)
 
 
 class RepositoryGetApi(ApiView):
@@ -252,6 +266,19 @@ class TagOutputSerializer(serializers.Serializer):
     immutable = serializers.BooleanField()
 
 
+def _tag_item(row: dict, tz: tzinfo) -> dict:
+    """A tag_rows() row as TagOutputSerializer writes it (same fields, order and types)."""
+    return {
+        "name": row["name"],
+        "digest": row["manifest__digest"],
+        "media_type": row["manifest__media_type"],
+        "size": row["manifest__size"],
+        "pushed_at": iso_datetime(row["last_pushed_at"], tz),
+        "last_pulled_at": iso_datetime(row["last_pulled_at"], tz),
+        "immutable": row["immutable"],
+    }
+
+
 class TagListApi(ApiView):
     """A repository's tags by name, a page at a time."""
 
@@ -271,8 +298,8 @@ class TagListApi(ApiView):
     )
     def get(self, request: Request, slug: str, name: str) -> Response:
         repository = _repository(request, name)
-        tags = filtered(request, TagFilter, selectors.tag_list_detailed(tenant=request.tenant, repository=repository))  # type: ignore[attr-defined]
-        return paginate(request=request, view=self, queryset=tags, serializer=self.OutputSerializer, ordering="name")
+        tags = filtered(request, TagFilter, selectors.tag_rows(tenant=request.tenant, repository=repository))  # type: ignore[attr-defined]
+        return paginate_rows(request=request, view=self, rows=tags, represent=_tag_item, ordering="name")
 
 
 class TagGetApi(ApiView):
