@@ -183,7 +183,7 @@ def _children(env: dict[str, str]) -> list[Child]:
 
 
 def _say_running(port: str) -> None:
-    log(f"Wharf is running at http://127.0.0.1:{port}/  (ready check: http://127.0.0.1:{port}/readyz)")
+    log(f"Wharf is running: open http://127.0.0.1:{port}/ to sign up or sign in  (ready check: http://127.0.0.1:{port}/readyz)")
     log("Create a tenant and its owner:  .venv/bin/python manage.py create_tenant acme --owner alice --password-stdin")
     log(f"Then: docker login 127.0.0.1:{port} -u alice   and   docker push 127.0.0.1:{port}/acme/app:1")
     log("Press Ctrl-C to stop everything.")

@@ -33,7 +33,8 @@ def binarysize(value: object) -> str:
     return f"{text} {_UNITS[unit]}"
 
 
-register.filter("bytes_binary", binarysize)
+# The same filter under the names the areas first gave it.
+bytes_binary = binary_bytes = register.filter("bytes_binary", binarysize)
 register.filter("binary_bytes", binarysize)
 
 
