@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Admin API list pages at scale: 10,000 repositories and 100,000 tags, cursor pages of 100, 8 connections.
+"""Admin API list pages at scale: 10,000 repositories and 100,000 tags, cursor pages of 100, 8 connections;
+and the dashboard's repositories, repository (big/app's tags) and manifest pages on the same data.
 
     .venv/bin/python bench/api.py [--repositories 10000] [--tags 100000] [--seconds 5] [--connections 8] [--json PATH]
 
@@ -43,6 +44,9 @@ BIG = "big/app"
 LIMIT = 100
 P99_TARGET_MS = 100.0
 FLAT_RATIO = 1.5
+# The dashboard's page sizes (gateway/dashboard/views/repositories.py); its pages are numbered (?page=N).
+DASHBOARD_REPOSITORIES_PER_PAGE = 25
+DASHBOARD_TAGS_PER_PAGE = 50
 # The admin API's throttle (issue 10) must not be what this measures: far above 8 connections' rate.
 UNTHROTTLED = {"GATEWAY_API_RATE_READ": "100000000", "GATEWAY_API_RATE_WRITE": "100000000"}
 
@@ -116,12 +120,40 @@ def web_cpu_seconds(lab: Lab) -> float:
 
 
 def measure_list(lab: Lab, what: str, path: str, headers: dict[str, str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """An API list: every page walked through `next`, then its first, middle and last page measured."""
     base = f"http://{lab.wharf.host}"  # type: ignore[union-attr]
     pages, walk_seconds = walk(f"{base}{path}?limit={LIMIT}", headers)
     log(f"{what}: {len(pages)} pages, walked in {sum(walk_seconds):.1f} s")
+    picks = [(label, index, pages[index], walk_seconds[index]) for label, index in _positions(len(pages))]
+    return measure_pages(lab, what, picks, len(pages), headers, args)
+
+
+def measure_dashboard_list(
+    lab: Lab, what: str, path: str, pages: int, headers: dict[str, str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """A dashboard page of `pages` numbered pages (?page=N): its first, middle and last page measured."""
+    base = f"http://{lab.wharf.host}"  # type: ignore[union-attr]
+    session = requests.Session()
+    session.trust_env = False
+    picks = []
+    for label, index in _positions(pages):
+        url = f"{base}{path}?page={index + 1}" if pages > 1 else f"{base}{path}"
+        started = time.monotonic()
+        session.get(url, headers=headers, timeout=60, allow_redirects=False).raise_for_status()
+        picks.append((label, index, url, time.monotonic() - started))
+    return measure_pages(lab, what, picks, pages, headers, args)
+
+
+def _positions(pages: int) -> list[tuple[str, int]]:
+    return [("first", 0), ("middle", pages // 2), ("last", pages - 1)] if pages > 1 else [("only", 0)]
+
+
+def measure_pages(
+    lab: Lab, what: str, picks: list[tuple[str, int, str, float]], pages: int, headers: dict[str, str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """wrk at 1 and at `--connections` connections on each picked page: latency, rate, errors, the web processes' CPU a request."""
     rows = []
-    for label, index in (("first", 0), ("middle", len(pages) // 2), ("last", len(pages) - 1)):
-        url = pages[index]
+    for label, index, url, walk_s in picks:
         common = dict(method="GET", headers=headers, threads=1, script_dir=lab.work)
         probes.wrk(url, seconds=1, connections=args.connections, **common)  # warm-up
         alone = probes.wrk(url, seconds=args.seconds, connections=1, **common)
@@ -133,7 +165,7 @@ def measure_list(lab: Lab, what: str, path: str, headers: dict[str, str], args: 
                 "list": what,
                 "page": label,
                 "index": index + 1,
-                "pages": len(pages),
+                "pages": pages,
                 "p50_ms": round(result.p50_ms, 1),
                 "p99_ms": round(result.p99_ms, 1),
                 "rps": round(result.rps),
@@ -142,11 +174,33 @@ def measure_list(lab: Lab, what: str, path: str, headers: dict[str, str], args: 
                 "web_cpu_ms": round(cpu_ms, 1),
                 "alone_p50_ms": round(alone.p50_ms, 1),
                 "alone_p99_ms": round(alone.p99_ms, 1),
-                "walk_ms": round(walk_seconds[index] * 1000, 1),
+                "walk_ms": round(walk_s * 1000, 1),
             }
         )
-        log(f"{what} {label} page ({index + 1}/{len(pages)}): p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
+        log(f"{what} {label} page ({index + 1}/{pages}): p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
     return rows
+
+
+def dashboard_session(repositories: int, tags: int) -> tuple[dict[str, str], list[tuple[str, str, int]]]:
+    """A signed-in session of the bench tenant's owner (a Cookie header) and the dashboard pages to measure: (name, path, pages)."""
+    from django.conf import settings
+    from django.test import Client
+
+    from accounts.models import User
+    from gateway.registry.models import Manifest
+
+    client = Client()
+    client.force_login(User.objects.get(username=OWNER), backend="django.contrib.auth.backends.ModelBackend")
+    cookie = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"}
+    digest = Manifest.objects.filter(tenant__slug=TENANT, repository__name=BIG).values_list("digest", flat=True).first()
+    big_tags = tags // 2
+    repos_pages = -(-repositories // DASHBOARD_REPOSITORIES_PER_PAGE)
+    tag_pages = -(-big_tags // DASHBOARD_TAGS_PER_PAGE)
+    return cookie, [
+        ("ui repositories", f"/orgs/{TENANT}/repositories/", repos_pages),
+        ("ui repository", f"/orgs/{TENANT}/repositories/{BIG}/", tag_pages),
+        ("ui manifest", f"/orgs/{TENANT}/repositories/{BIG}/manifests/{digest}/", 1),
+    ]
 
 
 def verdicts(rows: list[dict[str, Any]]) -> dict[str, bool]:
@@ -162,18 +216,18 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, bool]:
 def print_table(rows: list[dict[str, Any]], seeded: dict[str, Any], args: argparse.Namespace) -> dict[str, bool]:
     print()
     print(
-        f"Admin API list pages (limit {LIMIT}), wrk -c{args.connections} for {args.seconds} s per page, gunicorn 2 workers; "
+        f"Admin API list pages (limit {LIMIT}) and the dashboard's pages (25 repositories, 50 tags a page), wrk -c{args.connections} for {args.seconds} s per page, gunicorn 2 workers; "
         f"{seeded['repositories']:,} repositories, {seeded['tags']:,} tags ({seeded['big_tags']:,} in {BIG}); "
         f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'list':<14} {'page':<7} {'#':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>6} {'c1 p50':>7} {'c1 p99':>7} {'cpu ms':>7} {'walk ms':>8} {'errors':<10}"
+        f"{'list':<16} {'page':<7} {'#':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>6} {'c1 p50':>7} {'c1 p99':>7} {'cpu ms':>7} {'walk ms':>8} {'errors':<10}"
     )
     for r in rows:
         page = f"{r['index']}/{r['pages']}"
         errors = ",".join(f"{k}={v}" for k, v in r["errors"].items()) or "-"
         print(
-            f"{r['list']:<14} {r['page']:<7} {page:>9} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['rps']:>6} "
+            f"{r['list']:<16} {r['page']:<7} {page:>9} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['rps']:>6} "
             f"{r['alone_p50_ms']:>7.1f} {r['alone_p99_ms']:>7.1f} {r['web_cpu_ms']:>7.1f} {r['walk_ms']:>8.1f} {errors:<10}"
         )
     result = verdicts(rows)
@@ -191,6 +245,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=5, help="wrk duration per page (default 5)")
     p.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--no-dashboard", action="store_true", help="only the admin API's lists, not the dashboard's pages")
     p.add_argument("--keep", action="store_true", help="keep the work directory (gunicorn log) for inspection")
     args = p.parse_args(argv)
     if args.repositories < 2 or args.tags < 2 * args.repositories or args.seconds < 1 or args.connections < 1:
@@ -226,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"seeded in {seeded['seconds']} s")
         rows = measure_list(lab, "repositories", f"/api/v1/tenants/{TENANT}/repositories", headers, args)
         rows += measure_list(lab, "tags", f"/api/v1/tenants/{TENANT}/repositories/{BIG}/-/tags", headers, args)
+        if not args.no_dashboard:
+            cookie, dashboard_pages = dashboard_session(args.repositories, args.tags)
+            for what, path, pages in dashboard_pages:
+                rows += measure_dashboard_list(lab, what, path, pages, cookie, args)
         result = print_table(rows, seeded, args)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)

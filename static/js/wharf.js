@@ -13,10 +13,16 @@
       text = target ? (target.value !== undefined && target.tagName === "INPUT" ? target.value : target.textContent.trim()) : "";
     }
     var done = function () {
+      // The visible text and the accessible name change together (WCAG 2.5.3: the name contains the label).
       var label = button.textContent;
+      var name = button.getAttribute("aria-label");
       button.textContent = "Copied";
+      if (name !== null) { button.setAttribute("aria-label", "Copied"); }
       button.setAttribute("aria-live", "polite");
-      window.setTimeout(function () { button.textContent = label; }, 1500);
+      window.setTimeout(function () {
+        button.textContent = label;
+        if (name !== null) { button.setAttribute("aria-label", name); }
+      }, 1500);
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, function () {});

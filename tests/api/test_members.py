@@ -222,5 +222,8 @@ def test_two_concurrent_demotions_of_the_last_two_owners_cannot_both_succeed(acm
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(statuses.values()) == [200, 409], statuses
+    # The loser gets 409 when it read its own role (owner) before the winner committed and then lost the
+    # last-owner check under the lock, or 403 when its request began after that commit: it was an admin by then,
+    # and admins do not change owners. Both serialisations are right; what may never happen is two 200s.
+    assert sorted(statuses.values()) in ([200, 403], [200, 409]), statuses
     assert Membership.objects.filter(tenant=acme, role=R.OWNER).count() == 1

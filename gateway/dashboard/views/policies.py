@@ -9,6 +9,7 @@ opened (the form's `version`), so two admins never overwrite each other unknowin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -176,16 +177,39 @@ def retention_edit(request: HttpRequest, slug: str, policy_id: int) -> HttpRespo
 def retention_delete(request: HttpRequest, slug: str, policy_id: int) -> HttpResponse:
     """GET: the confirmation; POST: remove the policy."""
     policy = _policy(request, policy_id)
+    return _confirm_delete(
+        request,
+        slug,
+        target=policy,
+        lock=lambda: locks.retention_policy_for_update(tenant=_tenant(request), policy_id=policy.pk),
+        remove=lambda locked: retention_policy_delete(tenant=_tenant(request), policy=locked, actor=_actor(request)),
+        what=f"the retention policy for {_scope_name(policy)}",
+        done=f"Retention policy for {_scope_name(policy)} removed.",
+        back="dashboard:retention_edit",
+    )
+
+
+def _confirm_delete(
+    request: HttpRequest,
+    slug: str,
+    *,
+    target: Any,
+    lock: Callable[[], Any],
+    remove: Callable[[Any], None],
+    what: str,
+    done: str,
+    back: str,
+) -> HttpResponse:
+    """GET: the confirmation page for `what`; POST: lock the row (404 if it is gone meanwhile), remove it, back to the list."""
     if request.method == "POST":
         with transaction.atomic():
-            locked = locks.retention_policy_for_update(tenant=_tenant(request), policy_id=policy.pk)
+            locked = lock()
             if locked is None:
-                raise Http404("No such policy.")
-            retention_policy_delete(tenant=_tenant(request), policy=locked, actor=_actor(request))
-        messages.success(request, f"Retention policy for {_scope_name(policy)} removed.")
+                raise Http404("It was removed meanwhile.")
+            remove(locked)
+        messages.success(request, done)
         return redirect("dashboard:policies", slug)
-    what = f"the retention policy for {_scope_name(policy)}"
-    context = {"nav_current": "policies", "what": what, "back": "dashboard:retention_edit", "target": policy}
+    context = {"nav_current": "policies", "what": what, "back": back, "target": target}
     return render(request, "dashboard/policies/delete.html", context)
 
 
@@ -265,14 +289,14 @@ def rule_edit(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
 def rule_delete(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
     """GET: the confirmation; POST: remove the rule (its tags become mutable again unless flagged)."""
     rule = _rule(request, rule_id)
-    if request.method == "POST":
-        with transaction.atomic():
-            locked = locks.immutable_rule_for_update(tenant=_tenant(request), rule_id=rule.pk)
-            if locked is None:
-                raise Http404("No such rule.")
-            immutable_rule_delete(tenant=_tenant(request), rule=locked, actor=_actor(request))
-        messages.success(request, f"Immutable-tag rule {rule.repository_pattern or '*'}:{rule.tag_pattern} removed.")
-        return redirect("dashboard:policies", slug)
-    what = f"the immutable-tag rule {rule.repository_pattern or '*'}:{rule.tag_pattern} (its tags become mutable again)"
-    context = {"nav_current": "policies", "what": what, "back": "dashboard:rule_edit", "target": rule}
-    return render(request, "dashboard/policies/delete.html", context)
+    name = f"{rule.repository_pattern or '*'}:{rule.tag_pattern}"
+    return _confirm_delete(
+        request,
+        slug,
+        target=rule,
+        lock=lambda: locks.immutable_rule_for_update(tenant=_tenant(request), rule_id=rule.pk),
+        remove=lambda locked: immutable_rule_delete(tenant=_tenant(request), rule=locked, actor=_actor(request)),
+        what=f"the immutable-tag rule {name} (its tags become mutable again)",
+        done=f"Immutable-tag rule {name} removed.",
+        back="dashboard:rule_edit",
+    )
