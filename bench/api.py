@@ -51,6 +51,10 @@ DASHBOARD_TAGS_PER_PAGE = 50
 UNTHROTTLED = {"GATEWAY_API_RATE_READ": "100000000", "GATEWAY_API_RATE_WRITE": "100000000"}
 
 
+def _fake_digest(name: str, index: int) -> str:
+    return "sha256:" + hashlib.sha256(f"{name}/{index}".encode()).hexdigest()
+
+
 def seed(lab: Lab, repositories: int, tags: int) -> dict[str, Any]:
     """Rows as pushes leave them (Repository, Manifest, Tag), inserted in bulk into the bench tenant."""
     os.environ.update(lab.wharf.env)  # type: ignore[union-attr]
@@ -73,7 +77,26 @@ def seed(lab: Lab, repositories: int, tags: int) -> dict[str, Any]:
         repos = Repository.objects.bulk_create([Repository(tenant=tenant, name=n) for n in names], batch_size=5000)
         manifests = []
         for repo in repos:
-            payload = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "r": repo.name})
+            # A valid image manifest (the dashboard's manifest page parses it); its blobs are not seeded.
+            payload = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": _fake_digest(repo.name, 0),
+                        "size": 2,
+                    },
+                    "layers": [
+                        {
+                            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": _fake_digest(repo.name, i),
+                            "size": 1024 * i,
+                        }
+                        for i in (1, 2, 3)
+                    ],
+                }
+            )
             manifests.append(
                 Manifest(
                     tenant=tenant,
