@@ -6,26 +6,18 @@ import re
 
 import pyotp
 import pytest
-import redis
 from allauth.account.models import EmailAddress
-from django.conf import settings
 
 from tests.browser.conftest import axe_check, csp_violations
 from tests.browser.mail import wait_for_mail
+from tests.dashboard.test_accounts import _clear_allauth_rate_limits
 from tests.factories import UserFactory
 
 PASSWORD = "pw-secret-123"
 
 
-@pytest.fixture(autouse=True)
-def _clear_allauth_rate_limits():
-    """The live server's allauth limits (signups and logins per minute per address) share this Redis: start clean."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        for key in client.scan_iter(match="*allauth:rl:*"):
-            client.delete(key)
-    finally:
-        client.close()
+# allauth's limits (signups and logins per minute per address) are in the Redis the live server shares: clean per test.
+__all__ = ["_clear_allauth_rate_limits"]  # autouse here too
 
 
 @pytest.fixture(autouse=True)
