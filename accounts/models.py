@@ -31,8 +31,16 @@ class Tenant(TimeStampedModel):
     slug = models.CharField(max_length=63, unique=True)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    # Written by billing through accounts.services.tenant_quota_set; null = unlimited.
+    # The plan's limits, written by billing through accounts.services.tenant_limits_set (staff set the
+    # storage quota through accounts.tenant_admin too); the registry and accounts only read them. null = unlimited.
     storage_quota_bytes = models.BigIntegerField(null=True, blank=True)
+    private_repositories_limit = models.PositiveIntegerField(null=True, blank=True)
+    members_limit = models.PositiveIntegerField(null=True, blank=True)
+    robots_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Manifest GETs per sliding window of accounts.limits.PULL_WINDOW_SECONDS (6 hours, as Docker Hub counts).
+    pulls_per_window_authenticated = models.PositiveIntegerField(null=True, blank=True)
+    pulls_per_window_anonymous = models.PositiveIntegerField(null=True, blank=True)
+    egress_bytes_per_month_limit = models.BigIntegerField(null=True, blank=True)
     # Pulls of blob content: 307 to a presigned URL, or streamed through the gateway.
     redirect_blob_downloads = models.BooleanField(default=False)
     # Set by accounts.tenant_admin.tenant_suspend (platform operators): pulls go on, pushes and deletes are refused.

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 # Also re-exported: registry, replication and accounts.logins import the audit write from here.
 from accounts.audit import SYSTEM_ACTOR, audit_record
+from accounts.limits import TenantLimits
 from accounts.locks import memberships_lock, robot_lock
 from accounts.models import Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
 from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, TOUCH_INTERVAL_S, hash_secret, new_secret, touch
@@ -143,6 +144,14 @@ def membership_remove(*, tenant: Tenant, username: str, by_role: str, actor: str
     audit_record(
         action="membership.remove", actor=actor or SYSTEM_ACTOR, tenant=tenant, target=username, detail={"role": membership.role}
     )
+
+
+def tenant_limits_set(*, tenant: Tenant, limits: TenantLimits) -> None:
+    """Write every plan limit of the tenant at once (billing calls this on a plan change); no value may be negative."""
+    negative = sorted(name for name, value in limits.as_fields().items() if value is not None and value < 0)
+    if negative:
+        raise ValidationError(f"Limits cannot be negative: {', '.join(negative)}.")
+    Tenant.objects.filter(pk=tenant.pk).update(**limits.as_fields(), updated_at=timezone.now())
 
 
 def tenant_quota_set(*, tenant: Tenant, storage_quota_bytes: int | None) -> None:

@@ -1,1 +1,0 @@
-"""Plans, subscriptions and usage: built by the billing issue."""
