@@ -31,3 +31,15 @@ def worker_exit(server, worker):
     stats = upload_budget_stats()
     if stats is not None:
         server.log.info("upload memory budget (pid %s): peak %d, in use %d, limit %d bytes", worker.pid, *stats)
+
+
+def post_worker_init(worker):
+    """Move everything loading the application created out of the cyclic collector's reach (gc.freeze).
+
+    A loaded Django process holds a few hundred thousand long-lived objects; without this every
+    full collection walks them all, a pause of tens of milliseconds in the middle of some request.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -19,7 +19,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts.models import Membership, Tenant
-from accounts.selectors import tenant_get_for_user
+from accounts.selectors import membership_list
 
 # Roles from least to most: a page open to `writer` is open to admins and owners too.
 ROLE_ORDER = (Membership.Role.READER, Membership.Role.WRITER, Membership.Role.ADMIN, Membership.Role.OWNER)
@@ -51,10 +51,15 @@ class Org:
 
 def org_for(request: HttpRequest, slug: str, *, min_role: str = Membership.Role.READER) -> Org:
     """The organisation `slug` as the signed-in user sees it; Http404 when not a member, below `min_role` or being deleted."""
-    found = tenant_get_for_user(slug=slug, user=request.user)  # type: ignore[arg-type]
-    if found is None or found[0].status == Tenant.Status.DELETING:
+    user = request.user
+    # One query for the page's organisation and the switcher's list (context.py reads it from the request).
+    memberships = list(membership_list(user=user)) if user.is_active else []
+    listed = [m for m in memberships if m.tenant.status != Tenant.Status.DELETING]  # a tenant being deleted is gone
+    request.dashboard_memberships = listed  # type: ignore[attr-defined]
+    found = next((m for m in listed if m.tenant.slug == slug), None)
+    if found is None:
         raise Http404("No such organisation.")
-    org = Org(tenant=found[0], role=found[1])
+    org = Org(tenant=found.tenant, role=found.role)
     if not org.at_least(min_role):
         raise Http404("No such page.")
     return org

@@ -21,5 +21,6 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         "org_nav": org_nav(org) if org is not None else [],
         # Lazy: evaluated only by a template that renders the switcher. A tenant being deleted is left
         # out: its pages answer 404 (access.org_for), so a link to it would lead nowhere.
-        "my_memberships": lambda: list(membership_list(user=user).exclude(tenant__status=Tenant.Status.DELETING)),
+        "my_memberships": getattr(request, "dashboard_memberships", None)
+        or (lambda: list(membership_list(user=user).exclude(tenant__status=Tenant.Status.DELETING))),
     }

@@ -31,7 +31,7 @@ from gateway.registry.models import Blob, BlobUpload, ImmutableTagRule, JobRun, 
 
 # The two lookups every pull makes are written as raw SQL: the ORM's query compilation was a
 # third of a manifest GET's time (bench/README.md). Same columns, same tenant scoping.
-_REPOSITORY_COLUMNS = ["id", "created_at", "updated_at", "tenant_id", "name", "visibility"]
+_REPOSITORY_COLUMNS = ["id", "created_at", "updated_at", "tenant_id", "name", "visibility", "description"]
 _REPOSITORY_SQL = f"SELECT {', '.join(_REPOSITORY_COLUMNS)} FROM registry_repository WHERE tenant_id = %s AND name = %s LIMIT 1"
 _MANIFEST_FIELDS = (
     "m.id, m.created_at, m.updated_at, m.tenant_id, m.repository_id, m.digest, m.media_type, m.size, m.payload,"
@@ -48,7 +48,7 @@ CATALOG_BATCH = 500  # rows read per query while filling a catalog page
 
 
 def repository_get(*, tenant: Tenant, name: str) -> Repository | None:
-    """The tenant's repository with this name, or None (description and deleted_name deferred)."""
+    """The tenant's repository with this name, or None (deleted_name deferred)."""
     with connection.cursor() as cursor:  # not Repository.objects.raw(): its per-query setup cost more than the query
         cursor.execute(_REPOSITORY_SQL, [tenant.pk, name])
         row = cursor.fetchone()

@@ -111,7 +111,8 @@ def test_sessions_page_lists_the_users_sessions_only(client):
 def test_sessions_page_query_count_is_constant(client, django_assert_max_num_queries):
     verified_user()
     sign_in(client, "alice")
-    with django_assert_max_num_queries(12) as few:
+    client.get("/accounts/sessions/")  # the first page after signing in records the session's activity (middleware.py)
+    with django_assert_max_num_queries(8) as few:
         assert client.get("/accounts/sessions/").status_code == 200
     one_session = len(few)
     for i in range(8):

@@ -242,9 +242,9 @@ def test_delete_asks_then_removes_the_webhook_and_its_log(as_caller, hook, deliv
 
 
 def test_list_shows_the_last_delivery_with_constant_queries(as_caller, tenant, hook, delivered, django_assert_max_num_queries):
-    # Bounds include allauth.usersessions' per-request activity tracking (3 statements of every signed-in page).
     client = as_caller("admin")
-    with django_assert_max_num_queries(12):
+    client.get(BASE)  # the first page after signing in also records the session's activity (dashboard/middleware.py)
+    with django_assert_max_num_queries(9):
         page = client.get(BASE).content.decode()
     assert hook.url in page and "delivered" in page and "HTTP 200" in page
     for i in range(15):
@@ -252,14 +252,15 @@ def test_list_shows_the_last_delivery_with_constant_queries(as_caller, tenant, h
         WebhookDelivery.objects.create(
             tenant=tenant, endpoint=extra, event="ping", payload={}, state="failed", last_status_code=500
         )
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(9):
         page = client.get(BASE).content.decode()
     assert page.count("HTTP 500") == 15 and page.count("/orgs/acme/webhooks/") >= 16
 
 
 def test_delivery_log_paginates_with_constant_queries(as_caller, tenant, hook, delivered, django_assert_max_num_queries):
     client = as_caller("admin")
-    with django_assert_max_num_queries(13):
+    client.get(f"{BASE}{hook.pk}/")  # the first page after signing in also records the session's activity
+    with django_assert_max_num_queries(10):
         client.get(f"{BASE}{hook.pk}/")
     WebhookDelivery.objects.bulk_create(
         [
@@ -267,7 +268,7 @@ def test_delivery_log_paginates_with_constant_queries(as_caller, tenant, hook, d
             for i in range(45)
         ]
     )
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(10):
         first = client.get(f"{BASE}{hook.pk}/").content.decode()
     assert first.count("data-delivery=") == 20 and "err 44" in first and "Page 1 of 3" in first
     last = client.get(f"{BASE}{hook.pk}/?page=3").content.decode()
