@@ -9,7 +9,8 @@
   clears the pair's count like the registry's; a completed sign-in (after MFA) is audited as `login`.
 - A password set by change or reset also ends `docker login` sessions (`user_sessions_revoke`:
   refresh tokens revoked, bearer tokens' epoch bumped); allauth logs the browser sessions out.
-- A sign-in through OpenID Connect or GitHub is audited with its provider (`detail.provider`); one
+- Sign-in providers are the environment's only (settings/social.py): SocialApp rows are ignored.
+  A sign-in through OpenID Connect or GitHub is audited with its provider (`detail.provider`); one
   that fails (refused, forged state, an answer that does not verify) is logged for the operator,
   since the person only sees a page saying it did not complete (docs/decisions/0038).
 """
@@ -95,6 +96,11 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def list_apps(self, request: HttpRequest, provider: str | None = None, client_id: str | None = None) -> list[Any]:
+        # Providers come from the environment only (decisions/0030): a SocialApp row (the Django admin offers
+        # them) is ignored, so it can neither add a provider nor duplicate one (allauth: MultipleObjectsReturned, a 500).
+        return [app for app in super().list_apps(request, provider=provider, client_id=client_id) if app.pk is None]
+
     def on_authentication_error(
         self,
         request: HttpRequest,

@@ -1,7 +1,7 @@
 """Sign-in with another identity provider (django-allauth socialaccount), configured from the environment only.
 
 A provider is offered only when its client id and secret are both set; one of the two alone is a
-configuration mistake and refuses to start. No SocialApp rows in the database: what the
+configuration mistake and refuses to start. No SocialApp rows in the database (the social adapter ignores them): what the
 environment says is all there is (docs/decisions/0030).
 
 - Generic OpenID Connect: GATEWAY_OIDC_CLIENT_ID, GATEWAY_OIDC_SECRET, GATEWAY_OIDC_SERVER_URL
