@@ -1,19 +1,14 @@
-"""Local stand-ins for the identity providers Wharf's sign-in talks to: a real OpenID Connect provider and
-a GitHub (Enterprise) OAuth app host, each a threaded HTTP server on a free 127.0.0.1 port.
+"""Stand-ins for the identity providers Wharf's sign-in talks to, each a threaded HTTP server on a free
+127.0.0.1 port, speaking the real protocols to django-allauth's real provider code (docs/decisions/0038).
 
-They speak the real protocols to django-allauth's real provider code (docs/decisions/0038):
-- `OidcProvider`: discovery, /authorize (a login + consent form a person fills in; "Deny" answers
-  `error=access_denied`), /token (client id and secret by post or Basic, single-use code bound to its
-  redirect_uri and client, S256 PKCE when the authorize request carried a challenge), an RS256
-  id_token signed with a key generated per run (iss, aud, exp, iat, nonce when sent, sub, email,
-  email_verified), /userinfo (Bearer), /jwks.
-- `GitHubStandIn`: /login/oauth/authorize, /login/oauth/access_token (form-encoded answer unless JSON
-  is asked for, as GitHub does), /api/v3/user and /api/v3/user/emails (`Authorization: token …`),
-  the paths allauth's GitHub provider uses for a GitHub Enterprise URL (`GITHUB_URL`).
+- `OidcProvider`: discovery, /authorize (a login + consent form; "Deny" answers access_denied), /token
+  (client secret by post or Basic, one-use codes bound to their redirect_uri, S256 PKCE), an RS256
+  id_token (iss, aud, exp, iat, nonce when sent, sub, email, email_verified), /userinfo, /jwks.
+- `GitHubStandIn`: /login/oauth/authorize and /access_token, /api/v3/user and /api/v3/user/emails: the
+  paths allauth's GitHub provider uses with a GitHub Enterprise URL (`GITHUB_URL`).
 
-What the person types into the form decides who signs in, so tests in Chromium and with the test
-client drive the same code. `tamper` changes the next id_token's claims (a provider that lies);
-`token_requests` keeps what each token request sent (to see PKCE and the client's credentials).
+What the person types into the form decides who signs in. `tamper` changes the claims of the next
+id_tokens (a provider that lies); `token_requests` keeps what each token request sent.
 """
 
 from __future__ import annotations
@@ -94,8 +89,13 @@ class StandIn:
         self.server.shutdown()
         self.server.server_close()
 
-    def route(self, request: Request) -> Answer:  # pragma: no cover - each stand-in routes its own paths
-        raise NotImplementedError
+    def routes(self) -> dict[tuple[str, str], Any]:
+        """(method, path) -> handler(request) -> Answer."""
+        return {}
+
+    def route(self, request: Request) -> Answer:
+        handler = self.routes().get((request.method, request.path))
+        return handler(request) if handler else _json(404, {"error": "not_found"})
 
     # --- the parts both protocols share ---
 
@@ -107,15 +107,15 @@ class StandIn:
             return Answer(400, b"redirect_uri is not registered for this client", "text/plain")
         return None
 
-    def consent_form(self, request: Request, fields: list[tuple[str, str, str]]) -> Answer:
-        """The login + consent page: the request's parameters ride along as hidden fields."""
+    def consent_form(self, request: Request) -> Answer:
+        """The login + consent page (username, email, "verified"): the request's parameters ride along as hidden fields."""
         hidden = "".join(
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
             for k, v in {**request.query, **request.form}.items()
         )
         inputs = "".join(
-            f'<p><label for="{name}">{html.escape(label)}</label> <input id="{name}" name="{name}" type="text" value="{html.escape(value)}"></p>'
-            for name, label, value in fields
+            f'<p><label for="{name}">{name.title()}</label> <input id="{name}" name="{name}" type="text"></p>'
+            for name in ("username", "email")
         )
         page = (
             f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{self.title}: sign in</title></head>'
@@ -192,8 +192,8 @@ class OidcProvider(StandIn):
         # Claims to change in the id_tokens issued from now on (a provider that lies or errs).
         self.tamper: dict[str, Any] = {}
 
-    def route(self, request: Request) -> Answer:
-        routes = {
+    def routes(self) -> dict[tuple[str, str], Any]:
+        return {
             ("GET", "/.well-known/openid-configuration"): self.discovery,
             ("GET", "/authorize"): self.authorize,
             ("POST", "/authorize"): self.authorize,
@@ -201,8 +201,6 @@ class OidcProvider(StandIn):
             ("GET", "/userinfo"): self.userinfo,
             ("GET", "/jwks"): self.jwks,
         }
-        handler = routes.get((request.method, request.path))
-        return handler(request) if handler else Answer(404, b"not found", "text/plain")
 
     def discovery(self, request: Request) -> Answer:
         return _json(
@@ -231,7 +229,7 @@ class OidcProvider(StandIn):
         if request.param("response_type") != "code" or "openid" not in request.param("scope").split():
             return _redirect(redirect_uri, error="invalid_request", state=state)
         if request.method == "GET":
-            return self.consent_form(request, [("username", "Username", ""), ("email", "Email", "")])
+            return self.consent_form(request)
         if request.form.get("decision") != "allow":
             return _redirect(redirect_uri, error="access_denied", error_description="The user said no.", state=state)
         username = request.form.get("username", "").strip()
@@ -286,16 +284,14 @@ class GitHubStandIn(StandIn):
         super().__init__(client_id, secret or secrets.token_urlsafe(16))
         self.ids: dict[str, int] = {}
 
-    def route(self, request: Request) -> Answer:
-        routes = {
+    def routes(self) -> dict[tuple[str, str], Any]:
+        return {
             ("GET", "/login/oauth/authorize"): self.authorize,
             ("POST", "/login/oauth/authorize"): self.authorize,
             ("POST", "/login/oauth/access_token"): self.access_token,
             ("GET", "/api/v3/user"): self.user,
             ("GET", "/api/v3/user/emails"): self.emails,
         }
-        handler = routes.get((request.method, request.path))
-        return handler(request) if handler else _json(404, {"message": "Not Found"})
 
     def authorize(self, request: Request) -> Answer:
         refused = self.authorize_check(request)
@@ -303,12 +299,12 @@ class GitHubStandIn(StandIn):
             return refused
         redirect_uri, state = request.param("redirect_uri"), request.param("state")
         if request.method == "GET":
-            return self.consent_form(request, [("login", "Username", ""), ("email", "Email", "")])
+            return self.consent_form(request)
         if request.form.get("decision") != "allow":
             return _redirect(
                 redirect_uri, error="access_denied", error_description="The user has denied your application access.", state=state
             )
-        login = request.form.get("login", "").strip()
+        login = request.form.get("username", "").strip()
         with self.lock:
             user_id = self.ids.setdefault(login, 1000 + len(self.ids))
         email = request.form.get("email", "").strip()

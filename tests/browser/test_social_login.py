@@ -154,7 +154,8 @@ def test_a_forged_state_or_a_refusal_shows_a_clear_page_and_creates_nothing(page
     start_provider_sign_in(page, SSO)
     consent(page, username="fiona", email="fiona@example.com", allow=False)
     page.wait_for_url("**/accounts/3rdparty/login/cancelled/")
-    assert "Login Cancelled" in page.get_by_role("heading", level=1).inner_text()
+    assert page.get_by_role("heading", level=1).inner_text() == "Sign-in cancelled"
+    assert "Nothing was changed and no account was created." in page.content()
     checked(page)
     assert nothing_created(before) and not signed_in(page)
 

@@ -21,6 +21,7 @@ from django.test import override_settings
 from accounts.models import User
 from gateway.settings import social
 from tests.dashboard.test_accounts import _clear_allauth_rate_limits, _settings_in_child
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +180,24 @@ def test_a_wrong_client_secret_is_a_clear_failure(client, providers, caplog):
     assert answer.status_code == 401 and b"could not be verified" in answer.content
     assert not User.objects.filter(username="sam").exists()
     assert "invalid_client" in caplog.text
+
+
+def test_a_provider_error_is_a_clear_failure(client, providers):
+    state = query(client.post(OIDC_LOGIN)["Location"])["state"]
+    answer = client.get(OIDC_LOGIN + "callback/", {"error": "server_error", "state": state})
+    assert answer.status_code == 401
+    assert b"Stand-in SSO did not confirm who you are" in answer.content and b"no account was created" in answer.content
+    assert User.objects.count() == 0
+
+
+def test_the_connections_page_is_the_signed_in_users_own(client, providers):
+    assert client.get("/accounts/3rdparty/")["Location"].startswith("/accounts/login/")
+    owner, other = UserFactory(username="owner"), UserFactory(username="other")
+    theirs = SocialAccount.objects.create(user=other, provider="oidc", uid="sub-other")
+    client.force_login(owner)
+    page = client.get("/accounts/3rdparty/").content.decode()
+    assert "sub-other" not in page and "no third-party accounts connected" in page
+    # Removing someone else's connection by its id is refused and removes nothing.
+    answer = client.post("/accounts/3rdparty/", {"account": theirs.pk})
+    assert answer.status_code == 200 and "Select a valid choice" in str(answer.context["form"].errors["account"])
+    assert SocialAccount.objects.filter(pk=theirs.pk, user=other).exists()
