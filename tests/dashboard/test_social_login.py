@@ -151,6 +151,22 @@ def test_the_code_flow_signs_a_new_person_up_with_pkce(client, providers):
     assert providers.oidc.token_requests[-1]["client_secret"] == providers.oidc.secret
 
 
+def test_the_stand_ins_id_token_verifies_against_its_jwks_with_allauths_own_check(providers):
+    """allauth skips the signature in the code flow (OIDC Core 3.1.3.7) but checks it for tokens handed to it: the stand-in signs for real."""
+    from allauth.socialaccount.internal import jwtkit
+    from allauth.socialaccount.providers.oauth2.client import OAuth2Error
+
+    idp = providers.oidc
+    token = idp.id_token({"sub": "sub-v", "email": "v@example.com", "email_verified": True}, nonce="n-1")
+    check = {"keys_url": idp.url + "/jwks", "issuer": idp.url, "lookup_kid": jwtkit.lookup_kid_jwk}
+    claims = jwtkit.verify_and_decode(credential=token, audience=idp.client_id, **check)
+    assert (claims["sub"], claims["nonce"], claims["aud"]) == ("sub-v", "n-1", idp.client_id)
+    header, payload, signature = token.split(".")
+    forged = ".".join([header, base64.urlsafe_b64encode(b'{"sub":"admin"}').rstrip(b"=").decode(), signature])
+    with pytest.raises(OAuth2Error, match="Invalid id_token"):
+        jwtkit.verify_and_decode(credential=forged, audience=idp.client_id, **check)
+
+
 @pytest.mark.parametrize(
     "tamper",
     [
