@@ -54,12 +54,26 @@ def s3_server():
 
 
 @pytest.fixture(scope="session")
-def wharf(django_db_setup, django_db_blocker, tmp_path_factory):
-    """One live Wharf (gunicorn, two workers) for the session, on the test database (e2e and API tests over HTTP)."""
+def identity_providers():
+    """Stand-in OpenID Connect and GitHub providers (tests/oidc_standin.py) for the session; the live Wharf signs in with them."""
+    from tests.oidc_standin import start_identity_providers
+
+    providers = start_identity_providers()
+    yield providers
+    providers.stop()
+
+
+@pytest.fixture(scope="session")
+def wharf(django_db_setup, django_db_blocker, tmp_path_factory, identity_providers):
+    """One live Wharf (gunicorn, two workers) for the session, on the test database (e2e and API tests over HTTP),
+    with sign-in through the stand-in identity providers configured from the environment."""
+    from tests.e2e.harness import free_port
     from tests.e2e.wharf import start_wharf
 
+    port = free_port()
+    identity_providers.register(f"http://127.0.0.1:{port}")
     with django_db_blocker.unblock():
-        server = start_wharf(tmp_path_factory.mktemp("wharf"))
+        server = start_wharf(tmp_path_factory.mktemp("wharf"), port=port, **identity_providers.env())
     yield server
     server.stop()
 

@@ -9,14 +9,20 @@
   clears the pair's count like the registry's; a completed sign-in (after MFA) is audited as `login`.
 - A password set by change or reset also ends `docker login` sessions (`user_sessions_revoke`:
   refresh tokens revoked, bearer tokens' epoch bumped); allauth logs the browser sessions out.
+- Sign-in providers are the environment's only (settings/social.py): SocialApp rows are ignored.
+  A sign-in through OpenID Connect or GitHub is audited with its provider (`detail.provider`); one
+  that fails (refused, forged state, an answer that does not verify) is logged for the operator,
+  since the person only sees a page saying it did not complete (docs/decisions/0038).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import filter_users_by_email
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django import forms
 from django.http import HttpRequest, HttpResponse
 
@@ -26,6 +32,7 @@ from accounts.logins import LoginThrottled, login_failure_record, login_throttle
 from accounts.sessions import user_sessions_revoke
 
 WHERE = {"service": "dashboard", "channel": "dashboard"}
+logger = logging.getLogger(__name__)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -74,15 +81,40 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse:
         response = super().post_login(request, user, **kwargs)
+        detail = {**WHERE, "signup": bool(kwargs.get("signup"))}
+        sociallogin = (kwargs.get("signal_kwargs") or {}).get("sociallogin")
+        if sociallogin is not None:
+            detail["provider"] = sociallogin.account.provider
         audit_record(
-            action="login",
-            actor=user.get_username(),
-            ip=client_ip(request),
-            user_agent=_user_agent(request),
-            detail={**WHERE, "signup": bool(kwargs.get("signup"))},
+            action="login", actor=user.get_username(), ip=client_ip(request), user_agent=_user_agent(request), detail=detail
         )
         return response
 
     def set_password(self, user: Any, password: str) -> None:
         super().set_password(user, password)
         user_sessions_revoke(user=user, actor=user.get_username())
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def list_apps(self, request: HttpRequest, provider: str | None = None, client_id: str | None = None) -> list[Any]:
+        # Providers come from the environment only (decisions/0030): a SocialApp row (the Django admin offers
+        # them) is ignored, so it can neither add a provider nor duplicate one (allauth: MultipleObjectsReturned, a 500).
+        return [app for app in super().list_apps(request, provider=provider, client_id=client_id) if app.pk is None]
+
+    def on_authentication_error(
+        self,
+        request: HttpRequest,
+        provider: Any,
+        error: str | None = None,
+        exception: Exception | None = None,
+        extra_context: dict[str, Any] | None = None,
+    ) -> None:
+        # The page says only that it did not complete; the operator needs the why (a wrong secret, a clock, a forged state).
+        logger.warning(
+            "sign-in with %s failed: %s%s (from %s)",
+            getattr(provider, "sub_id", provider),
+            error or "unknown",
+            f": {exception!r}" if exception is not None else "",
+            client_ip(request),
+        )
+        super().on_authentication_error(request, provider, error=error, exception=exception, extra_context=extra_context)

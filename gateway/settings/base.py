@@ -229,6 +229,9 @@ MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
 USERSESSIONS_TRACK_ACTIVITY = True
 # Sign-in with OpenID Connect or GitHub, offered only when the environment configures it (settings/social.py).
 SOCIALACCOUNT_PROVIDERS = social.providers_from_env()
+# The provider's "Continue" form redirects to the provider: CSP form-action covers redirects (decisions/0038).
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += social.form_action_origins(SOCIALACCOUNT_PROVIDERS)
+SOCIALACCOUNT_ADAPTER = "gateway.dashboard.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never join an existing account by an email the provider asserts
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_STORE_TOKENS = False

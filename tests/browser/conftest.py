@@ -76,10 +76,7 @@ def context(browser, live, request) -> Iterator[Any]:
 @pytest.fixture
 def page(context, request) -> Iterator[Any]:
     """A page in a fresh context; its last state is saved as var/screenshots/<test>.png."""
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.csp_errors = errors  # type: ignore[attr-defined]
+    pg = watch_console(context.new_page())
     yield pg
     screenshot(pg, request.node.name)
 
@@ -97,6 +94,14 @@ def new_context(browser, live):
     yield make
     for ctx in made:
         ctx.close()
+
+
+def watch_console(pg):
+    """Collect the page's console errors as `pg.csp_errors` (read by `csp_violations`); returns the page."""
+    errors: list[str] = []
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.csp_errors = errors
+    return pg
 
 
 def screenshot(page, name: str) -> Path:
