@@ -8,13 +8,15 @@ import html
 import pytest
 from django.apps import apps
 
+from accounts.invitations import invitation_create
 from accounts.limits import TenantLimits, tenant_limits_get
-from accounts.models import Invitation, RobotAccount, Tenant
+from accounts.models import Invitation, Membership, RobotAccount, Tenant
 from accounts.services import tenant_limits_set
 from billing.models import Plan
 from billing.selectors import subscription_get
 from gateway.registry.models import Repository
 from tests.billing.conftest import seed_migration
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +67,15 @@ def test_a_new_organisation_gets_the_default_plan(as_caller, users, settings):
     tenant = Tenant.objects.get(slug="initech")
     assert subscription_get(tenant=tenant).plan.code == "free"
     assert tenant_limits_get(tenant=tenant) == Plan.objects.get(code="free").limits()
+
+
+def test_accepting_into_a_full_organisation_shows_the_limit_and_keeps_the_invitation(tenant, client):
+    ivy = UserFactory(username="ivy", email="ivy@example.com")
+    issued = invitation_create(tenant=tenant, email="ivy@example.com", role="writer", by_role="owner")
+    limits(tenant, members_limit=1)  # a downgrade while the invitation was pending: the owner fills it
+    client.force_login(ivy, backend="django.contrib.auth.backends.ModelBackend")
+    response = client.post(f"/invitations/{issued.token}/", {"action": "accept"}, follow=True)
+    assert response.status_code == 200
+    assert "members limit reached: the plan of 'acme' allows 1 members, it has 1" in html.unescape(response.content.decode())
+    assert not Membership.objects.filter(tenant=tenant, user=ivy).exists()
+    assert Invitation.objects.get(pk=issued.invitation.pk).status() == "pending"
