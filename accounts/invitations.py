@@ -24,6 +24,7 @@ from accounts.conf import app_settings
 from accounts.locks import invitation_lock
 from accounts.models import Invitation, Membership, Tenant, User
 from accounts.secrets import hash_secret, new_secret
+from accounts.services import members_limit_check
 from gateway.core.errors import ApplicationError, Conflict, Gone, NotFound, ValidationError
 
 INVITATION_PREFIX = "wharf_inv_"
@@ -69,6 +70,9 @@ def invitation_create(
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    # Pending invitations count as members to be: a full organisation sends none it could not honour. After the
+    # invitation rows, before the tenant's: the lock order invitation_accept takes too.
+    members_limit_check(tenant=tenant, pending_invitations=True, except_email=clean)
     Invitation.objects.filter(pk__in=replaced).update(revoked_at=now, updated_at=now)
     token = new_secret(INVITATION_PREFIX)
     try:
@@ -182,6 +186,7 @@ def invitation_accept(
     tenant = invitation.tenant
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise Conflict(f"You are already a member of {tenant.slug!r}.")
+    members_limit_check(tenant=tenant)
     membership = Membership.objects.create(tenant=tenant, user=user, role=invitation.role)
     now = timezone.now()
     Invitation.objects.filter(pk=invitation.pk).update(accepted_at=now, accepted_by=user, updated_at=now)

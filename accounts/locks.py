@@ -23,3 +23,8 @@ def tenant_lock(*, pk: int) -> Tenant | None:
 def invitation_lock(*, pk: int) -> Invitation | None:
     """One invitation with its tenant, locked (accepting it happens once), or None."""
     return Invitation.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").filter(pk=pk).first()
+
+
+def tenant_limit_lock(*, tenant: Tenant, field: str) -> int | None:
+    """One plan limit of the tenant, its row locked FOR NO KEY UPDATE (count, then create, one at a time), or None."""
+    return Tenant.objects.select_for_update(no_key=True).filter(pk=tenant.pk).values_list(field, flat=True).first()

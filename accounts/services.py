@@ -11,9 +11,9 @@ from django.utils import timezone
 
 # Also re-exported: registry, replication and accounts.logins import the audit write from here.
 from accounts.audit import SYSTEM_ACTOR, audit_record
-from accounts.limits import TenantLimits
+from accounts.limits import TenantLimits, limit_check
 from accounts.locks import memberships_lock, robot_lock
-from accounts.models import Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
+from accounts.models import Invitation, Membership, PersonalAccessToken, RefreshToken, RobotAccount, Tenant, TokenScope, User
 from accounts.secrets import ROBOT_PREFIX, TOKEN_PREFIX, TOUCH_INTERVAL_S, hash_secret, new_secret, touch
 from accounts.sessions import refresh_tokens_revoke
 from accounts.validators import validate_repository_patterns, validate_robot_name, validate_tenant_slug
@@ -81,12 +81,27 @@ def tenant_create(*, slug: str, owner: User, name: str = "", actor: str | None =
     return tenant
 
 
+def members_limit_check(*, tenant: Tenant, pending_invitations: bool = False, except_email: str = "") -> None:
+    """QuotaExceeded when the tenant's members (and, when asked, its pending invitations but one to `except_email`) fill
+    its plan's members limit; locks the tenant's row for the caller's transaction when there is a limit."""
+
+    def count() -> int:
+        members = Membership.objects.filter(tenant=tenant).count()
+        if not pending_invitations:
+            return members
+        return members + Invitation.objects.filter(tenant=tenant).pending().exclude(email=except_email).count()
+
+    limit_check(tenant=tenant, field="members_limit", what="members", count=count)
+
+
 @transaction.atomic
 def membership_set(*, tenant: Tenant, user: User, role: str, actor: str | None = None) -> Membership:
     """Give `user` `role` in `tenant` (create or change); idempotent; audited when something changed."""
     if role not in Membership.Role.values:
         raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(Membership.Role.values)}.")
     previous = Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
+    if previous is None:
+        members_limit_check(tenant=tenant)
     membership, _ = Membership.objects.update_or_create(tenant=tenant, user=user, defaults={"role": role})
     if previous != role:
         audit_record(
@@ -253,6 +268,10 @@ def robot_create(
     _refuse_admin(clean_scopes, allowed=False)
     patterns = validate_repository_patterns(repositories)
     expires_at = _expires_at(expires_in_days, what="robot account")
+    # Revoked robots do not count: revoking one makes room for another.
+    limit_check(
+        tenant=tenant, field="robots_limit", what="robots", count=lambda: RobotAccount.objects.for_tenant(tenant).active().count()
+    )
     secret = new_secret(ROBOT_PREFIX)
     try:
         with transaction.atomic():

@@ -16,6 +16,9 @@ from accounts.services import tenant_quota_set
 from gateway.core.errors import NotFound, ValidationError
 
 MAX_REASON = Tenant._meta.get_field("suspension_reason").max_length or 500
+# The reason billing suspends with (an unpaid subscription): the registry's refusal then says so, and
+# billing lifts only a suspension with this reason (never one an operator made for another).
+UNPAID_REASON = "unpaid: the subscription is suspended for non-payment"
 
 
 def _locked(tenant: Tenant) -> Tenant:

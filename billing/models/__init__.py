@@ -1,4 +1,8 @@
 """Billing's models: one module per area, each imported here so that Django finds them.
 
-`plans` (Plan, Subscription) and `usage` (the metered usage records) are added by the billing work.
+`plans` (Plan, Subscription) is here; `usage` (the metered usage records) is added by the metering work.
 """
+
+from billing.models.plans import Plan, Subscription
+
+__all__ = ["Plan", "Subscription"]

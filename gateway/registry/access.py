@@ -25,9 +25,11 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
+from accounts.limits import billing_url
 from accounts.models import Membership, Tenant
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
 from accounts.selectors import membership_role_get, tenant_get_served
+from accounts.tenant_admin import UNPAID_REASON
 from gateway.core.errors import Suspended
 from gateway.registry import selectors
 from gateway.registry.errors import NameInvalid, RegistryError
@@ -95,6 +97,11 @@ SUSPENDED_REFUSES = frozenset({"push", "delete"})
 def suspension_check(*, tenant: Tenant, action: str) -> None:
     """Raise Suspended (403 DENIED, the message names the suspension) if `tenant` is suspended and `action` writes."""
     if action in SUSPENDED_REFUSES and tenant.status == Tenant.Status.SUSPENDED:
+        if tenant.suspension_reason == UNPAID_REASON:
+            raise Suspended(
+                f"tenant {tenant.slug!r} is suspended because its subscription is unpaid: {action} is refused until it is paid"
+                f" (pulls still work); pay at {billing_url(tenant=tenant)}"
+            )
         raise Suspended(
             f"tenant {tenant.slug!r} is suspended: {action} is refused until a platform operator reactivates it"
             " (pulls still work); contact support"

@@ -379,3 +379,7 @@ EMAIL_HOST_PASSWORD = E.string("DJANGO_EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = E.boolean("DJANGO_EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = E.string("DJANGO_DEFAULT_FROM_EMAIL", f"Wharf <noreply@{REGISTRY_DOMAIN.split(':')[0]}>")
+
+# Billing (docs/decisions/0039): the plan code every new tenant is subscribed to, in the transaction that
+# creates it. The hosted service sets "free"; empty (self-hosted gateways, `make run`) = no subscription, unlimited.
+GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").strip()

@@ -17,7 +17,10 @@ def test_create_tenant_creates_owner_and_prints_json():
     out = json.loads(r.stdout)
     tenant = Tenant.objects.get(slug="acme")
     alice = User.objects.get(username="alice")
-    assert out == {"tenant": {"id": tenant.pk, "slug": "acme"}, "owner": {"id": alice.pk, "username": "alice", "created": True}}
+    assert out == {
+        "tenant": {"id": tenant.pk, "slug": "acme", "plan": None},
+        "owner": {"id": alice.pk, "username": "alice", "created": True},
+    }
     assert alice.check_password("s3cret-pw")
     assert Membership.objects.get(tenant=tenant, user=alice).role == "owner"
 

@@ -18,9 +18,9 @@ from rest_framework.response import Response
 from accounts.locks import tenant_lock
 from accounts.models import Membership, Tenant
 from accounts.selectors import tenant_list_for_robot, tenant_list_for_user
-from accounts.services import tenant_create
 from accounts.tenants import tenant_update
 from accounts.validators import validate_tenant_slug
+from billing.services import tenant_open
 from gateway.api.base import ApiView, paginate
 from gateway.api.conditional import IF_MATCH, etag_response, etag_set, if_match_check
 from gateway.api.pagination import ApiCursorPagination
@@ -107,7 +107,7 @@ class TenantCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        tenant = tenant_create(owner=request.user, actor=self.actor(), **serializer.validated_data)  # type: ignore[arg-type]
+        tenant = tenant_open(owner=request.user, actor=self.actor(), **serializer.validated_data)  # type: ignore[arg-type]
         data = self.OutputSerializer(tenant, context={"role": Membership.Role.OWNER.value}).data
         response = Response(data, status=status.HTTP_201_CREATED, headers={"Location": f"/api/v1/tenants/{tenant.slug}"})
         return etag_set(response, data)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.invitations import invitation_accept, invitation_decline
 from accounts.models import Invitation, Membership, Tenant
 from accounts.selectors import invitation_get_for_user
-from gateway.core.errors import ApplicationError, Conflict, Gone, NotFound
+from gateway.core.errors import ApplicationError, Conflict, Gone, NotFound, QuotaExceeded
 
 NOT_YOURS = NotFound("No such invitation for your email address.")
 
@@ -41,6 +41,9 @@ def _respond(request: HttpRequest, *, token: str | None = None, invitation_id: i
     except Conflict as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:home")
+    except QuotaExceeded as exc:  # the organisation is full (its plan's members limit): the invitation stays open
+        messages.error(request, exc.message)
+        return redirect(request.get_full_path())
     if action == "accept":
         messages.success(request, f"You joined {membership.tenant.slug} as {membership.role}.")
         return redirect("dashboard:org", membership.tenant.slug)

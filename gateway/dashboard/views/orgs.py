@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.services import tenant_create
+from billing.services import tenant_open
 from gateway.core.errors import Conflict
 from gateway.dashboard.forms.orgs import OrgCreateForm, slug_problem
 
@@ -16,11 +16,11 @@ from gateway.dashboard.forms.orgs import OrgCreateForm, slug_problem
 @login_required
 @require_http_methods(["GET", "POST"])
 def org_create(request: HttpRequest) -> HttpResponse:
-    """GET the form; POST creates the tenant through accounts.services.tenant_create (audited) → its Getting started page."""
+    """GET the form; POST creates the tenant through billing.services.tenant_open (audited; the default plan) → its Getting started page."""
     form = OrgCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            tenant = tenant_create(
+            tenant = tenant_open(
                 slug=form.cleaned_data["slug"],
                 name=form.cleaned_data["name"],
                 owner=request.user,  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from gateway.registry.errors import (
 from gateway.registry.media_types import ParsedManifest, manifest_size_check, parse_manifest
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
 from gateway.registry.names import validate_tag
-from gateway.registry.services import events
+from gateway.registry.services import events, upload_limits
 from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
 from gateway.registry.services.immutability import immutable_rules_load
 from gateway.registry.stores import store_for
@@ -127,6 +127,9 @@ def _rows_write(
     """The rows of a push, in the caller's transaction (after the key locks): manifest, its references, the tag.
 
     Returns the manifest and whether this push moved an existing tag to it."""
+    if not Manifest.objects.filter(tenant=tenant, repository=repository, digest=digest).exists():
+        # A new manifest's bytes count towards the storage quota (the quota row is next in the lock order).
+        upload_limits.quota_new_bytes_check(tenant=tenant, size=len(payload), what=f"this manifest needs {len(payload)} bytes")
     blobs, children = _references_lock(tenant=tenant, repository=repository, parsed=parsed)
     manifest = locks.manifest_for_update(tenant=tenant, repository=repository, digest=digest)
     current = locks.tag_for_update(tenant=tenant, repository=repository, name=tag) if tag is not None else None

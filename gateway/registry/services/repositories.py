@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from accounts.limits import limit_check
 from accounts.models import Tenant
 from accounts.services import audit_record
 from gateway.core.errors import NotFound, ValidationError
@@ -18,9 +19,20 @@ def repository_ensure(*, tenant: Tenant, name: str) -> Repository:
         return repo
     try:
         with transaction.atomic():
+            # Created private (the default): the plan's private-repository limit applies (DENIED on /v2/).
+            _private_limit_check(tenant=tenant)
             return Repository.objects.create(tenant=tenant, name=name)
     except IntegrityError:
         return Repository.objects.get(tenant=tenant, name=name)
+
+
+def _private_limit_check(*, tenant: Tenant) -> None:
+    """QuotaExceeded when the tenant's private repositories (not counting those being deleted) fill its plan's limit."""
+
+    def count() -> int:
+        return Repository.objects.filter(tenant=tenant, visibility=Repository.Visibility.PRIVATE, deleted_name="").count()
+
+    limit_check(tenant=tenant, field="private_repositories_limit", what="private repositories", count=count)
 
 
 def _repository_setting_set(
@@ -42,15 +54,19 @@ def repository_visibility_set(*, tenant: Tenant, name: str, visibility: str, act
     """Make a repository public (anonymous pull) or private; audited; idempotent."""
     if visibility not in Repository.Visibility.values:
         raise ValidationError(f"visibility must be one of {', '.join(Repository.Visibility.values)}, got {visibility!r}")
-    return _repository_setting_set(
-        tenant=tenant,
-        name=name,
-        field="visibility",
-        value=visibility,
-        action="repository.visibility",
-        actor=actor,
-        detail={"visibility": visibility},
-    )
+    with transaction.atomic():
+        current = Repository.objects.filter(tenant=tenant, name=name).values_list("visibility", flat=True).first()
+        if visibility == Repository.Visibility.PRIVATE and current == Repository.Visibility.PUBLIC:
+            _private_limit_check(tenant=tenant)
+        return _repository_setting_set(
+            tenant=tenant,
+            name=name,
+            field="visibility",
+            value=visibility,
+            action="repository.visibility",
+            actor=actor,
+            detail={"visibility": visibility},
+        )
 
 
 def repository_description_set(*, tenant: Tenant, name: str, description: str, actor: str = "") -> Repository:

@@ -7,10 +7,12 @@ import logging
 from django.conf import settings
 from django.db.models import Sum
 
+from accounts.limits import billing_url
 from accounts.models import Tenant
-from gateway.registry import selectors
+from gateway.registry import locks, selectors
 from gateway.registry.errors import Denied, TooManyRequests
 from gateway.registry.models import BlobUpload
+from gateway.registry.streaming import Reader
 from gateway.storage import BlobStore, StorageError, keys
 from gateway.storage.base import MIN_PART_SIZE
 
@@ -85,11 +87,83 @@ def quota_get(*, tenant: Tenant) -> int | None:
     return Tenant.objects.filter(pk=tenant.pk).values_list("storage_quota_bytes", flat=True).first()
 
 
-def quota_enforce(*, tenant: Tenant, quota: int, size: int) -> None:
-    """DENIED, naming the storage quota, when a new blob of `size` bytes does not fit."""
+def _over_quota(*, tenant: Tenant, quota: int, used: int, needed: int, what: str) -> Denied:
+    """The one refusal of the storage quota: names it, its limit, the usage and where to raise it (docs/decisions/0039)."""
+    url = billing_url(tenant=tenant)
+    return Denied(
+        f"storage quota exceeded: {what}; {tenant.slug!r} stores {used} of its {quota}-byte storage quota "
+        f"({max(quota - used, 0)} bytes left); delete images or raise the quota at {url}",
+        detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "needed_bytes": needed, "billing_url": url},
+    )
+
+
+def quota_enforce(*, tenant: Tenant, quota: int, size: int, what: str = "") -> None:
+    """DENIED, naming the storage quota, when new bytes of `size` (a blob, a manifest) do not fit."""
     used = selectors.usage_bytes(tenant=tenant)
     if used + size > quota:
-        raise Denied(
-            f"storage quota exceeded: this blob needs {size} bytes, {max(quota - used, 0)} of the tenant's {quota}-byte storage quota are left",
-            detail={"quota": "storage", "limit_bytes": quota, "used_bytes": used, "blob_bytes": size},
-        )
+        raise _over_quota(tenant=tenant, quota=quota, used=used, needed=size, what=what or f"this blob needs {size} bytes")
+
+
+def quota_start_check(*, tenant: Tenant) -> None:
+    """Fail fast: DENIED when the tenant is already at or over its storage quota (no new upload session can fit)."""
+    quota = quota_get(tenant=tenant)
+    if quota is None:
+        return
+    used = selectors.usage_bytes(tenant=tenant)
+    if used >= quota:
+        raise _over_quota(tenant=tenant, quota=quota, used=used, needed=1, what="no room for a new upload")
+
+
+def quota_new_bytes_check(*, tenant: Tenant, size: int, what: str) -> None:
+    """Under the tenant's quota row lock (registry/locks.py order: after the object keys), DENIED when `size` new bytes do not fit."""
+    if quota_get(tenant=tenant) is None:
+        return
+    quota = locks.tenant_quota_for_update(tenant=tenant)
+    if quota is not None:
+        quota_enforce(tenant=tenant, quota=quota, size=size, what=what)
+
+
+class QuotaReader:
+    """A body reader that refuses (DENIED) the first read taking the upload session past the tenant's room.
+
+    The room (quota − bytes stored) is read at the start and again at every part boundary, so a stream goes on
+    at most one part after concurrent pushes of the tenant filled the quota (their commits are exact: locks).
+    """
+
+    def __init__(self, reader: Reader, *, tenant: Tenant, quota: int, offset: int, part_size: int) -> None:
+        self._reader, self._tenant, self._quota, self._part_size = reader, tenant, quota, part_size
+        self.total = offset
+        self._used = selectors.usage_bytes(tenant=tenant)
+        self._next_check = offset + part_size
+
+    def refuse_if_over(self, size: int) -> None:
+        """DENIED if the session would hold `size` more bytes than fit."""
+        if self.total + size > self._quota - self._used:
+            raise _over_quota(
+                tenant=self._tenant,
+                quota=self._quota,
+                used=self._used,
+                needed=self.total + size,
+                what=f"this upload reaches {self.total + size} bytes",
+            )
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._reader.read(size)
+        if self.total + len(chunk) >= self._next_check:
+            self._used = selectors.usage_bytes(tenant=self._tenant)
+            self._next_check += self._part_size
+        self.refuse_if_over(len(chunk))
+        self.total += len(chunk)
+        return chunk
+
+
+def quota_reader(*, tenant: Tenant, upload: BlobUpload, reader: Reader, length: int | None, part_size: int) -> Reader:
+    """`reader`, checked against the storage quota as its bytes arrive (unchanged without a quota); a body whose
+    announced length cannot fit is refused before a byte of it is read."""
+    quota = quota_get(tenant=tenant)
+    if quota is None:
+        return reader
+    checked = QuotaReader(reader, tenant=tenant, quota=quota, offset=upload.offset, part_size=part_size)
+    if length:
+        checked.refuse_if_over(length)
+    return checked

@@ -58,7 +58,9 @@ class Body:
 
 
 def blob_upload_start(*, tenant: Tenant, repository: Repository, algorithms: tuple[str, ...] = ALGORITHMS) -> BlobUpload:
-    """Open an upload session with its own object key, hashing `algorithms`; 429 past the tenant's open-session cap."""
+    """Open an upload session with its own object key, hashing `algorithms`; 429 past the tenant's open-session cap,
+    DENIED when the tenant is already at or over its storage quota."""
+    upload_limits.quota_start_check(tenant=tenant)
     cap = settings.GATEWAY_UPLOAD_MAX_SESSIONS
     upload_id = uuid.uuid4()
     with transaction.atomic():
@@ -138,6 +140,18 @@ def _consume(writer: PartWriter, body: Body) -> None:
         raise
 
 
+def _consume_within_quota(*, tenant: Tenant, upload: BlobUpload, writer: PartWriter, store: BlobStore, body: Body) -> None:
+    """Consume the body checked against the storage quota as it arrives; a refusal ends the session, leaving nothing."""
+    try:
+        reader = upload_limits.quota_reader(
+            tenant=tenant, upload=upload, reader=body.reader, length=body.length, part_size=store.part_size
+        )
+        _consume(writer, Body(reader, body.length))
+    except Denied:
+        _discard(upload, store, multipart_id=writer.multipart_id)
+        raise
+
+
 def blob_upload_append(
     *, tenant: Tenant, repository: Repository, upload_id: uuid.UUID, body: Body, range_start: int | None = None
 ) -> BlobUpload:
@@ -151,7 +165,7 @@ def blob_upload_append(
         upload_limits.tail_check(tenant=tenant, upload=upload, length=body.length)
         hasher = ResumableHasher(bytes(upload.hash_state))
         writer = _writer(upload, store, hasher)
-        _consume(writer, body)
+        _consume_within_quota(tenant=tenant, upload=upload, writer=writer, store=store, body=body)
         tail = writer.checkpoint()
         old_tail_key = upload.tail_key
         upload.offset += writer.received
@@ -194,8 +208,10 @@ def blob_upload_finish(*, tenant: Tenant, repository: Repository, upload_id: uui
                 detail={"expected": digest, "algorithms": list(hasher.algorithms)},
             )
         writer = _writer(upload, store, hasher)
-        if body is not None:
-            _consume(writer, body)
+        if body is not None and selectors.blob_get(tenant=tenant, digest=digest) is None:
+            _consume_within_quota(tenant=tenant, upload=upload, writer=writer, store=store, body=body)
+        elif body is not None:
+            _consume(writer, body)  # a blob the tenant already stores costs nothing new
         return _commit(tenant=tenant, repository=repository, upload=upload, writer=writer, digest=digest, store=store)
 
 

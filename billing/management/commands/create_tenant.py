@@ -1,11 +1,17 @@
-"""create_tenant SLUG --owner USERNAME [--email E] [--password-stdin] → JSON {"tenant": ..., "owner": ...}."""
+"""create_tenant SLUG --owner USERNAME [--email E] [--password-stdin] → JSON {"tenant": ..., "owner": ...}.
+
+In billing (not accounts) because a new tenant gets GATEWAY_BILLING_DEFAULT_PLAN in the same transaction
+(billing.services.tenant_open), and accounts never imports billing."""
 
 import json
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from accounts.services import tenant_create, user_get_or_create
+from accounts.services import user_get_or_create
+from billing.selectors import subscription_get
+from billing.services import tenant_open
 from gateway.core.errors import ApplicationError
 
 
@@ -25,14 +31,17 @@ class Command(BaseCommand):
             if not password:
                 raise CommandError("--password-stdin given but no password was read from stdin.")
         try:
-            user, user_created = user_get_or_create(username=owner, email=email, password=password)
-            tenant = tenant_create(slug=slug, owner=user)
+            with transaction.atomic():
+                user, user_created = user_get_or_create(username=owner, email=email, password=password)
+                tenant = tenant_open(slug=slug, owner=user)
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
+        subscription = subscription_get(tenant=tenant)
+        plan = subscription.plan.code if subscription else None
         self.stdout.write(
             json.dumps(
                 {
-                    "tenant": {"id": tenant.pk, "slug": tenant.slug},
+                    "tenant": {"id": tenant.pk, "slug": tenant.slug, "plan": plan},
                     "owner": {"id": user.pk, "username": user.username, "created": user_created},
                 }
             )

@@ -1,0 +1,65 @@
+"""Django admin for staff: plans are data they edit (saving re-applies the limits to every subscriber), subscriptions to read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from billing.models import Plan, Subscription
+from billing.services import plan_update
+
+PLAN_FIELDS = (
+    "name",
+    "monthly_price_minor",
+    "currency",
+    "storage_quota_bytes",
+    "private_repositories_limit",
+    "members_limit",
+    "robots_limit",
+    "pulls_per_window_authenticated",
+    "pulls_per_window_anonymous",
+    "egress_bytes_per_month_limit",
+    "storage_overage_minor_per_gb",
+    "egress_overage_minor_per_gb",
+    "is_active",
+)
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "name",
+        "monthly_price_minor",
+        "currency",
+        "storage_quota_bytes",
+        "private_repositories_limit",
+        "is_active",
+    )
+    search_fields = ("code", "name")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> tuple[str, ...]:
+        return ("code",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Plan, form: Any, change: bool) -> None:
+        """A new plan is inserted; a changed one goes through plan_update, so its subscribers get the new limits."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        changes = {name: getattr(obj, name) for name in form.changed_data if name in PLAN_FIELDS}
+        plan_update(code=obj.code, changes=changes, actor=request.user.get_username())
+        obj.refresh_from_db()
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "plan", "status", "current_period_start", "current_period_end", "provider")
+    list_filter = ("status", "plan")
+    search_fields = ("tenant__slug",)
+    raw_id_fields = ("tenant",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
+        # Plan and status changes must write the tenant's limits and suspension: manage.py billing_plan or the services.
+        return False

@@ -1,0 +1,15 @@
+"""Typed access to the billing app's settings (house style rule 33); read at each access, so override_settings works."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+class BillingSettings:
+    @property
+    def default_plan(self) -> str:
+        """The plan code every new tenant is subscribed to; "" = none (self-hosted: no subscription, unlimited)."""
+        return str(getattr(settings, "GATEWAY_BILLING_DEFAULT_PLAN", "") or "").strip()
+
+
+app_settings = BillingSettings()
