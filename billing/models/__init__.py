@@ -2,3 +2,7 @@
 
 `plans` (Plan, Subscription) and `usage` (the metered usage records) are added by the billing work.
 """
+
+from billing.models.usage import StorageDrift, UsageRecord
+
+__all__ = ["StorageDrift", "UsageRecord"]
