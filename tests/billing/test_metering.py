@@ -274,3 +274,30 @@ def test_usage_period_refuses_periods_off_the_hour_or_backwards(tenant):
             usage_period_get(tenant=tenant, start=start, end=end)
     with pytest.raises(ValueError, match="aware"):
         usage_period_get(tenant=tenant, start=base.replace(tzinfo=None), end=base)
+
+
+@pytest.mark.django_db(transaction=True)  # closing a response mid-stream ends the request: its connection is closed
+def test_a_proxied_download_abandoned_after_two_chunks_is_charged_for_the_first(reg, tenant):
+    """A chunk counts once the server asks for the next (its write returned); close() reports, once."""
+    data = bytes(range(256)) * (3 * 1024 * 1024 // 256)
+    digest = reg.push_blob("app", data)
+    events_flush()
+    r = reg.get(f"/v2/acme/app/blobs/{digest}")
+    chunks = iter(r.streaming_content)
+    first, second = next(chunks), next(chunks)
+    assert first + second == data[: len(first) + len(second)]
+    r.close()  # as the WSGI server does when the client is gone: the response is closed mid-stream
+    r.close()  # a second close reports nothing more
+    events_flush()
+    [row] = UsageRecord.objects.filter(tenant=tenant)
+    assert (row.egress_proxied_bytes, row.pulls) == (len(first), 0)
+
+
+@pytest.mark.django_db
+def test_a_malformed_media_type_drops_the_event_as_malformed(reg, tenant, redis_client):
+    bad = {"t": tenant.pk, "r": "app", "d": sha(b"x"), "b": 5, "k": "manifest", "dir": "pull", "ts": 1_700_000_000, "mt": 7}
+    redis_client.rpush(events.QUEUE_KEY, json.dumps(bad), json.dumps({**bad, "mt": "x" * 300}))
+    events.record(tenant=tenant, repository="app", digest=sha(b"x"), size=5, kind="manifest", direction="pull", media_type=INDEX)
+    assert events_flush() == 3
+    [row] = UsageRecord.objects.filter(tenant=tenant)
+    assert (row.pulls, row.egress_proxied_bytes) == (0, 5)  # only the well-formed one, an index: bytes, no pull
