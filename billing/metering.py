@@ -27,6 +27,8 @@ from gateway.registry.usage_selectors import usage_storage_get
 TYPES = frozenset({("blob", "pull"), ("manifest", "pull")})
 _TABLE = UsageRecord._meta.db_table
 _KEY = "(tenant_id, repository, hour)"
+# Rows per INSERT: 6 parameters each, under PostgreSQL's 65,535 per statement (a batch holds up to 50,000 events).
+FOLD_ROWS = 5000
 
 
 @dataclass
@@ -65,8 +67,15 @@ def usage_records_fold(*, batch: uuid.UUID, events: Sequence[Event]) -> None:
     if not totals:
         return
     rows = [(t, repository, hour, f.pulls, f.proxied, f.redirect) for (t, hour, repository), f in sorted(totals.items())]
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, 0, now(), now())"] * len(rows))
-    sql = f"""
+    with connection.cursor() as cursor:
+        for i in range(0, len(rows), FOLD_ROWS):
+            chunk = rows[i : i + FOLD_ROWS]
+            cursor.execute(_fold_sql(len(chunk)), [value for row in chunk for value in row])
+
+
+def _fold_sql(rows: int) -> str:
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, 0, now(), now())"] * rows)
+    return f"""
         INSERT INTO {_TABLE} (tenant_id, repository, hour, pulls, egress_proxied_bytes, egress_redirect_bytes,
                               storage_byte_hours, created_at, updated_at)
         VALUES {values}
@@ -76,8 +85,6 @@ def usage_records_fold(*, batch: uuid.UUID, events: Sequence[Event]) -> None:
             egress_redirect_bytes = {_TABLE}.egress_redirect_bytes + EXCLUDED.egress_redirect_bytes,
             updated_at = now()
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
 
 
 _SAMPLE_SQL = f"""

@@ -301,3 +301,20 @@ def test_a_malformed_media_type_drops_the_event_as_malformed(reg, tenant, redis_
     assert events_flush() == 3
     [row] = UsageRecord.objects.filter(tenant=tenant)
     assert (row.pulls, row.egress_proxied_bytes) == (0, 5)  # only the well-formed one, an index: bytes, no pull
+
+
+@pytest.mark.django_db
+def test_a_batch_with_more_rows_than_one_statement_takes_is_folded_in_chunks(reg, tenant, monkeypatch):
+    from billing import metering
+
+    monkeypatch.setattr(metering, "FOLD_ROWS", 2)
+    for i in range(5):
+        events.record(
+            tenant=tenant, repository=f"r{i}", digest=sha(b"m"), size=10 + i, kind="manifest", direction="pull", media_type=OCI
+        )
+    events.record(tenant=tenant, repository="r0", digest=sha(b"m"), size=1, kind="blob", direction="pull", mode="redirect")
+    assert events_flush() == 6
+    rows = _records(tenant)
+    assert {name: (r.pulls, r.egress_proxied_bytes, r.egress_redirect_bytes) for name, r in rows.items()} == {
+        f"r{i}": (1, 10 + i, 1 if i == 0 else 0) for i in range(5)
+    }
