@@ -109,3 +109,23 @@ def test_the_reconcile_tasks_record_today_for_every_live_tenant(reg, tenant, mon
     assert storage_reconcile_task(tenant_id=gone.pk) is None
     assert storage_reconcile_task(tenant_id=10**9) is None
     assert not StorageDrift.objects.filter(tenant=gone).exists()
+
+
+@pytest.mark.django_db
+def test_an_unreachable_bucket_raises_and_keeps_the_days_row(reg, tenant, monkeypatch):
+    import botocore.config
+
+    from billing import reconciliation
+    from gateway.storage import StorageUnavailable
+    from gateway.storage.s3 import S3BlobStore, S3Config
+
+    reg.push_image("app", "1", [APP_ONLY])
+    kept = storage_reconcile(tenant=tenant)
+    dead = S3BlobStore(S3Config(endpoint_url="http://127.0.0.1:1", access_key="a", secret_key="b", bucket="x"))
+    dead._boto_config = dead._boto_config.merge(botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1))
+    monkeypatch.setattr(reconciliation, "store_for", lambda tenant: dead)
+    reg.push_image("app", "2", [SHARED])  # the figures would change, if the bucket answered
+    with pytest.raises(StorageUnavailable):
+        storage_reconcile(tenant=tenant)
+    row = StorageDrift.objects.get(tenant=tenant, day=kept.day)
+    assert (row.metered_bytes, row.actual_bytes, row.updated_at) == (kept.metered_bytes, kept.actual_bytes, kept.updated_at)
