@@ -47,10 +47,12 @@ class SentBytes:
         if self._reported:
             return
         self._reported = True
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-        self._report(self.sent)
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._report(self.sent)
 
 
 def _blob(target: Target, digest: str) -> Blob:
