@@ -210,6 +210,14 @@ def test_the_sample_fan_out_queues_every_live_tenant_with_the_hour(tenant, monke
     assert UsageRecord.objects.filter(hour=datetime(2026, 1, 2, 3, tzinfo=UTC), repository=TENANT_TOTAL).count() == 2
     assert usage_sample_task(tenant_id=gone.pk, hour="2026-01-02T03:00:00+00:00") is None
     assert usage_sample_task(tenant_id=10**9, hour="2026-01-02T03:00:00+00:00") is None
+    sent.clear()
+    before = hour_of(datetime.now(UTC)).isoformat()
+    usage_sample_all_task()  # from beat: the hour it runs in, fixed for every tenant it queues
+    [hour] = {k["hour"] for k in sent}
+    assert hour in {before, hour_of(datetime.now(UTC)).isoformat()}
+    with pytest.raises(ValueError, match="aware"):
+        usage_storage_sample(tenant=tenant, hour=datetime(2026, 1, 2, 4))
+    assert not UsageRecord.objects.filter(hour=datetime(2026, 1, 2, 4, tzinfo=UTC)).exists()
 
 
 def test_the_billing_tasks_are_on_the_beat_schedule():
