@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from billing.models import Plan, Subscription
+from billing.models import Plan, StorageDrift, Subscription, UsageRecord
 from billing.services import plan_update
 
 PLAN_FIELDS = (
@@ -63,3 +63,38 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Subscription | None = None) -> bool:
         # Plan and status changes must write the tenant's limits and suspension: manage.py billing_plan or the services.
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """What the meter and the reconciliation write: for reading (an edit would falsify what is billed)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "tenant",
+        "repository",
+        "hour",
+        "pulls",
+        "egress_proxied_bytes",
+        "egress_redirect_bytes",
+        "storage_byte_hours",
+    )
+    search_fields = ("tenant__slug", "repository")
+    date_hierarchy = "hour"
+
+
+@admin.register(StorageDrift)
+class StorageDriftAdmin(_ReadOnlyAdmin):
+    list_display = ("tenant", "day", "metered_bytes", "actual_bytes", "difference_bytes")
+    search_fields = ("tenant__slug",)
+    date_hierarchy = "day"

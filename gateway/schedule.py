@@ -90,4 +90,19 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute=52, hour=23),
         "options": {"expires": 7 * 60},
     },
+    # Hourly at :05 and again at :35 (crontab "5,35 * * * *"): sample every tenant's stored bytes as
+    # the hour's storage byte-hours (billing/metering.py). Once per (tenant, hour): the :35 run writes
+    # nothing where :05 succeeded, and catches the hours whose :05 run was lost (decision 0041).
+    "billing-usage-sample-all": {
+        "task": "billing.usage.sample_all",
+        "schedule": crontab(minute="5,35"),
+        "options": {"expires": 25 * 60},
+    },
+    # Daily at 03:23 UTC (crontab "23 3 * * *"): compare every tenant's metered storage with the
+    # objects under its prefix in the bucket and record the day's StorageDrift (staff read it).
+    "billing-storage-reconcile-all": {
+        "task": "billing.storage.reconcile_all",
+        "schedule": crontab(minute=23, hour=3),
+        "options": {"expires": 23 * 3600},
+    },
 }

@@ -50,6 +50,9 @@ class Event:
     mode: str
     reference: str  # the tag or digest the client named (manifests); empty for blobs
     occurred_at: datetime
+    # A manifest pull's media type (billing counts image manifests, not indexes, as pulls); empty
+    # for other events and for pulls queued before the field existed.
+    media_type: str = ""
 
 
 Handler = Callable[..., None]  # handler(*, batch: uuid.UUID, events: Sequence[Event]) -> None
@@ -107,6 +110,7 @@ def record(
     direction: str,
     mode: str = "proxied",
     reference: str = "",
+    media_type: str = "",
 ) -> None:
     """Queue one event. Never fails the request: a Redis hiccup loses the event, logged."""
     event = {
@@ -120,6 +124,8 @@ def record(
         "ref": reference,
         "ts": round(time.time(), 3),
     }
+    if media_type:
+        event["mt"] = media_type
     try:
         redis_client().rpush(QUEUE_KEY, json.dumps(event, separators=(",", ":")))
     except redis.RedisError as exc:

@@ -116,6 +116,7 @@ def _parse(seq: int, raw: bytes) -> Event:
         mode=mode,
         reference=_text(doc, "ref", 255, required=False),
         occurred_at=datetime.fromtimestamp(ts, tz=UTC),
+        media_type=_text(doc, "mt", 255, required=False),
     )
 
 

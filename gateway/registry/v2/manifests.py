@@ -59,6 +59,7 @@ class ManifestView(RegistryView):
             kind="manifest",
             direction="pull",
             reference=reference,
+            media_type=manifest.media_type,
         )
         return self._response(manifest, bytes(manifest.payload))
 

@@ -244,6 +244,46 @@ def build_oci_layout(
     return ImageInfo(layout, tag, manifest, config, tuple(layer_blobs), manifest_bytes)
 
 
+@dataclass(frozen=True)
+class IndexInfo:
+    """A multi-platform image written by `build_oci_index_layout`: the index and each platform's image."""
+
+    layout: Path
+    tag: str
+    index: Blob
+    index_bytes: bytes
+    images: dict[str, ImageInfo]  # by "os/architecture"
+
+    @property
+    def oci_ref(self) -> str:
+        return f"oci:{self.layout}:{self.tag}"
+
+
+def build_oci_index_layout(dir: Path | str, *, platforms: dict[str, Sequence[int]], tag: str = "v1", seed: int = 0) -> IndexInfo:
+    """Write an OCI layout whose `tag` names an image index over one image per platform ("linux/arm64": layer sizes).
+
+    Each platform's image is `build_oci_layout`'s (seeded per platform, so no layers are shared);
+    push it with `skopeo copy --all --preserve-digests`.
+    """
+    layout = Path(dir)
+    images: dict[str, ImageInfo] = {}
+    entries = []
+    for i, (platform, layers) in enumerate(platforms.items()):
+        os_name, architecture = platform.split("/", 1)
+        image = build_oci_layout(layout, layers=layers, tag=f"{tag}-{i}", seed=seed * 1000 + i)
+        images[platform] = image
+        entries.append({**image.manifest.descriptor(), "platform": {"architecture": architecture, "os": os_name}})
+    index_bytes = canonical_json({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": entries})
+    index = Blob(_put_blob_bytes(layout / "blobs" / "sha256", index_bytes), len(index_bytes), MT_OCI_INDEX)
+    top = {
+        "schemaVersion": 2,
+        "mediaType": MT_OCI_INDEX,
+        "manifests": [{**index.descriptor(), "annotations": {ANNOTATION_REF_NAME: tag}}],
+    }
+    (layout / "index.json").write_text(json.dumps(top, indent=1))
+    return IndexInfo(layout, tag, index, index_bytes, images)
+
+
 def write_oci_archive(layout: Path | str, path: Path | str, *, image_name: str | None = None) -> Path:
     """Tar an OCI layout into `path` (what `ctr images import` reads).
 
