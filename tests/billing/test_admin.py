@@ -60,3 +60,26 @@ def test_the_admin_is_for_staff_only(plans):
     r = client.post(f"/admin/billing/plan/{free.pk}/change/", _form(free, robots_limit=7))
     assert r.status_code == 302 and "/admin/login/" in r["Location"]
     assert Plan.objects.get(pk=free.pk).robots_limit == 1
+
+
+def test_the_meters_rows_are_read_only_in_the_admin(staff_client):
+    from datetime import UTC, date, datetime
+
+    from billing.models import StorageDrift, UsageRecord
+
+    tenant = make_tenant("acme")
+    record = UsageRecord.objects.create(tenant=tenant, repository="app", hour=datetime(2026, 12, 1, 16, tzinfo=UTC), pulls=3)
+    drift = StorageDrift.objects.create(
+        tenant=tenant, day=date(2026, 12, 1), metered_bytes=10, actual_bytes=12, difference_bytes=2, metered_objects=1,
+        actual_objects=2, missing_objects=0, missing_bytes=0, unexpected_objects=1, unexpected_bytes=2, skipped_objects=0,
+        skipped_bytes=0,
+    )  # fmt: skip
+    for model, row in (("usagerecord", record), ("storagedrift", drift)):
+        listing = staff_client.get(f"/admin/billing/{model}/")
+        assert listing.status_code == 200 and b"acme" in listing.content
+        assert staff_client.get(f"/admin/billing/{model}/add/").status_code == 403
+        assert staff_client.post(f"/admin/billing/{model}/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert UsageRecord.objects.get(pk=record.pk).pulls == 3 and StorageDrift.objects.filter(pk=drift.pk).exists()
+    outsider = Client()
+    outsider.force_login(UserFactory(username="mallory"))
+    assert outsider.get("/admin/billing/usagerecord/").status_code == 302  # to the admin's login: not staff
