@@ -4,10 +4,11 @@
 browsers do), then presses Tab from the top of the page until focus has been through <main> and left
 it, recording every element that took focus and its computed outline and box-shadow at that moment
 (a focusin listener, so the whole walk costs one round trip per key and two evaluations). Then it
-follows the skip link (Enter) and checks that the next Tab lands on main's first element.
+follows the skip link (Enter) and checks that the next Tab lands on main's first element, and presses
+the right arrow in each box that scrolls sideways, which must then scroll.
 `walk_problems(walk)` turns what it saw into readable failures: an element Tab skipped or reached out
 of order, one whose focus is invisible (no outline or box-shadow, or the same as unfocused), a
-horizontally scrolling box the keyboard cannot reach, a skip link that is missing, hidden or broken.
+horizontally scrolling box the keyboard cannot reach or scroll, a skip link that is missing, hidden or broken.
 """
 
 from __future__ import annotations
@@ -38,16 +39,17 @@ _SETUP = """() => {
     }
     expected.push(el);
   }
-  const scrollers = [];
+  const scrollers = [], boxes = [];
   for (const el of main ? main.querySelectorAll('*') : []) {
     const s = getComputedStyle(el);
     if (['auto', 'scroll'].includes(s.overflowX) && el.scrollWidth > el.clientWidth + 1 && el.checkVisibility()) {
       scrollers.push({what: describe(el), tabbable: expected.includes(el)});
+      boxes.push(el);
     }
   }
   const all = Array.from(document.querySelectorAll(candidates)).filter(tabbable);
   const before = main ? all.filter((el) => main.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_PRECEDING).length : all.length;
-  const walk = {expected, log: [], describe, look};
+  const walk = {expected, boxes, log: [], describe, look};
   walk.unfocused = expected.map(look);
   document.addEventListener('focusin', (e) => {
     const el = e.target, r = el.getBoundingClientRect();
@@ -60,6 +62,12 @@ _SETUP = """() => {
 }"""
 
 _RESULT = "() => ({log: window.__walk.log, unfocused: window.__walk.unfocused})"
+# Whether the box has scrolled right within a second (keyboard scrolling may be animated).
+_SCROLLED = """(i) => new Promise((resolve) => {
+  const box = window.__walk.boxes[i], until = performance.now() + 1000;
+  const poll = () => box.scrollLeft > 0 ? resolve(true) : performance.now() > until ? resolve(false) : requestAnimationFrame(poll);
+  poll();
+})"""
 
 
 def keyboard_walk(page) -> dict[str, Any]:
@@ -73,6 +81,11 @@ def keyboard_walk(page) -> dict[str, Any]:
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     after = page.evaluate(_RESULT)
+    for i, box in enumerate(setup["scrollers"]):  # a box the keyboard reaches scrolls with the arrow keys
+        if box["tabbable"]:
+            page.evaluate("i => { const box = window.__walk.boxes[i]; box.scrollLeft = 0; box.focus(); }", i)
+            page.keyboard.press("ArrowRight")
+            box["scrolled"] = page.evaluate(_SCROLLED, i)
     return {**setup, "log": walked["log"], "unfocused": walked["unfocused"], "skip": after["log"][len(walked["log"]) :]}
 
 
@@ -98,6 +111,8 @@ def walk_problems(walk: dict[str, Any]) -> list[str]:
     for box in walk["scrollers"]:
         if not box["tabbable"]:
             problems.append(f"{box['what']} scrolls sideways but the keyboard cannot reach it (no tabindex=0)")
+        elif not box.get("scrolled"):
+            problems.append(f"{box['what']} takes focus but does not scroll with the arrow keys")
     skip = [entry for entry in walk["skip"] if not entry["skip"]]  # after the skip link took focus: main, then its first
     if not skip or not skip[0]["isMain"] or (names and (len(skip) < 2 or skip[1]["i"] != 0)):
         problems.append(f"the skip link does not lead to main's first element: {[e['what'] for e in skip]}")

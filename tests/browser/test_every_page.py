@@ -62,6 +62,7 @@ NOT_PAGES = {
     "webhook_test": "POST only",
     "webhook_redeliver": "POST only",
 }
+HTMX_SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
 # The signed-in user's allauth pages (the account sidebar of templates/dashboard/security/_account_nav.html).
 ACCOUNT_PAGES = [
     ("account_email", "/accounts/email/"),
@@ -204,6 +205,7 @@ def test_every_page_fits_a_phone_passes_axe_and_works_by_keyboard(new_context, l
     for name, path in _paths(seeded):
         page.csp_errors.clear()
         response = page.goto(path)
+        page.wait_for_function(HTMX_SETTLED)  # a fragment loaded on opening (hx-trigger="load") is in place
         problems = []
         if response is None or response.status != 200 or not page.url.endswith(path):
             problems.append(f"GET answered {response and response.status} at {page.url}")
