@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from allauth.account.models import EmailAddress
 from django.test import Client
 from django.urls import URLPattern
 
@@ -37,6 +38,7 @@ from tests.helpers import Reg, basic
 from tests.replication import conftest as replication_fixtures
 
 hook_server = replication_fixtures.hook_server  # a real HTTP receiver, so the webhook's log holds a delivered event
+PASSWORD = "pw-secret-123"  # tests/factories.py UserFactory's
 
 # URL names of gateway/dashboard/urls.py that are no page of their own, and why.
 NOT_PAGES = {
@@ -69,6 +71,8 @@ ACCOUNT_PAGES = [
     ("account_change_password", "/accounts/password/change/"),
     ("mfa_index", "/accounts/2fa/"),
     ("socialaccount_connections", "/accounts/3rdparty/"),
+    ("account_reauthenticate", "/accounts/reauthenticate/"),
+    ("mfa_activate_totp", "/accounts/2fa/totp/activate/"),  # after the reauthentication the walk starts with
 ]
 
 
@@ -90,6 +94,7 @@ def _seed(hook_url: str) -> Seeded:
     """One organisation with real content on every page; its owner is staff too (one sign-in for the whole walk)."""
     slug = "e" + uuid.uuid4().hex[:10]  # the live server caches tenants briefly: never reuse a slug
     user = UserFactory(username="o" + slug, is_staff=True)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)  # as after sign-up: MFA needs it
     tenant = make_tenant(slug, owner=user)
     reg = Reg(Client(), basic(user.username, make_token(user)), prefix=f"/v2/{slug}")
     index = push_index_with_referrers(reg, "team/app", "1.0", arches=("amd64", "arm64"))
@@ -194,12 +199,22 @@ def test_every_dashboard_url_is_walked_or_named_as_no_page():
     )
 
 
+def _reauthenticate(page) -> None:
+    """Confirm the password once (allauth asks before MFA changes), so the walk sees the TOTP set-up page itself."""
+    page.goto("/accounts/reauthenticate/")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_load_state()
+    assert "/accounts/reauthenticate/" not in page.url, page.url
+
+
 def test_every_page_fits_a_phone_passes_axe_and_works_by_keyboard(new_context, live, hook_server):
     seeded = _seed(hook_server.url)
     page = new_context(phone=True).new_page()
     page.csp_errors = []  # type: ignore[attr-defined]
     page.on("console", lambda msg: page.csp_errors.append(msg.text) if msg.type == "error" else None)
     sign_in(page, seeded.user)
+    _reauthenticate(page)
     failures: dict[str, list[str]] = {}
     started = time.monotonic()
     for name, path in _paths(seeded):
