@@ -3,7 +3,7 @@
 One organisation seeded with something on every page (a multi-platform index with referrers and a
 tagged image, members and an invitation, a robot, a token, a webhook with a delivered event, a retention
 policy and an immutable-tag rule, GC and audit jobs, audit events), one user who owns it and is staff,
-one phone-sized context, one sign-in. On each page: no sideways scrolling of the document, axe (no
+one phone-sized context, one sign-in (and one password confirmation, for the TOTP set-up page). On each page: no sideways scrolling of the document, axe (no
 serious or critical violation), no CSP refusal, and the keyboard walk of tests/browser/keyboard.py.
 `test_every_dashboard_url_is_walked_or_named_as_no_page` keeps the list honest: a new URL in
 gateway/dashboard/urls.py fails it until it is walked here or said to be no page (and why).
@@ -46,7 +46,7 @@ NOT_PAGES = {
     "org_check_slug": "htmx fragment of org_create (tests/browser/test_repositories.py)",
     "start_first_push": "htmx fragment of start (tests/browser/test_newcomer.py)",
     "staff_queues": "htmx fragment of staff and staff_jobs (tests/browser/test_fragments.py)",
-    "webhook_deliveries": "htmx fragment of webhook; without htmx it redirects there",
+    "webhook_deliveries": "htmx fragment of webhook (tests/browser/test_webhooks.py); without htmx it redirects there",
     "audit_export": "a CSV download (tests/browser/test_fragments.py)",
     "settings_delete": "POST; GET redirects to settings",
     "repository_settings": "POST only",
