@@ -4,7 +4,8 @@ One organisation seeded with something on every page (a multi-platform index wit
 tagged image, members and an invitation, a robot, a token, a webhook with a delivered event, a retention
 policy and an immutable-tag rule, GC and audit jobs, audit events), one user who owns it and is staff,
 one phone-sized context, one sign-in (and one password confirmation, for the TOTP set-up page). On each page: no sideways scrolling of the document, axe (no
-serious or critical violation), no CSP refusal, and the keyboard walk of tests/browser/keyboard.py.
+serious or critical violation), no CSP refusal, and the keyboard walk of tests/browser/keyboard.py;
+allauth's entrance pages (sign-in, sign-up, password reset) are walked the same way before the sign-in.
 `test_every_dashboard_url_is_walked_or_named_as_no_page` keeps the list honest: a new URL in
 gateway/dashboard/urls.py fails it until it is walked here or said to be no page (and why).
 """
@@ -65,6 +66,14 @@ NOT_PAGES = {
     "webhook_redeliver": "POST only",
 }
 HTMX_SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+# allauth's pages for someone not signed in, walked before the sign-in.
+ENTRANCE_PAGES = [
+    ("account_login", "/accounts/login/"),
+    ("account_signup", "/accounts/signup/"),
+    ("account_reset_password", "/accounts/password/reset/"),
+    ("account_reset_password_done", "/accounts/password/reset/done/"),
+    ("account_email_verification_sent", "/accounts/confirm-email/"),
+]
 # The signed-in user's allauth pages (the account sidebar of templates/dashboard/security/_account_nav.html).
 ACCOUNT_PAGES = [
     ("account_email", "/accounts/email/"),
@@ -208,34 +217,38 @@ def _reauthenticate(page) -> None:
     assert "/accounts/reauthenticate/" not in page.url, page.url
 
 
+def _problems(page, path: str) -> list[str]:
+    """Everything wrong with the page at `path` on this phone, by keyboard, for axe and for the CSP (empty: none)."""
+    page.csp_errors.clear()
+    response = page.goto(path)
+    page.wait_for_function(HTMX_SETTLED)  # a fragment loaded on opening (hx-trigger="load") is in place
+    problems = []
+    if response is None or response.status != 200 or not page.url.endswith(path):
+        problems.append(f"GET answered {response and response.status} at {page.url}")
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    if width[0] > width[1]:
+        problems.append(f"the document scrolls sideways on a phone: {width[0]} px wide in {width[1]} px")
+    try:
+        axe_check(page)
+    except AssertionError as exc:
+        problems.append(str(exc))
+    return problems + csp_violations(page) + walk_problems(keyboard_walk(page))
+
+
 def test_every_page_fits_a_phone_passes_axe_and_works_by_keyboard(new_context, live, hook_server):
     seeded = _seed(hook_server.url)
     page = new_context(phone=True).new_page()
     page.csp_errors = []  # type: ignore[attr-defined]
     page.on("console", lambda msg: page.csp_errors.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, seeded.user)
-    _reauthenticate(page)
     failures: dict[str, list[str]] = {}
     started = time.monotonic()
-    for name, path in _paths(seeded):
-        page.csp_errors.clear()
-        response = page.goto(path)
-        page.wait_for_function(HTMX_SETTLED)  # a fragment loaded on opening (hx-trigger="load") is in place
-        problems = []
-        if response is None or response.status != 200 or not page.url.endswith(path):
-            problems.append(f"GET answered {response and response.status} at {page.url}")
-        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-        if width[0] > width[1]:
-            problems.append(f"the document scrolls sideways on a phone: {width[0]} px wide in {width[1]} px")
-        try:
-            axe_check(page)
-        except AssertionError as exc:
-            problems.append(str(exc))
-        problems += csp_violations(page)
-        problems += walk_problems(keyboard_walk(page))
-        if problems:
+    for name, path in [*ENTRANCE_PAGES, ("sign-in", ""), *_paths(seeded)]:
+        if name == "sign-in":
+            sign_in(page, seeded.user)
+            _reauthenticate(page)
+        elif problems := _problems(page, path):
             failures[f"{name} {path}"] = problems
             screenshot(page, f"test_every_page_{name}")
     elapsed = time.monotonic() - started
     assert not failures, "\n".join(f"{where}:\n  " + "\n  ".join(found) for where, found in failures.items())
-    print(f"walked {len(PAGES)} pages in {elapsed:.1f} s")
+    print(f"walked {len(ENTRANCE_PAGES) + len(PAGES)} pages in {elapsed:.1f} s")
