@@ -2,6 +2,8 @@
 // - Copy buttons: <button type="button" data-copy="#id-of-element-or-text">Copy</button>
 //   copy the target element's text (or the attribute's literal value when it does not start with #).
 // - data-confirm="message" on a form asks before submitting.
+// - A wide table's .table-wrap (or a <pre>) that scrolls sideways joins the Tab order while it does, so the
+//   keyboard can scroll it (WCAG 2.1.1; axe: scrollable-region-focusable); a table's box is a region named by its caption.
 (function () {
   "use strict";
 
@@ -42,6 +44,28 @@
     var button = event.target.closest("[data-copy]");
     if (button) { event.preventDefault(); copyText(button); }
   });
+
+  function markScrollers() {
+    document.querySelectorAll(".table-wrap, pre").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("data-scroller", "");
+        if (box.classList.contains("table-wrap") && !box.hasAttribute("role")) {
+          var caption = box.querySelector("caption");
+          box.setAttribute("role", "region");
+          box.setAttribute("aria-label", caption ? caption.textContent.trim() : "Table");
+          box.setAttribute("data-scroller", "region");
+        }
+      } else if (!scrolls && box.hasAttribute("data-scroller")) {
+        var added = box.getAttribute("data-scroller") === "region" ? ["role", "aria-label"] : [];
+        added.concat(["tabindex", "data-scroller"]).forEach(function (name) { box.removeAttribute(name); });
+      }
+    });
+  }
+  markScrollers();
+  window.addEventListener("resize", markScrollers);
+  document.addEventListener("htmx:afterSettle", markScrollers);
 
   document.addEventListener("submit", function (event) {
     var form = event.target;

@@ -216,6 +216,28 @@ def test_quota_validation(tenants, staff, body, field):
     assert snapshot() == before
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("slug", ["acme", "initech"])  # active, and suspended, when its deletion started
+@pytest.mark.parametrize(
+    "method,path,body,verb",
+    [
+        ("post", "suspend", {"reason": "abuse"}, "suspended"),
+        ("post", "reactivate", None, "reactivated"),
+        ("patch", "quota", {"storage_quota_bytes": 5000}, "given a quota"),
+    ],
+)
+def test_a_tenant_being_deleted_is_409_and_unchanged(tenants, staff, slug, method, path, body, verb):
+    Tenant.objects.filter(slug=slug).update(status=Tenant.Status.DELETING)
+    etag = staff.get(f"{BASE}/{slug}/quota")["ETag"]
+    before = snapshot()
+    kwargs = {"HTTP_IF_MATCH": etag} if method == "patch" else {}
+    args = (body,) if body is not None else ()
+    problem = assert_problem(getattr(staff, method)(f"{BASE}/{slug}/{path}", *args, **kwargs), 409)
+    assert problem["detail"] == f"Tenant {slug!r} is being deleted; it cannot be {verb}."
+    assert snapshot() == before
+    assert Tenant.objects.get(slug=slug).status == Tenant.Status.DELETING
+
+
 # -- queues ---------------------------------------------------------------------------------------
 
 

@@ -172,6 +172,22 @@ def test_a_tenant_being_deleted_cannot_be_suspended(as_caller, tenant):
     assert rows() == before
 
 
+@pytest.mark.parametrize("suspended", [False, True])
+def test_a_tenant_being_deleted_cannot_be_reactivated_or_given_a_quota(as_caller, tenant, suspended):
+    if suspended:
+        tenant_suspend(tenant=tenant, reason="abuse", actor="test")
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.DELETING)
+    staff = as_caller("staff")
+    page = staff.get("/staff/tenants/acme/").content
+    assert b"its quota can no longer be changed" in page and b"Set quota" not in page and b"Reactivate tenant" not in page
+    before = rows()
+    response = staff.post("/staff/tenants/acme/reactivate/")
+    assert response.status_code == 409 and b"being deleted; it cannot be reactivated" in response.content
+    response = staff.post("/staff/tenants/acme/quota/", {"amount": "1", "unit": "GiB", "current": ""})
+    assert response.status_code == 400 and b"being deleted; it cannot be given a quota" in response.content
+    assert rows() == before
+
+
 # -- quota ----------------------------------------------------------------------------------------
 
 

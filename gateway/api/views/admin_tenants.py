@@ -107,7 +107,7 @@ class AdminTenantGetApi(StaffApiView):
 
 
 class AdminTenantSuspendApi(StaffApiView):
-    """Suspend a tenant: pulls go on, pushes and deletes are refused with a message naming the suspension. Idempotent."""
+    """Suspend a tenant: pulls go on, pushes and deletes are refused with a message naming the suspension. Idempotent; 409 while it is being deleted."""
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=MAX_REASON, help_text="Why; kept with the tenant and in the audit log.")
@@ -126,7 +126,7 @@ class AdminTenantSuspendApi(StaffApiView):
 
 
 class AdminTenantReactivateApi(StaffApiView):
-    """Lift a tenant's suspension. Idempotent."""
+    """Lift a tenant's suspension. Idempotent; 409 while it is being deleted."""
 
     class OutputSerializer(AdminTenantOutputSerializer):
         pass
@@ -156,7 +156,7 @@ class AdminQuotaGetApi(StaffApiView):
 
 
 class AdminQuotaSetApi(StaffApiView):
-    """Set or clear (null) a tenant's storage quota; If-Match required; audited."""
+    """Set or clear (null) a tenant's storage quota; If-Match required; audited; 409 while it is being deleted."""
 
     class InputSerializer(serializers.Serializer):
         storage_quota_bytes = serializers.IntegerField(min_value=0, allow_null=True, help_text="null: unlimited.")

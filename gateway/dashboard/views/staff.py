@@ -22,7 +22,7 @@ from accounts.locks import tenant_lock
 from accounts.models import Tenant
 from accounts.selectors import audit_event_list
 from accounts.tenant_admin import tenant_quota_change, tenant_reactivate, tenant_suspend
-from gateway.core.errors import ApplicationError, ServiceUnavailable
+from gateway.core.errors import ApplicationError, Conflict, ServiceUnavailable
 from gateway.core.queues import celery_queue_depths
 from gateway.dashboard.access import staff_view
 from gateway.dashboard.forms.staff import JobFilterForm, QuotaForm, SuspendForm, TenantFilterForm, quota_initial
@@ -151,10 +151,14 @@ def tenant_suspend_view(request: HttpRequest, slug: str) -> HttpResponse:
 def tenant_reactivate_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Lift the tenant's suspension (audited); a no-op for an active tenant."""
     tenant = _tenant_or_404(slug)
-    if tenant.status != Tenant.Status.SUSPENDED:
+    if tenant.status == Tenant.Status.ACTIVE:
         messages.info(request, f"{tenant.slug} is not suspended; nothing changed.")
         return redirect("dashboard:staff_tenant", slug=tenant.slug)
-    tenant_reactivate(tenant=tenant, actor=request.user.username, ip=_ip(request))
+    try:
+        tenant_reactivate(tenant=tenant, actor=request.user.username, ip=_ip(request))
+    except Conflict as exc:  # being deleted: reactivating would undo the deletion's first step
+        messages.error(request, exc.message)
+        return _tenant_page(request, tenant, status=409)
     messages.success(request, f"{tenant.slug} is active again: pushes are accepted.")
     return redirect("dashboard:staff_tenant", slug=tenant.slug)
 
@@ -170,7 +174,11 @@ def _quota_apply(request: HttpRequest, tenant: Tenant, form: QuotaForm) -> bool:
             now = "none" if locked.storage_quota_bytes is None else f"{locked.storage_quota_bytes:,} bytes"
             form.add_error(None, f"The quota was changed meanwhile (it is now {now}); check it and submit again.")
             return False
-        tenant_quota_change(tenant=locked, storage_quota_bytes=wanted, actor=request.user.username, ip=_ip(request))
+        try:
+            tenant_quota_change(tenant=locked, storage_quota_bytes=wanted, actor=request.user.username, ip=_ip(request))
+        except Conflict as exc:  # being deleted
+            form.add_error(None, exc.message)
+            return False
     return True
 
 
