@@ -131,7 +131,9 @@ def test_from_sign_up_to_a_pushed_image_its_usage_and_a_garbage_collection(page,
     if freed != frees:  # the worker runs with grace 0, so it should free them all
         # Seen once in a full CI run (0 bytes freed; it passes alone and tests/browser/test_gc.py checks the same
         # path exactly): cause not found yet — reported as an expected failure, not hidden (closing note, issue 11).
-        jobs = list(JobRun.objects.filter(tenant__slug=slug).values("kind", "state", "dry_run", "bytes_freed", "counts", "errors"))
+        jobs = list(
+            JobRun.objects.filter(tenant__slug=slug).values("kind", "state", "dry_run", "bytes_freed", "counts", "errors")
+        )
         pytest.xfail(
             f"GC freed {freed} bytes, the confirmation said {frees}; jobs {jobs};"
             f" worker log:\n{worker.read_text(errors='replace')[-3000:]}"
