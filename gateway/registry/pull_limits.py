@@ -192,6 +192,10 @@ def pull_quota_take(*, tenant: Tenant, caller: PullCaller, counted: bool) -> Pul
     return quota
 
 
+def _pulls(n: int, kind: str = "") -> str:
+    return f"{n} {kind}pull{'' if n == 1 else 's'}"
+
+
 def _duration(seconds: int) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -212,7 +216,7 @@ def pull_refusal_message(*, tenant: Tenant, quota: PullQuota, now: float) -> str
                 f" of {tenant.slug} to pull, or ask its owners to raise the limit at {billing}"
             )
         return (
-            f"pull rate limit reached: {quota.limit} anonymous pulls per {hours} hours from {quota.source} for"
+            f"pull rate limit reached: {_pulls(quota.limit, 'anonymous ')} per {hours} hours from {quota.source} for"
             f" {tenant.slug}'s public repositories; the next pull is allowed in {_duration(quota.reset)} (at {at})."
             f" Members of {tenant.slug}: log in (docker login) to pull with its own limit; its owners can raise"
             f" the limits at {billing}"
@@ -220,7 +224,7 @@ def pull_refusal_message(*, tenant: Tenant, quota: PullQuota, now: float) -> str
     if quota.limit == 0:
         return f"pull rate limit: {tenant.slug}'s plan allows no pulls; raise the limit at {billing}"
     return (
-        f"pull rate limit reached: {tenant.slug} has used its {quota.limit} pulls per {hours} hours; the next pull"
+        f"pull rate limit reached: {tenant.slug} has used its {_pulls(quota.limit)} per {hours} hours; the next pull"
         f" is allowed in {_duration(quota.reset)} (at {at}). Raise the limit: {billing}"
     )
 
