@@ -10,13 +10,14 @@ from django.conf import settings
 from django.test import Client
 
 from accounts.limits import PULL_WINDOW_SECONDS, TenantLimits
+from accounts.models import User
 from accounts.services import robot_create, tenant_limits_set
 from gateway.registry import access, pull_limits
 from gateway.registry.media_types import OCI_INDEX
 from gateway.registry.pull_limits import KEY_PREFIX, pull_window_take
 from gateway.registry.services import events
 from gateway.registry.services.repositories import repository_visibility_set
-from tests.factories import UserFactory, make_tenant, make_token
+from tests.factories import UserFactory, make_member, make_tenant, make_token
 from tests.helpers import Reg, basic, sha
 from tests.registry.test_token_auth import bearer, token_for
 
@@ -278,3 +279,27 @@ def test_the_limit_is_read_from_the_tenant_the_registry_already_holds(reg, tenan
     with django_assert_max_num_queries(3):  # the repository, the manifest, the tag: no query for the limit
         assert _remaining(reg.get("/v2/acme/app/manifests/v1")) == 8
     assert json.loads(reg.get("/v2/acme/app/manifests/v1").content)["schemaVersion"] == 2
+
+
+def test_bearer_tokens_on_a_public_repository_spend_the_budget_of_who_they_name(reg, tenant, image, clock, make_reg):
+    repository_visibility_set(tenant=tenant, name="app", visibility="public")
+    _limits(tenant, authenticated=10, anonymous=10)
+    robot = robot_create(tenant=tenant, name="ci", scopes=["pull"])
+    make_tenant("gamma", owner=UserFactory(username="gus"))
+    member = make_token(make_member(tenant, "reader", username="rita"))
+    scope = "repository:acme/app:pull"
+
+    def pull_as(auth: str | None, ip: str):
+        _, doc = token_for(Client(), auth, scope)
+        return Reg(Client(), bearer(doc["token"])).get("/v2/acme/app/manifests/v1", REMOTE_ADDR=ip)
+
+    for auth, source in (
+        (basic("rita", member), "acme"),
+        (basic(robot.username, robot.secret), "acme"),
+        (basic("gus", make_token(User.objects.get(username="gus"))), "198.51.100.7"),
+        (None, "198.51.100.7"),
+    ):
+        r = pull_as(auth, "198.51.100.7")
+        assert (r.status_code, r["Docker-RateLimit-Source"]) == (200, source)
+    assert _remaining(pull_as(None, "198.51.100.7")) == 7  # the stranger's and the anonymous pulls share the address
+    assert _remaining(pull_as(basic("rita", member), "198.51.100.8")) == 7
