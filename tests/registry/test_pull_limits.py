@@ -303,3 +303,14 @@ def test_bearer_tokens_on_a_public_repository_spend_the_budget_of_who_they_name(
         assert (r.status_code, r["Docker-RateLimit-Source"]) == (200, source)
     assert _remaining(pull_as(None, "198.51.100.7")) == 7  # the stranger's and the anonymous pulls share the address
     assert _remaining(pull_as(basic("rita", member), "198.51.100.8")) == 7
+
+
+def test_a_plan_without_anonymous_pulls_says_so_and_members_still_pull(reg, tenant, image, anon, clock):
+    repository_visibility_set(tenant=tenant, name="app", visibility="public")
+    _limits(tenant, authenticated=5, anonymous=0)
+    r = anon.get("/v2/acme/app/manifests/v1")
+    assert r.status_code == 429 and r["Retry-After"] == str(W) and r["RateLimit-Remaining"] == "0;w=21600"
+    message = r.json()["errors"][0]["message"]
+    assert message.startswith("pull rate limit: acme's plan allows no anonymous pulls; log in (docker login)")
+    assert anon.head("/v2/acme/app/manifests/v1").status_code == 200
+    assert _remaining(reg.get("/v2/acme/app/manifests/v1")) == 4
