@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-.PHONY: run test lint bench system-deps clean-var api-schema api-client bench-api
+.PHONY: run test lint bench system-deps clean-var api-schema api-client bench-api bench-pulls
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ api-client: $(STAMP)
 ##            API_BENCH_ARGS="--repositories 1000 --tags 10000" for a quick one
 bench-api: $(STAMP) system-deps
 	$(PY) bench/api.py $(API_BENCH_ARGS)
+
+## bench-pulls: manifest GETs per second with the pull limiter off and on, in one run (bench/README.md);
+##              PULLS_BENCH_ARGS="--rounds 9 --seconds 10" for a steadier one
+bench-pulls: $(STAMP) system-deps
+	$(PY) bench/pull_limits.py $(PULLS_BENCH_ARGS)
 
 clean-var:
 	rm -rf var/

@@ -18,25 +18,19 @@ everyone out, and password hashing still slows guessing.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
-import threading
-import time
 from dataclasses import dataclass
 
 import redis
 
 from accounts.conf import app_settings
+from gateway.core.addresses import address_bucket
+from gateway.core.redis import FailOpenLog, redis_client
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "wharf:login:fail:"
-REDIS_TIMEOUT_SECONDS = 0.5  # a login waits at most this long for a sick Redis
-_WARN_EVERY_SECONDS = 30.0
-
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-_last_warning = 0.0
+_fail_open = FailOpenLog(log, "login throttling")
 
 
 @dataclass(frozen=True)
@@ -49,34 +43,12 @@ class FailureCounts:
 
 
 def _redis() -> redis.Redis:
-    url = app_settings.redis_url
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(
-                url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-            )
-    return client
+    return redis_client(app_settings.redis_url)
 
 
 def _account_hash(account: str) -> str | None:
     name = (account or "").strip().lower()
     return hashlib.sha256(name.encode()).hexdigest() if name else None
-
-
-def _ip_part(ip: str) -> str | None:
-    value = (ip or "").strip()
-    if not value:
-        return None
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return "raw:" + hashlib.sha256(value.encode()).hexdigest()
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is None:
-            return str(ipaddress.IPv6Network((address, 64), strict=False).network_address) + "/64"
-        address = address.ipv4_mapped
-    return str(address)
 
 
 def account_key(account: str) -> str | None:
@@ -87,13 +59,13 @@ def account_key(account: str) -> str | None:
 
 def ip_key(ip: str) -> str | None:
     """The Redis key counting an address's failures (IPv6 per /64; None for an empty address)."""
-    part = _ip_part(ip)
+    part = address_bucket(ip)
     return KEY_PREFIX + "ip:" + part if part else None
 
 
 def pair_key(*, ip: str, account: str) -> str | None:
     """The Redis key counting an account's failures from one address (None when either is empty)."""
-    digest, part = _account_hash(account), _ip_part(ip)
+    digest, part = _account_hash(account), address_bucket(ip)
     return KEY_PREFIX + "pair:" + digest + ":" + part if digest and part else None
 
 
@@ -103,14 +75,6 @@ def _enforced(*, ip: str, account: str) -> list[tuple[str, int]]:
         (ip_key(ip), app_settings.login_max_failures_ip),
     ]
     return [(key, limit) for key, limit in pairs if key is not None]
-
-
-def _fail_open(exc: Exception, what: str) -> None:
-    global _last_warning
-    now = time.monotonic()
-    if now - _last_warning >= _WARN_EVERY_SECONDS:
-        _last_warning = now
-        log.warning("login throttling unavailable (%s), allowing logins: %s", what, exc)
 
 
 def login_throttle_check(*, ip: str, account: str) -> int:
@@ -165,7 +129,7 @@ def login_throttled(*, ip: str, account: str) -> int:
 
 def token_failed(*, ip: str) -> int:
     """Count one wrong token-shaped secret from this address (measured, never enforced); how many this window."""
-    part = _ip_part(ip)
+    part = address_bucket(ip)
     return _count([KEY_PREFIX + "token:" + part if part else None])[0]
 
 

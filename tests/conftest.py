@@ -241,3 +241,19 @@ def small_parts(settings):
     reset_blob_stores()
     yield
     reset_blob_stores()
+
+
+@pytest.fixture(autouse=True)
+def _clear_pull_limits():
+    """Pull-rate windows live in Redis for 6 hours, keyed by tenant id, and every test database starts its ids at 1."""
+    import redis
+    from django.conf import settings
+
+    from gateway.registry import pull_limits
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for key in client.scan_iter(match=pull_limits.KEY_PREFIX + "*"):
+            client.delete(key)
+    finally:
+        client.close()

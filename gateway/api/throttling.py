@@ -24,28 +24,20 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from redis.commands.core import AsyncScript, Script
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from accounts.principals import Principal
 from gateway.api.redis_store import api_redis
+from gateway.core.redis import FailOpenLog, RedisScript
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "wharf:api:rate:"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _now = time.time  # the clock the windows follow (tests stop it)
-_WARN_EVERY_SECONDS = 30.0
-_last_warning = 0.0
-
-
-def _fail_open(exc: Exception) -> None:
-    global _last_warning
-    if time.monotonic() - _last_warning >= _WARN_EVERY_SECONDS:
-        _last_warning = time.monotonic()
-        log.warning("API rate limiting unavailable, letting requests through: %s", exc)
+_fail_open = FailOpenLog(log, "API rate limiting")
 
 
 @dataclass(frozen=True)
@@ -68,17 +60,12 @@ class RateLimit:
 
 
 # INCR, and the window's expiry on its first request: one round trip, the script sent once per process (EVALSHA).
-_COUNT_LUA = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
-_scripts: dict[redis.Redis, AsyncScript | Script] = {}
+_COUNT = RedisScript("local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n")
 
 
 def _count(key: str, ttl: int) -> int:
     """The window counter `key` after counting this request (it expires `ttl` seconds after its first)."""
-    client = api_redis()
-    script = _scripts.get(client)
-    if script is None:
-        script = _scripts[client] = client.register_script(_COUNT_LUA)
-    return int(script(keys=[key], args=[ttl]))  # type: ignore[arg-type]
+    return int(_COUNT(api_redis(), keys=[key], args=[ttl]))  # type: ignore[call-overload]
 
 
 def caller_id(request: Request) -> str | None:

@@ -30,14 +30,10 @@ from accounts import ratelimit
 from accounts.audit import audit_record
 from accounts.logins import LoginThrottled, login_failure_record, login_throttle_enforce
 from accounts.sessions import user_sessions_revoke
+from gateway.core.addresses import client_ip  # the address as the registry sees it (decisions/0009)
 
 WHERE = {"service": "dashboard", "channel": "dashboard"}
 logger = logging.getLogger(__name__)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The caller's address as the registry sees it: REMOTE_ADDR, never X-Forwarded-For (decisions/0009)."""
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def _user_agent(request: HttpRequest) -> str:

@@ -28,7 +28,7 @@ from django.conf import settings
 from accounts.limits import billing_url
 from accounts.models import Membership, Tenant
 from accounts.principals import Principal, principal_for_access_token, principal_for_password, principal_for_robot
-from accounts.selectors import membership_role_get, tenant_get_served
+from accounts.selectors import membership_role_get, tenant_get_served, tenant_membership_get
 from accounts.tenant_admin import UNPAID_REASON
 from gateway.core.errors import Suspended
 from gateway.registry import selectors
@@ -78,11 +78,12 @@ class TtlCache:
 
 tenants = TtlCache()
 roles = TtlCache()
+members = TtlCache()  # (username, tenant pk) -> whether the user is a member (bearer tokens name users by username)
 
 
 def caches_clear() -> None:
     """Forget cached lookups (tests; after changes that must show at once)."""
-    for cache in (tenants, roles):
+    for cache in (tenants, roles, members):
         cache.clear()
 
 
@@ -147,6 +148,23 @@ def principal_actions(*, principal: Principal | None, tenant: Tenant, repository
     if public:
         actions |= {"pull"}
     return actions
+
+
+def caller_in_tenant(*, tenant: Tenant, principal: Principal | None, subject: str = "", robot: bool = False) -> bool:
+    """Whether the caller belongs to `tenant`: one of its robots, or a member in any role (Basic: `principal`; Bearer: `subject`)."""
+    if principal is not None:
+        if principal.kind == "robot":
+            return principal.tenant_id == tenant.pk
+        user = principal.user
+        return (
+            user is not None
+            and roles.get((user.pk, tenant.pk), lambda: membership_role_get(tenant=tenant, user=user)) is not None
+        )
+    if not subject:
+        return False
+    if robot:
+        return subject.partition("+")[0] == tenant.slug
+    return bool(members.get((subject, tenant.pk), lambda: tenant_membership_get(tenant=tenant, username=subject) is not None))
 
 
 def parse_scopes(values: list[str]) -> list[Scope]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
+from gateway.core.addresses import client_ip
 from gateway.registry import selectors
 from gateway.registry.errors import ManifestInvalid, ManifestUnknown
-from gateway.registry.media_types import MAX_MANIFEST_BYTES, accepts, manifest_size_check
-from gateway.registry.models import Manifest
+from gateway.registry.media_types import INDEX_TYPES, MAX_MANIFEST_BYTES, accepts, manifest_size_check
+from gateway.registry.models import Manifest, Repository
+from gateway.registry.pull_limits import PullCaller, PullQuota, pull_quota_headers_set, pull_quota_take
 from gateway.registry.services import events
 from gateway.registry.services.manifests import manifest_delete, manifest_put, manifest_reference_check
 from gateway.registry.services.repositories import repository_ensure
@@ -46,11 +48,27 @@ class ManifestView(RegistryView):
         response["ETag"] = f'"{manifest.digest}"'
         return response
 
+    def _pull_quota(self, request: HttpRequest, target: Target, manifest: Manifest) -> PullQuota | None:
+        """The caller's pull budget; a GET of an image manifest spends one (429 when none is left), others only read it."""
+        identity = target.identity
+        caller = PullCaller(
+            ip=client_ip(request),
+            principal=identity.principal,
+            subject=identity.subject,
+            robot=identity.robot,
+            private=target.repository().visibility != Repository.Visibility.PUBLIC,
+        )
+        counted = request.method == "GET" and manifest.media_type not in INDEX_TYPES
+        return pull_quota_take(tenant=target.tenant, caller=caller, counted=counted)
+
     def head(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
-        return self._response(self._find(request, target, reference), b"")
+        manifest = self._find(request, target, reference)
+        quota = self._pull_quota(request, target, manifest)
+        return pull_quota_headers_set(self._response(manifest, b""), quota)
 
     def get(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         manifest = self._find(request, target, reference)
+        quota = self._pull_quota(request, target, manifest)
         events.record(
             tenant=target.tenant,
             repository=target.name,
@@ -61,7 +79,7 @@ class ManifestView(RegistryView):
             reference=reference,
             media_type=manifest.media_type,
         )
-        return self._response(manifest, bytes(manifest.payload))
+        return pull_quota_headers_set(self._response(manifest, bytes(manifest.payload)), quota)
 
     def put(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         manifest_reference_check(reference=reference)  # before reading the body or creating the repository

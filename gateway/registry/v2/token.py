@@ -24,6 +24,7 @@ from accounts.logins import LoginFailed, LoginThrottled, credentials_authenticat
 from accounts.selectors import Principal
 from accounts.sessions import refresh_token_issue
 from accounts.tokens import token_sign
+from gateway.core.addresses import client_ip
 from gateway.core.errors import ApplicationError
 from gateway.registry import access
 from gateway.registry.errors import RegistryError, SizeInvalid, TooManyRequests
@@ -48,10 +49,6 @@ def _error(
     """The registry's `{"errors": [...]}` body plus OAuth2's `error` / `error_description` (RFC 6749 §5.2)."""
     doc = {"errors": [{"code": code, "message": message}], "error": oauth or code.lower(), "error_description": message}
     return _json(doc, status, headers)
-
-
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def _refused(
@@ -111,7 +108,7 @@ class TokenView(View):
                 # `docker login` asks for no scope: record the login once, not every token
                 principal = basic_principal(
                     authorization,
-                    ip=_client_ip(request),
+                    ip=client_ip(request),
                     user_agent=_ua(request),
                     service=service,
                     channel="token",
@@ -139,7 +136,7 @@ class TokenView(View):
         service = form.get("service") or request.get_host()
         scopes = access.parse_scopes([form.get("scope", "")])
         grant_type = form.get("grant_type", "")
-        ip, user_agent = _client_ip(request), _ua(request)
+        ip, user_agent = client_ip(request), _ua(request)
         if grant_type == "password":
             username, password = form.get("username", ""), form.get("password", "")
             if not username or not password:
