@@ -28,7 +28,7 @@ import redis
 from django.conf import settings
 from django.http.response import HttpResponseBase
 
-from accounts.limits import PULL_WINDOW_SECONDS
+from accounts.limits import PULL_WINDOW_SECONDS, billing_url
 from accounts.models import Tenant
 from accounts.principals import Principal
 from gateway.core.addresses import address_bucket
@@ -208,7 +208,7 @@ def pull_refusal_message(*, tenant: Tenant, quota: PullQuota, now: float) -> str
     """One line that `docker pull` prints in full: the limit, the window, when the next pull is allowed, how to raise it."""
     hours = quota.window // 3600
     at = datetime.fromtimestamp(now + quota.reset, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    billing = f"{settings.EXTERNAL_URL}/orgs/{tenant.slug}/billing/"
+    billing = billing_url(tenant=tenant)
     if quota.anonymous:
         if quota.limit == 0:
             return (
