@@ -21,22 +21,16 @@ from billing.tasks import usage_sample_all_task, usage_sample_task
 from billing.usage_selectors import usage_period_get
 from gateway.celery import app
 from gateway.registry import access
-from gateway.registry.services import events, stream
+from gateway.registry.services import events
 from gateway.registry.services.stream import events_flush
 from gateway.registry.usage_selectors import usage_storage_get
 from tests.factories import make_tenant
 from tests.helpers import sha
+from tests.registry.test_usage import _empty_queue
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
-KEYS = (events.QUEUE_KEY, stream.PROCESSING_KEY, stream.BATCH_KEY)
-
-
-@pytest.fixture(autouse=True)
-def _empty_queue(redis_client):
-    redis_client.delete(*KEYS)
-    yield
-    redis_client.delete(*KEYS)
+__all__ = ["_empty_queue"]  # autouse here too: the stream's Redis keys emptied around each test
 
 
 def _records(tenant, **filters) -> dict[str, UsageRecord]:

@@ -18,6 +18,7 @@ from allauth.socialaccount.models import SocialAccount
 from accounts.models import AuditEvent, User
 from tests.browser.conftest import axe_check, csp_violations, screenshot, sign_in, watch_console
 from tests.browser.mail import mails, wait_for_mail
+from tests.browser.test_accounts import _short_timeouts
 from tests.dashboard.test_accounts import _clear_allauth_rate_limits
 from tests.factories import UserFactory
 
@@ -25,12 +26,7 @@ SSO = "Stand-in SSO"
 GITHUB = "GitHub"
 
 # allauth's limits (signups and logins per minute per address) are in the Redis the live server shares: clean per test.
-__all__ = ["_clear_allauth_rate_limits"]  # autouse here too
-
-
-@pytest.fixture(autouse=True)
-def _short_timeouts(page):
-    page.set_default_timeout(8000)
+__all__ = ["_clear_allauth_rate_limits", "_short_timeouts"]  # autouse here too
 
 
 def checked(page) -> None:
