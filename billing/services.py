@@ -110,7 +110,12 @@ def subscription_status_set(*, tenant: Tenant, status: str, actor: str) -> Subsc
     previous = subscription.status
     if previous != status:
         subscription.status = status
-        subscription.save(update_fields=["status", "updated_at"])
+        # Dunning's clock (decision 0045): starts when payment first fails, runs on through the suspension, stops when paid.
+        if status == Subscription.Status.PAST_DUE and previous != Subscription.Status.SUSPENDED:
+            subscription.past_due_since = subscription.past_due_since or timezone.now()
+        elif status != Subscription.Status.SUSPENDED:
+            subscription.past_due_since = None
+        subscription.save(update_fields=["status", "past_due_since", "updated_at"])
         audit_record(
             action="subscription.status",
             actor=actor,
