@@ -26,7 +26,15 @@ from gateway.core.errors import Conflict, NotFound, ServiceUnavailable, Validati
 
 # What staff may change on a plan (its code names it for good).
 PLAN_EDITABLE = frozenset(
-    {"name", "monthly_price_minor", "currency", "storage_overage_minor_per_gb", "egress_overage_minor_per_gb", "is_active"}
+    {
+        "name",
+        "monthly_price_minor",
+        "currency",
+        "storage_overage_minor_per_gb",
+        "egress_overage_minor_per_gb",
+        "is_active",
+        "stripe_price_id",
+    }
     | set(LIMIT_FIELDS)
 )
 
@@ -146,6 +154,10 @@ def _clean_plan_changes(changes: dict[str, Any]) -> dict[str, Any]:
                 )
     if "currency" in changes and not (isinstance(changes["currency"], str) and len(changes["currency"]) == 3):
         raise ValidationError("currency is a three-letter ISO 4217 code.")
+    if "stripe_price_id" in changes:
+        price = changes["stripe_price_id"]
+        if not isinstance(price, str) or (price and not price.startswith("price_")) or len(price) > 255:
+            raise ValidationError("stripe_price_id is a Stripe Price id (price_…), or empty when Stripe does not sell the plan.")
     return changes
 
 
@@ -156,6 +168,9 @@ def plan_update(*, code: str, changes: dict[str, Any], actor: str) -> Plan:
     plan = locks.plan_lock(code=code)
     if plan is None:
         raise NotFound(f"No plan {code!r}.")
+    price = changes.get("stripe_price_id")
+    if price and Plan.objects.filter(stripe_price_id=price).exclude(pk=plan.pk).exists():
+        raise Conflict(f"Another plan is already sold as Stripe price {price!r}.")
     for name, value in changes.items():
         setattr(plan, name, value)
     plan.save()
