@@ -150,3 +150,18 @@ def test_cancel_without_a_stripe_subscription_is_refused(stripe_api, plans):
     with pytest.raises(Conflict, match="no Stripe subscription"):
         payments.subscription_cancel(tenant=tenant, actor="alice")
     assert stripe_api.requests == []
+
+
+def test_staff_sell_a_plan_through_stripe_by_giving_it_a_price_id(stripe_api):
+    from billing.services import plan_update
+
+    plan_update(code="free", changes={"stripe_price_id": "price_free"}, actor="ops")
+    with pytest.raises(ValidationError, match="Stripe Price id"):
+        plan_update(code="free", changes={"stripe_price_id": "prod_123"}, actor="ops")
+    with pytest.raises(Conflict, match="already sold as Stripe price 'price_pro_monthly'"):
+        plan_update(code="free", changes={"stripe_price_id": "price_pro_monthly"}, actor="ops")
+    from billing.models import Plan
+
+    assert Plan.objects.get(code="free").stripe_price_id == "price_free"
+    plan_update(code="free", changes={"stripe_price_id": ""}, actor="ops")
+    assert Plan.objects.get(code="free").stripe_price_id == ""

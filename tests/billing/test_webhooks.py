@@ -198,3 +198,31 @@ def test_stripe_never_lifts_an_operators_suspension(deliver, plans):
     deliver(_completed(tenant))
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.SUSPENDED and tenant.suspension_reason == "abuse report 7"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_event_delivered_at_once_on_several_connections_is_applied_once(deliver):
+    import threading
+
+    from django.db import connection
+
+    tenant = make_tenant("acme")
+    evt = _completed(tenant)
+    barrier, answers = threading.Barrier(6), []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=10)
+            r = deliver(evt)
+            answers.append((r.status_code, r.json()["duplicate"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(answers) == [(200, False)] + [(200, True)] * 5
+    assert ProviderEvent.objects.count() == 1 and Subscription.objects.filter(tenant=tenant).count() == 1
+    assert AuditEvent.objects.filter(tenant=tenant, action="subscription.start").count() == 1
