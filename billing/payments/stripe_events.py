@@ -62,15 +62,16 @@ def _customer_id(obj: dict[str, Any]) -> str:
 
 
 def _tenant_of(obj: dict[str, Any]) -> Tenant | None:
+    """The tenant the object is about (by Wharf's metadata, else by known ids); None for one being deleted."""
+    tenant: Tenant | None = None
     tenant_id = _object_tenant_id(obj)
     if tenant_id:
-        return Tenant.objects.filter(pk=int(tenant_id)).first()
+        tenant = Tenant.objects.filter(pk=int(tenant_id)).first()
     for field, value in (("provider_subscription_id", _subscription_id(obj)), ("provider_customer_id", _customer_id(obj))):
-        if value:
+        if tenant is None and value:
             found = Subscription.objects.filter(provider=PROVIDER, **{field: value}).select_related("tenant").first()
-            if found is not None:
-                return found.tenant
-    return None
+            tenant = found.tenant if found is not None else None
+    return None if tenant is None or tenant.status == Tenant.Status.DELETING else tenant
 
 
 def _period(obj: dict[str, Any]) -> tuple[datetime, datetime] | None:

@@ -226,3 +226,11 @@ def test_the_same_event_delivered_at_once_on_several_connections_is_applied_once
     assert sorted(answers) == [(200, False)] + [(200, True)] * 5
     assert ProviderEvent.objects.count() == 1 and Subscription.objects.filter(tenant=tenant).count() == 1
     assert AuditEvent.objects.filter(tenant=tenant, action="subscription.start").count() == 1
+
+
+def test_an_event_of_a_tenant_being_deleted_is_ignored(deliver):
+    tenant = make_tenant("acme")
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.DELETING)
+    r = deliver(_completed(tenant))
+    assert r.status_code == 200 and r.json()["outcome"] == "ignored"
+    assert not Subscription.objects.exists()
