@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from billing.conf import app_settings
 from billing.payments import WebhookRejected
+from gateway.core.errors import ApplicationError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 512 * 1024  # Stripe's events are a few KiB; anything this large is not one
@@ -39,4 +40,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     except WebhookRejected as exc:
         log.warning("stripe webhook rejected: %s", exc.message)
         return JsonResponse({"error": exc.message}, status=400)
+    except ApplicationError as exc:
+        # A genuine event this gateway cannot apply now (e.g. its plan was deactivated): rolled back, 500, so
+        # Stripe sends it again (for up to three days) while the log tells the operators what to fix.
+        log.error("stripe webhook could not be applied: %s", exc.message)
+        return JsonResponse({"error": exc.message}, status=500)
     return JsonResponse({"received": True, "event": result.event_id, "outcome": result.outcome, "duplicate": result.duplicate})

@@ -234,3 +234,16 @@ def test_an_event_of_a_tenant_being_deleted_is_ignored(deliver):
     r = deliver(_completed(tenant))
     assert r.status_code == 200 and r.json()["outcome"] == "ignored"
     assert not Subscription.objects.exists()
+
+
+def test_a_genuine_event_that_cannot_be_applied_now_is_500_so_stripe_resends_it_and_nothing_is_kept(deliver, plans):
+    from billing.models import Plan
+
+    tenant = make_tenant("acme")
+    Plan.objects.filter(code="pro").update(is_active=False)
+    evt = _completed(tenant)
+    r = deliver(evt)
+    assert r.status_code == 500 and "takes no new subscribers" in r.json()["error"]
+    assert not ProviderEvent.objects.exists() and subscription_get(tenant=tenant) is None
+    Plan.objects.filter(code="pro").update(is_active=True)  # the operators fix it; Stripe's next attempt applies
+    assert deliver(evt).json() == {"received": True, "event": evt["id"], "outcome": "applied", "duplicate": False}
