@@ -115,6 +115,9 @@ def _subscription_updated(tenant: Tenant, subscription: Subscription | None, obj
     plan = _price_plan(obj)
     if subscription is None and (plan is None or status is None):
         return "no subscription here yet and nothing to start one with"
+    known = subscription.provider_subscription_id if subscription else ""
+    if known and known != obj.get("id") and subscription and subscription.status != Status.CANCELED:
+        return f"not the tenant's current subscription ({known})"
     if status == Status.CANCELED:
         return _subscription_deleted(tenant, subscription, obj, at)
     if plan is not None:

@@ -247,3 +247,14 @@ def test_a_genuine_event_that_cannot_be_applied_now_is_500_so_stripe_resends_it_
     assert not ProviderEvent.objects.exists() and subscription_get(tenant=tenant) is None
     Plan.objects.filter(code="pro").update(is_active=True)  # the operators fix it; Stripe's next attempt applies
     assert deliver(evt).json() == {"received": True, "event": evt["id"], "outcome": "applied", "duplicate": False}
+
+
+def test_an_update_of_another_stripe_subscription_of_the_tenant_changes_nothing(deliver, plans):
+    tenant = make_tenant("acme")
+    deliver(_completed(tenant, created=int(time.time()) - 5))
+    stray = subscription_object(
+        sub_id="sub_other", tenant_id=tenant.pk, customer="cus_1", price="price_team_monthly", status="past_due"
+    )
+    assert deliver(event("customer.subscription.updated", stray)).json()["outcome"] == "applied"
+    s = subscription_get(tenant=tenant)
+    assert (s.plan.code, s.status, s.provider_subscription_id) == ("pro", "active", "sub_1")
