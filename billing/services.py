@@ -109,7 +109,10 @@ def subscription_change_plan(*, tenant: Tenant, plan_code: str, actor: str) -> S
 @transaction.atomic
 def subscription_status_set(*, tenant: Tenant, status: str, actor: str) -> Subscription:
     """Set the subscription's status; `suspended` suspends the tenant as unpaid (pulls go on, pushes refused), `active`
-    lifts that suspension (never one a platform operator made for another reason); locked; audited; idempotent."""
+    lifts that suspension (never one a platform operator made for another reason); locked; audited; idempotent.
+
+    `past_due_since` (dunning's clock, decision 0045) is set when it first becomes past_due, kept while suspended,
+    cleared by any other status."""
     if status not in Subscription.Status.values:
         raise ValidationError(f"Unknown status {status!r}; use one of {', '.join(Subscription.Status.values)}.")
     subscription = locks.subscription_lock(tenant=tenant)
