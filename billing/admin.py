@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from billing.models import Plan, StorageDrift, Subscription, UsageRecord
+from billing.models import ManualPayment, Plan, ProviderEvent, StorageDrift, Subscription, UsageRecord
 from billing.services import plan_update
 
 PLAN_FIELDS = (
@@ -24,6 +24,7 @@ PLAN_FIELDS = (
     "storage_overage_minor_per_gb",
     "egress_overage_minor_per_gb",
     "is_active",
+    "stripe_price_id",
 )
 
 
@@ -55,7 +56,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("tenant", "plan", "status", "current_period_start", "current_period_end", "provider")
+    list_display = ("tenant", "plan", "status", "current_period_start", "current_period_end", "provider", "past_due_since")
     list_filter = ("status", "plan")
     search_fields = ("tenant__slug",)
     raw_id_fields = ("tenant",)
@@ -98,3 +99,21 @@ class StorageDriftAdmin(_ReadOnlyAdmin):
     list_display = ("tenant", "day", "metered_bytes", "actual_bytes", "difference_bytes")
     search_fields = ("tenant__slug",)
     date_hierarchy = "day"
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(_ReadOnlyAdmin):
+    """Each payment-provider event as received and what it did (decision 0045)."""
+
+    list_display = ("provider", "event_type", "event_id", "tenant", "outcome", "occurred_at", "detail")
+    list_filter = ("provider", "event_type", "outcome")
+    search_fields = ("event_id", "object_id", "tenant__slug")
+
+
+@admin.register(ManualPayment)
+class ManualPaymentAdmin(_ReadOnlyAdmin):
+    """Bank transfers: requested, and paid once staff confirm them with `manage.py billing_payments paid`."""
+
+    list_display = ("reference", "tenant", "plan", "status", "amount_minor", "currency", "paid_at", "marked_by")
+    list_filter = ("status",)
+    search_fields = ("reference", "tenant__slug", "bank_reference")

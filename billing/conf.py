@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 
 
@@ -10,6 +12,32 @@ class BillingSettings:
     def default_plan(self) -> str:
         """The plan code every new tenant is subscribed to; "" = none (self-hosted: no subscription, unlimited)."""
         return str(getattr(settings, "GATEWAY_BILLING_DEFAULT_PLAN", "") or "").strip()
+
+    @property
+    def provider(self) -> str:
+        """The payment provider: "stripe", "manual" or "" (none)."""
+        return str(getattr(settings, "GATEWAY_BILLING_PROVIDER", "") or "").strip()
+
+    @property
+    def grace(self) -> timedelta:
+        """How long a subscription stays past_due before the tenant is suspended as unpaid."""
+        return timedelta(days=int(getattr(settings, "GATEWAY_BILLING_GRACE_DAYS", 7)))
+
+    @property
+    def stripe_secret_key(self) -> str:
+        return str(getattr(settings, "GATEWAY_STRIPE_SECRET_KEY", "") or "")
+
+    @property
+    def stripe_webhook_secret(self) -> str:
+        return str(getattr(settings, "GATEWAY_STRIPE_WEBHOOK_SECRET", "") or "")
+
+    @property
+    def stripe_api_base(self) -> str:
+        return str(getattr(settings, "GATEWAY_STRIPE_API_BASE", "https://api.stripe.com"))
+
+    @property
+    def stripe_webhook_tolerance(self) -> int:
+        return int(getattr(settings, "GATEWAY_STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300))
 
 
 app_settings = BillingSettings()

@@ -1,13 +1,14 @@
 """Lock querysets of billing (house style rule 5).
 
-Lock order: the Plan row, then Subscription rows (pk order), then the tenant's row (taken by
-accounts.services.tenant_limits_set's UPDATE or accounts.tenant_admin's tenant_lock).
+Lock order: a ProviderEvent row (its insert, payments), the Plan row, then Subscription rows (pk order), the
+tenant's open ManualPayment request, then the tenant's row (taken by accounts.services.tenant_limits_set's UPDATE
+or accounts.tenant_admin's tenant_lock).
 """
 
 from __future__ import annotations
 
 from accounts.models import Tenant
-from billing.models import Plan, Subscription
+from billing.models import ManualPayment, Plan, Subscription
 
 
 def plan_lock(*, code: str) -> Plan | None:
@@ -33,4 +34,15 @@ def subscriptions_of_plan_lock(*, plan: Plan) -> list[Subscription]:
         .select_related("tenant")
         .filter(plan=plan)
         .order_by("pk")
+    )
+
+
+def manual_request_lock(*, tenant: Tenant) -> ManualPayment | None:
+    """The tenant's open bank-transfer request, FOR NO KEY UPDATE, or None (taken after the subscription's lock)."""
+    return (
+        ManualPayment.objects.select_for_update(no_key=True)
+        .select_related("plan")
+        .filter(tenant=tenant, status=ManualPayment.Status.REQUESTED)
+        .order_by("pk")
+        .first()
     )

@@ -26,7 +26,15 @@ from gateway.core.errors import Conflict, NotFound, ServiceUnavailable, Validati
 
 # What staff may change on a plan (its code names it for good).
 PLAN_EDITABLE = frozenset(
-    {"name", "monthly_price_minor", "currency", "storage_overage_minor_per_gb", "egress_overage_minor_per_gb", "is_active"}
+    {
+        "name",
+        "monthly_price_minor",
+        "currency",
+        "storage_overage_minor_per_gb",
+        "egress_overage_minor_per_gb",
+        "is_active",
+        "stripe_price_id",
+    }
     | set(LIMIT_FIELDS)
 )
 
@@ -101,7 +109,10 @@ def subscription_change_plan(*, tenant: Tenant, plan_code: str, actor: str) -> S
 @transaction.atomic
 def subscription_status_set(*, tenant: Tenant, status: str, actor: str) -> Subscription:
     """Set the subscription's status; `suspended` suspends the tenant as unpaid (pulls go on, pushes refused), `active`
-    lifts that suspension (never one a platform operator made for another reason); locked; audited; idempotent."""
+    lifts that suspension (never one a platform operator made for another reason); locked; audited; idempotent.
+
+    `past_due_since` (dunning's clock, decision 0045) is set when it first becomes past_due, kept while suspended,
+    cleared by any other status."""
     if status not in Subscription.Status.values:
         raise ValidationError(f"Unknown status {status!r}; use one of {', '.join(Subscription.Status.values)}.")
     subscription = locks.subscription_lock(tenant=tenant)
@@ -110,7 +121,12 @@ def subscription_status_set(*, tenant: Tenant, status: str, actor: str) -> Subsc
     previous = subscription.status
     if previous != status:
         subscription.status = status
-        subscription.save(update_fields=["status", "updated_at"])
+        # Dunning's clock (decision 0045): starts when payment first fails, runs on through the suspension, stops when paid.
+        if status == Subscription.Status.PAST_DUE and previous != Subscription.Status.SUSPENDED:
+            subscription.past_due_since = subscription.past_due_since or timezone.now()
+        elif status != Subscription.Status.SUSPENDED:
+            subscription.past_due_since = None
+        subscription.save(update_fields=["status", "past_due_since", "updated_at"])
         audit_record(
             action="subscription.status",
             actor=actor,
@@ -141,6 +157,10 @@ def _clean_plan_changes(changes: dict[str, Any]) -> dict[str, Any]:
                 )
     if "currency" in changes and not (isinstance(changes["currency"], str) and len(changes["currency"]) == 3):
         raise ValidationError("currency is a three-letter ISO 4217 code.")
+    if "stripe_price_id" in changes:
+        price = changes["stripe_price_id"]
+        if not isinstance(price, str) or (price and not price.startswith("price_")) or len(price) > 255:
+            raise ValidationError("stripe_price_id is a Stripe Price id (price_…), or empty when Stripe does not sell the plan.")
     return changes
 
 
@@ -151,6 +171,9 @@ def plan_update(*, code: str, changes: dict[str, Any], actor: str) -> Plan:
     plan = locks.plan_lock(code=code)
     if plan is None:
         raise NotFound(f"No plan {code!r}.")
+    price = changes.get("stripe_price_id")
+    if price and Plan.objects.filter(stripe_price_id=price).exclude(pk=plan.pk).exists():
+        raise Conflict(f"Another plan is already sold as Stripe price {price!r}.")
     for name, value in changes.items():
         setattr(plan, name, value)
     plan.save()

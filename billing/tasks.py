@@ -54,3 +54,12 @@ def storage_reconcile_task(*, tenant_id: int) -> int | None:
 
     drift = storage_reconcile_by_id(tenant_id=tenant_id)
     return drift.difference_bytes if drift is not None else None
+
+
+@task(name="billing.dunning.sweep", retry_on=(DatabaseError,))
+def dunning_sweep_task() -> dict[str, int]:
+    """Suspend, as unpaid, subscriptions past_due for longer than the grace period (and mark lapsed bank transfers
+    past_due); each re-checked under its lock, so a twin run or a payment arriving meanwhile changes nothing twice."""
+    from billing.dunning import dunning_sweep
+
+    return dunning_sweep()

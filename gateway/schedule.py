@@ -105,4 +105,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute=23, hour=3),
         "options": {"expires": 23 * 3600},
     },
+    # Hourly at :41 (crontab "41 * * * *"): dunning (billing/dunning.py, decision 0045). A subscription past_due
+    # for GATEWAY_BILLING_GRACE_DAYS (7) is suspended as unpaid, within the hour its grace ends; lapsed bank-transfer
+    # periods become past_due. Each subscription is re-checked under its lock, so a late or twin run is harmless.
+    "billing-dunning-sweep": {
+        "task": "billing.dunning.sweep",
+        "schedule": crontab(minute=41),
+        "options": {"expires": 50 * 60},
+    },
 }

@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import views as billing_views
 from gateway import health
 
 urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("admin/", admin.site.urls),
+    path("billing/webhooks/stripe/", billing_views.stripe_webhook, name="billing-stripe-webhook"),
     path("api/", include("gateway.api.urls")),
     # The dashboard first: its /accounts/sessions/ replaces allauth.usersessions' page (same URL).
     path("", include("gateway.dashboard.urls")),

@@ -29,6 +29,8 @@ class Plan(TimeStampedModel):
     egress_overage_minor_per_gb = models.PositiveIntegerField(default=0)
     # Inactive plans keep their subscribers but take no new ones.
     is_active = models.BooleanField(default=True)
+    # The Stripe Price (price_…) Checkout sells this plan as; blank: not sold through Stripe (decision 0045).
+    stripe_price_id = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["monthly_price_minor", "code"]
@@ -39,6 +41,9 @@ class Plan(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(egress_bytes_per_month_limit__isnull=True) | Q(egress_bytes_per_month_limit__gte=0),
                 name="plan_egress_limit_gte_0",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_price_id"], condition=~Q(stripe_price_id=""), name="plan_unique_stripe_price"
             ),
         ]
 
@@ -69,6 +74,10 @@ class Subscription(TimeStampedModel):
     provider = models.CharField(max_length=32, blank=True, default="")
     provider_customer_id = models.CharField(max_length=255, blank=True, default="")
     provider_subscription_id = models.CharField(max_length=255, blank=True, default="")
+    # Payments (decision 0045): when the subscription became past_due (dunning suspends GATEWAY_BILLING_GRACE_DAYS
+    # later; None when not past_due), and the time of the newest provider event applied (older ones never go back).
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    provider_state_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

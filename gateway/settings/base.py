@@ -383,3 +383,6 @@ DEFAULT_FROM_EMAIL = E.string("DJANGO_DEFAULT_FROM_EMAIL", f"Wharf <noreply@{REG
 # Billing (docs/decisions/0039): the plan code every new tenant is subscribed to, in the transaction that
 # creates it. The hosted service sets "free"; empty (self-hosted gateways, `make run`) = no subscription, unlimited.
 GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").strip()
+
+# Payments: the provider, Stripe's keys, the dunning grace period (gateway/settings/billing.py; decisions/0045).
+from gateway.settings.billing import *  # noqa: E402,F403

@@ -83,3 +83,27 @@ def test_the_meters_rows_are_read_only_in_the_admin(staff_client):
     outsider = Client()
     outsider.force_login(UserFactory(username="mallory"))
     assert outsider.get("/admin/billing/usagerecord/").status_code == 302  # to the admin's login: not staff
+
+
+def test_staff_give_a_plan_its_stripe_price_in_the_admin_and_read_payments_there(plans, staff_client):
+    from billing.models import ManualPayment, ProviderEvent
+    from billing.payments.manual import manual_payment_request
+
+    pro = plans["pro"]
+    r = staff_client.post(f"/admin/billing/plan/{pro.pk}/change/", _form(pro, stripe_price_id="price_pro_2026"))
+    assert r.status_code == 302, r.content
+    assert Plan.objects.get(code="pro").stripe_price_id == "price_pro_2026"
+    assert AuditEvent.objects.get(action="plan.update").detail["changes"] == {"stripe_price_id": "price_pro_2026"}
+    team = plans["team"]
+    r = staff_client.post(f"/admin/billing/plan/{team.pk}/change/", _form(team, stripe_price_id="price_pro_2026"))
+    assert r.status_code == 200 and Plan.objects.get(code="team").stripe_price_id == ""  # the form says it is taken
+    manual_payment_request(tenant=make_tenant("acme"), plan_code="pro", actor="alice")
+    ProviderEvent.objects.create(
+        provider="stripe", event_id="evt_1", event_type="invoice.paid", occurred_at="2026-01-01T00:00Z", outcome="ignored"
+    )
+    for model in ("providerevent", "manualpayment"):
+        assert staff_client.get(f"/admin/billing/{model}/").status_code == 200
+        assert staff_client.get(f"/admin/billing/{model}/add/").status_code == 403
+    payment = ManualPayment.objects.get()
+    assert staff_client.post(f"/admin/billing/manualpayment/{payment.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ManualPayment.objects.filter(pk=payment.pk, status="requested").exists()
