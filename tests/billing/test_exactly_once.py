@@ -160,6 +160,9 @@ def test_a_worker_killed_mid_flush_loses_nothing_and_counts_once(reg, tenant, re
     ):
         try:
             locker.execute(f"LOCK TABLE {table} IN SHARE MODE")  # the fold's INSERT waits here, mid-transaction
+            # Stale messages on the broker's `celery` queue (an earlier test's re-queued flush of another size) go
+            # first: the worker must take this test's flush, not claim a batch of someone else's max_items.
+            redis_client.delete("celery")
             worker = celery_worker("celery", log)
             usage_flush_task.delay(max_items=100)
             [pid] = _wait_for(lambda: _lock_waiters(watcher, table), "the worker's flush to reach billing's fold", timeout=60)

@@ -203,11 +203,12 @@ def test_the_flush_runs_every_minute_from_the_beat_schedule():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_flushes_what_delay_sends(reg, tenant):
+def test_a_real_worker_flushes_what_delay_sends(reg, tenant, redis_client):
     """`.delay()` to the real broker, a real `celery worker` process: events arrive, re-queued batches too."""
     reg.push_image("app", "1", [b"layer-a", b"layer-b"])  # 3 blob + 1 manifest push events
     assert reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).status_code == 200
     log = tempfile.NamedTemporaryFile(prefix="wharf-worker-", suffix=".log", delete=False)  # noqa: SIM115  (the worker writes it)
+    redis_client.delete("celery")  # no stale message of an earlier test goes before this one's flush
     worker = celery_worker("celery", log)
     try:
         usage_flush_task.delay(max_items=2)  # 5 events: batches of 2, 2, 1 through two re-queues
@@ -228,6 +229,7 @@ def test_a_real_worker_flushes_what_delay_sends(reg, tenant):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+        redis_client.delete("celery")  # nor does a re-queue this one left behind go before a later test's
         log.close()
         os.unlink(log.name)
 
