@@ -11,5 +11,10 @@ class BillingSettings:
         """The plan code every new tenant is subscribed to; "" = none (self-hosted: no subscription, unlimited)."""
         return str(getattr(settings, "GATEWAY_BILLING_DEFAULT_PLAN", "") or "").strip()
 
+    @property
+    def invoice_issuer(self) -> str:
+        """Who issues the invoices: the prefix of their numbers and the sequence they are numbered in ("WHARF")."""
+        return str(getattr(settings, "GATEWAY_BILLING_INVOICE_ISSUER", "") or "WHARF").strip().upper()
+
 
 app_settings = BillingSettings()
