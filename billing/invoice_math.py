@@ -108,14 +108,14 @@ def plan_lines(spans: list[PlanSpan], *, start: datetime, end: datetime) -> list
 def overage_lines(plan: Plan, usage: dict[str, Any], *, start: datetime, end: datetime) -> list[LineDraft]:
     """Storage beyond the plan's quota in GB-months and egress beyond its monthly limit in GB, each at the plan's price.
 
-    A plan with no limit (None) or no overage price (0: the limit is hard) bills none; nothing is negative.
-    GB-months = GB-hours / the hours of the month, GB = 10^9 bytes.
+    A plan with no limit (None) or no overage price (0: the limit is hard) bills none; nothing is negative,
+    and an excess worth less than half a minor unit gets no line (a line of 0 is noise). GB-months = GB-hours / the hours of the month, GB = 10^9 bytes.
     """
     lines: list[LineDraft] = []
     hours = _seconds(end - start) / 3600
     if plan.storage_quota_bytes is not None and plan.storage_overage_minor_per_gb > 0:
         over = Fraction(int(usage["storage_byte_hours"]), GB) / hours - Fraction(plan.storage_quota_bytes, GB)
-        if over > 0:
+        if half_up(over * plan.storage_overage_minor_per_gb) > 0:
             lines.append(
                 LineDraft(
                     kind=InvoiceLine.Kind.STORAGE_OVERAGE,
@@ -128,7 +128,7 @@ def overage_lines(plan: Plan, usage: dict[str, Any], *, start: datetime, end: da
             )
     if plan.egress_bytes_per_month_limit is not None and plan.egress_overage_minor_per_gb > 0:
         over = Fraction(int(usage["egress_bytes"]) - plan.egress_bytes_per_month_limit, GB)
-        if over > 0:
+        if half_up(over * plan.egress_overage_minor_per_gb) > 0:
             lines.append(
                 LineDraft(
                     kind=InvoiceLine.Kind.EGRESS_OVERAGE,
