@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from fpdf import FPDF
 
 from accounts.models import Tenant
+from billing.invoicing import billed_to
 from billing.models import Invoice, InvoiceLine, UsageRecord
 from billing.models.usage import TENANT_TOTAL
 from gateway.core.csv_export import csv_response
@@ -60,6 +61,7 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
     return {
         "invoice": invoice,
         "tenant": invoice.tenant,
+        "billed_to": invoice.billed_to or billed_to(invoice.tenant),  # a draft: the tenant as it is now
         "title": f"Invoice {invoice.number}" if invoice.number else f"Draft invoice {invoice.period_start:%Y-%m}",
         "lines": _lines(invoice),
         "subtotal": money(invoice.subtotal_minor, invoice.currency),
@@ -88,7 +90,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     pdf.set_font("Helvetica", size=10)
     facts = [
         ("Issuer", invoice.issuer),
-        ("Billed to", f"{invoice.tenant.name or invoice.tenant.slug} ({invoice.tenant.slug})"),
+        ("Billed to", context["billed_to"]),
         ("Period", f"{invoice.period_start:%d %B %Y} - {invoice.period_end:%d %B %Y} (UTC, end excluded)"),
         ("Status", invoice.status),
     ]

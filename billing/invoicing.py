@@ -120,15 +120,21 @@ def invoice_issue(*, tenant: Tenant, period_start: datetime) -> Invoice | None:
         return invoice
     sequence = locks.invoice_sequence_lock(issuer=invoice.issuer)
     now = timezone.now()
+    invoice.billed_to = billed_to(Tenant.objects.get(pk=tenant.pk))  # as stored now, whatever the caller's copy says
     invoice.sequence = sequence.next_number
     invoice.number = f"{invoice.issuer}-{sequence.next_number:06d}"
     invoice.issued_at = now
     invoice.status = Invoice.Status.OPEN if invoice.total_minor > 0 else Invoice.Status.PAID
     invoice.paid_at = None if invoice.total_minor > 0 else now
-    invoice.save(update_fields=["sequence", "number", "issued_at", "status", "paid_at", "updated_at"])
+    invoice.save(update_fields=["billed_to", "sequence", "number", "issued_at", "status", "paid_at", "updated_at"])
     sequence.next_number += 1
     sequence.save(update_fields=["next_number", "updated_at"])
     return invoice
+
+
+def billed_to(tenant: Tenant) -> str:
+    """Who an invoice is addressed to: the tenant's name (or slug) and slug, copied at issue."""
+    return f"{tenant.name or tenant.slug} ({tenant.slug})"
 
 
 def invoice_issue_by_id(*, tenant_id: int, period_start: datetime) -> Invoice | None:

@@ -60,6 +60,7 @@ class Migration(migrations.Migration):
                 ("sequence", models.PositiveBigIntegerField(blank=True, null=True)),
                 ("number", models.CharField(blank=True, max_length=64, null=True, unique=True)),
                 ("currency", models.CharField(max_length=3)),
+                ("billed_to", models.CharField(blank=True, default="", max_length=300)),
                 ("subtotal_minor", models.BigIntegerField(default=0)),
                 ("total_minor", models.BigIntegerField(default=0)),
                 ("issued_at", models.DateTimeField(blank=True, null=True)),

@@ -40,6 +40,8 @@ class Invoice(TenantOwnedModel):
     sequence = models.PositiveBigIntegerField(null=True, blank=True)  # the issuer's number, from issuing on
     number = models.CharField(max_length=64, null=True, blank=True, unique=True)  # "<issuer>-<sequence:06d>"
     currency = models.CharField(max_length=3)
+    # The tenant's name and slug as they were at issue: a later rename does not rewrite an issued invoice.
+    billed_to = models.CharField(max_length=300, blank=True, default="")
     subtotal_minor = models.BigIntegerField(default=0)
     total_minor = models.BigIntegerField(default=0)
     issued_at = models.DateTimeField(null=True, blank=True)

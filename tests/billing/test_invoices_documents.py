@@ -114,3 +114,11 @@ def test_the_usage_csv_is_tenant_scoped_and_refuses_an_empty_range(plans, tenant
     assert _csv(usage_csv_response(tenant=tenant, start=APRIL, end=utc(2026, 5, 1))) == [list(USAGE_CSV_HEADER)]
     with pytest.raises(ValueError, match="end must be after start"):
         usage_csv_response(tenant=tenant, start=APRIL, end=APRIL)
+
+
+def test_an_issued_invoice_keeps_the_name_it_was_billed_to(issued):
+    Tenant.objects.filter(pk=issued.tenant_id).update(name="Renamed Ltd")
+    invoice = invoice_get(tenant=Tenant.objects.get(pk=issued.tenant_id), number=issued.number)
+    assert invoice.billed_to == "Acme Ürün 株式会社 (acme)"
+    assert "Acme Ürün 株式会社 (acme)" in invoice_html(invoice) and "Renamed" not in invoice_html(invoice)
+    assert "Renamed" not in PdfReader(io.BytesIO(invoice_pdf(invoice))).pages[0].extract_text()
