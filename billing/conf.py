@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class BillingSettings:
@@ -14,7 +17,10 @@ class BillingSettings:
     @property
     def invoice_issuer(self) -> str:
         """Who issues the invoices: the prefix of their numbers and the sequence they are numbered in ("WHARF")."""
-        return str(getattr(settings, "GATEWAY_BILLING_INVOICE_ISSUER", "") or "WHARF").strip().upper()
+        issuer = str(getattr(settings, "GATEWAY_BILLING_INVOICE_ISSUER", "") or "WHARF").strip().upper()
+        if not re.fullmatch(r"[A-Z0-9]{1,32}", issuer):
+            raise ImproperlyConfigured(f"GATEWAY_BILLING_INVOICE_ISSUER must be 1-32 letters or digits, not {issuer!r}.")
+        return issuer
 
 
 app_settings = BillingSettings()

@@ -383,3 +383,7 @@ DEFAULT_FROM_EMAIL = E.string("DJANGO_DEFAULT_FROM_EMAIL", f"Wharf <noreply@{REG
 # Billing (docs/decisions/0039): the plan code every new tenant is subscribed to, in the transaction that
 # creates it. The hosted service sets "free"; empty (self-hosted gateways, `make run`) = no subscription, unlimited.
 GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").strip()
+
+# Invoices (docs/decisions/0044): who issues them, the prefix of their numbers ("WHARF-000001") and the sequence they
+# are numbered in (letters and digits, at most 32); another value starts its own sequence at 1.
+GATEWAY_BILLING_INVOICE_ISSUER = E.string("GATEWAY_BILLING_INVOICE_ISSUER", "WHARF").strip().upper()

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from billing.invoicing import invoice_estimate, invoice_generate, invoice_issue
@@ -250,6 +251,14 @@ def test_a_bad_period_is_refused_and_writes_nothing(plans, tenant, period_start,
     with at(utc(2026, 4, 30, 23, 59)), pytest.raises(error, match=message):
         invoice_issue(tenant=tenant, period_start=period_start)
     assert not Invoice.objects.exists() and not InvoiceSequence.objects.exists()
+
+
+def test_a_bad_issuer_setting_is_an_operators_error_and_writes_nothing(plans, tenant, settings):
+    settings.GATEWAY_BILLING_INVOICE_ISSUER = "wharf inc."
+    plan_history(tenant, (utc(2026, 2, 1), "pro"))
+    with at(utc(2026, 4, 1)), pytest.raises(ImproperlyConfigured, match="1-32 letters or digits, not 'WHARF INC.'"):
+        invoice_issue(tenant=tenant, period_start=MARCH)
+    assert not Invoice.objects.exists()
 
 
 def test_the_estimate_is_the_month_so_far_and_stores_nothing(plans, tenant):
