@@ -7,7 +7,17 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from billing.models import ManualPayment, Plan, ProviderEvent, StorageDrift, Subscription, UsageRecord
+from billing.models import (
+    Invoice,
+    InvoiceLine,
+    ManualPayment,
+    Plan,
+    ProviderEvent,
+    StorageDrift,
+    Subscription,
+    SubscriptionPlanInterval,
+    UsageRecord,
+)
 from billing.services import plan_update
 
 PLAN_FIELDS = (
@@ -117,3 +127,34 @@ class ManualPaymentAdmin(_ReadOnlyAdmin):
     list_display = ("reference", "tenant", "plan", "status", "amount_minor", "currency", "paid_at", "marked_by")
     list_filter = ("status",)
     search_fields = ("reference", "tenant__slug", "bank_reference")
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = ("position", "kind", "description", "quantity", "unit", "unit_price_minor", "amount_minor")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(_ReadOnlyAdmin):
+    """Invoices for reading: they change only through billing.invoicing (and the payments slice's services)."""
+
+    list_display = ("number", "tenant", "period_start", "status", "total_minor", "currency", "issued_at", "paid_at")
+    list_filter = ("status", "issuer")
+    search_fields = ("number", "tenant__slug")
+    date_hierarchy = "period_start"
+    inlines = (InvoiceLineInline,)
+
+
+@admin.register(SubscriptionPlanInterval)
+class SubscriptionPlanIntervalAdmin(_ReadOnlyAdmin):
+    """The plans each subscription was on, and when: what proration bills from."""
+
+    list_display = ("tenant", "plan", "started_at", "ended_at")
+    search_fields = ("tenant__slug",)
+    date_hierarchy = "started_at"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class BillingSettings:
@@ -38,6 +40,14 @@ class BillingSettings:
     @property
     def stripe_webhook_tolerance(self) -> int:
         return int(getattr(settings, "GATEWAY_STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300))
+
+    @property
+    def invoice_issuer(self) -> str:
+        """Who issues the invoices: the prefix of their numbers and the sequence they are numbered in ("WHARF")."""
+        issuer = str(getattr(settings, "GATEWAY_BILLING_INVOICE_ISSUER", "") or "WHARF").strip().upper()
+        if not re.fullmatch(r"[A-Z0-9]{1,32}", issuer):
+            raise ImproperlyConfigured(f"GATEWAY_BILLING_INVOICE_ISSUER must be 1-32 letters or digits, not {issuer!r}.")
+        return issuer
 
 
 app_settings = BillingSettings()

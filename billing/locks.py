@@ -3,12 +3,13 @@
 Lock order: a ProviderEvent row (its insert, payments), the Plan row, then Subscription rows (pk order), the
 tenant's open ManualPayment request, then the tenant's row (taken by accounts.services.tenant_limits_set's UPDATE
 or accounts.tenant_admin's tenant_lock).
+Invoices: the Invoice row, then its issuer's InvoiceSequence row (billing/invoicing.py).
 """
 
 from __future__ import annotations
 
 from accounts.models import Tenant
-from billing.models import ManualPayment, Plan, Subscription
+from billing.models import Invoice, InvoiceSequence, ManualPayment, Plan, Subscription
 
 
 def plan_lock(*, code: str) -> Plan | None:
@@ -46,3 +47,14 @@ def manual_request_lock(*, tenant: Tenant) -> ManualPayment | None:
         .order_by("pk")
         .first()
     )
+
+
+def invoice_lock(*, pk: int) -> Invoice | None:
+    """The invoice, FOR NO KEY UPDATE (its lines are changed only under it), or None. Lock order: invoice, then sequence."""
+    return Invoice.objects.select_for_update(no_key=True).filter(pk=pk).order_by("pk").first()
+
+
+def invoice_sequence_lock(*, issuer: str) -> InvoiceSequence:
+    """The issuer's number sequence (created at 1 if new), FOR NO KEY UPDATE: issuing serialises on it, so numbers have no gaps."""
+    InvoiceSequence.objects.get_or_create(issuer=issuer)
+    return InvoiceSequence.objects.select_for_update(no_key=True).filter(issuer=issuer).order_by("pk").get()

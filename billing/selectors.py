@@ -1,11 +1,11 @@
-"""Reads of plans and subscriptions."""
+"""Reads of plans, subscriptions and invoices (each tenant-scoped read filters by the tenant first)."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Tenant
-from billing.models import Plan, Subscription
+from billing.models import Invoice, InvoiceLine, Plan, Subscription
 
 
 def plan_list(*, active_only: bool = False) -> QuerySet[Plan]:
@@ -22,3 +22,18 @@ def plan_get(*, code: str) -> Plan | None:
 def subscription_get(*, tenant: Tenant) -> Subscription | None:
     """The tenant's subscription with its plan, or None (no subscription: the tenant's limits are whatever was set)."""
     return Subscription.objects.select_related("plan").filter(tenant=tenant).first()
+
+
+def invoice_list(*, tenant: Tenant, include_drafts: bool = False) -> QuerySet[Invoice]:
+    """The tenant's invoices, newest month first; issued ones only unless `include_drafts` (staff's view)."""
+    invoices = Invoice.objects.filter(tenant=tenant)
+    return invoices if include_drafts else invoices.exclude(status=Invoice.Status.DRAFT)
+
+
+def invoice_get(*, tenant: Tenant, number: str | None = None, pk: int | None = None) -> Invoice | None:
+    """One of the tenant's invoices by number (or pk, for drafts) with its lines prefetched in order; None if not the tenant's."""
+    if (number is None) == (pk is None):
+        raise ValueError("give exactly one of number and pk")
+    invoices = Invoice.objects.filter(tenant=tenant).select_related("tenant")
+    invoices = invoices.filter(number=number) if pk is None else invoices.filter(pk=pk)
+    return invoices.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "pk"))).first()

@@ -21,7 +21,7 @@ from accounts.services import tenant_create, tenant_limits_set
 from accounts.tenant_admin import UNPAID_REASON, tenant_reactivate, tenant_suspend
 from billing import locks
 from billing.conf import app_settings
-from billing.models import Plan, Subscription
+from billing.models import Plan, Subscription, SubscriptionPlanInterval
 from gateway.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
 
 # What staff may change on a plan (its code names it for good).
@@ -68,6 +68,7 @@ def subscription_start(
     subscription = Subscription.objects.create(
         tenant=tenant, plan=plan, status=status, current_period_start=now, current_period_end=_month_later(now)
     )
+    SubscriptionPlanInterval.objects.create(tenant=tenant, subscription=subscription, plan=plan, started_at=now)
     tenant_limits_set(tenant=tenant, limits=plan.limits())
     audit_record(
         action="subscription.start",
@@ -95,6 +96,7 @@ def subscription_change_plan(*, tenant: Tenant, plan_code: str, actor: str) -> S
     previous = subscription.plan.code
     subscription.plan = plan
     subscription.save(update_fields=["plan", "updated_at"])
+    _plan_interval_switch(subscription=subscription, plan=plan, at=timezone.now())
     tenant_limits_set(tenant=tenant, limits=plan.limits())
     audit_record(
         action="subscription.plan",
@@ -104,6 +106,22 @@ def subscription_change_plan(*, tenant: Tenant, plan_code: str, actor: str) -> S
         detail={"plan": plan.code, "previous": previous},
     )
     return subscription
+
+
+def _plan_interval_switch(*, subscription: Subscription, plan: Plan, at: datetime) -> None:
+    """Close the open plan interval at `at` and open `plan`'s there (the subscription's row is locked by the caller).
+
+    An interval that would end where it began (two changes at one instant) is re-pointed instead: it was never in force.
+    """
+    current = SubscriptionPlanInterval.objects.filter(subscription=subscription, ended_at__isnull=True).first()
+    if current is not None and current.started_at >= at:
+        current.plan = plan
+        current.save(update_fields=["plan", "updated_at"])
+        return
+    if current is not None:
+        current.ended_at = at
+        current.save(update_fields=["ended_at", "updated_at"])
+    SubscriptionPlanInterval.objects.create(tenant_id=subscription.tenant_id, subscription=subscription, plan=plan, started_at=at)
 
 
 @transaction.atomic

@@ -63,3 +63,26 @@ def dunning_sweep_task() -> dict[str, int]:
     from billing.dunning import dunning_sweep
 
     return dunning_sweep()
+
+
+@task(name="billing.invoices.issue_all", retry_on=(DatabaseError,))
+def invoice_issue_all_task(*, after_id: int = 0, period_start: str = "") -> int:
+    """Queue the issue of the month's invoice (last month's by default, fixed now) for every tenant with a plan in it."""
+    from billing.invoicing import invoice_tenant_ids, previous_month
+
+    period = datetime.fromisoformat(period_start) if period_start else previous_month(datetime.now(UTC))
+    ids = invoice_tenant_ids(period_start=period, after_id=after_id, limit=FANOUT_BATCH)
+    for tenant_id in ids:
+        invoice_issue_task.apply_async(kwargs={"tenant_id": tenant_id, "period_start": period.isoformat()})
+    if len(ids) == FANOUT_BATCH:
+        invoice_issue_all_task.apply_async(kwargs={"after_id": ids[-1], "period_start": period.isoformat()})
+    return len(ids)
+
+
+@task(name="billing.invoices.issue", retry_on=(DatabaseError,))
+def invoice_issue_task(*, tenant_id: int, period_start: str) -> str | None:
+    """Generate and issue the tenant's invoice for the month (idempotent: twice or concurrently, one invoice); its number."""
+    from billing.invoicing import invoice_issue_by_id
+
+    invoice = invoice_issue_by_id(tenant_id=tenant_id, period_start=datetime.fromisoformat(period_start))
+    return invoice.number if invoice is not None else None

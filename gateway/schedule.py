@@ -113,4 +113,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(minute=41),
         "options": {"expires": 50 * 60},
     },
+    # Monthly, on the 1st at 01:13 UTC (crontab "13 1 1 * *"): generate and issue last month's invoice of
+    # every tenant with a plan in it (billing/invoicing.py). After the month's last storage samples
+    # (:05/:35 of 23:00) and event flushes; idempotent per (tenant, month), so a second or concurrent
+    # run issues nothing new (decision 0044).
+    "billing-invoices-issue-all": {
+        "task": "billing.invoices.issue_all",
+        "schedule": crontab(minute=13, hour=1, day_of_month=1),
+        "options": {"expires": 23 * 3600},
+    },
 }

@@ -88,3 +88,33 @@ class Subscription(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} on {self.plan_id} ({self.status})"
+
+
+class SubscriptionPlanInterval(TimeStampedModel):
+    """One stretch of time a tenant's subscription was on one plan: [started_at, ended_at), ended_at NULL while in force.
+
+    Written only by billing.services.subscription_start (opens the first) and subscription_change_plan
+    (closes the open one and opens the next at the same instant), in their transaction, so invoices
+    prorate from these rows and never from the audit log (docs/decisions/0044). At most one is open.
+    """
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="plan_intervals")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription"], condition=Q(ended_at__isnull=True), name="planinterval_one_open_per_subscription"
+            ),
+            models.UniqueConstraint(fields=["tenant", "started_at"], name="planinterval_unique_tenant_start"),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")), name="planinterval_order"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "started_at"], name="planinterval_tenant_start_idx")]
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} on {self.plan_id} from {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -386,3 +386,7 @@ GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").stri
 
 # Payments: the provider, Stripe's keys, the dunning grace period (gateway/settings/billing.py; decisions/0045).
 from gateway.settings.billing import *  # noqa: E402,F403
+
+# Invoices (docs/decisions/0044): who issues them, the prefix of their numbers ("WHARF-000001") and the sequence they
+# are numbered in (letters and digits, at most 32); another value starts its own sequence at 1.
+GATEWAY_BILLING_INVOICE_ISSUER = E.string("GATEWAY_BILLING_INVOICE_ISSUER", "WHARF").strip().upper()

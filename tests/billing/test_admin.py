@@ -107,3 +107,30 @@ def test_staff_give_a_plan_its_stripe_price_in_the_admin_and_read_payments_there
     payment = ManualPayment.objects.get()
     assert staff_client.post(f"/admin/billing/manualpayment/{payment.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ManualPayment.objects.filter(pk=payment.pk, status="requested").exists()
+
+
+def test_invoices_and_plan_intervals_are_read_only_in_the_admin(plans, staff_client):
+    from billing.invoicing import invoice_issue
+    from billing.models import Invoice, SubscriptionPlanInterval
+    from tests.billing.invoicing import at, lines_of, plan_history, utc
+
+    tenant = make_tenant("acme")
+    plan_history(tenant, (utc(2026, 2, 1), "pro"))
+    with at(utc(2026, 4, 1, 2)):
+        invoice = invoice_issue(tenant=tenant, period_start=utc(2026, 3, 1))
+    interval = SubscriptionPlanInterval.objects.get(tenant=tenant)
+    page = staff_client.get(f"/admin/billing/invoice/{invoice.pk}/change/")
+    assert page.status_code == 200 and b"WHARF-000001" in page.content and b"Pro plan, March 2026" in page.content
+    for model, row in (("invoice", invoice), ("subscriptionplaninterval", interval)):
+        listing = staff_client.get(f"/admin/billing/{model}/")
+        assert listing.status_code == 200 and b"acme" in listing.content
+        assert staff_client.get(f"/admin/billing/{model}/add/").status_code == 403
+        assert staff_client.post(f"/admin/billing/{model}/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    staff_client.post(f"/admin/billing/invoice/{invoice.pk}/change/", {"status": "void", "total_minor": "0"})
+    assert Invoice.objects.filter(pk=invoice.pk, status="open", total_minor=900).exists()
+    assert lines_of(invoice) == [("base", "1.000000", "month", 900, 900)]
+    outsider = Client()
+    outsider.force_login(UserFactory(username="mallory"))
+    for client in (outsider, Client()):
+        response = client.get(f"/admin/billing/invoice/{invoice.pk}/change/")
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]

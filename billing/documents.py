@@ -1,0 +1,144 @@
+"""An invoice as HTML (templates/billing/invoice.html) and as a PDF (fpdf2), and a usage CSV (docs/decisions/0044).
+
+No URLs here: the billing page and the API serve these. The PDF uses fpdf2's built-in Helvetica,
+so no font file or system library is needed; it covers Latin-1, and any other character is
+printed as "?" (the HTML shows every name as it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest, StreamingHttpResponse
+from django.template.loader import render_to_string
+from fpdf import FPDF
+
+from accounts.models import Tenant
+from billing.invoicing import billed_to
+from billing.models import Invoice, InvoiceLine, UsageRecord
+from billing.models.usage import TENANT_TOTAL
+from gateway.core.csv_export import csv_response
+
+# Currencies whose minor unit is not a hundredth (ISO 4217); all others have two decimals.
+MINOR_DIGITS = {"BIF": 0, "CLP": 0, "JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "JOD": 3, "KWD": 3, "OMR": 3, "TND": 3}
+
+USAGE_CSV_HEADER = (
+    "hour_utc",
+    "repository",
+    "pulls",
+    "egress_proxied_bytes",
+    "egress_redirect_bytes",
+    "storage_byte_hours",
+    "storage_sampled",
+)
+
+
+def money(amount_minor: int, currency: str) -> str:
+    """`amount_minor` minor units as "1,234.56 USD" (a credit shows its minus sign)."""
+    digits = MINOR_DIGITS.get(currency, 2)
+    sign = "-" if amount_minor < 0 else ""
+    whole, part = divmod(abs(amount_minor), 10**digits)
+    return f"{sign}{whole:,}{'.' + str(part).zfill(digits) if digits else ''} {currency}"
+
+
+def _lines(invoice: Invoice) -> list[dict[str, Any]]:
+    lines: list[InvoiceLine] = list(invoice.lines.all())
+    return [
+        {
+            "line": line,
+            "quantity": f"{line.quantity.normalize():f}",
+            "unit_price": money(line.unit_price_minor, invoice.currency),
+            "amount": money(line.amount_minor, invoice.currency),
+        }
+        for line in lines
+    ]
+
+
+def invoice_context(invoice: Invoice) -> dict[str, Any]:
+    """What both renderings show: the invoice, its lines with amounts formatted, the totals."""
+    return {
+        "invoice": invoice,
+        "tenant": invoice.tenant,
+        "billed_to": invoice.billed_to or billed_to(invoice.tenant),  # a draft: the tenant as it is now
+        "title": f"Invoice {invoice.number}" if invoice.number else f"Draft invoice {invoice.period_start:%Y-%m}",
+        "lines": _lines(invoice),
+        "subtotal": money(invoice.subtotal_minor, invoice.currency),
+        "total": money(invoice.total_minor, invoice.currency),
+    }
+
+
+def invoice_html(invoice: Invoice, *, request: HttpRequest | None = None) -> str:
+    """The invoice as a printable HTML page (no inline script or style: the site's CSP forbids them)."""
+    return render_to_string("billing/invoice.html", invoice_context(invoice), request=request)
+
+
+def _latin1(text: str) -> str:
+    return text.replace("–", "-").replace("—", "-").encode("latin-1", "replace").decode("latin-1")
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice as an A4 PDF: issuer, number, tenant, period, one row per line, subtotal and total."""
+    context = invoice_context(invoice)
+    pdf = FPDF(format="A4")
+    pdf.set_title(_latin1(context["title"]))
+    pdf.set_creator("Wharf")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(0, 10, _latin1(context["title"]), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    facts = [
+        ("Issuer", invoice.issuer),
+        ("Billed to", context["billed_to"]),
+        ("Period", f"{invoice.period_start:%d %B %Y} - {invoice.period_end:%d %B %Y} (UTC, end excluded)"),
+        ("Status", invoice.status),
+    ]
+    if invoice.issued_at:
+        facts.append(("Issued", f"{invoice.issued_at:%d %B %Y %H:%M} UTC"))
+    for label, value in facts:
+        pdf.cell(30, 6, label)
+        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    with pdf.table(col_widths=(100, 32, 29, 29), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT")) as table:
+        table.row(["Description", "Quantity", "Unit price", "Amount"])
+        for row in context["lines"]:
+            line = row["line"]
+            table.row([_latin1(line.description), f"{row['quantity']} {line.unit}", row["unit_price"], row["amount"]])
+    pdf.ln(4)
+    for label, value in (("Subtotal", context["subtotal"]), ("Total", context["total"])):
+        pdf.set_font("Helvetica", "B" if label == "Total" else "", 11)
+        pdf.cell(161, 7, label, align="R")
+        pdf.cell(29, 7, value, align="R", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def usage_csv_rows(*, tenant: Tenant, start: datetime, end: datetime) -> Iterator[tuple[Any, ...]]:
+    """The tenant's hourly usage rows from `start` (included) to `end` (excluded), by hour then repository; the
+    tenant-wide storage row is named "(all)". Streamed from the database, constant memory."""
+    rows = (
+        UsageRecord.objects.filter(tenant=tenant, hour__gte=start, hour__lt=end)
+        .order_by("hour", "repository")
+        .values_list(
+            "hour",
+            "repository",
+            "pulls",
+            "egress_proxied_bytes",
+            "egress_redirect_bytes",
+            "storage_byte_hours",
+            "storage_sampled_at",
+        )
+    )
+    for hour, repository, *figures, sampled_at in rows.iterator(chunk_size=2000):
+        yield (hour.isoformat(), repository if repository != TENANT_TOTAL else "(all)", *figures, sampled_at is not None)
+
+
+def usage_csv_response(*, tenant: Tenant, start: datetime, end: datetime) -> StreamingHttpResponse:
+    """A streamed CSV download of the tenant's usage in the period (gateway.core.csv_export: formula-safe cells)."""
+    if end <= start:
+        raise ValueError("end must be after start")
+    return csv_response(
+        filename=f"{tenant.slug}-usage-{start:%Y%m%d}-{end:%Y%m%d}.csv",
+        header=USAGE_CSV_HEADER,
+        rows=usage_csv_rows(tenant=tenant, start=start, end=end),
+    )
