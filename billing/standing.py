@@ -27,11 +27,28 @@ from gateway.registry.pull_limits import pull_standing_get
 class Standing:
     """One limit: what the tenant uses against it (None: not measurable now, e.g. Redis down) and the limit (None: unlimited)."""
 
-    key: str
+    key: str  # one of KEYS
     label: str
     used: int | None
     limit: int | None
     unit: str  # "bytes" or "count"
+
+    @property
+    def field(self) -> str:
+        """The Tenant (and Plan) column of this limit."""
+        return FIELDS[self.key]
+
+
+# Each limit the page and the API show, and its Tenant/Plan column, in display order.
+FIELDS = {
+    "storage": "storage_quota_bytes",
+    "private_repositories": "private_repositories_limit",
+    "members": "members_limit",
+    "robots": "robots_limit",
+    "pulls": "pulls_per_window_authenticated",
+    "egress": "egress_bytes_per_month_limit",
+}
+KEYS = tuple(FIELDS)
 
 
 def month_start(moment: datetime) -> datetime:

@@ -29,7 +29,7 @@ from billing import locks
 from billing.models import Subscription
 from billing.selectors import plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
-from billing.standing import billing_standing_get, month_start, month_usage_get
+from billing.standing import KEYS, billing_standing_get, month_start, month_usage_get
 from gateway.api.base import ApiView, paginate
 from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
 from gateway.api.pagination import ApiCursorPagination
@@ -238,7 +238,7 @@ class SubscriptionUpdateApi(_SubscriptionChangeApi):
 
 
 class StandingSerializer(serializers.Serializer):
-    key = serializers.ChoiceField(choices=["storage", "private_repositories", "members", "robots", "pulls", "egress"])
+    key = serializers.ChoiceField(choices=list(KEYS), help_text="pulls: authenticated, in the current 6-hour window.")
     used = serializers.IntegerField(
         allow_null=True, help_text="null: not counted (unlimited pulls are not counted) or not readable right now."
     )

@@ -52,16 +52,8 @@ def _meters(standing: list[Standing]) -> list[Meter]:
     return [Meter(s, Quota(limit=s.limit, used=s.used or 0) if s.used is not None or s.limit is None else None) for s in standing]
 
 
-def _plan_limit(plan: Plan, key: str) -> int | None:
-    field = {
-        "storage": "storage_quota_bytes",
-        "private_repositories": "private_repositories_limit",
-        "members": "members_limit",
-        "robots": "robots_limit",
-        "pulls": "pulls_per_window_authenticated",
-        "egress": "egress_bytes_per_month_limit",
-    }[key]
-    value: int | None = getattr(plan, field)
+def _plan_limit(plan: Plan, standing: Standing) -> int | None:
+    value: int | None = getattr(plan, standing.field)
     return value
 
 
@@ -69,7 +61,7 @@ def over_limits(plan: Plan, standing: list[Standing]) -> list[tuple[Standing, in
     """The limits of `plan` that the organisation's current use already reaches or passes, with the plan's limit."""
     over = []
     for s in standing:
-        limit = _plan_limit(plan, s.key)
+        limit = _plan_limit(plan, s)
         if limit is not None and s.used is not None and s.used >= limit:
             over.append((s, limit))
     return over
@@ -142,7 +134,7 @@ def plan_change(request: HttpRequest, slug: str, code: str) -> HttpResponse:
         "subscription": subscription,
         "current": current,
         "form": form,
-        "limits": [(s, _plan_limit(plan, s.key)) for s in standing],
+        "limits": [(s, _plan_limit(plan, s)) for s in standing],
         "over": over_limits(plan, standing),
     }
     return render(request, "dashboard/billing/plan_change.html", context, status=status)
