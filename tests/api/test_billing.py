@@ -228,3 +228,22 @@ def test_usage_denied_callers_see_nothing_and_change_nothing(request, free, who,
 @pytest.mark.parametrize("role", [Membership.Role.ADMIN, Membership.Role.OWNER])
 def test_admins_and_owners_read_usage(free, role):
     assert caller(None, free, role, ["api:read"]).get(USAGE).status_code == 200
+
+
+def test_usage_and_subscription_cost_the_same_queries_whatever_the_repositories(free, api_read):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    this = _month()
+    UsageRecord.objects.create(tenant=free, repository="r0", hour=this, pulls=1)
+    api_read.get(USAGE)  # the token's first use records it
+    with CaptureQueriesContext(connection) as one:
+        assert api_read.get(USAGE).status_code == 200 and api_read.get(SUB).status_code == 200
+    for i in range(1, 30):
+        UsageRecord.objects.create(tenant=free, repository=f"r{i}", hour=this, pulls=1)
+        Repository.objects.create(tenant=free, name=f"r{i}", visibility="public")
+    with CaptureQueriesContext(connection) as many:
+        body = api_read.get(USAGE).json()
+        assert api_read.get(SUB).status_code == 200
+    assert len(body["repositories"]) == 30 and body["pulls"] == 30
+    assert len(many.captured_queries) == len(one.captured_queries)
