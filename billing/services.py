@@ -8,6 +8,7 @@ Every write locks in billing.locks' order (plan, subscriptions, then the tenant'
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ PLAN_EDITABLE = frozenset(
     }
     | set(LIMIT_FIELDS)
 )
+_PLAN_CODE = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 def _month_later(start: datetime) -> datetime:
@@ -205,6 +207,21 @@ def plan_update(*, code: str, changes: dict[str, Any], actor: str) -> Plan:
         target=code,
         detail={"changes": changes, "tenants": len(subscriptions)},
     )
+    return plan
+
+
+@transaction.atomic
+def plan_create(*, code: str, name: str, fields: dict[str, Any], actor: str) -> Plan:
+    """Create a plan (a custom one for a customer, say) with `fields` of PLAN_EDITABLE; Conflict if the code is taken; audited."""
+    if not code or not _PLAN_CODE.fullmatch(code):
+        raise ValidationError("A plan code is 1-32 lower-case letters, digits, hyphens or underscores.")
+    if not name.strip():
+        raise ValidationError("A plan needs a name.")
+    fields = _clean_plan_changes({k: v for k, v in fields.items() if k != "name"})
+    plan, created = Plan.objects.get_or_create(code=code, defaults={"name": name.strip(), **fields})
+    if not created:
+        raise Conflict(f"A plan {code!r} exists already; change it instead (PATCH), codes name a plan for good.")
+    audit_record(action="plan.create", actor=actor, target=code, detail={"name": plan.name, **fields})
     return plan
 
 

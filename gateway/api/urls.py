@@ -15,6 +15,14 @@ from gateway.api.views.admin_tenants import (
     AdminTenantSuspendApi,
 )
 from gateway.api.views.audit import AuditEventExportApi, AuditEventListApi
+from gateway.api.views.billing import (
+    BillingUsageGetApi,
+    PlanListApi,
+    SubscriptionGetApi,
+    SubscriptionSetApi,
+    SubscriptionUpdateApi,
+)
+from gateway.api.views.billing_admin import AdminPlanCreateApi, AdminPlanGetApi, AdminPlanListApi, AdminPlanUpdateApi
 from gateway.api.views.invitations import (
     InvitationAcceptApi,
     InvitationCreateApi,
@@ -173,6 +181,18 @@ v1 = [
     path("user/invitations", UserInvitationListApi.as_view(), name="user-invitations-list"),
     path("user/invitations/<int:invitation_id>/accept", UserInvitationAcceptApi.as_view(), name="user-invitation-accept"),
     path("invitations/accept", InvitationAcceptApi.as_view(), name="invitations-accept"),
+    # billing (docs/decisions/0046)
+    path("plans", PlanListApi.as_view(), name="plans-list"),
+    *operations(
+        "tenants/<str:slug>/subscription",
+        "tenant-subscription",
+        GET=SubscriptionGetApi,
+        PUT=SubscriptionSetApi,
+        PATCH=SubscriptionUpdateApi,
+    ),
+    path("tenants/<str:slug>/billing/usage", BillingUsageGetApi.as_view(), name="tenant-billing-usage-get"),
+    *operations("admin/plans", "admin-plans", GET=AdminPlanListApi, POST=AdminPlanCreateApi),
+    *operations("admin/plans/<str:code>", "admin-plan", GET=AdminPlanGetApi, PATCH=AdminPlanUpdateApi),
 ]
 
 urlpatterns = [

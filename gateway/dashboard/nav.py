@@ -34,6 +34,7 @@ SECTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("gc", "Garbage collection", "dashboard:gc", A),
     ("audit", "Audit log", "dashboard:audit", A),
     ("settings", "Settings", "dashboard:settings", A),
+    ("billing", "Billing", "dashboard:billing", A),  # owners change the plan, admins see it (decision 0046)
 )
 
 

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from gateway.dashboard.views import (
     audit,
+    billing,
     gc,
     home,
     invitations,
@@ -112,4 +113,7 @@ urlpatterns = [
     path("orgs/<slug:slug>/repositories/<path:name>/manifests/<str:digest>/", manifests.manifest, name="manifest"),
     path("orgs/<slug:slug>/gc/", gc.gc, name="gc"),
     path("orgs/<slug:slug>/gc/jobs/<int:job_id>/", gc.gc_job, name="gc_job"),
+    # billing (docs/decisions/0046): the page accounts.limits.billing_url links, and the plan change's confirmation
+    path("orgs/<slug:slug>/billing/", billing.billing, name="billing"),
+    path("orgs/<slug:slug>/billing/plans/<slug:code>/", billing.plan_change, name="billing_plan"),
 ]

@@ -192,6 +192,18 @@ def pull_quota_take(*, tenant: Tenant, caller: PullCaller, counted: bool) -> Pul
     return quota
 
 
+def pull_standing_get(*, tenant: Tenant) -> PullQuota | None:
+    """Read-only: where the tenant's authenticated budget stands now (counts nothing; one Redis round trip).
+
+    None when that budget is unlimited (Redis not asked) or Redis cannot be read (fail open, logged).
+    """
+    limit = tenant.pulls_per_window_authenticated
+    if limit is None:
+        return None
+    caller = PullCaller(ip="", private=True, subject=tenant.slug)  # a member by construction: the tenant's own budget
+    return pull_quota_take(tenant=tenant, caller=caller, counted=False)
+
+
 def _pulls(n: int, kind: str = "") -> str:
     return f"{n} {kind}pull{'' if n == 1 else 's'}"
 

@@ -299,6 +299,8 @@ SPECTACULAR_SETTINGS = {
         "JobKindEnum": "gateway.api.views.jobs.KIND_CHOICES",
         "JobStartKindEnum": "gateway.api.views.jobs.START_CHOICES",
         "WebhookDeliveryStateEnum": "gateway.api.views.webhooks.DELIVERY_STATES",
+        "StatusEnum": "accounts.models.Tenant.Status",  # a tenant's: the name it had before subscriptions had a status too
+        "SubscriptionStatusEnum": "billing.models.Subscription.Status",
     },
     # Every operation's error responses (problem+json) and RateLimit-* headers, added globally (decisions/0021),
     # and the OpenAPI links between operations (create → update → revoke), which drf-spectacular cannot declare (gateway/api/links.py).

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
+from django.apps import apps
 from django.test import Client
 from django.urls import URLPattern
 
@@ -24,6 +25,7 @@ from accounts.audit import audit_record
 from accounts.invitations import invitation_create
 from accounts.models import Tenant, User
 from accounts.services import robot_create
+from billing.services import subscription_start
 from gateway.dashboard import urls as dashboard_urls
 from gateway.registry.models import JobRun
 from gateway.registry.services.immutability import immutable_rule_create
@@ -31,6 +33,7 @@ from gateway.registry.services.retention import retention_policy_set
 from gateway.webhooks.models import WebhookDelivery
 from gateway.webhooks.services import webhook_endpoint_create, webhook_event_emit
 from gateway.webhooks.tasks import webhook_deliver_task
+from tests.billing.conftest import seed_migration as seed_plans
 from tests.browser.conftest import axe_check, csp_violations, screenshot, sign_in
 from tests.browser.keyboard import keyboard_walk, walk_problems
 from tests.dashboard.images import Index, push_index_with_referrers
@@ -127,6 +130,8 @@ def _seed(hook_url: str) -> Seeded:
     )
     for actor, action, target in [("olivia", "tag.delete", "team/app:old"), ("rita", "membership.set", "sam")]:
         audit_record(tenant=tenant, actor=actor, action=action, target=target)
+    seed_plans.seed(apps, None)  # a transactional test's flush took the seeded plans
+    subscription_start(tenant=tenant, plan_code="pro")  # after the pushes: the billing pages show a plan, Free a downgrade
     return Seeded(user, tenant, index, invited.token, "ci", hook.pk, retention.pk, rule.pk, gc_job.pk, staff_job.pk)
 
 
@@ -171,6 +176,8 @@ PAGES = [
     ("staff_tenant", "/staff/tenants/{slug}/"),
     ("staff_jobs", "/staff/jobs/"),
     ("staff_job", "/staff/jobs/{staff_job}/"),
+    ("billing", "{org}/billing/"),
+    ("billing_plan", "{org}/billing/plans/free/"),
     *ACCOUNT_PAGES,
 ]
 

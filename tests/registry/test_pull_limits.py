@@ -314,3 +314,20 @@ def test_a_plan_without_anonymous_pulls_says_so_and_members_still_pull(reg, tena
     assert message.startswith("pull rate limit: acme's plan allows no anonymous pulls; log in (docker login)")
     assert anon.head("/v2/acme/app/manifests/v1").status_code == 200
     assert _remaining(reg.get("/v2/acme/app/manifests/v1")) == 4
+
+
+def test_the_standing_read_counts_nothing_and_matches_the_headers(reg, tenant, image, clock, redis_client, settings, monkeypatch):
+    from accounts.models import Tenant
+
+    _limits(tenant, authenticated=None)
+    assert pull_limits.pull_standing_get(tenant=Tenant.objects.get(pk=tenant.pk)) is None  # unlimited: nothing counted
+    _limits(tenant, authenticated=10)
+    assert _remaining(reg.get("/v2/acme/app/manifests/v1")) == 9
+    fresh = Tenant.objects.get(pk=tenant.pk)
+    for _ in range(3):  # reading spends nothing
+        standing = pull_limits.pull_standing_get(tenant=fresh)
+        assert standing is not None and (standing.limit, standing.remaining, standing.source) == (10, 9, "acme")
+    assert _remaining(reg.get("/v2/acme/app/manifests/v1")) == 8
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: fail open
+    monkeypatch.setattr(pull_limits._fail_open, "_last", -1e9)
+    assert pull_limits.pull_standing_get(tenant=fresh) is None

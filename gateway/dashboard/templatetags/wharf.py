@@ -3,6 +3,7 @@
 - `binarysize` (also spelled `bytes_binary`, `binary_bytes`): a byte count in binary units (KiB = 1024 B, MiB, …); below
   1 KiB the exact count. Pair it with the exact count in a `title` (`{{ n|intcomma_plain }} bytes`).
 - `exact_bytes`: "12,345 bytes", for that `title`.
+- `decimalsize`: a byte count in decimal units (GB = 10^9 bytes), as plans are priced.
 - `short_digest`: `sha256:` and 12 hex digits (the full digest in a `title` or a copy button).
 - `intcomma_plain`: an integer with grouping (1,234,567), without loading django.contrib.humanize.
 - `tag_badges`: tag names as `<span class="badge tag">` elements, joined in Python (a manifest may list 1,000 tags:
@@ -75,3 +76,23 @@ def short_digest(value: object) -> str:
 def tag_badges(names: Iterable[str]) -> SafeString:
     """Each name escaped in its own `<span class="badge tag">`, separated by spaces; no names → ""."""
     return mark_safe(" ".join(f'<span class="badge tag">{escape(name)}</span>' for name in names))  # noqa: S308 - every name escaped
+
+
+_DECIMAL_UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB")
+
+
+@register.filter
+def decimalsize(value: object) -> str:
+    """`2_000_000_000` → "2 GB": decimal units (GB = 10^9 bytes), as plans and storage providers bill; not a number → ""."""
+    try:
+        size = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return ""
+    if abs(size) < 1000:
+        return f"{size} byte" if abs(size) == 1 else f"{size} bytes"
+    scaled, unit = float(size), 0
+    while abs(scaled) >= 1000 and unit < len(_DECIMAL_UNITS) - 1:
+        scaled /= 1000
+        unit += 1
+    text = f"{scaled:.1f}".rstrip("0").rstrip(".")
+    return f"{text} {_DECIMAL_UNITS[unit]}"

@@ -1,0 +1,140 @@
+"""Billing (admins see it, owners change the plan): the plan, usage against every limit, the plans to change to (decision 0046).
+
+Sections, each from its own source so later slices add theirs beside them: `subscription` (the
+plan), `standing` (billing.standing: every limit with a bar, warning at 80 % and 100 % like the usage
+page's quota), `plans` (owners: each active plan with a confirmation page, then
+billing.services.subscription_change_plan) and, for staff, `drift` (the latest storage reconciliation).
+A downgrade is allowed when the organisation is past the lower plan's limits: nothing is deleted
+(decision 0039) and the confirmation says what the lower plan will refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from accounts.models import Membership
+from billing.models import Plan
+from billing.selectors import plan_get, plan_list, subscription_get
+from billing.services import subscription_change_plan
+from billing.standing import Standing, billing_standing_get, month_start, month_usage_get
+from billing.usage_selectors import storage_drift_list
+from gateway.core.errors import ApplicationError
+from gateway.dashboard.access import org_view
+from gateway.dashboard.views.usage import Quota
+
+DRIFT_DAYS = 7  # how far back staff see the latest reconciliation
+
+
+@dataclass(frozen=True)
+class Meter:
+    """One limit on the page: the standing and its bar (Quota's states: none, ok, warn ≥ 80 %, full ≥ 100 %)."""
+
+    standing: Standing
+    quota: Quota | None  # None: the figure could not be read now (the pull counter's Redis)
+
+
+def price(plan: Plan) -> str:
+    """`900` USD → "9.00 USD": minor units shown with two decimals, never through a float."""
+    return f"{Decimal(plan.monthly_price_minor) / 100:.2f} {plan.currency}"
+
+
+def _meters(standing: list[Standing]) -> list[Meter]:
+    # No figure: unlimited (nothing counts, e.g. pulls) shows as such; under a limit it could not be read now.
+    return [Meter(s, Quota(limit=s.limit, used=s.used or 0) if s.used is not None or s.limit is None else None) for s in standing]
+
+
+def _plan_limit(plan: Plan, standing: Standing) -> int | None:
+    value: int | None = getattr(plan, standing.field)
+    return value
+
+
+def over_limits(plan: Plan, standing: list[Standing]) -> list[tuple[Standing, int]]:
+    """The limits of `plan` that the organisation's current use already reaches or passes, with the plan's limit."""
+    over = []
+    for s in standing:
+        limit = _plan_limit(plan, s)
+        if limit is not None and s.used is not None and s.used >= limit:
+            over.append((s, limit))
+    return over
+
+
+def _standing(request: HttpRequest) -> tuple[list[Standing], dict[str, Any]]:
+    tenant = request.org.tenant  # type: ignore[attr-defined]
+    now = timezone.now()
+    usage = month_usage_get(tenant=tenant, start=month_start(now), now=now)
+    return billing_standing_get(tenant=tenant, egress_bytes=usage["egress_bytes"]), usage
+
+
+@org_view(min_role=Membership.Role.ADMIN)
+def billing(request: HttpRequest, slug: str) -> HttpResponse:
+    org = request.org  # type: ignore[attr-defined]
+    subscription = subscription_get(tenant=org.tenant)
+    standing, usage = _standing(request)
+    context: dict[str, Any] = {
+        "nav_current": "billing",
+        "subscription": subscription,
+        "price": price(subscription.plan) if subscription else "",
+        "meters": _meters(standing),
+        "usage": usage,
+    }
+    if org.is_owner:
+        current = subscription.plan.code if subscription else None
+        context["plans"] = [(plan, price(plan)) for plan in plan_list(active_only=True) if plan.code != current]
+    if request.user.is_staff:
+        today = timezone.now().date()
+        drifts = storage_drift_list(since=today - timedelta(days=DRIFT_DAYS), until=today, tenant=org.tenant)
+        context["drift"] = drifts.order_by("-day").first()  # the latest day, not the largest drift
+        context["drift_days"] = DRIFT_DAYS
+    return render(request, "dashboard/billing/billing.html", context)
+
+
+class PlanChangeForm(forms.Form):
+    # The plan the confirmation was shown against: a change made meanwhile (another owner, staff) is not overridden.
+    current = forms.CharField(required=False, max_length=32)
+
+
+@org_view(min_role=Membership.Role.OWNER)
+def plan_change(request: HttpRequest, slug: str, code: str) -> HttpResponse:
+    """GET: what changing to `code` means (price, limits, what the organisation is already past); POST: change it (PRG)."""
+    org = request.org  # type: ignore[attr-defined]
+    plan = plan_get(code=code)
+    if plan is None or not plan.is_active:
+        raise Http404("No such plan.")
+    subscription = subscription_get(tenant=org.tenant)
+    current = subscription.plan.code if subscription else ""
+    if request.method == "POST":
+        form = PlanChangeForm(request.POST)
+        if form.is_valid() and form.cleaned_data["current"] == current:
+            try:
+                subscription_change_plan(tenant=org.tenant, plan_code=code, actor=request.user.get_username())
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"{org.tenant.slug} is now on the {plan.name} plan.")
+                return redirect("dashboard:billing", slug)
+        elif form.is_valid():
+            form.add_error(None, "The plan changed since this page was shown: nothing was changed. Check the new plan below.")
+        status = 400
+    else:
+        form, status = PlanChangeForm(initial={"current": current}), 200
+    standing, _ = _standing(request)
+    context = {
+        "nav_current": "billing",
+        "plan": plan,
+        "price": price(plan),
+        "subscription": subscription,
+        "current": current,
+        "form": form,
+        "limits": [(s, _plan_limit(plan, s)) for s in standing],
+        "over": over_limits(plan, standing),
+    }
+    return render(request, "dashboard/billing/plan_change.html", context, status=status)
