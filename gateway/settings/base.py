@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.settings import env as E
-from gateway.settings import social
+from gateway.settings import social, storj_prices
 from gateway.settings.env import BASE_DIR, VAR_DIR
 
 DEBUG = E.boolean("DJANGO_DEBUG", False)
@@ -383,3 +383,7 @@ DEFAULT_FROM_EMAIL = E.string("DJANGO_DEFAULT_FROM_EMAIL", f"Wharf <noreply@{REG
 # Billing (docs/decisions/0039): the plan code every new tenant is subscribed to, in the transaction that
 # creates it. The hosted service sets "free"; empty (self-hosted gateways, `make run`) = no subscription, unlimited.
 GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").strip()
+
+# Storj's price table (gateway/settings/storj_prices.py; docs/decisions/0048): what each tenant's data costs at the
+# storage provider. GATEWAY_STORJ_PRICING = "2026" | "legacy", and GATEWAY_STORJ_PRICE_* / _MIN_* override its figures.
+GATEWAY_STORJ_PRICES = storj_prices.prices_from_env()
