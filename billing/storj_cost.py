@@ -188,7 +188,7 @@ _OBJECTS_SQL = f"""
 def _tallies(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPrices) -> dict[str, ObjectTally]:
     """Every object of the tenant stored before `end`, per kind, in one query."""
     tallies = {kind: ObjectTally(kind=kind) for kind in KINDS}
-    params = {
+    params: dict[str, Any] = {
         "tenant": tenant.pk,
         "start": start,
         "end": end,
