@@ -22,7 +22,7 @@ once to 10^-10 dollars (half even), the total the sum of its lines, every input 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
@@ -202,20 +202,26 @@ def _tallies(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPri
     return tallies
 
 
+def month_of(moment: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month holding `moment`: its first hour and the next month's."""
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
 def _plan(tenant: Tenant, start: datetime, end: datetime) -> dict[str, Any] | None:
     subscription = subscription_get(tenant=tenant)
     if subscription is None:
         return None
     plan = subscription.plan
     monthly = Decimal(plan.monthly_price_minor) / 100
-    seconds = int((end - start).total_seconds())
+    month_start, month_end = month_of(start)
     return {
         "code": plan.code,
         "name": plan.name,
         "currency": plan.currency,
         "monthly_price": monthly,
-        # A calendar month is what a plan's price buys; Storj's month is 720 h: compare like with like.
-        "price_for_period": dollars(seconds, monthly, MONTH_SECONDS),
+        # A plan's price is per calendar month: the period's share of the month it starts in (a whole month: the price).
+        "price_for_period": dollars(int((end - start).total_seconds()), monthly, int((month_end - month_start).total_seconds())),
     }
 
 

@@ -29,10 +29,13 @@ from billing.storj_cost import (
     MONTH_SECONDS,
     TAG_JSON_OVERHEAD,
     TB,
+    StorjCost,
     billable_bytes,
     billed_seconds,
     dollars,
+    month_of,
     segments,
+    storage_cost_get,
 )
 from gateway.registry.models import Blob, Manifest, Tag
 from gateway.registry.services.gc import GcReport, gc_preview
@@ -176,3 +179,27 @@ def retention_savings_get(*, tenant: Tenant, now: datetime | None = None) -> Sav
     savings = savings_price(objects=objects, now=now, prices=prices)
     savings.complete = plan.complete and plan.delete_count == len(plan.delete) and alone_complete and after_complete
     return savings
+
+
+@dataclass(frozen=True)
+class StorjOverview:
+    """The dashboard's figures: this calendar month's cost at Storj (and the plan's price) and what GC and retention would save."""
+
+    cost: StorjCost
+    gc: Savings
+    retention: Savings
+
+    @property
+    def savings_per_month(self) -> Decimal:
+        return self.gc.per_month + self.retention.per_month
+
+
+def storj_overview_get(*, tenant: Tenant, now: datetime | None = None) -> StorjOverview:
+    """The tenant's cost at Storj for the current UTC calendar month and what GC and retention would save. Reads only."""
+    now = now or timezone.now()
+    start, end = month_of(now)
+    return StorjOverview(
+        cost=storage_cost_get(tenant=tenant, start=start, end=end, now=now),
+        gc=gc_savings_get(tenant=tenant, now=now),
+        retention=retention_savings_get(tenant=tenant, now=now),
+    )

@@ -16,6 +16,7 @@ from billing.storj_cost import (
     billable_bytes,
     billed_seconds,
     dollars,
+    month_of,
     segments,
     storage_cost_get,
 )
@@ -171,8 +172,8 @@ def test_storage_cost_of_known_objects_in_both_models(settings, tenant):
 def test_manifests_and_tags_are_objects_and_the_plan_price_stands_beside(reg, tenant, plans, blob_store):
     _, payload = reg.push_image("app", "1", [b"layer " * 100])
     subscription_start(tenant=tenant, plan_code="pro")
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    cost = storage_cost_get(tenant=tenant, start=now - timedelta(hours=1), end=now + timedelta(hours=719))
+    start, end = month_of(datetime.now(UTC))
+    cost = storage_cost_get(tenant=tenant, start=start, end=end)
     assert (cost.tallies["manifest"].objects, cost.tallies["manifest"].bytes) == (1, len(payload))
     assert cost.tallies["tag"].objects == 1
     # The byte counts match the objects the registry wrote to the bucket (index and tag JSON included).
@@ -183,6 +184,8 @@ def test_manifests_and_tags_are_objects_and_the_plan_price_stands_beside(reg, te
     assert cost.tallies["index"].bytes == index_sizes
     assert cost.tallies["blob"].bytes == sum(Blob.objects.filter(tenant=tenant).values_list("size", flat=True))
     assert cost.plan["code"] == "pro" and cost.plan["monthly_price"] == Decimal(9)
-    assert cost.plan["price_for_period"] == Decimal("9.0000000000")
+    assert cost.plan["price_for_period"] == Decimal("9.0000000000")  # a whole calendar month: the plan's price
+    half = storage_cost_get(tenant=tenant, start=START, end=START + timedelta(days=15))
+    assert half.plan["price_for_period"] == Decimal("4.5000000000")  # half of November
     assert cost.margin == Decimal(9) - cost.total
     assert Tag.objects.filter(tenant=tenant).count() == 1 and Manifest.objects.filter(tenant=tenant).count() == 1

@@ -5,6 +5,7 @@
 - `exact_bytes`: "12,345 bytes", for that `title`.
 - `short_digest`: `sha256:` and 12 hex digits (the full digest in a `title` or a copy button).
 - `intcomma_plain`: an integer with grouping (1,234,567), without loading django.contrib.humanize.
+- `usd`: a Decimal amount of US dollars ("$7.00", "$0.0035"), exact value for a `title` as `{{ amount }}`.
 - `tag_badges`: tag names as `<span class="badge tag">` elements, joined in Python (a manifest may list 1,000 tags:
   one filter call instead of a template loop's thousands of nodes).
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.utils.html import escape
@@ -75,3 +77,17 @@ def short_digest(value: object) -> str:
 def tag_badges(names: Iterable[str]) -> SafeString:
     """Each name escaped in its own `<span class="badge tag">`, separated by spaces; no names → ""."""
     return mark_safe(" ".join(f'<span class="badge tag">{escape(name)}</span>' for name in names))  # noqa: S308 - every name escaped
+
+
+@register.filter
+def usd(value: object) -> str:
+    """A Decimal of US dollars for reading: "$12.35" from a dollar up, "$0.0035" below (4 places), "-$1.20"; not a number → ""."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return ""
+    if not amount.is_finite():
+        return ""
+    places = Decimal("0.01") if abs(amount) >= 1 or amount == 0 else Decimal("0.0001")
+    text = f"{abs(amount).quantize(places, rounding=ROUND_HALF_UP):,}"
+    return f"-${text}" if amount < 0 else f"${text}"
