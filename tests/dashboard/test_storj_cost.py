@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -130,3 +131,21 @@ def test_queries_do_not_grow_with_the_objects(as_caller, reg, tenant, data, djan
         assert owner.get(USAGE).status_code == 200
     with django_assert_max_num_queries(few[STAFF]):
         assert staff.get(STAFF).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (Decimal("7"), "$7.00"),
+        (Decimal("1234.5"), "$1,234.50"),
+        (Decimal("0.0000032314"), "$0.0000032"),
+        (Decimal("0E-10"), "$0.00"),
+        (Decimal("-1.2"), "-$1.20"),
+        (Decimal("4E-11"), "$0.0000000000"),
+        ("not money", ""),
+        (None, ""),
+        (Decimal("NaN"), ""),
+    ],
+)
+def test_usd_shows_small_amounts_with_two_significant_digits(value, text):
+    assert usd(value) == text

@@ -5,7 +5,7 @@
 - `exact_bytes`: "12,345 bytes", for that `title`.
 - `short_digest`: `sha256:` and 12 hex digits (the full digest in a `title` or a copy button).
 - `intcomma_plain`: an integer with grouping (1,234,567), without loading django.contrib.humanize.
-- `usd`: a Decimal amount of US dollars ("$7.00", "$0.0035"), exact value for a `title` as `{{ amount }}`.
+- `usd`: a Decimal amount of US dollars ("$7.00", "$0.0000032"), the exact value for a `title` as `{{ amount }}`.
 - `tag_badges`: tag names as `<span class="badge tag">` elements, joined in Python (a manifest may list 1,000 tags:
   one filter call instead of a template loop's thousands of nodes).
 """
@@ -81,13 +81,16 @@ def tag_badges(names: Iterable[str]) -> SafeString:
 
 @register.filter
 def usd(value: object) -> str:
-    """A Decimal of US dollars for reading: "$12.35" from a dollar up, "$0.0035" below (4 places), "-$1.20"; not a number → ""."""
+    """A Decimal of US dollars for reading: "$12.35" from a cent up, two significant digits below ("$0.0000032"), "-$1.20".
+
+    At most 10 places (what billing keeps); zero is "$0.00"; not a number → "".
+    """
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return ""
     if not amount.is_finite():
         return ""
-    places = Decimal("0.01") if abs(amount) >= 1 or amount == 0 else Decimal("0.0001")
-    text = f"{abs(amount).quantize(places, rounding=ROUND_HALF_UP):,}"
+    places = 2 if abs(amount) >= Decimal("0.01") or amount == 0 else min(10, 1 - amount.adjusted())
+    text = f"{abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):,f}"
     return f"-${text}" if amount < 0 else f"${text}"
