@@ -189,3 +189,14 @@ def test_manifests_and_tags_are_objects_and_the_plan_price_stands_beside(reg, te
     assert half.plan["price_for_period"] == Decimal("4.5000000000")  # half of November
     assert cost.margin == Decimal(9) - cost.total
     assert Tag.objects.filter(tenant=tenant).count() == 1 and Manifest.objects.filter(tenant=tenant).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_period_off_the_hour_or_backwards_is_refused(tenant):
+    with pytest.raises(ValueError, match="on the hour"):
+        storage_cost_get(tenant=tenant, start=START + timedelta(minutes=5), end=END)
+    with pytest.raises(ValueError, match="must be after start"):
+        storage_cost_get(tenant=tenant, start=END, end=START)
+    # An empty tenant costs nothing, exactly.
+    empty = storage_cost_get(tenant=tenant, start=START, end=END)
+    assert (empty.objects, empty.total, empty.effects["minimum_object_size"]) == (0, Decimal(0), Decimal(0))
