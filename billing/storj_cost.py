@@ -33,7 +33,9 @@ from accounts.models import Tenant
 from billing.conf import StorjPrices, app_settings
 from billing.selectors import subscription_get
 from billing.usage_selectors import usage_period_get
-from gateway.registry.models import Blob, Manifest, Tag
+from gateway.registry.models import Blob, JobRun, Manifest, Tag
+from gateway.registry.services.gc import KIND_GC
+from gateway.registry.services.retention import KIND_RETENTION
 
 TB = 10**12  # Storj counts in decimal units
 MONTH_HOURS = 720  # Storj's standardised month: 30 days of 24 hours
@@ -112,6 +114,8 @@ class StorjCost:
     lines: dict[str, Decimal] = field(default_factory=dict)
     effects: dict[str, Decimal] = field(default_factory=dict)  # parts of the lines owed to Storj's rules
     plan: dict[str, Any] | None = None  # what the tenant pays: its plan's monthly price
+    # What GC and retention runs deleted in the period (their job counts): not in the lines, their ages are not recorded.
+    deleted: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> Decimal:
@@ -155,6 +159,7 @@ class StorjCost:
             "total": self.total,
             "plan": self.plan,
             "margin": self.margin,
+            "deleted": dict(self.deleted),
         }
 
 
@@ -202,6 +207,21 @@ def _tallies(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPri
     return tallies
 
 
+def _deleted(tenant: Tenant, start: datetime, end: datetime) -> dict[str, int]:
+    """What the GC and retention runs started in the period deleted, from their job counts (one query)."""
+    totals = {"runs": 0, "objects": 0, "bytes": 0, "blobs": 0, "manifests": 0, "tags": 0}
+    runs = JobRun.objects.filter(
+        tenant=tenant, kind__in=(KIND_GC, KIND_RETENTION), dry_run=False, started_at__gte=start, started_at__lt=end
+    ).values_list("counts", "bytes_freed")
+    for counts, freed in runs:
+        totals["runs"] += 1
+        totals["bytes"] += freed
+        for name in ("blobs", "manifests", "tags"):
+            totals[name] += int((counts or {}).get(f"{name}_deleted", 0))
+    totals["objects"] = 2 * totals["blobs"] + totals["manifests"] + totals["tags"]  # a blob is its data and its index
+    return totals
+
+
 def month_of(moment: datetime) -> tuple[datetime, datetime]:
     """The UTC calendar month holding `moment`: its first hour and the next month's."""
     start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -229,7 +249,8 @@ def storage_cost_get(*, tenant: Tenant, start: datetime, end: datetime, now: dat
     """What the tenant's data costs at Storj from `start` to `end` (UTC hours), with every input; beside it the plan's price.
 
     Storage: the objects stored at `now` (default: now), each from when it was written, or
-    `start`, until `end`. Egress: the metered bytes of the period. Reads only; four queries.
+    `start`, until `end`. Egress: the metered bytes of the period. Beside them what GC and retention
+    deleted in the period (not priced: no ages are recorded). Reads only; five queries.
     """
     prices = app_settings.storj_prices
     usage = usage_period_get(tenant=tenant, start=start, end=end)
@@ -242,6 +263,7 @@ def storage_cost_get(*, tenant: Tenant, start: datetime, end: datetime, now: dat
         tallies=tallies,
         egress_bytes=int(usage["egress_bytes"]),
         plan=_plan(tenant, start, end),
+        deleted=_deleted(tenant, start, end),
     )
     byte_seconds = sum(t.byte_seconds for t in tallies.values())
     billable = sum(t.billable_byte_seconds for t in tallies.values())

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.storj_cost import MONTH_SECONDS, TB, dollars
+from billing.storj_cost import MONTH_SECONDS, TB, dollars, month_of, storage_cost_get
 from billing.storj_savings import gc_savings_get, retention_savings_get
 from gateway.registry.models import Blob, JobRun, Manifest, Repository, Tag
 from gateway.registry.services.gc import gc_run_to_completion
@@ -56,11 +56,15 @@ def test_gc_savings_are_what_a_run_deletes_priced_and_young_objects_save_nothing
     assert old.young_objects == 0 and old.early_deletion_owed == Decimal("0E-10")
     assert old.storage_per_month == dollars(old.billable_bytes * MONTH_SECONDS, Decimal(7), TB * MONTH_SECONDS)
 
-    gc_run_to_completion(tenant=tenant, grace=timedelta(0))
+    report = gc_run_to_completion(tenant=tenant, grace=timedelta(0))
     after_objects = _listing(blob_store, tenant)
     gone = {key: size for key, size in before_objects.items() if key not in after_objects}
     assert len(gone) == old.objects == 3
     assert sum(gone.values()) == old.bytes
+    # The month's cost says what the run deleted (from its job counts): the data bytes it freed, three objects.
+    start, end = month_of(timezone.now())
+    deleted = storage_cost_get(tenant=tenant, start=start, end=end).deleted
+    assert (deleted["runs"], deleted["objects"], deleted["bytes"]) == (1, 3, report.bytes_freed)
     # Two of the three (the manifest, the index object) are under 50 kB and billed as 50 kB.
     assert old.billable_bytes == 50_000 * 2 + len(b"doomed layer " * 9000)
 

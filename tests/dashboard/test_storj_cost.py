@@ -149,3 +149,13 @@ def test_queries_do_not_grow_with_the_objects(as_caller, reg, tenant, data, djan
 )
 def test_usd_shows_small_amounts_with_two_significant_digits(value, text):
     assert usd(value) == text
+
+
+def test_what_gc_deleted_this_month_is_said_not_priced(as_caller, tenant, data):
+    from gateway.registry.services.gc import gc_run_to_completion
+
+    assert b'id="storj-deleted"' not in as_caller("owner").get(USAGE).content
+    report = gc_run_to_completion(tenant=tenant, grace=timedelta(0))
+    page = as_caller("owner").get(USAGE).content.decode()
+    assert "garbage collection and retention deleted 3 objects" in page
+    assert f'title="{report.bytes_freed:,} bytes"' in page
