@@ -143,8 +143,10 @@ class StorjCost:
 
     @property
     def margin(self) -> Decimal | None:
-        """The plan's price for the period's share of a month minus the Storj cost (None without a plan)."""
-        return None if self.plan is None else self.plan["price_for_period"] - self.total
+        """The plan's price for the period's share of a month minus the Storj cost (None without a plan, or one not priced in USD)."""
+        if self.plan is None or self.plan["currency"] != "USD":  # Storj bills US dollars; no exchange rates here
+            return None
+        return self.plan["price_for_period"] - self.total
 
     def as_dict(self) -> dict[str, Any]:
         return {

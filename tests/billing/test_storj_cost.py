@@ -10,6 +10,7 @@ import pytest
 
 from billing.conf import app_settings
 from billing.metering import usage_records_fold
+from billing.models import Plan
 from billing.services import subscription_start
 from billing.storj_cost import (
     MONTH_SECONDS,
@@ -189,6 +190,8 @@ def test_manifests_and_tags_are_objects_and_the_plan_price_stands_beside(reg, te
     assert half.plan["price_for_period"] == Decimal("4.5000000000")  # half of November
     assert cost.margin == Decimal(9) - cost.total
     assert Tag.objects.filter(tenant=tenant).count() == 1 and Manifest.objects.filter(tenant=tenant).count() == 1
+    Plan.objects.filter(code="pro").update(currency="EUR")  # Storj bills dollars: no margin across currencies
+    assert storage_cost_get(tenant=tenant, start=start, end=end).margin is None
 
 
 @pytest.mark.django_db
