@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class StorjPrices:
+    """Storj's price table (settings.GATEWAY_STORJ_PRICES, gateway/settings/storj_prices.py): US dollars as exact Decimals."""
+
+    model: str  # "2026" (Simplified pricing) or "legacy"
+    storage_tb_month: Decimal  # per 10^12 bytes for a 720-hour month
+    egress_tb: Decimal  # per 10^12 bytes downloaded
+    segment_month: Decimal  # per segment for a 720-hour month (legacy); 0 = no segment fee
+    min_object_bytes: int  # an object smaller than this is billed as this many bytes
+    min_duration_days: int  # an object deleted younger than this is billed as if stored this long
+    segment_bytes: int  # 64 MiB: an object is ceil(size / this) segments, at least one
 
 
 class BillingSettings:
@@ -48,6 +63,20 @@ class BillingSettings:
         if not re.fullmatch(r"[A-Z0-9]{1,32}", issuer):
             raise ImproperlyConfigured(f"GATEWAY_BILLING_INVOICE_ISSUER must be 1-32 letters or digits, not {issuer!r}.")
         return issuer
+
+    @property
+    def storj_prices(self) -> StorjPrices:
+        """Storj's prices and billing rules that `billing.storj_cost` applies."""
+        raw = settings.GATEWAY_STORJ_PRICES
+        return StorjPrices(
+            model=str(raw["model"]),
+            storage_tb_month=Decimal(str(raw["storage_tb_month"])),
+            egress_tb=Decimal(str(raw["egress_tb"])),
+            segment_month=Decimal(str(raw["segment_month"])),
+            min_object_bytes=int(raw["min_object_bytes"]),
+            min_duration_days=int(raw["min_duration_days"]),
+            segment_bytes=int(raw["segment_bytes"]),
+        )
 
 
 app_settings = BillingSettings()

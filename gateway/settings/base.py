@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.settings import env as E
-from gateway.settings import social
+from gateway.settings import social, storj_prices
 from gateway.settings.env import BASE_DIR, VAR_DIR
 
 DEBUG = E.boolean("DJANGO_DEBUG", False)
@@ -392,3 +392,7 @@ from gateway.settings.billing import *  # noqa: E402,F403
 # Invoices (docs/decisions/0044): who issues them, the prefix of their numbers ("WHARF-000001") and the sequence they
 # are numbered in (letters and digits, at most 32); another value starts its own sequence at 1.
 GATEWAY_BILLING_INVOICE_ISSUER = E.string("GATEWAY_BILLING_INVOICE_ISSUER", "WHARF").strip().upper()
+
+# Storj's price table (gateway/settings/storj_prices.py; docs/decisions/0048): what each tenant's data costs at the
+# storage provider. GATEWAY_STORJ_PRICING = "2026" | "legacy", and GATEWAY_STORJ_PRICE_* / _MIN_* override its figures.
+GATEWAY_STORJ_PRICES = storj_prices.prices_from_env()

@@ -6,6 +6,7 @@
 - `decimalsize`: a byte count in decimal units (GB = 10^9 bytes), as plans are priced.
 - `short_digest`: `sha256:` and 12 hex digits (the full digest in a `title` or a copy button).
 - `intcomma_plain`: an integer with grouping (1,234,567), without loading django.contrib.humanize.
+- `usd`: a Decimal amount of US dollars ("$7.00", "$0.0000032"), the exact value for a `title` as `{{ amount }}`.
 - `tag_badges`: tag names as `<span class="badge tag">` elements, joined in Python (a manifest may list 1,000 tags:
   one filter call instead of a template loop's thousands of nodes).
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.utils.html import escape
@@ -96,3 +98,20 @@ def decimalsize(value: object) -> str:
         unit += 1
     text = f"{scaled:.1f}".rstrip("0").rstrip(".")
     return f"{text} {_DECIMAL_UNITS[unit]}"
+
+
+@register.filter
+def usd(value: object) -> str:
+    """A Decimal of US dollars for reading: "$12.35" from a cent up, two significant digits below ("$0.0000032"), "-$1.20".
+
+    At most 10 places (what billing keeps); zero is "$0.00"; not a number → "".
+    """
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return ""
+    if not amount.is_finite():
+        return ""
+    places = 2 if abs(amount) >= Decimal("0.01") or amount == 0 else min(10, 1 - amount.adjusted())
+    text = f"{abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):,f}"
+    return f"-${text}" if amount < 0 else f"${text}"

@@ -22,10 +22,12 @@ from accounts.locks import tenant_lock
 from accounts.models import Tenant
 from accounts.selectors import audit_event_list
 from accounts.tenant_admin import tenant_quota_change, tenant_reactivate, tenant_suspend
+from billing.storj_savings import storj_overview_get
 from gateway.core.errors import ApplicationError, Conflict, ServiceUnavailable
 from gateway.core.queues import celery_queue_depths
 from gateway.dashboard.access import staff_view
 from gateway.dashboard.forms.staff import JobFilterForm, QuotaForm, SuspendForm, TenantFilterForm, quota_initial
+from gateway.dashboard.views.usage import storj_context
 from gateway.registry import selectors
 from gateway.registry.models import JobRun
 from gateway.registry.services.stream import events_backlog
@@ -114,6 +116,7 @@ def _tenant_page(request: HttpRequest, tenant: Tenant, status: int = 200, **form
         "quota_form": forms.get("quota_form") or QuotaForm(initial=quota_initial(tenant.storage_quota_bytes)),
         "jobs": list(selectors.jobrun_list(tenant=tenant).order_by("-pk")[:RECENT]),
         "operator_events": list(audit_event_list(tenant=tenant).filter(action__in=OPERATOR_ACTIONS)[:RECENT]),
+        **storj_context(storj_overview_get(tenant=tenant), whose="this tenant's", margin=True),
     }
     return render(request, "dashboard/staff/tenant.html", context, status=status)
 

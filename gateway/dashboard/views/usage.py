@@ -16,6 +16,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from billing.storj_savings import StorjOverview, storj_overview_get
 from gateway.dashboard.access import org_view
 from gateway.dashboard.charts import bar_chart, line_chart
 from gateway.dashboard.templatetags.wharf import binarysize
@@ -97,4 +98,12 @@ def usage(request: HttpRequest, slug: str) -> HttpResponse:
         "top_pulled": sorted(traffic["repositories"], key=lambda r: (-r["pulls"], -r["egress_bytes"], r["name"]))[:TOP_N],
         "quota": Quota(limit=tenant.storage_quota_bytes, used=storage["stored_bytes"]),
     }
+    if request.org.can_admin:  # type: ignore[attr-defined]
+        context.update(storj_context(storj_overview_get(tenant=tenant), whose="your"))
     return render(request, "dashboard/usage/usage.html", context)
+
+
+def storj_context(storj: StorjOverview, *, whose: str, margin: bool = False) -> dict[str, Any]:
+    """What templates/dashboard/usage/_storj_cost.html reads (the usage page, and the staff console's tenant page with the margin)."""
+    savings = [("Garbage collection ran now", storj.gc), ("Retention policies applied, then garbage collection", storj.retention)]
+    return {"storj": storj, "storj_savings": savings, "whose": whose, "margin": margin}

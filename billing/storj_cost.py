@@ -1,0 +1,284 @@
+"""What a tenant's data costs at Storj (docs/decisions/0048): Storj's own rules applied to the objects Wharf keeps for it.
+
+Storj bills per project, and tenants share the platform's bucket, so Wharf works out each
+tenant's share itself from what it knows of every object under the tenant's prefix:
+
+- blob data (a `Blob` row: its size, stored since `created_at`), the blob's index object
+  ({digest, key, size}, its exact JSON length computed here), each manifest's exact bytes
+  (one object per `Manifest` row, i.e. per repository) and each tag's object ({digest, tag},
+  rewritten at `last_pushed_at`);
+- egress: the metered bytes of the period (`usage_period_get`: proxied and redirected).
+
+The rules (billing.conf.StorjPrices): storage per TB-month of 720 hours, measured per second
+here; an object smaller than the minimum (50 kB) is billed as the minimum; the legacy segment fee
+per segment-month, ceil(size / 64 MiB) segments and at least one per object; egress per TB; and
+the 30-day minimum storage duration, which applies to deletions (billing/storj_savings.py prices
+what GC and retention would save with it). Not counted: upload sessions in progress (their parts
+and tails are transient) and objects deleted earlier in the period (GC deletes the rows and
+records no age; see the decision). Amounts are exact Decimals in US dollars, each line rounded
+once to 10^-10 dollars (half even), the total the sum of its lines, every input beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Tenant
+from billing.conf import StorjPrices, app_settings
+from billing.selectors import subscription_get
+from billing.usage_selectors import usage_period_get
+from gateway.registry.models import Blob, JobRun, Manifest, Tag
+from gateway.registry.services.gc import KIND_GC
+from gateway.registry.services.retention import KIND_RETENTION
+
+TB = 10**12  # Storj counts in decimal units
+MONTH_HOURS = 720  # Storj's standardised month: 30 days of 24 hours
+MONTH_SECONDS = MONTH_HOURS * 3600
+DAY_SECONDS = 24 * 3600
+CENT_PLACES = Decimal("0.0000000001")  # amounts are kept to 10^-10 dollars
+KINDS = ("blob", "index", "manifest", "tag")
+# The JSON the registry writes with BlobStore.put_json (sorted keys, no spaces): the fixed characters around the values.
+INDEX_JSON_OVERHEAD = len('{"digest":"","key":"","size":}')
+TAG_JSON_OVERHEAD = len('{"digest":"","tag":""}')
+
+
+def dollars(numerator: int | Decimal, price: Decimal, denominator: int) -> Decimal:
+    """numerator × price / denominator in dollars, rounded once to 10^-10 (computed with 60 digits: no float, no drift)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return (Decimal(numerator) * price / Decimal(denominator)).quantize(CENT_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def billable_bytes(size: int, prices: StorjPrices) -> int:
+    """The bytes Storj bills an object of `size` for: the minimum object size at least."""
+    return max(size, prices.min_object_bytes)
+
+
+def segments(size: int, prices: StorjPrices) -> int:
+    """The segments an object of `size` takes: ceil(size / 64 MiB), at least one (an empty object too)."""
+    return max(1, -(-size // prices.segment_bytes))
+
+
+def billed_seconds(
+    *, stored_at: datetime, deleted_at: datetime | None, start: datetime, end: datetime, prices: StorjPrices
+) -> int:
+    """The seconds an object stored at `stored_at` is billed for in the period [start, end).
+
+    The seconds it is stored in the period (until `deleted_at`; None: still stored at `end`),
+    and — deleted in the period younger than the minimum storage duration — the rest of that
+    duration too, billed with the deletion (so an early-deleted object is billed for exactly the
+    minimum duration in all, whatever periods it spans).
+    """
+    until = end if deleted_at is None else min(deleted_at, end)
+    stored = max(0, int((until - max(stored_at, start)).total_seconds()))
+    if deleted_at is None or not start <= deleted_at < end:
+        return stored
+    owed = stored_at + timedelta(days=prices.min_duration_days) - deleted_at
+    return stored + max(0, int(owed.total_seconds()))
+
+
+@dataclass
+class ObjectTally:
+    """One kind of object (blob data, index, manifest, tag) of the tenant, summed over the period."""
+
+    kind: str
+    objects: int = 0
+    bytes: int = 0  # what they hold now
+    billable_bytes: int = 0  # with the minimum object size
+    small_objects: int = 0  # objects under the minimum size
+    segments: int = 0
+    byte_seconds: int = 0  # stored bytes × seconds stored in the period
+    billable_byte_seconds: int = 0
+    segment_seconds: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class StorjCost:
+    """A tenant's cost at Storj for a period, the lines that add up to it and the inputs behind each (explainable)."""
+
+    start: datetime
+    end: datetime
+    measured_at: datetime  # objects as stored at this moment, held until `end` (a projection past it)
+    prices: StorjPrices
+    tallies: dict[str, ObjectTally]
+    egress_bytes: int
+    lines: dict[str, Decimal] = field(default_factory=dict)
+    effects: dict[str, Decimal] = field(default_factory=dict)  # parts of the lines owed to Storj's rules
+    plan: dict[str, Any] | None = None  # what the tenant pays: its plan's monthly price
+    # What GC and retention runs deleted in the period (their job counts): not in the lines, their ages are not recorded.
+    deleted: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.lines.values(), Decimal(0))
+
+    @property
+    def objects(self) -> int:
+        return sum(t.objects for t in self.tallies.values())
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(t.bytes for t in self.tallies.values())
+
+    @property
+    def billable_bytes(self) -> int:
+        return sum(t.billable_bytes for t in self.tallies.values())
+
+    @property
+    def small_objects(self) -> int:
+        return sum(t.small_objects for t in self.tallies.values())
+
+    @property
+    def segments(self) -> int:
+        return sum(t.segments for t in self.tallies.values())
+
+    @property
+    def margin(self) -> Decimal | None:
+        """The plan's price for the period's share of a month minus the Storj cost (None without a plan, or one not priced in USD)."""
+        if self.plan is None or self.plan["currency"] != "USD":  # Storj bills US dollars; no exchange rates here
+            return None
+        return self.plan["price_for_period"] - self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "measured_at": self.measured_at,
+            "prices": dict(self.prices.__dict__),
+            "objects": {k: t.as_dict() for k, t in self.tallies.items()},
+            "egress_bytes": self.egress_bytes,
+            "lines": dict(self.lines),
+            "effects": dict(self.effects),
+            "total": self.total,
+            "plan": self.plan,
+            "margin": self.margin,
+            "deleted": dict(self.deleted),
+        }
+
+
+_OBJECTS_SQL = f"""
+    WITH objects AS (
+        SELECT 'blob' AS kind, b.size::bigint AS size, b.created_at AS since
+            FROM {Blob._meta.db_table} b WHERE b.tenant_id = %(tenant)s
+        UNION ALL
+        SELECT 'index', ({INDEX_JSON_OVERHEAD} + length(b.digest) + length(b.storage_key) + length(b.size::text))::bigint,
+               b.created_at
+            FROM {Blob._meta.db_table} b WHERE b.tenant_id = %(tenant)s
+        UNION ALL
+        SELECT 'manifest', m.size::bigint, m.created_at
+            FROM {Manifest._meta.db_table} m WHERE m.tenant_id = %(tenant)s
+        UNION ALL
+        SELECT 'tag', ({TAG_JSON_OVERHEAD} + length(m.digest) + length(t.name))::bigint, t.last_pushed_at
+            FROM {Tag._meta.db_table} t JOIN {Manifest._meta.db_table} m ON m.id = t.manifest_id
+            WHERE t.tenant_id = %(tenant)s
+    ), timed AS (
+        SELECT kind, size, GREATEST(size, %(min_bytes)s) AS billable,
+               GREATEST(1, (size + %(segment)s - 1) / %(segment)s) AS segments,
+               GREATEST(0, FLOOR(EXTRACT(EPOCH FROM (%(end)s - GREATEST(since, %(start)s)))))::numeric AS seconds
+            FROM objects WHERE since < %(end)s
+    )
+    SELECT kind, count(*), sum(size), sum(billable), count(*) FILTER (WHERE size < %(min_bytes)s), sum(segments),
+           sum(size * seconds), sum(billable * seconds), sum(segments * seconds)
+        FROM timed GROUP BY kind
+"""
+
+
+def _tallies(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPrices) -> dict[str, ObjectTally]:
+    """Every object of the tenant stored before `end`, per kind, in one query."""
+    tallies = {kind: ObjectTally(kind=kind) for kind in KINDS}
+    params: dict[str, Any] = {
+        "tenant": tenant.pk,
+        "start": start,
+        "end": end,
+        "min_bytes": prices.min_object_bytes,
+        "segment": prices.segment_bytes,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_OBJECTS_SQL, params)
+        for kind, *figures in cursor.fetchall():
+            tallies[kind] = ObjectTally(kind, *(int(f or 0) for f in figures))
+    return tallies
+
+
+def _deleted(tenant: Tenant, start: datetime, end: datetime) -> dict[str, int]:
+    """What the GC and retention runs started in the period deleted, from their job counts (one query)."""
+    totals = {"runs": 0, "objects": 0, "bytes": 0, "blobs": 0, "manifests": 0, "tags": 0}
+    runs = JobRun.objects.filter(
+        tenant=tenant, kind__in=(KIND_GC, KIND_RETENTION), dry_run=False, started_at__gte=start, started_at__lt=end
+    ).values_list("counts", "bytes_freed")
+    for counts, freed in runs:
+        totals["runs"] += 1
+        totals["bytes"] += freed
+        for name in ("blobs", "manifests", "tags"):
+            totals[name] += int((counts or {}).get(f"{name}_deleted", 0))
+    totals["objects"] = 2 * totals["blobs"] + totals["manifests"] + totals["tags"]  # a blob is its data and its index
+    return totals
+
+
+def month_of(moment: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month holding `moment`: its first hour and the next month's."""
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+def _plan(tenant: Tenant, start: datetime, end: datetime) -> dict[str, Any] | None:
+    subscription = subscription_get(tenant=tenant)
+    if subscription is None:
+        return None
+    plan = subscription.plan
+    monthly = Decimal(plan.monthly_price_minor) / 100
+    month_start, month_end = month_of(start)
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "currency": plan.currency,
+        "monthly_price": monthly,
+        # A plan's price is per calendar month: the period's share of the month it starts in (a whole month: the price).
+        "price_for_period": dollars(int((end - start).total_seconds()), monthly, int((month_end - month_start).total_seconds())),
+    }
+
+
+def storage_cost_get(*, tenant: Tenant, start: datetime, end: datetime, now: datetime | None = None) -> StorjCost:
+    """What the tenant's data costs at Storj from `start` to `end` (UTC hours), with every input; beside it the plan's price.
+
+    Storage: the objects stored at `now` (default: now), each from when it was written, or
+    `start`, until `end`. Egress: the metered bytes of the period. Beside them what GC and retention
+    deleted in the period (not priced: no ages are recorded). Reads only; five queries.
+    """
+    prices = app_settings.storj_prices
+    usage = usage_period_get(tenant=tenant, start=start, end=end)
+    tallies = _tallies(tenant=tenant, start=start, end=end, prices=prices)
+    cost = StorjCost(
+        start=start,
+        end=end,
+        measured_at=now or timezone.now(),
+        prices=prices,
+        tallies=tallies,
+        egress_bytes=int(usage["egress_bytes"]),
+        plan=_plan(tenant, start, end),
+        deleted=_deleted(tenant, start, end),
+    )
+    byte_seconds = sum(t.byte_seconds for t in tallies.values())
+    billable = sum(t.billable_byte_seconds for t in tallies.values())
+    cost.lines = {
+        "storage": dollars(billable, prices.storage_tb_month, TB * MONTH_SECONDS),
+        "segments": dollars(sum(t.segment_seconds for t in tallies.values()), prices.segment_month, MONTH_SECONDS),
+        "egress": dollars(cost.egress_bytes, prices.egress_tb, TB),
+    }
+    cost.effects = {
+        # What the minimum object size adds to the storage line (Wharf's index, tag and manifest objects are tiny).
+        "minimum_object_size": dollars(billable - byte_seconds, prices.storage_tb_month, TB * MONTH_SECONDS),
+        "bookkeeping_objects": dollars(
+            sum(tallies[k].billable_byte_seconds for k in ("index", "tag")), prices.storage_tb_month, TB * MONTH_SECONDS
+        ),
+    }
+    return cost
