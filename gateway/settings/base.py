@@ -383,3 +383,7 @@ DEFAULT_FROM_EMAIL = E.string("DJANGO_DEFAULT_FROM_EMAIL", f"Wharf <noreply@{REG
 # Billing (docs/decisions/0039): the plan code every new tenant is subscribed to, in the transaction that
 # creates it. The hosted service sets "free"; empty (self-hosted gateways, `make run`) = no subscription, unlimited.
 GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").strip()
+
+# Benchmarks only (bench/pull_limits.py's baseline, docs/decisions/0047): false records no registry event at all —
+# no metering, replication or webhooks. Never set it on a server that bills or replicates.
+GATEWAY_EVENTS_RECORD = E.boolean("GATEWAY_EVENTS_RECORD", True)
