@@ -116,7 +116,6 @@ def manifest_get(*, tenant: Tenant, repository: Repository, reference: str) -> M
     return Manifest.from_db(connection.alias, _MANIFEST_COLUMNS, values)
 
 
-
 def tag_list(*, tenant: Tenant, repository: Repository, last: str | None, n: int | None) -> list[str]:
     """Tag names after `last` in lexical order, n+1 at most (`last` must hold no NUL: PostgreSQL cannot compare with one)."""
     qs = Tag.objects.filter(tenant=tenant, repository=repository).order_by("name").values_list("name", flat=True)
