@@ -61,7 +61,7 @@ api-client: $(STAMP)
 bench-api: $(STAMP) system-deps
 	$(PY) bench/api.py $(API_BENCH_ARGS)
 
-## bench-pulls: manifest GETs per second with the pull limiter off and on, in one run (bench/README.md);
+## bench-pulls: manifest GETs per second with metering and pull limits off, metering only, and both, in one run (bench/README.md);
 ##              PULLS_BENCH_ARGS="--rounds 9 --seconds 10" for a steadier one
 bench-pulls: $(STAMP) system-deps
 	$(PY) bench/pull_limits.py $(PULLS_BENCH_ARGS)

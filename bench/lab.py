@@ -226,33 +226,46 @@ class Lab:
         if (ROOT / "accounts" / "management" / "commands" / "token_key_create.py").exists():
             # One signing key before the workers start (rather than each worker creating one on first use).
             self.manage("token_key_create")
-        log(f"starting Wharf's gunicorn (2 workers) on 127.0.0.1:{port}")
+        self.wharf = self._spawn_wharf(self.wharf)
+
+    def start_twin(self, name: str, extra_env: dict[str, str]) -> WharfWeb:
+        """A second gunicorn of the same Wharf (database, Redis, credentials) on its own port, with `extra_env` on top."""
+        assert self.wharf is not None
+        port = harness.free_port()
+        env = {**self.wharf.env, "PORT": str(port), "GATEWAY_BIND": f"127.0.0.1:{port}", **extra_env}
+        twin = WharfWeb(port=port, proc=None, log_path=self.work / f"gunicorn-{name}.log", env=env, token=self.wharf.token)  # type: ignore[arg-type]
+        return self._spawn_wharf(twin)
+
+    def _spawn_wharf(self, web: WharfWeb) -> WharfWeb:
+        """Start `web`'s gunicorn (2 workers) and wait until it answers /healthz and both workers are up."""
+        log(f"starting Wharf's gunicorn (2 workers) on 127.0.0.1:{web.port}")
         proc = subprocess.Popen(
             [PY, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "gateway.wsgi:application"],
             cwd=ROOT,
-            env=env,
-            stdout=log_path.open("ab"),
+            env=web.env,
+            stdout=web.log_path.open("ab"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.wharf.proc = proc
-        self._cleanups.append(("Wharf gunicorn", self.wharf.stop))
+        web.proc = proc
+        self._cleanups.append((f"Wharf gunicorn on {web.port}", web.stop))
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"Wharf's gunicorn exited with {proc.returncode}:\n{self.wharf.log_tail()}")
+                raise RuntimeError(f"Wharf's gunicorn exited with {proc.returncode}:\n{web.log_tail()}")
             try:
-                urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"http://{self.wharf.host}/healthz", timeout=1)
+                urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"http://{web.host}/healthz", timeout=1)
                 break
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"Wharf did not answer /healthz within 60 s:\n{self.wharf.log_tail()}") from None
+                    raise RuntimeError(f"Wharf did not answer /healthz within 60 s:\n{web.log_tail()}") from None
                 time.sleep(0.2)
         # Wait for both workers to be up (children of the master), so RSS baselines are complete.
         deadline = time.monotonic() + 30
         while len(children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
+        return web
 
     def _start_distributions(self) -> None:
         target = harness.S3Target(
@@ -309,9 +322,11 @@ class Lab:
         finally:
             conn.close()
 
-    def wharf_pids(self) -> list[int]:
-        assert self.wharf is not None
-        return [self.wharf.proc.pid, *children(self.wharf.proc.pid)]
+    def wharf_pids(self, web: WharfWeb | None = None) -> list[int]:
+        """The gunicorn master and workers of `web` (default: the lab's Wharf)."""
+        web = web or self.wharf
+        assert web is not None
+        return [web.proc.pid, *children(web.proc.pid)]
 
     def s3_pids(self) -> list[int]:
         assert self.s3 is not None and self.s3.proc is not None

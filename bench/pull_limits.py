@@ -1,19 +1,24 @@
 #!/usr/bin/env python
-"""Manifest GETs per second with the pull limiter off and on, side by side in one run (docs/decisions/0040).
+"""Manifest GETs per second with metering and pull limits off, metering only, and both, side by side in one run.
 
     .venv/bin/python bench/pull_limits.py [--seconds 5] [--connections 16] [--rounds 5] [--json PATH]
 
 Starts its own world with bench/lab.py (SeaweedFS, a fresh PostgreSQL database, an empty Redis db,
 Wharf's real gunicorn with 2 workers, `gateway.settings.local`, DEBUG off) and removes it at the end,
-also on Ctrl-C. Two tenants on that one server, owned by the same user, hold the same image manifest
-(rows seeded through the ORM, as bench/api.py does): `bench` has no pull limit (the limiter's off
-path: no Redis call), `limited` has an authenticated limit of 10^9 pulls per 6 hours, never reached,
-so every GET runs the window script (one EVALSHA; the log grows by every GET, as a busy tenant's
-does). Each round measures both with `wrk -t2 -cCONNECTIONS` for `--seconds` after a 2 s warm-up and
-one checked request (200, the digest, RateLimit headers on `limited` only); the order alternates
-between rounds so that neither always runs on a warmer machine. Reported: each round's req/s and the
-web processes' CPU time a request (from /proc; what other load on the machine changes least), the
-medians, and on/off. Target: on ≥ 95 % of off in req/s (the limiter costs under 5 %).
+also on Ctrl-C. Two tenants, owned by the same user, hold the same image manifest (rows seeded through
+the ORM, as bench/api.py does): `bench` has no pull limit (the limiter's off path: no script), `limited`
+an authenticated limit of 10^9 pulls per 6 hours, never reached, so every GET runs the window script,
+which also queues the pull's event (docs/decisions/0047; the log grows by every GET, as a busy tenant's
+does). A twin gunicorn of the same Wharf runs with GATEWAY_EVENTS_RECORD=false (nothing recorded: the
+baseline). Three modes: `off` (the twin, `bench`: no Redis call), `metering` (`bench`: one RPUSH),
+`both` (`limited`: one EVALSHA that counts and queues). Each round measures every mode with
+`wrk -t2 -cCONNECTIONS` for `--seconds` after a 2 s warm-up and one checked request (200, the digest,
+RateLimit headers on `both` only); the order rotates between rounds so that none always runs on a warmer
+machine, and the events queued are checked against the GETs served (metering modes: one each; off:
+none). Reported: each round's req/s and the web processes' CPU time a request (from /proc; what other
+load on the machine changes least), the medians, and the ratios to `off`. Target (issue 12): metering
+and rate limiting together cost under 5 %: `both` ≥ 95 % of `off` in req/s (and, the steadier reading
+on a shared machine, in requests per CPU second).
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import probes  # noqa: E402
-from bench.api import web_cpu_seconds  # noqa: E402
 from bench.lab import OWNER, TENANT, Lab, log  # noqa: E402
 
 LIMITED = "limited"
@@ -44,6 +48,7 @@ REPOSITORY = "app"
 TAG = "v1"
 NEVER_REACHED = 10**9
 TARGET = 0.95
+MODES = ("off", "metering", "both")
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 
@@ -95,53 +100,82 @@ def check(url: str, headers: dict[str, str], digest: str, *, limited: bool) -> N
         raise RuntimeError(f"GET {url}: digest {got} (expected {digest}), RateLimit-Limit {limit!r}")
 
 
+def queued(lab: Lab) -> int:
+    """Events waiting in the stream's queue (nothing flushes it during the bench)."""
+    import redis
+
+    from gateway.registry.services.events import QUEUE_KEY
+
+    return int(redis.Redis.from_url(lab.redis_url).llen(QUEUE_KEY))
+
+
 def measure(lab: Lab, args: argparse.Namespace, digest: str) -> list[dict[str, Any]]:
-    base = f"http://{lab.wharf.host}/v2"  # type: ignore[union-attr]
-    headers = {"Authorization": lab.wharf.authorization, "Accept": MANIFEST_TYPE}  # type: ignore[union-attr]
-    urls = {"off": f"{base}/{TENANT}/{REPOSITORY}/manifests/{TAG}", "on": f"{base}/{LIMITED}/{REPOSITORY}/manifests/{TAG}"}
+    assert lab.wharf is not None
+    twin = lab.start_twin("unmetered", {"GATEWAY_EVENTS_RECORD": "false"})
+    headers = {"Authorization": lab.wharf.authorization, "Accept": MANIFEST_TYPE}
+    path = f"{REPOSITORY}/manifests/{TAG}"
+    urls = {
+        "off": f"http://{twin.host}/v2/{TENANT}/{path}",
+        "metering": f"http://{lab.wharf.host}/v2/{TENANT}/{path}",
+        "both": f"http://{lab.wharf.host}/v2/{LIMITED}/{path}",
+    }
+    servers = {"off": twin, "metering": lab.wharf, "both": lab.wharf}
     common = dict(method="GET", headers=headers, threads=2, connections=args.connections, script_dir=lab.work)
     rows = []
     for r in range(args.rounds):
-        order = ("off", "on") if r % 2 == 0 else ("on", "off")
+        order = MODES[r % 3 :] + MODES[: r % 3]
         for mode in order:
-            check(urls[mode], headers, digest, limited=mode == "on")
-            probes.wrk(urls[mode], seconds=2, **common)  # warm-up
-            cpu_before = web_cpu_seconds(lab)
+            pids = lab.wharf_pids(servers[mode])
+            check(urls[mode], headers, digest, limited=mode == "both")
+            probes.wrk(urls[mode], seconds=2, **common)  # warm-up; the previous mode's last requests land meanwhile
+            before = queued(lab)
+            cpu_before = cpu_seconds(pids)
             result = probes.wrk(urls[mode], seconds=args.seconds, **common)
-            cpu_ms = (web_cpu_seconds(lab) - cpu_before) * 1000 / max(result.requests, 1)
+            cpu_ms = (cpu_seconds(pids) - cpu_before) * 1000 / max(result.requests, 1)
+            events = queued(lab) - before
+            # One event a GET served; wrk counts neither the requests in flight when it starts counting nor those
+            # in flight when it stops (one a connection each time), and those record events too.
+            expected = (0, 0) if mode == "off" else (result.requests, result.requests + 2 * args.connections)
             rows.append(
                 {
                     "round": r + 1,
-                    "limiter": mode,
+                    "mode": mode,
                     "rps": round(result.rps),
                     "web_cpu_ms": round(cpu_ms, 3),
                     "p50_ms": round(result.p50_ms, 2),
                     "p99_ms": round(result.p99_ms, 2),
                     "requests": result.requests,
                     "errors": result.errors,
+                    "events": events,
+                    "events_ok": expected[0] <= events <= expected[1],
                 }
             )
-            log(f"round {r + 1}, limiter {mode}: {result.rps:.0f} req/s, {cpu_ms:.3f} ms of web CPU a request")
+            log(f"round {r + 1}, {mode}: {result.rps:.0f} req/s, {cpu_ms:.3f} ms of web CPU a request, {events} events queued")
     return rows
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(probes._cpu_ticks(pid) or 0 for pid in pids) / probes.TICK
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def median(mode: str, field: str) -> float:
-        return statistics.median(r[field] for r in rows if r["limiter"] == mode)
+        return statistics.median(r[field] for r in rows if r["mode"] == mode)
 
-    off, on = median("off", "rps"), median("on", "rps")
-    cpu_off, cpu_on = median("off", "web_cpu_ms"), median("on", "web_cpu_ms")
-    ratio = on / off if off else 0.0
-    clean = not any(r["errors"] for r in rows)
-    return {
-        "off_rps": off,
-        "on_rps": on,
-        "ratio": round(ratio, 3),
-        "off_web_cpu_ms": cpu_off,
-        "on_web_cpu_ms": cpu_on,
-        "cpu_ratio": round(cpu_on / cpu_off, 3) if cpu_off else 0.0,
-        "pass": clean and ratio >= TARGET,
-    }
+    out: dict[str, Any] = {}
+    for mode in MODES:
+        out[f"{mode}_rps"], out[f"{mode}_web_cpu_ms"] = median(mode, "rps"), median(mode, "web_cpu_ms")
+    for mode in ("metering", "both"):
+        # Both as "throughput kept": req/s of the mode / req/s off, and requests per CPU second likewise.
+        out[f"{mode}_ratio"] = round(out[f"{mode}_rps"] / out["off_rps"], 3) if out["off_rps"] else 0.0
+        out[f"{mode}_cpu_ratio"] = (
+            round(out["off_web_cpu_ms"] / out[f"{mode}_web_cpu_ms"], 3) if out[f"{mode}_web_cpu_ms"] else 0.0
+        )
+    clean = not any(r["errors"] for r in rows) and all(r["events_ok"] for r in rows)
+    out["clean"] = clean
+    out["pass"] = clean and out["both_ratio"] >= TARGET
+    out["cpu_pass"] = clean and out["both_cpu_ratio"] >= TARGET
+    return out
 
 
 def print_table(rows: list[dict[str, Any]], result: dict[str, Any], args: argparse.Namespace) -> None:
@@ -150,20 +184,26 @@ def print_table(rows: list[dict[str, Any]], result: dict[str, Any], args: argpar
         f"Manifest GET by tag, wrk -t2 -c{args.connections} for {args.seconds} s, gunicorn 2 workers, {args.rounds} rounds;"
         f" cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'round':>5} {'limiter':<8} {'req/s':>7} {'cpu ms':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':<10}")
+    print(f"{'round':>5} {'mode':<9} {'req/s':>7} {'cpu ms':>7} {'p50 ms':>7} {'p99 ms':>7} {'events':<7} {'errors':<10}")
     for r in rows:
         errors = ",".join(f"{k}={v}" for k, v in r["errors"].items()) or "-"
         print(
-            f"{r['round']:>5} {r['limiter']:<8} {r['rps']:>7} {r['web_cpu_ms']:>7.3f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
-            f" {errors:<10}"
+            f"{r['round']:>5} {r['mode']:<9} {r['rps']:>7} {r['web_cpu_ms']:>7.3f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+            f" {'ok' if r['events_ok'] else 'WRONG':<7} {errors:<10}"
         )
+    for mode in MODES:
+        line = f"median {mode:<9} {result[f'{mode}_rps']:>6.0f} req/s, {result[f'{mode}_web_cpu_ms']:.3f} ms of web CPU a request"
+        if mode != "off":
+            line += (
+                f"; of off: req/s {result[f'{mode}_ratio']:.3f} (cost {(1 - result[f'{mode}_ratio']) * 100:.1f} %),"
+                f" requests per CPU second {result[f'{mode}_cpu_ratio']:.3f} (cost {(1 - result[f'{mode}_cpu_ratio']) * 100:.1f} %)"
+            )
+        print(line)
+    verdict = {True: "PASS", False: "MISS"}
     print(
-        f"median: off {result['off_rps']:.0f} req/s, on {result['on_rps']:.0f} req/s, on/off {result['ratio']:.3f}"
-        f" (cost {(1 - result['ratio']) * 100:.1f} %); target on/off ≥ {TARGET}: {'PASS' if result['pass'] else 'MISS'}"
-    )
-    print(
-        f"web CPU a request: off {result['off_web_cpu_ms']:.3f} ms, on {result['on_web_cpu_ms']:.3f} ms,"
-        f" on/off {result['cpu_ratio']:.3f} (what the machine's other load changes least; Redis's own CPU is not in it)"
+        f"target, metering and rate limiting together < 5 % (both/off ≥ {TARGET}): req/s {verdict[result['pass']]},"
+        f" web CPU a request {verdict[result['cpu_pass']]} (Redis's own CPU is in neither)"
+        + ("" if result["clean"] else "; NOT CLEAN: errors, or events queued ≠ GETs served")
     )
 
 
@@ -171,7 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=int, default=5, help="wrk duration per measurement (default 5)")
     p.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16, as bench/run.py)")
-    p.add_argument("--rounds", type=int, default=5, help="off/on pairs (default 5; the medians are compared)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the three modes (default 5; medians compared)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--keep", action="store_true", help="keep the work directory (gunicorn log) for inspection")
     args = p.parse_args(argv)

@@ -10,8 +10,11 @@ What counts: a GET of a manifest that is not an index (per platform, as Docker H
 an index and HEADs only read where the caller stands (one round trip, no count), and are never
 refused; blobs are free. The window is a log of the counted pulls' times (one sorted set per
 budget, one script per decision, EVALSHA): a pull counts for exactly PULL_WINDOW_SECONDS, a refused
-one not at all. If Redis cannot be reached pulls go through unlimited and unheaded (fail open,
-logged at most every 30 s): a counter's outage must not stop deployments.
+one not at all. A served GET's event (the event stream's line, `events.event_line`) is appended to
+the stream's queue by the same script, so that a limited pull costs one round trip as an unlimited
+one does (its RPUSH; docs/decisions/0047). If Redis cannot be reached pulls go through unlimited and
+unheaded (fail open, logged at most every 30 s; the event is logged as dropped, as `events.record`
+does): a counter's outage must not stop deployments.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from gateway.core.addresses import address_bucket
 from gateway.core.redis import FailOpenLog, RedisScript, redis_client
 from gateway.registry import access
 from gateway.registry.errors import TooManyRequests
+from gateway.registry.services import events
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,9 @@ R = TypeVar("R", bound=HttpResponseBase)
 _now = time.time  # the clock the window follows (tests pass `now` to pull_window_take instead)
 _fail_open = FailOpenLog(log, "pull rate limiting")
 
-# KEYS[1]: the budget's log (score = a counted pull's time in ms). ARGV: now (ms), window (ms), limit,
-# cost (1 counts this pull if under the limit, 0 only reads), a unique member for this pull.
+# KEYS[1]: the budget's log (score = a counted pull's time in ms), KEYS[2]: the event stream's queue.
+# ARGV: now (ms), window (ms), limit, cost (1 counts this pull if under the limit, 0 only reads), a
+# unique member for this pull, the pull's event line ('' none), queued only if the pull is let in.
 # A pull at t counts while t > now - window. Returns {allowed, count, when (ms) the pull whose leaving
 # lets one more in leaves (-1: none will)}.
 _TAKE = RedisScript("""
@@ -60,6 +65,9 @@ if cost > 0 then
   else
     allowed = 0
   end
+end
+if allowed == 1 and ARGV[6] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[6])
 end
 local index = count - limit
 if index < 0 then index = 0 end
@@ -80,12 +88,18 @@ class WindowState:
 
 
 def pull_window_take(
-    *, key: str, limit: int, counted: bool, now_ms: int, window_seconds: int = PULL_WINDOW_SECONDS
+    *, key: str, limit: int, counted: bool, now_ms: int, window_seconds: int = PULL_WINDOW_SECONDS, event: str = ""
 ) -> WindowState:
-    """Run the window script once on `key` at the time `now_ms` (count this pull if `counted` and under `limit`)."""
+    """Run the window script once on `key` at the time `now_ms` (count this pull if `counted` and under `limit`).
+
+    `event` (an `events.event_line`) is queued on the event stream in the same script when the pull is let in.
+    """
     member = os.urandom(8)  # unique per pull; the score holds the time
     cost = 1 if counted else 0
-    reply = _TAKE(_redis(), keys=[key], args=[now_ms, window_seconds * 1000, limit, cost, member])
+    # With an event, the event stream's client: the request waits for Redis as long as the event's RPUSH would have.
+    client = events.redis_client() if event else _redis()
+    args: list[str | int | float | bytes] = [now_ms, window_seconds * 1000, limit, cost, member, event]
+    reply = _TAKE(client, keys=[key, events.QUEUE_KEY], args=args)
     allowed, count, frees = (int(value) for value in reply)  # type: ignore[attr-defined]
     return WindowState(allowed=bool(allowed), count=count, frees_at_ms=frees)
 
@@ -158,19 +172,25 @@ class PullQuota:
         }
 
 
-def pull_quota_take(*, tenant: Tenant, caller: PullCaller, counted: bool) -> PullQuota | None:
+def pull_quota_take(*, tenant: Tenant, caller: PullCaller, counted: bool, event: str = "") -> PullQuota | None:
     """Count one pull of `tenant`'s (if `counted`) or only read the caller's standing; 429 TOOMANYREQUESTS when over.
 
-    None when no limit applies (nothing asked of Redis) or Redis is down (fail open, logged).
+    `event` (the served GET's `events.event_line`) is queued exactly once unless Redis fails: in the window's
+    script when a limit applies (never for a refused pull), else with its own RPUSH. None when no limit
+    applies (Redis is asked only for the event) or Redis is down (fail open, logged; the event is lost, logged:
+    not sent again, since a script that timed out may have queued it).
     """
     budget = pull_budget_get(tenant=tenant, caller=caller)
     if budget is None:
+        events.event_push(event)
         return None
     now = _now()
     try:
-        state = pull_window_take(key=budget.key, limit=budget.limit, counted=counted, now_ms=int(now * 1000))
+        state = pull_window_take(key=budget.key, limit=budget.limit, counted=counted, now_ms=int(now * 1000), event=event)
     except redis.RedisError as exc:
         _fail_open(exc)
+        if event:
+            events.event_dropped(event, exc)
         return None
     if state.frees_at_ms < 0:
         reset = PULL_WINDOW_SECONDS if state.count >= budget.limit else 0

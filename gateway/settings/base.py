@@ -396,3 +396,7 @@ GATEWAY_BILLING_INVOICE_ISSUER = E.string("GATEWAY_BILLING_INVOICE_ISSUER", "WHA
 # Storj's price table (gateway/settings/storj_prices.py; docs/decisions/0048): what each tenant's data costs at the
 # storage provider. GATEWAY_STORJ_PRICING = "2026" | "legacy", and GATEWAY_STORJ_PRICE_* / _MIN_* override its figures.
 GATEWAY_STORJ_PRICES = storj_prices.prices_from_env()
+
+# Benchmarks only (bench/pull_limits.py's baseline, docs/decisions/0047): false records no registry event at all —
+# no metering, replication or webhooks. Never set it on a server that bills or replicates.
+GATEWAY_EVENTS_RECORD = E.boolean("GATEWAY_EVENTS_RECORD", True)

@@ -194,3 +194,25 @@ def test_a_worker_killed_mid_flush_loses_nothing_and_counts_once(reg, tenant, re
 def _tail(path: str) -> str:
     with open(path, errors="replace") as f:
         return "worker log:\n" + f.read()[-4000:]
+
+
+@pytest.mark.django_db
+def test_pulls_queued_by_the_limit_script_are_metered_once_and_refused_ones_not_at_all(reg, tenant, monkeypatch, redis_client):
+    """A limited tenant's served GETs are queued by the window script (decision 0047); the stream meters them once."""
+    from accounts.limits import TenantLimits
+    from accounts.services import tenant_limits_set
+    from gateway.registry import access
+
+    _, payload = reg.push_image("app", "1", [LAYER])
+    events_flush()
+    tenant_limits_set(tenant=tenant, limits=TenantLimits(pulls_per_window_authenticated=3))
+    access.caches_clear()
+    statuses = [reg.get("/v2/acme/app/manifests/1", HTTP_ACCEPT=OCI).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert redis_client.llen(events.QUEUE_KEY) == 3  # the served ones only, each once
+    calls = _fail_once(monkeypatch, DatabaseError("the database went away mid-batch"))
+    usage_flush_task.apply(kwargs={"max_items": 100})  # fails once, is retried, delivers the same batch
+    assert len(calls) == 2
+    assert _metered(tenant) == (3, 3 * len(payload))
+    assert usage_flush_task(max_items=100) == 0
+    assert _metered(tenant) == (3, 3 * len(payload))

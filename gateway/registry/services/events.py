@@ -1,7 +1,9 @@
 """The registry's event stream, producing side: what happened, one Redis RPUSH each; and who listens.
 
 A push or pull must not cost a database write, so `record` appends one compact JSON line to a
-Redis list; `stream.events_flush` (Celery, every minute) takes a batch off it and hands it, in
+Redis list (`event_line` is its one format: a manifest GET of a pull-limited tenant is appended by
+the pull limiter's script, in the round trip that counts it, docs/decisions/0047);
+`stream.events_flush` (Celery, every minute) takes a batch off it and hands it, in
 order and exactly once, to every subscriber (decision 0014). Subscribers are the layers above
 the registry (replication, and later webhooks and billing) plus the registry's own usage meter;
 each registers with `subscribe` from its AppConfig.ready(), so the registry imports none of them.
@@ -100,7 +102,7 @@ def redis_client() -> redis.Redis:
     return client
 
 
-def record(
+def event_line(
     *,
     tenant: Tenant,
     repository: str,
@@ -111,8 +113,10 @@ def record(
     mode: str = "proxied",
     reference: str = "",
     media_type: str = "",
-) -> None:
-    """Queue one event. Never fails the request: a Redis hiccup loses the event, logged."""
+) -> str:
+    """One event as the JSON line the queue holds (the stream's one format); "" when recording is off (benchmarks only)."""
+    if not settings.GATEWAY_EVENTS_RECORD:
+        return ""
     event = {
         "t": tenant.pk,
         "r": repository,
@@ -126,7 +130,47 @@ def record(
     }
     if media_type:
         event["mt"] = media_type
+    return json.dumps(event, separators=(",", ":"))
+
+
+def event_push(line: str) -> None:
+    """Queue one event line (`event_line`; "" queues nothing) with one RPUSH. Never fails the request: logged if lost."""
+    if not line:
+        return
     try:
-        redis_client().rpush(QUEUE_KEY, json.dumps(event, separators=(",", ":")))
+        redis_client().rpush(QUEUE_KEY, line)
     except redis.RedisError as exc:
-        log.warning("usage event dropped: %s", exc, extra={"event": event})
+        event_dropped(line, exc)
+
+
+def event_dropped(line: str, exc: Exception) -> None:
+    """Say that an event could not be queued (Redis failed): the one log line for a lost event."""
+    log.warning("usage event dropped: %s", exc, extra={"event": line})
+
+
+def record(
+    *,
+    tenant: Tenant,
+    repository: str,
+    digest: str,
+    size: int,
+    kind: str,
+    direction: str,
+    mode: str = "proxied",
+    reference: str = "",
+    media_type: str = "",
+) -> None:
+    """Queue one event. Never fails the request: a Redis hiccup loses the event, logged."""
+    event_push(
+        event_line(
+            tenant=tenant,
+            repository=repository,
+            digest=digest,
+            size=size,
+            kind=kind,
+            direction=direction,
+            mode=mode,
+            reference=reference,
+            media_type=media_type,
+        )
+    )

@@ -48,8 +48,11 @@ class ManifestView(RegistryView):
         response["ETag"] = f'"{manifest.digest}"'
         return response
 
-    def _pull_quota(self, request: HttpRequest, target: Target, manifest: Manifest) -> PullQuota | None:
-        """The caller's pull budget; a GET of an image manifest spends one (429 when none is left), others only read it."""
+    def _pull_quota(self, request: HttpRequest, target: Target, manifest: Manifest, event: str = "") -> PullQuota | None:
+        """The caller's pull budget; a GET of an image manifest spends one (429 when none is left), others only read it.
+
+        A GET's `event` is queued with the count in one Redis round trip (or alone when no limit applies).
+        """
         identity = target.identity
         caller = PullCaller(
             ip=client_ip(request),
@@ -59,7 +62,7 @@ class ManifestView(RegistryView):
             private=target.repository().visibility != Repository.Visibility.PUBLIC,
         )
         counted = request.method == "GET" and manifest.media_type not in INDEX_TYPES
-        return pull_quota_take(tenant=target.tenant, caller=caller, counted=counted)
+        return pull_quota_take(tenant=target.tenant, caller=caller, counted=counted, event=event)
 
     def head(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         manifest = self._find(request, target, reference)
@@ -68,8 +71,7 @@ class ManifestView(RegistryView):
 
     def get(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
         manifest = self._find(request, target, reference)
-        quota = self._pull_quota(request, target, manifest)
-        events.record(
+        event = events.event_line(
             tenant=target.tenant,
             repository=target.name,
             digest=manifest.digest,
@@ -79,6 +81,7 @@ class ManifestView(RegistryView):
             reference=reference,
             media_type=manifest.media_type,
         )
+        quota = self._pull_quota(request, target, manifest, event)  # a refused pull (429) queues no event
         return pull_quota_headers_set(self._response(manifest, bytes(manifest.payload)), quota)
 
     def put(self, request: HttpRequest, target: Target, reference: str) -> HttpResponse:
