@@ -5,7 +5,8 @@
   moment PostgreSQL notices the connection is gone: the "TTL" is the holder's life, which is
   the right one for "only one GC of this tenant at a time" (docs/decisions/0007).
 - `advisory_xact_locks(names)` takes transaction-level locks, in one sorted order so that two
-  holders of overlapping sets never deadlock; COMMIT or ROLLBACK frees them.
+  holders of overlapping sets never deadlock; COMMIT or ROLLBACK frees them. `advisory_xact_lock_within`
+  takes one, but gives up after a bounded wait.
 
 Names are hashed to PostgreSQL's 64-bit lock space; a collision only makes two unrelated
 holders wait for each other, never lets two holders of the same name in.
@@ -17,7 +18,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 
 def lock_id(name: str) -> int:
@@ -28,12 +29,18 @@ def lock_id(name: str) -> int:
 
 
 @contextmanager
-def advisory_lock(name: str) -> Iterator[bool]:
-    """Try to take the session lock `name` for the block; yields False (and holds nothing) when another holder has it."""
+def advisory_lock(name: str, *, wait: bool = False) -> Iterator[bool]:
+    """Take the session lock `name` for the block: a try (yields False, holding nothing, when another holder has it),
+    or with `wait` until it is free (yields True)."""
     key = lock_id(name)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        taken = bool(cursor.fetchone()[0])
+        if wait:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+            cursor.fetchone()
+            taken = True
+        else:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            taken = bool(cursor.fetchone()[0])
     try:
         yield taken
     finally:
@@ -59,4 +66,20 @@ def advisory_xact_locks(names: Iterable[str]) -> int:
     return len(keys)
 
 
-__all__ = ["advisory_lock", "advisory_xact_locks", "lock_id"]
+def advisory_xact_lock_within(name: str, *, wait_ms: int) -> bool:
+    """Take the transaction lock `name`, waiting at most `wait_ms` for its holder; False (nothing held) if it did not come."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("advisory_xact_lock_within needs a transaction (wrap the caller in transaction.atomic())")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a timeout must not abort the caller's work
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(wait_ms)}ms"])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id(name)])
+            cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available: the wait ran out
+            raise
+        return False
+    return True
+
+
+__all__ = ["advisory_lock", "advisory_xact_lock_within", "advisory_xact_locks", "lock_id"]

@@ -57,6 +57,7 @@ def _preview(report: GcReport) -> dict[str, Any]:
         "blobs": counts.get("blobs_deleted", 0),
         "bytes": report.bytes_freed,
         "complete": report.done,
+        "busy": report.busy,
         "listed_manifests": report.manifests[:LISTED],
         "listed_blobs": report.blobs[:LISTED],
     }

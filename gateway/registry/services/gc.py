@@ -33,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
+from gateway.core.locks import advisory_lock, advisory_xact_lock_within, advisory_xact_locks
 from gateway.registry.models import JobRun
 from gateway.registry.services.gc_mark import gc_mark
 from gateway.registry.services.gc_sweep import Budget, GcReport, GcSettings, blobs_sweep, manifests_sweep, objects_drain
@@ -42,6 +43,8 @@ from gateway.registry.stores import store_for
 log = logging.getLogger(__name__)
 
 KIND_GC = "gc"
+# How long a preview waits for a real run of the tenant's GC to finish before it answers "busy" (report.busy).
+PREVIEW_WAIT_MS = 2000
 
 __all__ = ["KIND_GC", "GcReport", "GcSettings", "gc_mark", "gc_preview", "gc_run", "gc_run_to_completion", "gc_tenant_ids"]
 
@@ -76,14 +79,15 @@ def gc_run(
             tenant=tenant.slug, bucket=store.bucket, dry_run=dry_run, grace_seconds=int(cfg.grace.total_seconds()), job_id=job.pk
         )
         if dry_run:
-            _dry_steps(tenant=tenant, cfg=cfg, report=report)
+            _dry_steps(tenant=tenant, cfg=cfg, report=report, wait_ms=None)
             report.done = True
             jobrun_record(run=job, counts=report.counts, bytes_freed=report.bytes_freed)
             report.close(job)
             return report
         # A continuation of a chain skips the mark: its marks are already in place.
         mark = not (job.counts or {}).get("mark_passes")
-        report.done = _gc_steps(tenant=tenant, cfg=cfg, report=report, job=job, mark=mark)
+        with advisory_lock(rows_lock_name(tenant), wait=True):  # after any preview in flight (its marks lock rows)
+            report.done = _gc_steps(tenant=tenant, cfg=cfg, report=report, job=job, mark=mark)
         report.close(job)
         log.info("gc %s: %s", tenant.slug, report.counts, extra={"tenant": tenant.slug, "job_id": job.pk, "done": report.done})
         return report
@@ -109,11 +113,30 @@ def _settings(*, grace: timedelta | None, batch_size: int | None, max_batches: i
     return cfg
 
 
-def _dry_steps(*, tenant: Tenant, cfg: GcSettings, report: GcReport) -> bool:
-    """The real run's steps (mark, sweep manifests, sweep blobs) in a transaction rolled back: lists what would go; True if it saw every candidate."""
+def rows_lock_name(tenant: Tenant) -> str:
+    """The lock a real run holds while it marks and sweeps, and a dry run while its marks (UPDATEs, rolled back) lock rows.
+
+    A real run skips rows another transaction has locked (a push's, by design): without this lock it
+    would skip the rows a preview happens to be marking and free nothing of them (seen: the dashboard's
+    GC page, reloaded right after "Run now").
+    """
+    return f"gc:rows:{tenant.pk}"
+
+
+def _dry_steps(*, tenant: Tenant, cfg: GcSettings, report: GcReport, wait_ms: int | None) -> bool:
+    """The real run's steps (mark, sweep manifests, sweep blobs) in a transaction rolled back: lists what would go; True if it saw every candidate.
+
+    It first takes the tenant's rows lock, waiting `wait_ms` at most (None: as long as it takes); if
+    a real run holds it that long, `report.busy` is set and nothing is looked at.
+    """
     done = False
     try:
         with transaction.atomic():
+            if wait_ms is None:
+                advisory_xact_locks([rows_lock_name(tenant)])
+            elif not advisory_xact_lock_within(rows_lock_name(tenant), wait_ms=wait_ms):
+                report.busy = True
+                raise _DryRunRollback
             done = _gc_steps(tenant=tenant, cfg=cfg, report=report, job=None, mark=True)
             raise _DryRunRollback
     except _DryRunRollback:
@@ -126,14 +149,15 @@ def gc_preview(*, tenant: Tenant, grace: timedelta | None = None) -> GcReport:
 
     The same selection as `gc_run` (its dry run: mark, then both sweeps, in a transaction
     rolled back), but read-only in effect: no JobRun row, no job lock, no audit entry; rows a
-    push or a running GC holds are skipped as the run would skip them. `done` False means the
-    batch budget ran out before every candidate was looked at (the figures are then a floor).
+    push holds are skipped as the run would skip them. `done` False means the batch budget ran
+    out before every candidate was looked at (the figures are then a floor), or, with `busy`, that
+    a real run of the tenant's GC is going on (nothing was looked at: ask again when it is done).
     """
     cfg = _settings(grace=grace, batch_size=None, max_batches=None)
     report = GcReport(
         tenant=tenant.slug, bucket=store_for(tenant).bucket, dry_run=True, grace_seconds=int(cfg.grace.total_seconds())
     )
-    report.done = _dry_steps(tenant=tenant, cfg=cfg, report=report)
+    report.done = _dry_steps(tenant=tenant, cfg=cfg, report=report, wait_ms=PREVIEW_WAIT_MS)
     return report
 
 

@@ -59,6 +59,7 @@ class GcReport(JobReport):
     dry_run: bool
     grace_seconds: int
     bytes_freed: int = 0
+    busy: bool = False  # a preview that found a real run going on (gc.gc_preview): nothing looked at
     seconds: dict[str, float] = field(default_factory=dict)
     manifests: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would go
     blobs: list[dict[str, Any]] = field(default_factory=list)
