@@ -246,3 +246,35 @@ def test_recent_runs_cost_the_same_queries_for_2_and_15_runs(as_caller, tenant, 
     with django_assert_max_num_queries(len(ctx.captured_queries)):
         html = client.get(GC).content.decode()
     assert html.count(f'href="{GC}jobs/') == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_a_run_holds_the_rows_the_preview_says_a_run_is_going_on(as_caller, tenant, garbage, monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    from gateway.core.locks import advisory_lock
+    from gateway.registry.services import gc
+
+    monkeypatch.setattr(gc, "PREVIEW_WAIT_MS", 100)
+    holding, release = threading.Event(), threading.Event()
+
+    def real_run_going_on():
+        with advisory_lock(gc.rows_lock_name(tenant), wait=True):
+            holding.set()
+            release.wait(30)
+        connections.close_all()
+
+    holder = threading.Thread(target=real_run_going_on, daemon=True)
+    holder.start()
+    assert holding.wait(30)
+    try:
+        page = as_caller("admin").get(GC)
+    finally:
+        release.set()
+        holder.join(30)
+    assert page.status_code == 200
+    assert page.content.decode().count("is running now: refresh when it has finished") == 2  # both previews
+    assert not Manifest.objects.filter(tenant=tenant, gc_candidate_since__isnull=False).exists()
+    assert "is running now" not in as_caller("admin").get(GC).content.decode()  # after the run: numbers again
