@@ -25,21 +25,26 @@ register = template.Library()
 _UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-@register.filter
-def binarysize(value: object) -> str:
-    """`1536` → "1.5 KiB"; below 1 KiB the exact count ("512 bytes", "1 byte"); not a number → ""."""
+def _scaled_size(value: object, base: int, units: tuple[str, ...]) -> str:
+    """A byte count in `units` of powers of `base`, one decimal at most; below `base` the exact count; not a number → ""."""
     try:
         size = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return ""
-    if abs(size) < 1024:
+    if abs(size) < base:
         return f"{size} byte" if abs(size) == 1 else f"{size} bytes"
     scaled, unit = float(size), 0
-    while abs(scaled) >= 1024 and unit < len(_UNITS) - 1:
-        scaled /= 1024
+    while abs(scaled) >= base and unit < len(units) - 1:
+        scaled /= base
         unit += 1
     text = f"{scaled:.1f}".rstrip("0").rstrip(".")
-    return f"{text} {_UNITS[unit]}"
+    return f"{text} {units[unit]}"
+
+
+@register.filter
+def binarysize(value: object) -> str:
+    """`1536` → "1.5 KiB"; below 1 KiB the exact count ("512 bytes", "1 byte"); not a number → ""."""
+    return _scaled_size(value, 1024, _UNITS)
 
 
 # The same filter under the names the areas first gave it.
@@ -86,18 +91,7 @@ _DECIMAL_UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB")
 @register.filter
 def decimalsize(value: object) -> str:
     """`2_000_000_000` → "2 GB": decimal units (GB = 10^9 bytes), as plans and storage providers bill; not a number → ""."""
-    try:
-        size = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return ""
-    if abs(size) < 1000:
-        return f"{size} byte" if abs(size) == 1 else f"{size} bytes"
-    scaled, unit = float(size), 0
-    while abs(scaled) >= 1000 and unit < len(_DECIMAL_UNITS) - 1:
-        scaled /= 1000
-        unit += 1
-    text = f"{scaled:.1f}".rstrip("0").rstrip(".")
-    return f"{text} {_DECIMAL_UNITS[unit]}"
+    return _scaled_size(value, 1000, _DECIMAL_UNITS)
 
 
 @register.filter
