@@ -12,8 +12,7 @@ Each representation is its own serializer, so invoices and the payment method jo
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -29,14 +28,13 @@ from billing import locks
 from billing.models import Subscription
 from billing.selectors import plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
-from billing.standing import KEYS, billing_standing_get, month_start, month_usage_get
+from billing.standing import KEYS, billing_standing_get, month_start, month_usage_get, period_parse
 from gateway.api.base import ApiView, paginate
 from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, TenantMemberPermission, TenantWidePermission
 
 OWNER = frozenset({Membership.Role.OWNER.value})
-PERIOD = re.compile(r"(\d{4})-(\d{2})")
 LIMIT_HELP = "null: unlimited."
 
 
@@ -267,13 +265,10 @@ class BillingUsageGetApi(ApiView):
         period = serializers.CharField(required=False, max_length=7, help_text="A UTC month, YYYY-MM; default the current one.")
 
         def validate_period(self, value: str) -> datetime:
-            match = PERIOD.fullmatch(value)
-            if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
-                raise serializers.ValidationError("A month as YYYY-MM, e.g. 2026-03.")
-            start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
-            if start > timezone.now():
-                raise serializers.ValidationError("That month has not begun.")
-            return start
+            try:
+                return period_parse(value, now=timezone.now())
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
 
     class OutputSerializer(serializers.Serializer):
         period = serializers.CharField(help_text="YYYY-MM.")

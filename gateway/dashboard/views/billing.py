@@ -22,8 +22,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts.models import Membership
+from billing.documents import money
+from billing.invoicing import invoice_estimate
 from billing.models import Plan
-from billing.selectors import plan_get, plan_list, subscription_get
+from billing.selectors import invoice_list, plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
 from billing.standing import Standing, billing_standing_get, month_start, month_usage_get
 from billing.usage_selectors import storage_drift_list
@@ -32,6 +34,7 @@ from gateway.dashboard.access import org_view
 from gateway.dashboard.views.usage import Quota
 
 DRIFT_DAYS = 7  # how far back staff see the latest reconciliation
+INVOICES_SHOWN = 24  # the newest issued invoices on the page (two years of months)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,25 @@ def _standing(request: HttpRequest) -> tuple[list[Standing], dict[str, Any]]:
     return billing_standing_get(tenant=tenant, egress_bytes=usage["egress_bytes"]), usage
 
 
+def _invoices(tenant: Any) -> dict[str, Any]:
+    """The `invoices` section (the newest issued ones, total formatted) and `upcoming` (invoice_estimate, None: no plan)."""
+    invoices = [
+        (invoice, money(invoice.total_minor, invoice.currency)) for invoice in invoice_list(tenant=tenant)[:INVOICES_SHOWN]
+    ]
+    estimate = invoice_estimate(tenant=tenant)
+    upcoming = None
+    if estimate is not None:
+        upcoming = {
+            "estimate": estimate,
+            "lines": [
+                (line, money(line.unit_price_minor, estimate.currency), money(line.amount_minor, estimate.currency))
+                for line in estimate.lines
+            ],
+            "total": money(estimate.total_minor, estimate.currency),
+        }
+    return {"invoices": invoices, "upcoming": upcoming}
+
+
 @org_view(min_role=Membership.Role.ADMIN)
 def billing(request: HttpRequest, slug: str) -> HttpResponse:
     org = request.org  # type: ignore[attr-defined]
@@ -85,6 +107,7 @@ def billing(request: HttpRequest, slug: str) -> HttpResponse:
         "price": price(subscription.plan) if subscription else "",
         "meters": _meters(standing),
         "usage": usage,
+        **_invoices(org.tenant),
     }
     if org.is_owner:
         current = subscription.plan.code if subscription else None
