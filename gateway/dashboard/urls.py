@@ -6,6 +6,7 @@ from gateway.dashboard.views import (
     audit,
     billing,
     billing_invoices,
+    billing_payments,
     gc,
     home,
     invitations,
@@ -120,4 +121,6 @@ urlpatterns = [
     path("orgs/<slug:slug>/billing/invoices/<str:number>/", billing_invoices.invoice_page, name="billing_invoice"),
     path("orgs/<slug:slug>/billing/invoices/<str:number>.pdf", billing_invoices.invoice_pdf_download, name="billing_invoice_pdf"),
     path("orgs/<slug:slug>/billing/usage.csv", billing_invoices.usage_csv, name="billing_usage_csv"),
+    path("orgs/<slug:slug>/billing/checkout/", billing_payments.checkout, name="billing_checkout"),
+    path("orgs/<slug:slug>/billing/payment-methods/", billing_payments.payment_methods, name="billing_payment_methods"),
 ]

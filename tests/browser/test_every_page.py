@@ -72,6 +72,8 @@ NOT_PAGES = {
     "webhook_redeliver": "POST only",
     "billing_invoice_pdf": "a PDF download (tests/dashboard/test_billing_invoices.py)",
     "billing_usage_csv": "a CSV download (tests/dashboard/test_billing_invoices.py)",
+    "billing_checkout": "POST only",
+    "billing_payment_methods": "POST only",
 }
 HTMX_SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
 # allauth's pages for someone not signed in, walked before the sign-in.

@@ -25,12 +25,14 @@ from accounts.models import Membership
 from billing.documents import money
 from billing.invoicing import invoice_estimate
 from billing.models import Plan
-from billing.selectors import invoice_list, plan_get, plan_list, subscription_get
+from billing.payments import provider_get
+from billing.selectors import invoice_list, manual_payment_open_get, plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
 from billing.standing import Standing, billing_standing_get, month_start, month_usage_get
 from billing.usage_selectors import storage_drift_list
 from gateway.core.errors import ApplicationError
 from gateway.dashboard.access import org_view
+from gateway.dashboard.views.billing_payments import provider_label
 from gateway.dashboard.views.usage import Quota
 
 DRIFT_DAYS = 7  # how far back staff see the latest reconciliation
@@ -96,6 +98,16 @@ def _invoices(tenant: Any) -> dict[str, Any]:
     return {"invoices": invoices, "upcoming": upcoming}
 
 
+def _payments(org: Any) -> dict[str, Any]:
+    """`provider` (None: no payments here, plans change directly), its label, and the open bank-transfer request."""
+    provider = provider_get()
+    if provider is None:
+        return {"provider": None}
+    transfer = manual_payment_open_get(tenant=org.tenant) if provider.name == "manual" else None
+    amount = money(transfer.amount_minor, transfer.currency) if transfer else ""
+    return {"provider": provider, "provider_label": provider_label(provider), "transfer": transfer, "transfer_amount": amount}
+
+
 @org_view(min_role=Membership.Role.ADMIN)
 def billing(request: HttpRequest, slug: str) -> HttpResponse:
     org = request.org  # type: ignore[attr-defined]
@@ -109,6 +121,7 @@ def billing(request: HttpRequest, slug: str) -> HttpResponse:
         "usage": usage,
         **_invoices(org.tenant),
     }
+    context |= _payments(org)
     if org.is_owner:
         current = subscription.plan.code if subscription else None
         context["plans"] = [(plan, price(plan)) for plan in plan_list(active_only=True) if plan.code != current]
@@ -130,6 +143,8 @@ def plan_change(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     """GET: what changing to `code` means (price, limits, what the organisation is already past); POST: change it (PRG)."""
     org = request.org  # type: ignore[attr-defined]
     plan = plan_get(code=code)
+    if provider_get() is not None:
+        raise Http404("Plans change through the payment provider here.")  # decision 0050: no plan without paying for it
     if plan is None or not plan.is_active:
         raise Http404("No such plan.")
     subscription = subscription_get(tenant=org.tenant)
