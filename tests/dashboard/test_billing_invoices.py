@@ -10,10 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from pypdf import PdfReader
 
 from billing.documents import USAGE_CSV_HEADER, money
-from billing.invoicing import invoice_estimate, invoice_generate, invoice_issue
+from billing.invoicing import invoice_estimate, invoice_generate
 from billing.models import Invoice, InvoiceLine
 from billing.services import subscription_start
-from tests.billing.invoicing import GB, at, plan_history, usage_add, utc
+from tests.billing.invoicing import GB, at, issue_after, plan_history, usage_add, utc
 from tests.dashboard.conftest import CALLERS, allowed, assert_denied
 from tests.dashboard.test_billing import _text
 from tests.factories import make_tenant
@@ -23,17 +23,12 @@ URL = "/orgs/acme/billing/"
 APRIL = utc(2026, 4, 1)
 
 
-def _issue(tenant, period_start):
-    with at(utc(period_start.year, period_start.month + 1, 1, 1, 13)):
-        return invoice_issue(tenant=tenant, period_start=period_start)
-
-
 @pytest.fixture
 def issued(tenant):
     """Acme's April on Pro, then Team from the 21st, with storage overage on Team: issued on 1 May."""
     plan_history(tenant, (utc(2026, 3, 1), "pro"), (utc(2026, 4, 21), "team"))
     usage_add(tenant, start=APRIL, hours=24, stored_bytes=5000 * GB, egress={"app": 11})
-    return _issue(tenant, APRIL)
+    return issue_after(tenant, APRIL)
 
 
 def _state() -> dict:
@@ -99,7 +94,7 @@ def test_the_pdf_is_an_attachment_that_reads_back(as_caller, issued):
 def test_another_tenants_invoice_and_unknown_numbers_are_404(as_caller, users, issued):
     globex = users["other"].memberships.get().tenant
     plan_history(globex, (utc(2026, 3, 1), "pro"))
-    theirs = _issue(globex, APRIL)
+    theirs = issue_after(globex, APRIL)
     owner = as_caller("owner")
     for path in (f"invoices/{theirs.number}/", f"invoices/{theirs.number}.pdf", "invoices/NOPE-000001/", "invoices/x.pdf"):
         assert owner.get(URL + path).status_code == 404, path
@@ -152,7 +147,7 @@ def test_queries_are_constant_over_invoices(as_caller, issued, tenant):
     with CaptureQueriesContext(connection) as few:
         assert client.get(URL).status_code == 200
     for month in (5, 6, 7):
-        _issue(tenant, utc(2026, month, 1))
+        issue_after(tenant, utc(2026, month, 1))
     with CaptureQueriesContext(connection) as many:
         assert client.get(URL).status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
