@@ -140,3 +140,19 @@ def test_queries_are_constant_with_a_provider(as_caller, tenant, manual):
     with CaptureQueriesContext(connection) as many:
         assert client.get(URL).status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+@pytest.mark.parametrize(
+    ("query", "notice"),
+    [
+        ("?checkout=success&session_id=cs_1", "Paid: the plan changes as soon as Stripe confirms it"),
+        ("?checkout=canceled", "The checkout was canceled: nothing was changed."),
+        ("?checkout=<script>", None),
+    ],
+)
+def test_coming_back_from_checkout_says_what_happens_next(as_caller, paying, query, notice):
+    response = as_caller("owner").get(URL + query)
+    assert response.status_code == 200
+    assert (b'id="billing-checkout-return"' in response.content) == (notice is not None)
+    assert notice is None or notice in _text(response)
+    assert b"<script>" not in response.content

@@ -2,8 +2,10 @@
 
 Sections, each from its own source so later slices add theirs beside them: `subscription` (the
 plan), `standing` (billing.standing: every limit with a bar, warning at 80 % and 100 % like the usage
-page's quota), `plans` (owners: each active plan with a confirmation page, then
-billing.services.subscription_change_plan) and, for staff, `drift` (the latest storage reconciliation).
+page's quota), `upcoming` and `invoices` (invoice_estimate; the issued invoices, their documents in
+billing_invoices.py), `provider` (the payment provider, billing_payments.py, decision 0050), `plans` (owners:
+each active plan with a confirmation page, then billing.services.subscription_change_plan, or with a
+provider its checkout) and, for staff, `drift` (the latest storage reconciliation).
 A downgrade is allowed when the organisation is past the lower plan's limits: nothing is deleted
 (decision 0039) and the confirmation says what the lower plan will refuse.
 """
@@ -108,6 +110,12 @@ def _payments(org: Any) -> dict[str, Any]:
     return {"provider": provider, "provider_label": provider_label(provider), "transfer": transfer, "transfer_amount": amount}
 
 
+CHECKOUT_RETURNS = {  # Stripe Checkout's success_url and cancel_url come back with ?checkout=…
+    "success": "Paid: the plan changes as soon as Stripe confirms it, usually within a minute.",
+    "canceled": "The checkout was canceled: nothing was changed.",
+}
+
+
 @org_view(min_role=Membership.Role.ADMIN)
 def billing(request: HttpRequest, slug: str) -> HttpResponse:
     org = request.org  # type: ignore[attr-defined]
@@ -122,6 +130,8 @@ def billing(request: HttpRequest, slug: str) -> HttpResponse:
         **_invoices(org.tenant),
     }
     context |= _payments(org)
+    if context["provider"] is not None:
+        context["checkout_return"] = CHECKOUT_RETURNS.get(request.GET.get("checkout", ""))
     if org.is_owner:
         current = subscription.plan.code if subscription else None
         context["plans"] = [(plan, price(plan)) for plan in plan_list(active_only=True) if plan.code != current]
