@@ -69,9 +69,10 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def invoice_html(invoice: Invoice, *, request: HttpRequest | None = None) -> str:
-    """The invoice as a printable HTML page (no inline script or style: the site's CSP forbids them)."""
-    return render_to_string("billing/invoice.html", invoice_context(invoice), request=request)
+def invoice_html(invoice: Invoice, *, request: HttpRequest | None = None, links: dict[str, str] | None = None) -> str:
+    """The invoice as a printable HTML page (no inline script or style: the site's CSP forbids them). `links`: where the
+    page was opened from and the PDF (`back`, `pdf`: a skip link and a bar, not printed), e.g. the billing page's."""
+    return render_to_string("billing/invoice.html", invoice_context(invoice) | {"links": links}, request=request)
 
 
 def _latin1(text: str) -> str:

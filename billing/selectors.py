@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Tenant
-from billing.models import Invoice, InvoiceLine, Plan, Subscription
+from billing.models import Invoice, InvoiceLine, ManualPayment, Plan, Subscription
 
 
 def plan_list(*, active_only: bool = False) -> QuerySet[Plan]:
@@ -37,3 +37,9 @@ def invoice_get(*, tenant: Tenant, number: str | None = None, pk: int | None = N
     invoices = Invoice.objects.filter(tenant=tenant).select_related("tenant")
     invoices = invoices.filter(number=number) if pk is None else invoices.filter(pk=pk)
     return invoices.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "pk"))).first()
+
+
+def manual_payment_open_get(*, tenant: Tenant) -> ManualPayment | None:
+    """The tenant's open bank-transfer request (reference, amount, plan) or None: what the billing page tells owners to pay."""
+    payments = ManualPayment.objects.select_related("plan").filter(tenant=tenant, status=ManualPayment.Status.REQUESTED)
+    return payments.order_by("pk").first()

@@ -8,6 +8,7 @@ None = unlimited. Months are UTC calendar months, as the meter's hours are UTC.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,6 +61,20 @@ def month_start(moment: datetime) -> datetime:
 def next_month(start: datetime) -> datetime:
     """The first instant of the UTC month after the one `start` opens."""
     return (start + timedelta(days=32)).replace(day=1)
+
+
+PERIOD = re.compile(r"(\d{4})-(\d{2})")
+
+
+def period_parse(value: str, *, now: datetime) -> datetime:
+    """A UTC month given as YYYY-MM → its first instant; ValueError (a message for the caller) if malformed or not begun."""
+    match = PERIOD.fullmatch(value)
+    if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
+        raise ValueError("A month as YYYY-MM, e.g. 2026-03.")
+    start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
+    if start > now:
+        raise ValueError("That month has not begun.")
+    return start
 
 
 def month_usage_get(*, tenant: Tenant, start: datetime, now: datetime) -> dict[str, Any]:

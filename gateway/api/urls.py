@@ -31,6 +31,7 @@ from gateway.api.views.invitations import (
     UserInvitationAcceptApi,
     UserInvitationListApi,
 )
+from gateway.api.views.invoices import InvoiceGetApi, InvoiceListApi, InvoicePdfApi
 from gateway.api.views.jobs import AdminJobListApi, JobCreateApi, JobGetApi, JobListApi
 from gateway.api.views.manifests import ManifestDeleteApi, ManifestGetApi
 from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
@@ -193,6 +194,10 @@ v1 = [
     path("tenants/<str:slug>/billing/usage", BillingUsageGetApi.as_view(), name="tenant-billing-usage-get"),
     *operations("admin/plans", "admin-plans", GET=AdminPlanListApi, POST=AdminPlanCreateApi),
     *operations("admin/plans/<str:code>", "admin-plan", GET=AdminPlanGetApi, PATCH=AdminPlanUpdateApi),
+    # invoices (docs/decisions/0044, 0046); the PDF's route first: a number never ends in ".pdf"
+    path("tenants/<str:slug>/invoices", InvoiceListApi.as_view(), name="tenant-invoices-list"),
+    path("tenants/<str:slug>/invoices/<str:number>.pdf", InvoicePdfApi.as_view(), name="tenant-invoice-pdf"),
+    path("tenants/<str:slug>/invoices/<str:number>", InvoiceGetApi.as_view(), name="tenant-invoice-get"),
 ]
 
 urlpatterns = [

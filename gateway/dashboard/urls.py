@@ -5,6 +5,8 @@ from django.urls import path, re_path
 from gateway.dashboard.views import (
     audit,
     billing,
+    billing_invoices,
+    billing_payments,
     gc,
     home,
     invitations,
@@ -116,4 +118,9 @@ urlpatterns = [
     # billing (docs/decisions/0046): the page accounts.limits.billing_url links, and the plan change's confirmation
     path("orgs/<slug:slug>/billing/", billing.billing, name="billing"),
     path("orgs/<slug:slug>/billing/plans/<slug:code>/", billing.plan_change, name="billing_plan"),
+    path("orgs/<slug:slug>/billing/invoices/<str:number>/", billing_invoices.invoice_page, name="billing_invoice"),
+    path("orgs/<slug:slug>/billing/invoices/<str:number>.pdf", billing_invoices.invoice_pdf_download, name="billing_invoice_pdf"),
+    path("orgs/<slug:slug>/billing/usage.csv", billing_invoices.usage_csv, name="billing_usage_csv"),
+    path("orgs/<slug:slug>/billing/checkout/", billing_payments.checkout, name="billing_checkout"),
+    path("orgs/<slug:slug>/billing/payment-methods/", billing_payments.payment_methods, name="billing_payment_methods"),
 ]

@@ -247,3 +247,14 @@ def test_usage_and_subscription_cost_the_same_queries_whatever_the_repositories(
         assert api_read.get(SUB).status_code == 200
     assert len(body["repositories"]) == 30 and body["pulls"] == 30
     assert len(many.captured_queries) == len(one.captured_queries)
+
+
+@pytest.mark.parametrize("provider", ["manual", "stripe"])
+def test_with_a_payment_provider_the_plan_changes_only_through_it(free, api_write, settings, provider):
+    """Decision 0050: an owner's PUT/PATCH would be a plan without paying for it; 409, nothing changed, reads still work."""
+    settings.GATEWAY_BILLING_PROVIDER = provider
+    before = state()
+    for response in (api_write.patch(SUB, {"plan": "team"}, **etag(api_write)), put(api_write, {"plan": "team"}, **ANY)):
+        problem = assert_problem(response, 409)
+        assert f"This gateway takes payments ({provider})" in problem["detail"]
+    assert state() == before

@@ -56,3 +56,14 @@ def lines_of(invoice: Invoice) -> list[tuple[str, str, str, int, int]]:
         (line.kind, f"{line.quantity:f}", line.unit, line.unit_price_minor, line.amount_minor)
         for line in invoice.lines.order_by("position")
     ]
+
+
+def issue_after(tenant: Tenant, period_start: datetime) -> Invoice:
+    """The tenant's invoice of the month opening at `period_start`, issued as the beat issues it after the month's end."""
+    from billing.invoice_math import month_bounds
+    from billing.invoicing import invoice_issue
+
+    with at(month_bounds(period_start)[1] + timedelta(hours=1, minutes=13)):
+        invoice = invoice_issue(tenant=tenant, period_start=period_start)
+    assert invoice is not None, "no plan was in force in that month"
+    return invoice

@@ -15,16 +15,19 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.apps import apps
 from django.test import Client
 from django.urls import URLPattern
+from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.invitations import invitation_create
 from accounts.models import Tenant, User
 from accounts.services import robot_create
+from billing.models import Invoice, InvoiceLine
 from billing.services import subscription_start
 from gateway.dashboard import urls as dashboard_urls
 from gateway.registry.models import JobRun
@@ -67,6 +70,10 @@ NOT_PAGES = {
     "staff_tenant_quota": "POST only",
     "webhook_test": "POST only",
     "webhook_redeliver": "POST only",
+    "billing_invoice_pdf": "a PDF download (tests/dashboard/test_billing_invoices.py)",
+    "billing_usage_csv": "a CSV download (tests/dashboard/test_billing_invoices.py)",
+    "billing_checkout": "POST only",
+    "billing_payment_methods": "POST only",
 }
 HTMX_SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
 # allauth's pages for someone not signed in, walked before the sign-in.
@@ -100,6 +107,7 @@ class Seeded:
     rule_id: int
     gc_job_id: int
     staff_job_id: int
+    invoice: str
 
 
 def _seed(hook_url: str) -> Seeded:
@@ -132,7 +140,39 @@ def _seed(hook_url: str) -> Seeded:
         audit_record(tenant=tenant, actor=actor, action=action, target=target)
     seed_plans.seed(apps, None)  # a transactional test's flush took the seeded plans
     subscription_start(tenant=tenant, plan_code="pro")  # after the pushes: the billing pages show a plan, Free a downgrade
-    return Seeded(user, tenant, index, invited.token, "ci", hook.pk, retention.pk, rule.pk, gc_job.pk, staff_job.pk)
+    invoice = _invoice_seed(tenant)
+    return Seeded(user, tenant, index, invited.token, "ci", hook.pk, retention.pk, rule.pk, gc_job.pk, staff_job.pk, invoice)
+
+
+def _invoice_seed(tenant: Tenant) -> str:
+    """An issued invoice of last month (the tenant subscribed only now, so none could be generated): its number."""
+    end = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    number = f"{tenant.slug}-000001"
+    invoice = Invoice.objects.create(
+        tenant=tenant,
+        period_start=(end - timedelta(days=1)).replace(day=1),
+        period_end=end,
+        status=Invoice.Status.OPEN,
+        issuer=tenant.slug,
+        sequence=1,
+        number=number,
+        currency="USD",
+        billed_to=tenant.slug,
+        subtotal_minor=900,
+        total_minor=900,
+        issued_at=end,
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice,
+        position=1,
+        kind=InvoiceLine.Kind.BASE,
+        description="Pro plan",
+        quantity=1,
+        unit="month",
+        unit_price_minor=900,
+        amount_minor=900,
+    )
+    return number
 
 
 # (URL name, path) of every page the walk opens, filled in from the seeded rows (_paths).
@@ -178,6 +218,7 @@ PAGES = [
     ("staff_job", "/staff/jobs/{staff_job}/"),
     ("billing", "{org}/billing/"),
     ("billing_plan", "{org}/billing/plans/free/"),
+    ("billing_invoice", "{org}/billing/invoices/{invoice}/"),
     *ACCOUNT_PAGES,
 ]
 
@@ -197,6 +238,7 @@ def _paths(s: Seeded) -> list[tuple[str, str]]:
         "rule": s.rule_id,
         "gc_job": s.gc_job_id,
         "staff_job": s.staff_job_id,
+        "invoice": s.invoice,
     }
     return [(name, pattern.format(**values)) for name, pattern in PAGES]
 

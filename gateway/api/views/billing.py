@@ -12,8 +12,7 @@ Each representation is its own serializer, so invoices and the payment method jo
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -27,16 +26,17 @@ from accounts.limits import LIMIT_FIELDS, tenant_limits_get
 from accounts.models import Membership, Tenant
 from billing import locks
 from billing.models import Subscription
+from billing.payments import provider_get
 from billing.selectors import plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
-from billing.standing import KEYS, billing_standing_get, month_start, month_usage_get
+from billing.standing import KEYS, billing_standing_get, month_start, month_usage_get, period_parse
 from gateway.api.base import ApiView, paginate
 from gateway.api.conditional import IF_MATCH, etag_response, if_match_check
 from gateway.api.pagination import ApiCursorPagination
 from gateway.api.permissions import ADMINS, TenantMemberPermission, TenantWidePermission
+from gateway.core.errors import Conflict
 
 OWNER = frozenset({Membership.Role.OWNER.value})
-PERIOD = re.compile(r"(\d{4})-(\d{2})")
 LIMIT_HELP = "null: unlimited."
 
 
@@ -184,6 +184,9 @@ class _SubscriptionChangeApi(_SubscriptionApi):
     def change(self, request: Request) -> Response:
         """Move the tenant to the body's plan after If-Match matched the locked subscription; the new representation."""
         tenant = request.tenant  # type: ignore[attr-defined]
+        provider = provider_get()
+        if provider is not None:  # decision 0050: on a gateway that takes payments, no plan without paying for it
+            raise Conflict(f"This gateway takes payments ({provider.name}): change the plan on the billing page's checkout.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
@@ -199,7 +202,8 @@ class _SubscriptionChangeApi(_SubscriptionApi):
 CHANGE_DOC = (
     "Moves the tenant to another active plan (starting a subscription if it has none) and writes the plan's limits; "
     "audited. Changing to the current plan changes nothing. A downgrade deletes nothing: what is past the lower "
-    "limits stays, new repositories, members, robots, bytes and pulls are refused."
+    "limits stays, new repositories, members, robots, bytes and pulls are refused. On a gateway that takes payments "
+    "(Stripe or bank transfer) this is 409: plans change through the provider's checkout, never without paying."
 )
 
 
@@ -267,13 +271,10 @@ class BillingUsageGetApi(ApiView):
         period = serializers.CharField(required=False, max_length=7, help_text="A UTC month, YYYY-MM; default the current one.")
 
         def validate_period(self, value: str) -> datetime:
-            match = PERIOD.fullmatch(value)
-            if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
-                raise serializers.ValidationError("A month as YYYY-MM, e.g. 2026-03.")
-            start = datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)
-            if start > timezone.now():
-                raise serializers.ValidationError("That month has not begun.")
-            return start
+            try:
+                return period_parse(value, now=timezone.now())
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
 
     class OutputSerializer(serializers.Serializer):
         period = serializers.CharField(help_text="YYYY-MM.")

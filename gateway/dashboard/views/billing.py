@@ -2,8 +2,10 @@
 
 Sections, each from its own source so later slices add theirs beside them: `subscription` (the
 plan), `standing` (billing.standing: every limit with a bar, warning at 80 % and 100 % like the usage
-page's quota), `plans` (owners: each active plan with a confirmation page, then
-billing.services.subscription_change_plan) and, for staff, `drift` (the latest storage reconciliation).
+page's quota), `upcoming` and `invoices` (invoice_estimate; the issued invoices, their documents in
+billing_invoices.py), `provider` (the payment provider, billing_payments.py, decision 0050), `plans` (owners:
+each active plan with a confirmation page, then billing.services.subscription_change_plan, or with a
+provider its checkout) and, for staff, `drift` (the latest storage reconciliation).
 A downgrade is allowed when the organisation is past the lower plan's limits: nothing is deleted
 (decision 0039) and the confirmation says what the lower plan will refuse.
 """
@@ -22,16 +24,21 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts.models import Membership
+from billing.documents import money
+from billing.invoicing import invoice_estimate
 from billing.models import Plan
-from billing.selectors import plan_get, plan_list, subscription_get
+from billing.payments import provider_get
+from billing.selectors import invoice_list, manual_payment_open_get, plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
 from billing.standing import Standing, billing_standing_get, month_start, month_usage_get
 from billing.usage_selectors import storage_drift_list
 from gateway.core.errors import ApplicationError
 from gateway.dashboard.access import org_view
+from gateway.dashboard.views.billing_payments import provider_label
 from gateway.dashboard.views.usage import Quota
 
 DRIFT_DAYS = 7  # how far back staff see the latest reconciliation
+INVOICES_SHOWN = 24  # the newest issued invoices on the page (two years of months)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,41 @@ def _standing(request: HttpRequest) -> tuple[list[Standing], dict[str, Any]]:
     return billing_standing_get(tenant=tenant, egress_bytes=usage["egress_bytes"]), usage
 
 
+def _invoices(tenant: Any) -> dict[str, Any]:
+    """The `invoices` section (the newest issued ones, total formatted) and `upcoming` (invoice_estimate, None: no plan)."""
+    invoices = [
+        (invoice, money(invoice.total_minor, invoice.currency)) for invoice in invoice_list(tenant=tenant)[:INVOICES_SHOWN]
+    ]
+    estimate = invoice_estimate(tenant=tenant)
+    upcoming = None
+    if estimate is not None:
+        upcoming = {
+            "estimate": estimate,
+            "lines": [
+                (line, money(line.unit_price_minor, estimate.currency), money(line.amount_minor, estimate.currency))
+                for line in estimate.lines
+            ],
+            "total": money(estimate.total_minor, estimate.currency),
+        }
+    return {"invoices": invoices, "upcoming": upcoming}
+
+
+def _payments(org: Any) -> dict[str, Any]:
+    """`provider` (None: no payments here, plans change directly), its label, and the open bank-transfer request."""
+    provider = provider_get()
+    if provider is None:
+        return {"provider": None}
+    transfer = manual_payment_open_get(tenant=org.tenant) if provider.name == "manual" else None
+    amount = money(transfer.amount_minor, transfer.currency) if transfer else ""
+    return {"provider": provider, "provider_label": provider_label(provider), "transfer": transfer, "transfer_amount": amount}
+
+
+CHECKOUT_RETURNS = {  # Stripe Checkout's success_url and cancel_url come back with ?checkout=…
+    "success": "Paid: the plan changes as soon as Stripe confirms it, usually within a minute.",
+    "canceled": "The checkout was canceled: nothing was changed.",
+}
+
+
 @org_view(min_role=Membership.Role.ADMIN)
 def billing(request: HttpRequest, slug: str) -> HttpResponse:
     org = request.org  # type: ignore[attr-defined]
@@ -85,7 +127,11 @@ def billing(request: HttpRequest, slug: str) -> HttpResponse:
         "price": price(subscription.plan) if subscription else "",
         "meters": _meters(standing),
         "usage": usage,
+        **_invoices(org.tenant),
     }
+    context |= _payments(org)
+    if context["provider"] is not None:
+        context["checkout_return"] = CHECKOUT_RETURNS.get(request.GET.get("checkout", ""))
     if org.is_owner:
         current = subscription.plan.code if subscription else None
         context["plans"] = [(plan, price(plan)) for plan in plan_list(active_only=True) if plan.code != current]
@@ -107,6 +153,8 @@ def plan_change(request: HttpRequest, slug: str, code: str) -> HttpResponse:
     """GET: what changing to `code` means (price, limits, what the organisation is already past); POST: change it (PRG)."""
     org = request.org  # type: ignore[attr-defined]
     plan = plan_get(code=code)
+    if provider_get() is not None:
+        raise Http404("Plans change through the payment provider here.")  # decision 0050: no plan without paying for it
     if plan is None or not plan.is_active:
         raise Http404("No such plan.")
     subscription = subscription_get(tenant=org.tenant)
