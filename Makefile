@@ -54,7 +54,7 @@ api-schema: $(STAMP)
 ##             (default: a new temporary directory; the client is never committed, tests/api/test_generated_client.py builds its own)
 api-client: $(STAMP)
 	out="$${API_CLIENT_DIR:-$$(mktemp -d)}"; PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/openapi-python-client generate \
-		--path docs/api/openapi.yaml --meta none --overwrite --output-path "$$out/wharf_api_client" && echo "client: $$out/wharf_api_client"
+		--path docs/api/openapi.yaml --config docs/api/openapi-python-client.yaml --meta none --overwrite --output-path "$$out/wharf_api_client" && echo "client: $$out/wharf_api_client"
 
 ## bench-api: admin API list pages over 10,000 repositories and 100,000 tags at 8 connections (bench/README.md);
 ##            API_BENCH_ARGS="--repositories 1000 --tags 10000" for a quick one

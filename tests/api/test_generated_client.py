@@ -38,7 +38,17 @@ def generate_client(out_dir: Path) -> ModuleType:
     """openapi-python-client's package for SCHEMA under out_dir, imported (it formats with the venv's ruff)."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = [str(bin_dir / "openapi-python-client"), "generate", "--path", str(SCHEMA), "--meta", "none"]
+    config = SCHEMA.parent / "openapi-python-client.yaml"
+    command = [
+        str(bin_dir / "openapi-python-client"),
+        "generate",
+        "--path",
+        str(SCHEMA),
+        "--config",
+        str(config),
+        "--meta",
+        "none",
+    ]
     done = subprocess.run(
         [*command, "--output-path", str(out_dir / PACKAGE), "--fail-on-warning"],
         env=env,
