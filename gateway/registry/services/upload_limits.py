@@ -157,11 +157,14 @@ class QuotaReader:
         return chunk
 
 
-def quota_reader(*, tenant: Tenant, upload: BlobUpload, reader: Reader, length: int | None, part_size: int) -> Reader:
-    """`reader`, checked against the storage quota as its bytes arrive (unchanged without a quota); a body whose
-    announced length cannot fit is refused before a byte of it is read."""
+def quota_reader(
+    *, tenant: Tenant, upload: BlobUpload, reader: Reader, length: int | None, part_size: int, digest: str = ""
+) -> Reader:
+    """`reader`, checked against the storage quota as its bytes arrive (unchanged without a quota, or when `digest`
+    is a blob the tenant already stores: it costs nothing new); a body whose announced length cannot fit is refused
+    before a byte of it is read."""
     quota = quota_get(tenant=tenant)
-    if quota is None:
+    if quota is None or (digest and selectors.blob_get(tenant=tenant, digest=digest) is not None):
         return reader
     checked = QuotaReader(reader, tenant=tenant, quota=quota, offset=upload.offset, part_size=part_size)
     if length:

@@ -140,11 +140,14 @@ def _consume(writer: PartWriter, body: Body) -> None:
         raise
 
 
-def _consume_within_quota(*, tenant: Tenant, upload: BlobUpload, writer: PartWriter, store: BlobStore, body: Body) -> None:
-    """Consume the body checked against the storage quota as it arrives; a refusal ends the session, leaving nothing."""
+def _consume_within_quota(
+    *, tenant: Tenant, upload: BlobUpload, writer: PartWriter, store: BlobStore, body: Body, digest: str = ""
+) -> None:
+    """Consume the body checked against the storage quota as it arrives (not when `digest` is a blob the tenant
+    already stores); a refusal ends the session, leaving nothing."""
     try:
         reader = upload_limits.quota_reader(
-            tenant=tenant, upload=upload, reader=body.reader, length=body.length, part_size=store.part_size
+            tenant=tenant, upload=upload, reader=body.reader, length=body.length, part_size=store.part_size, digest=digest
         )
         _consume(writer, Body(reader, body.length))
     except Denied:
@@ -208,10 +211,8 @@ def blob_upload_finish(*, tenant: Tenant, repository: Repository, upload_id: uui
                 detail={"expected": digest, "algorithms": list(hasher.algorithms)},
             )
         writer = _writer(upload, store, hasher)
-        if body is not None and selectors.blob_get(tenant=tenant, digest=digest) is None:
-            _consume_within_quota(tenant=tenant, upload=upload, writer=writer, store=store, body=body)
-        elif body is not None:
-            _consume(writer, body)  # a blob the tenant already stores costs nothing new
+        if body is not None:  # a blob the tenant already stores costs nothing new (quota_reader checks, under a quota)
+            _consume_within_quota(tenant=tenant, upload=upload, writer=writer, store=store, body=body, digest=digest)
         return _commit(tenant=tenant, repository=repository, upload=upload, writer=writer, digest=digest, store=store)
 
 
