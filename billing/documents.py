@@ -43,13 +43,14 @@ def money(amount_minor: int, currency: str) -> str:
     return f"{sign}{whole:,}{'.' + str(part).zfill(digits) if digits else ''} {currency}"
 
 
-def _lines(invoice: Invoice) -> list[dict[str, Any]]:
-    lines: list[InvoiceLine] = list(invoice.lines.all())
+def _lines(invoice: Invoice, lines: list[InvoiceLine]) -> list[dict[str, Any]]:
+    # A credit is an amount, not a quantity at a price: its row says "Credit" and shows the (negative) amount only.
     return [
         {
             "line": line,
-            "quantity": f"{line.quantity.normalize():f}",
-            "unit_price": money(line.unit_price_minor, invoice.currency),
+            "credit": line.kind == InvoiceLine.Kind.CREDIT,
+            "quantity": "" if line.kind == InvoiceLine.Kind.CREDIT else f"{line.quantity.normalize():f} {line.unit}",
+            "unit_price": "" if line.kind == InvoiceLine.Kind.CREDIT else money(line.unit_price_minor, invoice.currency),
             "amount": money(line.amount_minor, invoice.currency),
         }
         for line in lines
@@ -57,14 +58,24 @@ def _lines(invoice: Invoice) -> list[dict[str, Any]]:
 
 
 def invoice_context(invoice: Invoice) -> dict[str, Any]:
-    """What both renderings show: the invoice, its lines with amounts formatted, the totals."""
+    """What both renderings show: the invoice, its lines with amounts formatted, the totals (credits summed apart) and,
+    for a void invoice, when and that nothing is owed."""
+    lines: list[InvoiceLine] = list(invoice.lines.all())
+    credits = sum(line.amount_minor for line in lines if line.kind == InvoiceLine.Kind.CREDIT)
+    title = f"Invoice {invoice.number}" if invoice.number else f"Draft invoice {invoice.period_start:%Y-%m}"
+    void = invoice.status == Invoice.Status.VOID
     return {
         "invoice": invoice,
         "tenant": invoice.tenant,
         "billed_to": invoice.billed_to or billed_to(invoice.tenant),  # a draft: the tenant as it is now
-        "title": f"Invoice {invoice.number}" if invoice.number else f"Draft invoice {invoice.period_start:%Y-%m}",
-        "lines": _lines(invoice),
+        "title": f"{title} (VOID)" if void else title,
+        "void": void,
+        "void_notice": f"VOID: voided on {invoice.voided_at:%d %B %Y} UTC. Nothing is owed on this invoice."
+        if void and invoice.voided_at
+        else "",
+        "lines": _lines(invoice, lines),
         "subtotal": money(invoice.subtotal_minor, invoice.currency),
+        "credits": money(credits, invoice.currency) if credits else "",
         "total": money(invoice.total_minor, invoice.currency),
     }
 
@@ -80,7 +91,8 @@ def _latin1(text: str) -> str:
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice as an A4 PDF: issuer, number, tenant, period, one row per line, subtotal and total."""
+    """The invoice as an A4 PDF: issuer, number, tenant, period, VOID boxed in red on a void one, one row per line
+    (credits marked), subtotal, credits and total."""
     context = invoice_context(invoice)
     pdf = FPDF(format="A4")
     pdf.set_title(_latin1(context["title"]))
@@ -97,17 +109,30 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     ]
     if invoice.issued_at:
         facts.append(("Issued", f"{invoice.issued_at:%d %B %Y %H:%M} UTC"))
+    if invoice.voided_at:
+        facts.append(("Voided", f"{invoice.voided_at:%d %B %Y %H:%M} UTC"))
     for label, value in facts:
         pdf.cell(30, 6, label)
         pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
+    if context["void"]:
+        pdf.ln(2)
+        pdf.set_font("Helvetica", "B", 14)
+        pdf.set_text_color(170, 0, 0)
+        pdf.multi_cell(0, 8, context["void_notice"] or "VOID", border=1, align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_font("Helvetica", size=10)
+    pdf.ln(4)
     with pdf.table(col_widths=(100, 32, 29, 29), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT")) as table:
         table.row(["Description", "Quantity", "Unit price", "Amount"])
         for row in context["lines"]:
-            line = row["line"]
-            table.row([_latin1(line.description), f"{row['quantity']} {line.unit}", row["unit_price"], row["amount"]])
+            description = f"Credit: {row['line'].description}" if row["credit"] else row["line"].description
+            table.row([_latin1(description), row["quantity"], row["unit_price"], row["amount"]])
     pdf.ln(4)
-    for label, value in (("Subtotal", context["subtotal"]), ("Total", context["total"])):
+    totals = [("Subtotal", context["subtotal"]), ("Credits", context["credits"]), ("Total", context["total"])]
+    for label, value in totals:
+        if not value:
+            continue
         pdf.set_font("Helvetica", "B" if label == "Total" else "", 11)
         pdf.cell(161, 7, label, align="R")
         pdf.cell(29, 7, value, align="R", new_x="LMARGIN", new_y="NEXT")

@@ -1,4 +1,5 @@
-"""Monthly invoices: generate (idempotent per tenant and month), issue (number and open), estimate (docs/decisions/0044).
+"""Monthly invoices: generate (idempotent per tenant and month), issue (number and open), estimate (docs/decisions/0044);
+staff void an open invoice and credit a month (docs/decisions/0051).
 
 An invoice bills one UTC calendar month: each plan in force in it (SubscriptionPlanInterval rows),
 prorated by the seconds it was in force, then the overage of the plan in force at the month's end
@@ -7,6 +8,7 @@ prorated by the seconds it was in force, then the overage of the plan in force a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from accounts.models import Tenant
 from billing import locks
 from billing.conf import app_settings
@@ -21,7 +24,12 @@ from billing.invoice_math import LineDraft, PlanSpan, month_bounds, month_of, ov
 from billing.metering import hour_of
 from billing.models import Invoice, InvoiceLine, SubscriptionPlanInterval
 from billing.usage_selectors import usage_period_get
-from gateway.core.errors import ValidationError
+from gateway.core.errors import Conflict, NotFound, ValidationError
+
+MAX_CREDIT_MINOR = 2**31 - 1  # one credit line at most (a plan's price has the same bound): typos of a few digits are 400s
+MAX_DESCRIPTION = InvoiceLine._meta.get_field("description").max_length or 255
+MAX_VOID_REASON = Invoice._meta.get_field("void_reason").max_length or 500
+CREDIT_UNIT = "credit"  # a credit line's unit: quantity 1 of its (negative) amount
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,12 @@ def invoice_generate(*, tenant: Tenant, period_start: datetime) -> Invoice | Non
     if invoice.status != Invoice.Status.DRAFT:
         return invoice
     credits = list(invoice.lines.filter(kind=InvoiceLine.Kind.CREDIT).order_by("position", "pk"))
+    if credits and currency and currency != invoice.currency:
+        # Relabelling staff's credits in another currency would change what they are worth: refuse, loudly.
+        raise ValidationError(
+            f"The credits of {start:%Y-%m} are in {invoice.currency} but its plans bill in {currency}; "
+            "the credits have to be re-made by hand."
+        )
     invoice.lines.all().delete()
     rows = [InvoiceLine(invoice=invoice, position=n, **vars(line)) for n, line in enumerate(lines, start=1)]
     for n, credit in enumerate(credits, start=len(rows) + 1):
@@ -159,13 +173,152 @@ def previous_month(moment: datetime) -> datetime:
 
 
 def invoice_estimate(*, tenant: Tenant) -> InvoiceEstimate | None:
-    """The current month's invoice as it stands (not stored; None without a plan): the plan in force now is billed to the
-    month's end, as it will be unless it changes; overage from the usage metered so far (up to the current hour's end)."""
+    """The current month's invoice as it stands (not stored; None without a plan or credit): the plan in force now is
+    billed to the month's end, as it will be unless it changes; overage from the usage metered so far (up to the current
+    hour's end); the credits staff have put on the month's draft so far (invoice_credit_add)."""
     now = timezone.now()
     start, end = month_bounds(month_of(now))
     usage_end = min(hour_of(now) + timedelta(hours=1), end)
     currency, lines = _lines_compute(tenant=tenant, start=start, end=end, usage_end=usage_end)
-    if not lines:
+    stored = InvoiceLine.objects.filter(
+        invoice__tenant=tenant, invoice__period_start=start, invoice__status=Invoice.Status.DRAFT, kind=InvoiceLine.Kind.CREDIT
+    ).select_related("invoice")
+    credits = list(stored.order_by("position", "pk"))
+    if not lines and not credits:
         return None
-    subtotal, total = _totals([line.amount_minor for line in lines], [])
-    return InvoiceEstimate(start, end, usage_end, currency, lines, subtotal, total)
+    currency = currency or credits[0].invoice.currency
+    subtotal, total = _totals([line.amount_minor for line in lines], [c.amount_minor for c in credits])
+    return InvoiceEstimate(start, end, usage_end, currency, lines + [_line_draft(c) for c in credits], subtotal, total)
+
+
+def _line_draft(line: InvoiceLine) -> LineDraft:
+    return LineDraft(line.kind, line.description, line.quantity, line.unit, line.unit_price_minor, line.amount_minor)
+
+
+@transaction.atomic
+def invoice_void(*, tenant: Tenant, number: str, reason: str, actor: str) -> Invoice:
+    """Void the tenant's open invoice `number`: status void, voided_at and the reason recorded, its number kept (numbers
+    stay gapless); audited. Locks the invoice row. Idempotent: a void invoice is returned unchanged (not audited again).
+    NotFound: no such issued invoice of the tenant (a draft has no number); Conflict: it is paid (credit a later month)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("Say why the invoice is voided (the reason is kept with it and in the audit log).")
+    if len(reason) > MAX_VOID_REASON:
+        raise ValidationError(f"The reason has at most {MAX_VOID_REASON} characters.")
+    found = Invoice.objects.filter(tenant=tenant, number=number).values_list("pk", flat=True).first()
+    invoice = None if found is None else locks.invoice_lock(pk=found)
+    if invoice is None or invoice.status == Invoice.Status.DRAFT:
+        raise NotFound(f"No invoice {number!r}.")
+    if invoice.status == Invoice.Status.VOID:
+        return invoice
+    if invoice.status == Invoice.Status.PAID:
+        raise Conflict(
+            f"Invoice {number} is paid, and a paid invoice is not voided but credited: add a credit to a month not "
+            "yet issued (by default the current one)."
+        )
+    invoice.status, invoice.voided_at, invoice.void_reason = Invoice.Status.VOID, timezone.now(), reason
+    invoice.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
+    audit_record(
+        action="invoice.void",
+        actor=actor,
+        tenant=tenant,
+        target=number,
+        detail={"reason": reason, "total_minor": invoice.total_minor, "currency": invoice.currency},
+    )
+    return invoice
+
+
+def _credit_currency(*, tenant: Tenant, start: datetime, end: datetime, currency: str | None) -> str:
+    """The currency a new draft of the month is in: its plans' (as invoice_generate will bill them), else `currency`."""
+    currencies = {span.plan.currency for span in plan_spans_get(tenant=tenant, start=start, end=end)}
+    if len(currencies) > 1:
+        raise ValidationError(f"The plans of {start:%Y-%m} bill in different currencies ({', '.join(sorted(currencies))}).")
+    if currencies:
+        return currencies.pop()
+    if currency is None:
+        raise ValidationError(f"{tenant.slug!r} has no plan in {start:%Y-%m}: say the credit's currency.")
+    return currency
+
+
+@transaction.atomic
+def invoice_credit_add(
+    *,
+    tenant: Tenant,
+    amount_minor: int,
+    description: str,
+    actor: str,
+    period: datetime | None = None,
+    currency: str | None = None,
+) -> Invoice:
+    """Credit the tenant `amount_minor` (> 0, stored as a negative credit line) on its invoice of the month opening at
+    `period` (default: the current UTC month), a draft created if the month has none yet; totals re-computed; audited.
+
+    The month's row meets concurrent writers (invoice_generate/issue, another credit) at its (tenant, period) unique
+    constraint, then its row lock, so a credit lands before the month is issued or is refused after: Conflict when that
+    month's invoice is issued (open, paid or void: issued invoices never change). ValidationError, nothing written: a
+    bad amount, description, currency (not the invoice's) or month (not begun)."""
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or not 0 < amount_minor <= MAX_CREDIT_MINOR:
+        raise ValidationError(f"A credit is a whole number of minor units from 1 to {MAX_CREDIT_MINOR}.")
+    description = (description or "").strip()
+    if not description or len(description) > MAX_DESCRIPTION:
+        raise ValidationError(
+            f"A credit needs a description of 1 to {MAX_DESCRIPTION} characters (it is printed on the invoice)."
+        )
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ValidationError("currency is a three-letter ISO 4217 code, e.g. USD.")
+    now = timezone.now()
+    try:
+        start, end = month_bounds(month_of(now) if period is None else period)
+    except ValueError as error:
+        raise ValidationError(str(error)) from error
+    if start > now:
+        raise ValidationError(f"{start:%Y-%m} has not begun; credit the current month or an earlier one not yet issued.")
+    if Tenant.objects.filter(pk=tenant.pk, status=Tenant.Status.DELETING).exists():
+        raise Conflict(f"Tenant {tenant.slug!r} is being deleted; its invoices go with it.")
+    existing = Invoice.objects.filter(tenant=tenant, period_start=start).values_list("pk", flat=True).first()
+    if existing is None:
+        invoice, _ = Invoice.objects.get_or_create(
+            tenant=tenant,
+            period_start=start,
+            defaults={
+                "period_end": end,
+                "issuer": app_settings.invoice_issuer,
+                "currency": _credit_currency(tenant=tenant, start=start, end=end, currency=currency),
+            },
+        )
+        existing = invoice.pk
+    locked = locks.invoice_lock(pk=existing)
+    assert locked is not None  # found inside this transaction; an invoice is deleted only with its tenant
+    invoice = locked
+    if invoice.status != Invoice.Status.DRAFT:
+        raise Conflict(
+            f"The invoice of {start:%Y-%m} is issued ({invoice.number}, {invoice.status}) and issued invoices never change: "
+            "credit a later month (by default the current one)."
+        )
+    if currency is not None and currency != invoice.currency:
+        raise ValidationError(f"The invoice of {start:%Y-%m} is in {invoice.currency}; a credit in {currency} cannot go on it.")
+    lines = list(invoice.lines.all())
+    line = InvoiceLine.objects.create(
+        invoice=invoice,
+        position=max((existing_line.position for existing_line in lines), default=0) + 1,
+        kind=InvoiceLine.Kind.CREDIT,
+        description=description,
+        quantity=1,
+        unit=CREDIT_UNIT,
+        unit_price_minor=-amount_minor,
+        amount_minor=-amount_minor,
+    )
+    lines.append(line)
+    invoice.subtotal_minor, invoice.total_minor = _totals(
+        [x.amount_minor for x in lines if x.kind != InvoiceLine.Kind.CREDIT],
+        [x.amount_minor for x in lines if x.kind == InvoiceLine.Kind.CREDIT],
+    )
+    invoice.save(update_fields=["subtotal_minor", "total_minor", "updated_at"])
+    audit_record(
+        action="invoice.credit",
+        actor=actor,
+        tenant=tenant,
+        target=f"{tenant.slug} {start:%Y-%m}",
+        detail={"amount_minor": amount_minor, "currency": invoice.currency, "description": description, "invoice": invoice.pk},
+    )
+    return invoice

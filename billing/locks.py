@@ -3,7 +3,8 @@
 Lock order: a ProviderEvent row (its insert, payments), the Plan row, then Subscription rows (pk order), the
 tenant's open ManualPayment request, then the tenant's row (taken by accounts.services.tenant_limits_set's UPDATE
 or accounts.tenant_admin's tenant_lock).
-Invoices: the Invoice row, then its issuer's InvoiceSequence row (billing/invoicing.py).
+Invoices: the Invoice row, then its issuer's InvoiceSequence row (billing/invoicing.py); voiding and crediting take the
+Invoice row only.
 """
 
 from __future__ import annotations

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Tenant
 from billing.models import Invoice, InvoiceLine, ManualPayment, Plan, Subscription
+
+
+def _lines() -> Prefetch:
+    """An invoice's lines, in order (a new Prefetch per query: Django may annotate one as it uses it)."""
+    return Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "pk"))
 
 
 def plan_list(*, active_only: bool = False) -> QuerySet[Plan]:
@@ -24,10 +31,24 @@ def subscription_get(*, tenant: Tenant) -> Subscription | None:
     return Subscription.objects.select_related("plan").filter(tenant=tenant).first()
 
 
-def invoice_list(*, tenant: Tenant, include_drafts: bool = False) -> QuerySet[Invoice]:
-    """The tenant's invoices, newest month first; issued ones only unless `include_drafts` (staff's view)."""
+def invoice_list(
+    *,
+    tenant: Tenant,
+    include_drafts: bool = False,
+    period_start: datetime | None = None,
+    status: str | None = None,
+    with_lines: bool = False,
+) -> QuerySet[Invoice]:
+    """The tenant's invoices, newest month first; issued ones only unless `include_drafts` (staff's view); only the
+    month opening at `period_start` or in `status` if given; with their lines prefetched in order if `with_lines`."""
     invoices = Invoice.objects.filter(tenant=tenant)
-    return invoices if include_drafts else invoices.exclude(status=Invoice.Status.DRAFT)
+    if not include_drafts:
+        invoices = invoices.exclude(status=Invoice.Status.DRAFT)
+    if period_start is not None:
+        invoices = invoices.filter(period_start=period_start)
+    if status is not None:
+        invoices = invoices.filter(status=status)
+    return invoices.prefetch_related(_lines()) if with_lines else invoices
 
 
 def invoice_get(*, tenant: Tenant, number: str | None = None, pk: int | None = None) -> Invoice | None:
@@ -36,7 +57,7 @@ def invoice_get(*, tenant: Tenant, number: str | None = None, pk: int | None = N
         raise ValueError("give exactly one of number and pk")
     invoices = Invoice.objects.filter(tenant=tenant).select_related("tenant")
     invoices = invoices.filter(number=number) if pk is None else invoices.filter(pk=pk)
-    return invoices.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "pk"))).first()
+    return invoices.prefetch_related(_lines()).first()
 
 
 def manual_payment_open_get(*, tenant: Tenant) -> ManualPayment | None:

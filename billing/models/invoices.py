@@ -21,9 +21,9 @@ class InvoiceSequence(TimeStampedModel):
 class Invoice(TenantOwnedModel):
     """What a tenant owes for one UTC calendar month [period_start, period_end).
 
-    A draft may be regenerated (its lines replaced); issuing it (status open) gives it the issuer's
-    next number, and from then on nothing of it changes but its status (paid, void) and the payment
-    fields. Amounts are integer minor units of `currency`: subtotal = the sum of the charge lines,
+    A draft may be regenerated (its lines replaced; staff's credit lines stay); issuing it (status open)
+    gives it the issuer's next number, and from then on nothing of it changes but its status (paid, or
+    void with voided_at and void_reason: it keeps its number, decision 0051) and the payment fields. Amounts are integer minor units of `currency`: subtotal = the sum of the charge lines,
     total = subtotal + credit lines (credits are negative), never below 0.
     """
 
@@ -49,6 +49,8 @@ class Invoice(TenantOwnedModel):
     # The payment provider ("stripe", "manual"; "" = none yet) and its invoice/payment id, for the payments slice.
     provider = models.CharField(max_length=32, blank=True, default="")
     provider_id = models.CharField(max_length=255, blank=True, default="")
+    voided_at = models.DateTimeField(null=True, blank=True)  # set with status void, only then
+    void_reason = models.CharField(max_length=500, blank=True, default="")  # staff's, for the audit trail
 
     class Meta:
         ordering = ["-period_start", "-pk"]
@@ -60,6 +62,10 @@ class Invoice(TenantOwnedModel):
             models.CheckConstraint(
                 condition=Q(status="draft") | Q(number__isnull=False, sequence__isnull=False, issued_at__isnull=False),
                 name="invoice_issued_has_number",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="void", voided_at__isnull=False) | (~Q(status="void") & Q(voided_at__isnull=True)),
+                name="invoice_void_has_voided_at",
             ),
         ]
 

@@ -32,6 +32,7 @@ from gateway.api.views.invitations import (
     UserInvitationListApi,
 )
 from gateway.api.views.invoices import InvoiceGetApi, InvoiceListApi, InvoicePdfApi
+from gateway.api.views.invoices_admin import AdminCreditCreateApi, AdminInvoiceListApi, AdminInvoiceVoidApi
 from gateway.api.views.jobs import AdminJobListApi, JobCreateApi, JobGetApi, JobListApi
 from gateway.api.views.manifests import ManifestDeleteApi, ManifestGetApi
 from gateway.api.views.members import MemberGetApi, MemberListApi, MemberRemoveApi, MemberRoleSetApi
@@ -198,6 +199,10 @@ v1 = [
     path("tenants/<str:slug>/invoices", InvoiceListApi.as_view(), name="tenant-invoices-list"),
     path("tenants/<str:slug>/invoices/<str:number>.pdf", InvoicePdfApi.as_view(), name="tenant-invoice-pdf"),
     path("tenants/<str:slug>/invoices/<str:number>", InvoiceGetApi.as_view(), name="tenant-invoice-get"),
+    # staff: every invoice, void, credit (docs/decisions/0051)
+    path("admin/tenants/<str:slug>/invoices", AdminInvoiceListApi.as_view(), name="admin-tenant-invoices-list"),
+    path("admin/tenants/<str:slug>/invoices/<str:number>/void", AdminInvoiceVoidApi.as_view(), name="admin-tenant-invoice-void"),
+    path("admin/tenants/<str:slug>/credits", AdminCreditCreateApi.as_view(), name="admin-tenant-credits-create"),
 ]
 
 urlpatterns = [

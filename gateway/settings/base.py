@@ -302,6 +302,7 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "accounts.models.Tenant.Status",  # a tenant's: the name it had before subscriptions had a status too
         "SubscriptionStatusEnum": "billing.models.Subscription.Status",
         "InvoiceStatusEnum": "gateway.api.views.invoices.ISSUED_STATUSES",
+        "AdminInvoiceStatusEnum": "billing.models.Invoice.Status",  # staff's: drafts too
     },
     # Every operation's error responses (problem+json) and RateLimit-* headers, added globally (decisions/0021),
     # and the OpenAPI links between operations (create → update → revoke), which drf-spectacular cannot declare (gateway/api/links.py).

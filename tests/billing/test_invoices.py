@@ -211,7 +211,11 @@ def test_an_issued_invoice_is_never_changed(plans, tenant, status):
     plan_history(tenant, (utc(2026, 2, 1), "pro"))
     with at(utc(2026, 4, 1, 1, 13)):
         issued = invoice_issue(tenant=tenant, period_start=MARCH)
-    Invoice.objects.filter(pk=issued.pk).update(status=status, paid_at=issued.issued_at if status == "paid" else None)
+    Invoice.objects.filter(pk=issued.pk).update(
+        status=status,
+        paid_at=issued.issued_at if status == "paid" else None,
+        voided_at=issued.issued_at if status == "void" else None,  # a void invoice says when (decision 0051)
+    )
     before = (lines_of(issued), Invoice.objects.filter(pk=issued.pk).values().get())
     usage_add(tenant, start=MARCH, hours=744, stored_bytes=900 * GB)
     with at(utc(2026, 4, 3)):

@@ -122,3 +122,36 @@ def test_an_issued_invoice_keeps_the_name_it_was_billed_to(issued):
     assert invoice.billed_to == "Acme Ürün 株式会社 (acme)"
     assert "Acme Ürün 株式会社 (acme)" in invoice_html(invoice) and "Renamed" not in invoice_html(invoice)
     assert "Renamed" not in PdfReader(io.BytesIO(invoice_pdf(invoice))).pages[0].extract_text()
+
+
+def test_a_void_invoice_says_void_in_html_and_pdf_and_credits_show_as_credits(plans, tenant):
+    from billing.invoicing import invoice_credit_add, invoice_void
+
+    plan_history(tenant, (utc(2026, 3, 1), "pro"))
+    with at(utc(2026, 4, 20)):
+        invoice_credit_add(tenant=tenant, amount_minor=250, description="Outage of 3 April", actor="sam")
+    with at(utc(2026, 5, 1, 1, 13)):
+        number = invoice_issue(tenant=tenant, period_start=APRIL).number
+    invoice = invoice_get(tenant=tenant, number=number)
+    html = invoice_html(invoice)
+    assert "VOID" not in html and '<span class="invoice-credit-label">Credit:</span> Outage of 3 April' in html
+    assert re.search(r'invoice-credits.*?<td class="num">-2\.50 USD', html, re.S)  # subtotal 9.00, credits -2.50, total 6.50
+    assert re.search(r'invoice-total.*?<td class="num">6\.50 USD', html, re.S)
+    text = " ".join(PdfReader(io.BytesIO(invoice_pdf(invoice))).pages[0].extract_text().split())
+    assert "Credit: Outage of 3 April -2.50 USD" in text
+    assert "Subtotal 9.00 USD Credits -2.50 USD Total 6.50 USD" in text and "VOID" not in text
+
+    with at(utc(2026, 5, 3, 10)):
+        invoice_void(tenant=tenant, number=number, reason="Billed twice (staff only)", actor="sam")
+    invoice = invoice_get(tenant=tenant, number=number)
+    html = invoice_html(invoice)
+    assert f"<h1>Invoice {number} (VOID)</h1>" in html and '<p class="invoice-status invoice-status-void">Void</p>' in html
+    assert '<p class="invoice-void-notice" role="note"><strong>VOID</strong>: voided on' in html
+    assert "Nothing is owed on this invoice." in html and "3 May 2026" in html
+    assert "Billed twice" not in html  # staff's reason is not on the tenant's document
+    assert "<script" not in html and "<style" not in html and not re.search(r"\s(style|on[a-z]+)=", html)
+    reader = PdfReader(io.BytesIO(invoice_pdf(invoice)))
+    text = " ".join(reader.pages[0].extract_text().split())
+    assert reader.metadata.title == f"Invoice {number} (VOID)"
+    assert "VOID: voided on 03 May 2026 UTC. Nothing is owed on this invoice." in text
+    assert "Voided 03 May 2026 10:00 UTC" in text and "Billed twice" not in text

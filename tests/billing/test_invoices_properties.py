@@ -1,5 +1,6 @@
 """Property tests of invoice arithmetic (hypothesis, bounded examples): proration never bills more than a month,
-nothing is negative, totals are the sum of the lines, and regenerating a draft changes nothing."""
+nothing is negative but credits, totals are the sum of the lines floored at 0 (staff's credits too, decision 0051),
+and regenerating a draft changes nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.invoice_math import PlanSpan, month_bounds, overage_lines, plan_lines
-from billing.invoicing import invoice_generate
+from billing.invoicing import invoice_credit_add, invoice_generate
 from billing.models import Invoice, Plan, Subscription, SubscriptionPlanInterval, UsageRecord
 from billing.services import subscription_start
 from tests.billing.invoicing import GB, at, lines_of, usage_add, utc
@@ -111,9 +112,10 @@ def subscription(plans, tenant) -> Subscription:
     stored=st.integers(0, 2000 * GB),
     egress=st.integers(0, 20000 * GB),
     plan_codes=st.lists(st.sampled_from(["free", "pro", "team"]), min_size=8, max_size=8),
+    credits=st.lists(st.integers(1, 10**4), max_size=4),  # up to a few Team months: some leave a total, some floor it
 )
 def test_a_generated_invoice_totals_its_lines_is_never_negative_and_regenerates_identically(
-    subscription, plans, history, stored, egress, plan_codes
+    subscription, plans, history, stored, egress, plan_codes, credits
 ):
     tenant = subscription.tenant
     Invoice.objects.filter(tenant=tenant).delete()
@@ -127,9 +129,14 @@ def test_a_generated_invoice_totals_its_lines_is_never_negative_and_regenerates_
     usage_add(tenant, start=start, hours=3, stored_bytes=stored * 240, egress={"app": egress})
     with at(end + timedelta(hours=2)):
         first = invoice_generate(tenant=tenant, period_start=start)
+        for n, amount in enumerate(credits, start=1):
+            first = invoice_credit_add(tenant=tenant, amount_minor=amount, description="c", actor="sam", period=start)
+            assert first.total_minor == max(0, first.subtotal_minor - sum(credits[:n])) >= 0  # each credit re-totals
         drafted = lines_of(first)
         again = invoice_generate(tenant=tenant, period_start=start)
     assert again.pk == first.pk and lines_of(again) == drafted
-    amounts = [amount for *_, amount in drafted]
-    assert all(a >= 0 for a in amounts) and again.subtotal_minor == again.total_minor == sum(amounts) >= 0
+    charges = [amount for kind, *_, amount in drafted if kind != "credit"]
+    assert [-amount for kind, *_, amount in drafted if kind == "credit"] == credits
+    assert all(a >= 0 for a in charges) and again.subtotal_minor == sum(charges) >= 0
+    assert again.total_minor == max(0, sum(amount for *_, amount in drafted)) >= 0
     assert (again.subtotal_minor, again.total_minor) == (first.subtotal_minor, first.total_minor)

@@ -145,21 +145,23 @@ def _seed(hook_url: str) -> Seeded:
 
 
 def _invoice_seed(tenant: Tenant) -> str:
-    """An issued invoice of last month (the tenant subscribed only now, so none could be generated): its number."""
+    """An issued invoice of last month (the tenant subscribed only now, so none could be generated), voided, with a
+    credit line: the page's VOID notice and credit rows are walked too (decision 0051). Its number."""
     end = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     number = f"{tenant.slug}-000001"
     invoice = Invoice.objects.create(
         tenant=tenant,
         period_start=(end - timedelta(days=1)).replace(day=1),
         period_end=end,
-        status=Invoice.Status.OPEN,
+        status=Invoice.Status.VOID,
+        voided_at=end,
         issuer=tenant.slug,
         sequence=1,
         number=number,
         currency="USD",
         billed_to=tenant.slug,
         subtotal_minor=900,
-        total_minor=900,
+        total_minor=800,
         issued_at=end,
     )
     InvoiceLine.objects.create(
@@ -171,6 +173,16 @@ def _invoice_seed(tenant: Tenant) -> str:
         unit="month",
         unit_price_minor=900,
         amount_minor=900,
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice,
+        position=2,
+        kind=InvoiceLine.Kind.CREDIT,
+        description="Outage credit",
+        quantity=1,
+        unit="credit",
+        unit_price_minor=-100,
+        amount_minor=-100,
     )
     return number
 

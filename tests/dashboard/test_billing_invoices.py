@@ -141,6 +141,19 @@ def test_the_upcoming_invoice_shows_the_estimates_lines_and_total(as_caller, ten
     assert f"Total so far {money(estimate.total_minor, estimate.currency)}" in section
 
 
+def test_the_upcoming_invoice_shows_this_months_credits_and_a_void_invoice_is_listed_as_void(as_caller, issued, tenant):
+    from billing.invoicing import invoice_credit_add, invoice_void
+
+    invoice_void(tenant=tenant, number=issued.number, reason="Billed twice", actor="sam")
+    with at(utc(2026, 5, 10)):
+        invoice_credit_add(tenant=tenant, amount_minor=700, description="Outage of 3 May", actor="sam")
+        text = _text(as_caller("admin").get(URL))
+    section = text.split("Upcoming invoice", 1)[1].split("Invoices", 1)[0]
+    # Team all May (49.00) less the credit: the estimate shows the line and the total after it.
+    assert f"Credit: Outage of 3 May {money(-700, 'USD')}" in section and f"Total so far {money(4200, 'USD')}" in section
+    assert f"{issued.number} 2026-04 {money(issued.total_minor, 'USD')} Void" in text
+
+
 def test_queries_are_constant_over_invoices(as_caller, issued, tenant):
     client = as_caller("owner")
     client.get(URL)

@@ -12,7 +12,6 @@ Each representation is its own serializer, so invoices and the payment method jo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -260,6 +259,23 @@ class RepositoryUsageSerializer(serializers.Serializer):
     storage_gb_hours = serializers.DecimalField(max_digits=40, decimal_places=9)
 
 
+class MonthField(serializers.CharField):
+    """A UTC month as YYYY-MM that has begun (billing.standing.period_parse, the one month parser) → its first instant."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 7)
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        value = super().run_validation(data)  # the string, its length checked
+        if value is None:
+            return None
+        try:
+            return period_parse(value, now=timezone.now())
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
 class BillingUsageGetApi(ApiView):
     """A UTC month's metered usage (pulls, egress, storage GB-hours, in all and per repository) and where the tenant
     stands now against every limit (pulls: the current 6-hour window; egress: the current month)."""
@@ -268,13 +284,7 @@ class BillingUsageGetApi(ApiView):
     tenant_roles = {"GET": ADMINS}
 
     class FilterSerializer(serializers.Serializer):
-        period = serializers.CharField(required=False, max_length=7, help_text="A UTC month, YYYY-MM; default the current one.")
-
-        def validate_period(self, value: str) -> datetime:
-            try:
-                return period_parse(value, now=timezone.now())
-            except ValueError as exc:
-                raise serializers.ValidationError(str(exc)) from exc
+        period = MonthField(required=False, help_text="A UTC month, YYYY-MM; default the current one.")
 
     class OutputSerializer(serializers.Serializer):
         period = serializers.CharField(help_text="YYYY-MM.")

@@ -50,6 +50,7 @@ class InvoiceOutputSerializer(serializers.Serializer):
     total_minor = serializers.IntegerField(help_text=MINOR)
     issued_at = serializers.DateTimeField()
     paid_at = serializers.DateTimeField(allow_null=True)
+    voided_at = serializers.DateTimeField(allow_null=True, help_text="When staff voided it (status void): nothing is owed.")
 
 
 class InvoiceLineSerializer(serializers.Serializer):
