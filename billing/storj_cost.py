@@ -7,16 +7,19 @@ tenant's share itself from what it knows of every object under the tenant's pref
   ({digest, key, size}, its exact JSON length computed here), each manifest's exact bytes
   (one object per `Manifest` row, i.e. per repository) and each tag's object ({digest, tag},
   rewritten at `last_pushed_at`);
+- the objects deleted from the bucket (the registry's `DeletedObject` ledger, docs/decisions/0052:
+  kind, size, stored since, deleted at), each for its seconds stored in the period;
 - egress: the metered bytes of the period (`usage_period_get`: proxied and redirected).
 
 The rules (billing.conf.StorjPrices): storage per TB-month of 720 hours, measured per second
 here; an object smaller than the minimum (50 kB) is billed as the minimum; the legacy segment fee
 per segment-month, ceil(size / 64 MiB) segments and at least one per object; egress per TB; and
-the 30-day minimum storage duration, which applies to deletions (billing/storj_savings.py prices
-what GC and retention would save with it). Not counted: upload sessions in progress (their parts
-and tails are transient) and objects deleted earlier in the period (GC deletes the rows and
-records no age; see the decision). Amounts are exact Decimals in US dollars, each line rounded
-once to 10^-10 dollars (half even), the total the sum of its lines, every input beside it.
+the 30-day minimum storage duration: an object deleted younger is billed, in its deletion's period,
+for the rest of the 30 days (its own line; billing/storj_savings.py prices what GC and retention
+would save with it). Not counted: upload sessions in progress (their multipart parts, the tails a
+finishing upload drops) and the few objects deleted outside the drain (decision 0052). Amounts are
+exact Decimals in US dollars, each line rounded once to 10^-10 dollars (half even), the total the
+sum of its lines, every input beside it.
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ from accounts.models import Tenant
 from billing.conf import StorjPrices, app_settings
 from billing.selectors import subscription_get
 from billing.usage_selectors import usage_period_get
-from gateway.registry.models import Blob, JobRun, Manifest, Tag
-from gateway.registry.services.gc import KIND_GC
-from gateway.registry.services.retention import KIND_RETENTION
+from gateway.registry.models import Blob, DeletedObject, Manifest, Tag
+from gateway.storage.keys import INDEX_JSON_OVERHEAD, TAG_JSON_OVERHEAD
 
 TB = 10**12  # Storj counts in decimal units
 MONTH_HOURS = 720  # Storj's standardised month: 30 days of 24 hours
@@ -43,16 +45,19 @@ MONTH_SECONDS = MONTH_HOURS * 3600
 DAY_SECONDS = 24 * 3600
 CENT_PLACES = Decimal("0.0000000001")  # amounts are kept to 10^-10 dollars
 KINDS = ("blob", "index", "manifest", "tag")
-# The JSON the registry writes with BlobStore.put_json (sorted keys, no spaces): the fixed characters around the values.
-INDEX_JSON_OVERHEAD = len('{"digest":"","key":"","size":}')
-TAG_JSON_OVERHEAD = len('{"digest":"","tag":""}')
+
+
+def dollars_sum(*terms: tuple[int | Decimal, Decimal, int]) -> Decimal:
+    """Σ numerator × price / denominator in dollars, rounded once to 10^-10 (computed with 60 digits: no float, no drift)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        total = sum((Decimal(n) * price / Decimal(d) for n, price, d in terms), Decimal(0))
+        return total.quantize(CENT_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def dollars(numerator: int | Decimal, price: Decimal, denominator: int) -> Decimal:
-    """numerator × price / denominator in dollars, rounded once to 10^-10 (computed with 60 digits: no float, no drift)."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return (Decimal(numerator) * price / Decimal(denominator)).quantize(CENT_PLACES, rounding=ROUND_HALF_EVEN)
+    """numerator × price / denominator in dollars, rounded once to 10^-10."""
+    return dollars_sum((numerator, price, denominator))
 
 
 def billable_bytes(size: int, prices: StorjPrices) -> int:
@@ -72,15 +77,15 @@ def billed_seconds(
 
     The seconds it is stored in the period (until `deleted_at`; None: still stored at `end`),
     and — deleted in the period younger than the minimum storage duration — the rest of that
-    duration too, billed with the deletion (so an early-deleted object is billed for exactly the
-    minimum duration in all, whatever periods it spans).
+    duration too, in whole seconds of its lifetime, billed with the deletion (so an early-deleted
+    object is billed for exactly the minimum duration in all, whatever periods it spans).
     """
     until = end if deleted_at is None else min(deleted_at, end)
     stored = max(0, int((until - max(stored_at, start)).total_seconds()))
     if deleted_at is None or not start <= deleted_at < end:
         return stored
-    owed = stored_at + timedelta(days=prices.min_duration_days) - deleted_at
-    return stored + max(0, int(owed.total_seconds()))
+    minimum = prices.min_duration_days * DAY_SECONDS
+    return stored + max(0, min(minimum, minimum - int((deleted_at - stored_at).total_seconds())))
 
 
 @dataclass
@@ -102,6 +107,22 @@ class ObjectTally:
 
 
 @dataclass
+class DeletedTally(ObjectTally):
+    """One kind of object deleted from the bucket after the period's start and stored in it, summed (the deletion ledger).
+
+    `bytes` is what they held; the byte-seconds count their seconds stored in the period, until
+    deleted. `early_*` are those deleted in the period younger than the minimum storage duration,
+    and `owed_*` the rest of that duration, which Storj bills with the deletion.
+    """
+
+    early_objects: int = 0
+    early_bytes: int = 0
+    owed_seconds: int = 0  # object-seconds of the minimum duration not stored
+    owed_billable_byte_seconds: int = 0
+    owed_segment_seconds: int = 0
+
+
+@dataclass
 class StorjCost:
     """A tenant's cost at Storj for a period, the lines that add up to it and the inputs behind each (explainable)."""
 
@@ -114,8 +135,17 @@ class StorjCost:
     lines: dict[str, Decimal] = field(default_factory=dict)
     effects: dict[str, Decimal] = field(default_factory=dict)  # parts of the lines owed to Storj's rules
     plan: dict[str, Any] | None = None  # what the tenant pays: its plan's monthly price
-    # What GC and retention runs deleted in the period (their job counts): not in the lines, their ages are not recorded.
-    deleted: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, DeletedTally] = field(default_factory=dict)  # per kind, the objects deleted since `start`
+
+    @property
+    def deleted_total(self) -> DeletedTally:
+        """Every kind of deleted object together."""
+        total = DeletedTally(kind="all")
+        for tally in self.deleted.values():
+            for name, value in tally.__dict__.items():
+                if name != "kind":
+                    setattr(total, name, getattr(total, name) + value)
+        return total
 
     @property
     def total(self) -> Decimal:
@@ -161,7 +191,7 @@ class StorjCost:
             "total": self.total,
             "plan": self.plan,
             "margin": self.margin,
-            "deleted": dict(self.deleted),
+            "deleted": {k: t.as_dict() for k, t in self.deleted.items()},
         }
 
 
@@ -209,19 +239,44 @@ def _tallies(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPri
     return tallies
 
 
-def _deleted(tenant: Tenant, start: datetime, end: datetime) -> dict[str, int]:
-    """What the GC and retention runs started in the period deleted, from their job counts (one query)."""
-    totals = {"runs": 0, "objects": 0, "bytes": 0, "blobs": 0, "manifests": 0, "tags": 0}
-    runs = JobRun.objects.filter(
-        tenant=tenant, kind__in=(KIND_GC, KIND_RETENTION), dry_run=False, started_at__gte=start, started_at__lt=end
-    ).values_list("counts", "bytes_freed")
-    for counts, freed in runs:
-        totals["runs"] += 1
-        totals["bytes"] += freed
-        for name in ("blobs", "manifests", "tags"):
-            totals[name] += int((counts or {}).get(f"{name}_deleted", 0))
-    totals["objects"] = 2 * totals["blobs"] + totals["manifests"] + totals["tags"]  # a blob is its data and its index
-    return totals
+# The ledger's objects deleted at or after `start` and stored before `end`: seconds stored in the period, until deleted;
+# deleted in it younger than the minimum duration, the rest of it in whole seconds of lifetime (at most the duration: a
+# clock skew never bills more). billed_seconds' rule, set-based. 'data' is a blob's bytes: the "blob" kind of the stored objects.
+_DELETED_SQL = f"""
+    WITH timed AS (
+        SELECT CASE d.kind WHEN 'data' THEN 'blob' ELSE d.kind END AS kind, d.size::bigint AS size,
+               GREATEST(d.size, %(min_bytes)s) AS billable,
+               GREATEST(1, (d.size + %(segment)s - 1) / %(segment)s) AS segments,
+               GREATEST(0, FLOOR(EXTRACT(EPOCH FROM (LEAST(d.deleted_at, %(end)s) - GREATEST(d.stored_since, %(start)s)))))::numeric
+                   AS seconds,
+               CASE WHEN d.deleted_at < %(end)s THEN LEAST(%(min_seconds)s, GREATEST(0,
+                   %(min_seconds)s - FLOOR(EXTRACT(EPOCH FROM (d.deleted_at - d.stored_since)))))::numeric ELSE 0 END AS owed
+            FROM {DeletedObject._meta.db_table} d
+            WHERE d.tenant_id = %(tenant)s AND d.deleted_at >= %(start)s AND d.stored_since < %(end)s
+    )
+    SELECT kind, count(*), sum(size), sum(billable), count(*) FILTER (WHERE size < %(min_bytes)s), sum(segments),
+           sum(size * seconds), sum(billable * seconds), sum(segments * seconds),
+           count(*) FILTER (WHERE owed > 0), sum(size) FILTER (WHERE owed > 0), sum(owed), sum(billable * owed), sum(segments * owed)
+        FROM timed GROUP BY kind
+"""
+
+
+def _deleted(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPrices) -> dict[str, DeletedTally]:
+    """The ledger's objects deleted since `start` that were stored before `end`, per kind, in one query."""
+    tallies = {kind: DeletedTally(kind=kind) for kind in KINDS}
+    params: dict[str, Any] = {
+        "tenant": tenant.pk,
+        "start": start,
+        "end": end,
+        "min_bytes": prices.min_object_bytes,
+        "segment": prices.segment_bytes,
+        "min_seconds": prices.min_duration_days * DAY_SECONDS,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_DELETED_SQL, params)
+        for kind, *figures in cursor.fetchall():
+            tallies[kind] = DeletedTally(kind, *(int(f or 0) for f in figures))
+    return tallies
 
 
 def month_of(moment: datetime) -> tuple[datetime, datetime]:
@@ -251,8 +306,10 @@ def storage_cost_get(*, tenant: Tenant, start: datetime, end: datetime, now: dat
     """What the tenant's data costs at Storj from `start` to `end` (UTC hours), with every input; beside it the plan's price.
 
     Storage: the objects stored at `now` (default: now), each from when it was written, or
-    `start`, until `end`. Egress: the metered bytes of the period. Beside them what GC and retention
-    deleted in the period (not priced: no ages are recorded). Reads only; five queries.
+    `start`, until `end`. Deleted objects (the registry's ledger): each for its seconds stored in
+    the period, and, deleted in it younger than the minimum storage duration, the rest of that
+    duration (the `minimum_duration` line). Egress: the metered bytes of the period. Reads only;
+    five queries.
     """
     prices = app_settings.storj_prices
     usage = usage_period_get(tenant=tenant, start=start, end=end)
@@ -265,14 +322,22 @@ def storage_cost_get(*, tenant: Tenant, start: datetime, end: datetime, now: dat
         tallies=tallies,
         egress_bytes=int(usage["egress_bytes"]),
         plan=_plan(tenant, start, end),
-        deleted=_deleted(tenant, start, end),
+        deleted=_deleted(tenant=tenant, start=start, end=end, prices=prices),
     )
     byte_seconds = sum(t.byte_seconds for t in tallies.values())
     billable = sum(t.billable_byte_seconds for t in tallies.values())
+    gone = cost.deleted_total
     cost.lines = {
         "storage": dollars(billable, prices.storage_tb_month, TB * MONTH_SECONDS),
         "segments": dollars(sum(t.segment_seconds for t in tallies.values()), prices.segment_month, MONTH_SECONDS),
         "egress": dollars(cost.egress_bytes, prices.egress_tb, TB),
+        "deleted_storage": dollars(gone.billable_byte_seconds, prices.storage_tb_month, TB * MONTH_SECONDS),
+        "deleted_segments": dollars(gone.segment_seconds, prices.segment_month, MONTH_SECONDS),
+        # Storage and segments alike, for the rest of the minimum duration: one line, rounded once.
+        "minimum_duration": dollars_sum(
+            (gone.owed_billable_byte_seconds, prices.storage_tb_month, TB * MONTH_SECONDS),
+            (gone.owed_segment_seconds, prices.segment_month, MONTH_SECONDS),
+        ),
     }
     cost.effects = {
         # What the minimum object size adds to the storage line (Wharf's index, tag and manifest objects are tiny).

@@ -25,9 +25,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from billing.conf import StorjPrices, app_settings
 from billing.storj_cost import (
-    INDEX_JSON_OVERHEAD,
     MONTH_SECONDS,
-    TAG_JSON_OVERHEAD,
     TB,
     StorjCost,
     billable_bytes,
@@ -40,6 +38,7 @@ from billing.storj_cost import (
 from gateway.registry.models import Blob, Manifest, Tag
 from gateway.registry.services.gc import GcReport, gc_preview
 from gateway.registry.services.retention_rules import retention_plan
+from gateway.storage.keys import blob_index_size, tag_object_size
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def _gc_objects(*, tenant: Tenant, report: GcReport) -> tuple[list[DoomedObject]
     )
     for digest, size, key, at in blobs:
         objects.append(DoomedObject("blob", digest, size, at))
-        objects.append(DoomedObject("index", digest, INDEX_JSON_OVERHEAD + len(digest) + len(key) + len(str(size)), at))
+        objects.append(DoomedObject("index", digest, blob_index_size(digest, size, key), at))
     counted_manifests = report.counts.get("manifests_deleted", 0)
     counted_blobs = report.counts.get("blobs_deleted", 0)
     complete = report.done and counted_manifests == len(report.manifests) and counted_blobs == len(report.blobs)
@@ -172,10 +171,7 @@ def retention_savings_get(*, tenant: Tenant, now: datetime | None = None) -> Sav
         pass
     freed = {_identity(o) for o in alone}
     objects = [o for o in after if _identity(o) not in freed and o.kind != "unlisted"]
-    objects += [
-        DoomedObject("tag", f"{v.repository}:{v.name}", TAG_JSON_OVERHEAD + len(v.digest) + len(v.name), v.pushed)
-        for v in plan.delete
-    ]
+    objects += [DoomedObject("tag", f"{v.repository}:{v.name}", tag_object_size(v.name, v.digest), v.pushed) for v in plan.delete]
     savings = savings_price(objects=objects, now=now, prices=prices)
     savings.complete = plan.complete and plan.delete_count == len(plan.delete) and alone_complete and after_complete
     return savings

@@ -148,7 +148,17 @@ def manifests_for_delete(*, tenant: Tenant, ids: Sequence[int]) -> list[Manifest
         Manifest.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(tenant=tenant, pk__in=list(ids))
         .select_related("repository")
-        .only("id", "digest", "size", "subject_digest", "gc_candidate_since", "tenant_id", "repository_id", "repository__name")
+        .only(
+            "id",
+            "digest",
+            "size",
+            "created_at",
+            "subject_digest",
+            "gc_candidate_since",
+            "tenant_id",
+            "repository_id",
+            "repository__name",
+        )
         .order_by("pk")
     )
 

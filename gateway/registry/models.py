@@ -310,9 +310,33 @@ class ObjectDeletion(TenantOwnedModel):
     # What the key stands for, for the re-check: repository name and digest or tag name.
     repository_name = models.CharField(max_length=255, blank=True, default="")
     reference = models.CharField(max_length=255, blank=True, default="")
+    # What Storj bills for the object (copied to DeletedObject when the drain deletes it); null: not known, not ledgered.
+    size = models.BigIntegerField(null=True, blank=True)
+    stored_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "id"], name="objectdeletion_tenant_idx")]
+
+
+class DeletedObject(TenantOwnedModel):
+    """An object the drain deleted from the bucket: what Storj billed it for (docs/decisions/0052).
+
+    Written by the drain in the transaction that follows its DeleteObjects and drops the
+    ObjectDeletion records, so a killed drain leaves the records and its retry writes the
+    ledger rows once; one row per object version (tenant, key, stored_since), so a key
+    recorded twice is ledgered once. Kept for two full calendar months after the deletion (GC
+    prunes older rows): the cost of a period needs the objects deleted in it or after it.
+    """
+
+    kind = models.CharField(max_length=8, choices=ObjectDeletion.Kind.choices)
+    key = models.CharField(max_length=512)
+    size = models.BigIntegerField()
+    stored_since = models.DateTimeField()  # when the object was written
+    deleted_at = models.DateTimeField()  # when DeleteObjects removed it: Storj stops storing it then
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key", "stored_since"], name="deletedobject_unique_version")]
+        indexes = [models.Index(fields=["tenant", "deleted_at"], name="deletedobject_tenant_deleted")]
 
 
 class ImmutableTagRule(TenantOwnedModel):

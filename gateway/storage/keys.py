@@ -66,6 +66,22 @@ def blob_index_doc(digest: str, size: int, key: str) -> dict[str, object]:
     return {"digest": digest, "size": size, "key": key}
 
 
+# The JSON `BlobStore.put_json` writes (sorted keys, no spaces): the fixed characters around the values. Digests, keys
+# and tag names need no escaping, so an object's size is this plus the values' lengths (billing counts it set-based).
+INDEX_JSON_OVERHEAD = len('{"digest":"","key":"","size":}')
+TAG_JSON_OVERHEAD = len('{"digest":"","tag":""}')
+
+
+def blob_index_size(digest: str, size: int, key: str) -> int:
+    """The bytes of a blob's index object."""
+    return INDEX_JSON_OVERHEAD + len(digest) + len(key) + len(str(size))
+
+
+def tag_object_size(tag: str, digest: str) -> int:
+    """The bytes of a tag's {tag, digest} object."""
+    return TAG_JSON_OVERHEAD + len(digest) + len(tag)
+
+
 def blob_index_prefix(tenant_id: int) -> str:
     return f"{tenant_prefix(tenant_id)}index/blobs/"
 

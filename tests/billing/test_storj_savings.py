@@ -56,15 +56,25 @@ def test_gc_savings_are_what_a_run_deletes_priced_and_young_objects_save_nothing
     assert old.young_objects == 0 and old.early_deletion_owed == Decimal("0E-10")
     assert old.storage_per_month == dollars(old.billable_bytes * MONTH_SECONDS, Decimal(7), TB * MONTH_SECONDS)
 
+    untagged = Manifest.objects.get(tenant=tenant, tags__isnull=True).digest
     report = gc_run_to_completion(tenant=tenant, grace=timedelta(0))
     after_objects = _listing(blob_store, tenant)
     gone = {key: size for key, size in before_objects.items() if key not in after_objects}
     assert len(gone) == old.objects == 3
     assert sum(gone.values()) == old.bytes
-    # The month's cost says what the run deleted (from its job counts): the data bytes it freed, three objects.
+    # The month's cost prices what the run deleted (the deletion ledger): the three objects, and the tag deleted before.
     start, end = month_of(timezone.now())
-    deleted = storage_cost_get(tenant=tenant, start=start, end=end).deleted
-    assert (deleted["runs"], deleted["objects"], deleted["bytes"]) == (1, 3, report.bytes_freed)
+    cost = storage_cost_get(tenant=tenant, start=start, end=end)
+    deleted = {kind: (t.objects, t.bytes) for kind, t in cost.deleted.items() if t.objects}
+    assert set(deleted) == {"blob", "index", "manifest", "tag"} and cost.deleted_total.objects == 4
+    assert deleted["blob"] == (1, report.bytes_freed - deleted["manifest"][1])
+    assert sum(n for _, n in deleted.values()) - deleted["tag"][1] == sum(gone.values())
+    assert deleted["tag"] == (1, keys.tag_object_size("old", untagged))
+    # The manifest, blob and index were 60 days old: no minimum-duration fee. The tag lived a moment: 30 days of 50 kB.
+    assert cost.deleted_total.early_objects == 1
+    owed = cost.deleted["tag"].owed_seconds
+    assert 30 * 86400 - 60 <= owed <= 30 * 86400
+    assert cost.lines["minimum_duration"] == dollars(50_000 * owed, Decimal(7), TB * MONTH_SECONDS)
     # Two of the three (the manifest, the index object) are under 50 kB and billed as 50 kB.
     assert old.billable_bytes == 50_000 * 2 + len(b"doomed layer " * 9000)
 

@@ -44,6 +44,14 @@ def test_an_owner_reads_what_the_data_costs_at_storj(page, live):
     overview = storj_overview_get(tenant=tenant)
     assert page.locator("#storj-total").inner_text() == usd(overview.cost.total)
     assert "The Pro plan costs $9.00 a month." in page.locator("#storj-plan").inner_text()
+    # The tag the seed deleted: a line of its own, and the rest of Storj's 30 days billed with the deletion.
+    deleted = page.locator("#storj-deleted")
+    assert deleted.is_visible() and deleted.locator("th").inner_text() == "Deleted this month"
+    assert deleted.locator("td").first.inner_text().startswith("1 object, ")
+    assert deleted.locator("td").last.inner_text() == usd(overview.cost.lines["deleted_storage"])
+    fee = page.locator("#storj-minimum-duration")
+    assert fee.is_visible() and "deleted younger than 30 days" in fee.inner_text()
+    assert fee.locator("td").last.inner_text() == usd(overview.cost.lines["minimum_duration"]) != "$0.00"
     gc_row = page.locator("#storj-savings tbody tr").first
     assert gc_row.locator("th").inner_text() == "Garbage collection ran now" and gc_row.locator("td").first.inner_text() == "3"
     # Just pushed: all three are younger than 30 days, and the page says Storj bills them to that age.

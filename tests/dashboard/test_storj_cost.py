@@ -110,6 +110,10 @@ def test_legacy_pricing_shows_the_segment_line(as_caller, tenant, data, settings
     assert lines["Segments"][1] == f"{overview.cost.segments} segments of 64 MiB"
     assert lines["Segments"][3] == usd(overview.cost.lines["segments"])
     assert b'id="storj-minimum"' not in page  # legacy has no minimum object size
+    # The fixture's deleted tag: its segment for the moment it was stored; legacy has no minimum storage duration.
+    assert lines["Deleted objects' segments"][1] == "1 segment of 64 MiB, until deleted"
+    assert lines["Deleted objects' segments"][3] == usd(overview.cost.lines["deleted_segments"])
+    assert "Minimum storage duration" not in lines
 
 
 def _queries(client: Client, url: str) -> int:
@@ -151,11 +155,27 @@ def test_usd_shows_small_amounts_with_two_significant_digits(value, text):
     assert usd(value) == text
 
 
-def test_what_gc_deleted_this_month_is_said_not_priced(as_caller, tenant, data):
+def test_what_was_deleted_this_month_is_priced_with_the_minimum_duration_fee(as_caller, tenant, data):
     from gateway.registry.services.gc import gc_run_to_completion
 
-    assert b'id="storj-deleted"' not in as_caller("owner").get(USAGE).content
+    # The fixture's manifest delete took the tag app:old, just pushed: billed to 30 days.
+    lines = {row[0]: row for row in table(as_caller("owner").get(USAGE).content, "storj-lines")}
+    first = storj_overview_get(tenant=tenant).cost
+    assert lines["Deleted this month"][1].startswith("1 object, ")
+    assert lines["Minimum storage duration"][1].startswith("1 object (")
+    assert lines["Minimum storage duration"][3] == usd(first.lines["minimum_duration"]) and first.lines["minimum_duration"] > 0
     report = gc_run_to_completion(tenant=tenant, grace=timedelta(0))
-    page = as_caller("owner").get(USAGE).content.decode()
-    assert "garbage collection and retention deleted 3 objects" in page
-    assert f'title="{report.bytes_freed:,} bytes"' in page
+    assert report.counts["blobs_deleted"] == 1 and report.counts["manifests_deleted"] == 1
+    page = as_caller("owner").get(USAGE).content
+    lines = {row[0]: row for row in table(page, "storj-lines")}
+    cost = storj_overview_get(tenant=tenant).cost
+    gone = cost.deleted_total
+    # GC's three objects (the manifest, its layer, the layer's index) were 40 days old: stored time only, no fee.
+    assert gone.objects == 4 and gone.early_objects == 1
+    assert lines["Deleted this month"][1].startswith("4 objects, ") and lines["Deleted this month"][3] == usd(
+        cost.lines["deleted_storage"]
+    )
+    assert lines["Minimum storage duration"][3] == usd(cost.lines["minimum_duration"])
+    assert f'title="{gone.bytes:,} bytes"'.encode() in page
+    staff = {row[0]: row for row in table(as_caller("staff").get(STAFF).content, "storj-lines")}
+    assert staff["Deleted this month"] == lines["Deleted this month"]

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from gateway.registry.models import Blob, BlobUpload, JobRun, ObjectDeletion
+from gateway.registry.models import Blob, BlobUpload, DeletedObject, JobRun, ObjectDeletion
 from gateway.registry.services.cleanup import uploads_cleanup, uploads_cleanup_to_completion
 from gateway.storage import keys
 from tests.helpers import command, sha
@@ -191,7 +191,12 @@ def test_a_finished_session_loses_tail_objects_left_behind(reg, tenant, blob_sto
     left = keys.upload_tail_key(tenant.pk, done.pk, len(data))
     blob_store.put(left, data)
     BlobUpload.objects.update(updated_at=timezone.now() - timedelta(days=3))
+    stored = next(o for o in blob_store.list(keys.upload_tail_prefix(tenant.pk, done.pk)) if o.key == left)
     report = uploads_cleanup_to_completion(tenant=tenant)
     assert report.counts["sessions_deleted"] == 1 and report.counts["tail_objects_recorded"] == 1
     assert blob_store.stat(left) is None and not BlobUpload.objects.exists()
     assert blob_store.stat(blob.storage_key).size == len(data)  # the blob's bytes stay
+    # Storj billed the tail: ledgered with the size and time its listing gave; the session's key (the blob's) is not.
+    assert list(DeletedObject.objects.values_list("kind", "key", "size", "stored_since")) == [
+        ("data", left, len(data), stored.last_modified)
+    ]

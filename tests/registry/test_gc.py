@@ -23,7 +23,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from gateway.registry import locks
-from gateway.registry.models import Blob, JobRun, Manifest, ManifestBlob, ObjectDeletion, RepositoryBlob, Tag
+from gateway.registry.models import Blob, DeletedObject, JobRun, Manifest, ManifestBlob, ObjectDeletion, RepositoryBlob, Tag
+from gateway.registry.services.deletions import DeletionItem, object_deletions_record
 from gateway.registry.services.gc import gc_run, gc_run_to_completion
 from gateway.storage import keys
 from gateway.tasks import gc_tenant_task
@@ -291,13 +292,24 @@ def test_objects_recorded_by_a_killed_run_are_deleted_by_the_next(reg, tenant, b
         blob = Blob.objects.get(digest=digest)
         RepositoryBlob.objects.filter(blob=blob).delete()
         blob.delete()
-        ObjectDeletion.objects.create(tenant=tenant, kind="data", key=data_key, reference=digest)
-        ObjectDeletion.objects.create(tenant=tenant, kind="index", key=index_key, reference=digest)
+        index_size = keys.blob_index_size(digest, blob.size, blob.storage_key)
+        object_deletions_record(
+            tenant=tenant,
+            items=[
+                DeletionItem("data", data_key, "", digest, blob.size, blob.created_at),
+                DeletionItem("index", index_key, "", digest, index_size, blob.created_at),
+                # The same object recorded twice (two sweeps, or a drain retried): deleted again, billed once.
+                DeletionItem("data", data_key, "", digest, blob.size, blob.created_at),
+            ],
+        )
     assert exists(blob_store, data_key) and exists(blob_store, index_key)
     report = collect(tenant)
     assert report.counts["objects_deleted"] == 2
     assert not exists(blob_store, data_key) and not exists(blob_store, index_key)
     assert not ObjectDeletion.objects.exists()
+    ledger = sorted(DeletedObject.objects.values_list("kind", "key", "size", "stored_since"))
+    assert ledger == [("data", data_key, 12, blob.created_at), ("index", index_key, index_size, blob.created_at)]
+    assert collect(tenant).counts.get("objects_deleted", 0) == 0 and DeletedObject.objects.count() == 2
 
 
 @pytest.mark.django_db
@@ -595,6 +607,11 @@ def _make_garbage(reg: Reg, n: int, prefix: str = "garbage") -> set[str]:
     return {reg.push_blob("app", f"{prefix} blob {i}".encode()) for i in range(n)}
 
 
+def _digests(n: int, prefix: str = "garbage") -> list[str]:
+    """The digests `_make_garbage` pushes, in order."""
+    return [sha(f"{prefix} blob {i}".encode()) for i in range(n)]
+
+
 def _wait(predicate, timeout: float, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -667,6 +684,11 @@ def test_a_worker_killed_half_way_and_rerun_finishes_correctly(reg, tenant, blob
     assert not Blob.objects.filter(digest__in=garbage).exists()
     assert [k for ks in garbage_keys.values() for k in ks if exists(blob_store, k)] == []
     assert not ObjectDeletion.objects.filter(tenant=tenant).exists()
+    # The deletion ledger: every garbage object exactly once (none lost by the kill, none doubled by the retried drain).
+    ledgered = sorted(DeletedObject.objects.filter(tenant=tenant).values_list("key", flat=True))
+    assert ledgered == sorted(k for ks in garbage_keys.values() for k in ks)
+    sizes = dict(DeletedObject.objects.filter(tenant=tenant, kind="data").values_list("key", "size"))
+    assert sizes == {garbage_keys[d][0]: len(f"garbage blob {i}") for i, d in enumerate(_digests(150))}
     pulls_back(reg, "app", "keep", keep_payload, [b"kept", config("keep")])
     os.unlink(log.name)
 

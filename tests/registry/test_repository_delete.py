@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.core.errors import NotFound
-from gateway.registry.models import Blob, BlobUpload, JobRun, Manifest, Repository, RepositoryBlob, Tag
+from gateway.registry.models import Blob, BlobUpload, DeletedObject, JobRun, Manifest, Repository, RepositoryBlob, Tag
 from gateway.registry.services.gc import gc_run_to_completion
 from gateway.registry.services.repository_delete import repository_delete_run, repository_delete_start
 from gateway.storage import keys
@@ -66,6 +66,9 @@ def test_the_job_empties_the_repository_in_batches_and_gc_frees_only_unshared_bl
     manifest_keys = [keys.manifest_key(tenant.pk, "app", d) for d in (app_digest, child_digest, index_digest)]
     tag_keys = [keys.tag_key(tenant.pk, "app", t) for t in ("v1", "arm", "multi")]
     assert all(blob_store.stat(k) is not None for k in manifest_keys + tag_keys)
+    listed = {o.key: o.size for o in blob_store.list(keys.tenant_prefix(tenant.pk))}
+    since = {keys.manifest_key(tenant.pk, "app", m.digest): m.created_at for m in Manifest.objects.filter(repository=repo)}
+    since |= {keys.tag_key(tenant.pk, "app", t.name): t.last_pushed_at for t in Tag.objects.filter(repository=repo)}
 
     job = repository_delete_start(tenant=tenant, name="app", actor="owner")
     assert reg.get("/v2/acme/app/manifests/v1").status_code == 404
@@ -81,6 +84,9 @@ def test_the_job_empties_the_repository_in_batches_and_gc_frees_only_unshared_bl
     assert counts["blob_links_deleted"] == 4 and counts["repository_deleted"] == 1  # the one config and three layers
     assert counts["objects_deleted"] == 6
     assert [k for k in manifest_keys + tag_keys if blob_store.stat(k) is not None] == []
+    # Each manifest and tag object in the deletion ledger: its size as listed, since its push.
+    ledger = {key: (size, at) for key, size, at in DeletedObject.objects.values_list("key", "size", "stored_since")}
+    assert ledger == {k: (listed[k], since[k]) for k in manifest_keys + tag_keys}
     # The other repository is untouched, and GC now frees what only the deleted one used.
     report = gc_run_to_completion(tenant=tenant, grace=timedelta(0))
     assert report is not None and report.done

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from gateway.core.errors import NotFound
 from gateway.registry import selectors
-from gateway.registry.models import JobRun, Manifest, ObjectDeletion, RetentionPolicy, Tag
+from gateway.registry.models import DeletedObject, JobRun, Manifest, ObjectDeletion, RetentionPolicy, Tag
 from gateway.registry.services.gc import gc_run_to_completion
 from gateway.registry.services.retention import (
     RetentionPolicyInvalid,
@@ -68,11 +68,16 @@ def test_dry_run_lists_exactly_what_the_real_run_deletes(reg, tenant, images, bl
     assert tags(tenant) == set(images) and not ObjectDeletion.objects.exists()
     assert JobRun.objects.get(pk=dry.job_id).dry_run is True
 
+    pushed = dict(Tag.objects.filter(tenant=tenant).values_list("name", "last_pushed_at"))
     real = retention_apply_to_completion(tenant=tenant)
     assert real.counts["tags_deleted"] == 3 and real.counts["objects_deleted"] == 3
     assert tags(tenant) == set(images) - expected
     for name in expected:
         assert tag_object(blob_store, tenant, name) is None
+    # What Storj billed for each tag object, in the deletion ledger (billing/storj_cost.py prices it).
+    assert set(DeletedObject.objects.values_list("kind", "key", "size", "stored_since")) == {
+        ("tag", keys.tag_key(tenant.pk, "app", n), keys.tag_object_size(n, images[n][0]), pushed[n]) for n in expected
+    }
     for name in set(images) - expected:
         assert tag_object(blob_store, tenant, name) == {"tag": name, "digest": images[name][0]}
     job = JobRun.objects.get(pk=real.job_id)

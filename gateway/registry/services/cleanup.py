@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from gateway.registry.models import BlobUpload, JobRun, ObjectDeletion
-from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
 from gateway.registry.stores import store_for
@@ -89,13 +89,20 @@ class CleanupReport(JobReport):
         return asdict(self)
 
 
-def _session_objects(*, tenant: Tenant, store: BlobStore, ended: list[tuple[Any, str, bool]]) -> list[tuple[str, str, str, str]]:
-    """Deletion records for ended sessions: each one's key, and every tail object of those that wrote tails."""
-    items: list[tuple[str, str, str, str]] = [(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key, _ in ended]
+def _session_objects(*, tenant: Tenant, store: BlobStore, ended: list[tuple[Any, str, bool]]) -> list[DeletionItem]:
+    """Deletion records for ended sessions: each one's key, and every tail object of those that wrote tails.
+
+    A tail is ledgered with the size and time its listing gives (Storj bills it like any object). The
+    session's key is not: an object there is a blob's (ledgered by GC's record) or, rarely, the orphan of a
+    finish killed before its blob row, whose size would cost a HEAD (docs/decisions/0052).
+    """
+    items = [DeletionItem(ObjectDeletion.Kind.DATA, key, "", str(uid)) for uid, key, _ in ended]
     for uid, _, spilled in ended:
         if spilled:
             prefix = keys.upload_tail_prefix(tenant.pk, uuid.UUID(str(uid)))
-            items += [(ObjectDeletion.Kind.DATA, o.key, "", str(uid)) for o in store.list(prefix)]
+            items += [
+                DeletionItem(ObjectDeletion.Kind.DATA, o.key, "", str(uid), o.size, o.last_modified) for o in store.list(prefix)
+            ]
     return items
 
 

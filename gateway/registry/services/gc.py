@@ -3,7 +3,8 @@
 One invocation of `gc_run`:
 
 0. Drain: delete the bucket objects of rows deleted earlier (`ObjectDeletion` records, left by a
-   run that was killed between its COMMIT and its DeleteObjects call).
+   run that was killed between its COMMIT and its DeleteObjects call); prune the deletion ledger's
+   rows too old to matter to any cost still asked for (`DeletedObject`, docs/decisions/0052).
 1. Mark, set-based (a constant number of statements, no query per row): the live manifests are
    the closure of the roots — tagged manifests and manifests a retention policy keeps
    (`untagged_days`) — over index → child and subject → referrer edges; live blobs are those a
@@ -35,6 +36,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from gateway.core.locks import advisory_lock, advisory_xact_lock_within, advisory_xact_locks
 from gateway.registry.models import JobRun
+from gateway.registry.services.deletions import deleted_objects_prune
 from gateway.registry.services.gc_mark import gc_mark
 from gateway.registry.services.gc_sweep import Budget, GcReport, GcSettings, blobs_sweep, manifests_sweep, objects_drain
 from gateway.registry.services.jobruns import jobrun_claim, jobrun_record, jobrun_to_completion
@@ -166,6 +168,8 @@ def _gc_steps(*, tenant: Tenant, cfg: GcSettings, report: GcReport, job: JobRun 
     if not report.dry_run:
         # Objects of rows a killed run deleted but could not delete from the bucket.
         objects_drain(tenant=tenant, cfg=cfg, budget=budget, report=report, job=job)
+        if pruned := deleted_objects_prune(tenant=tenant):
+            report.add(ledger_rows_pruned=pruned)
     now = timezone.now()
     if mark:
         started = time.monotonic()

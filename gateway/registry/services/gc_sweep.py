@@ -21,7 +21,7 @@ from django.db.models import ProtectedError, QuerySet
 from accounts.models import Tenant
 from gateway.registry import locks
 from gateway.registry.models import Blob, JobRun, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, RepositoryBlob, Tag
-from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.jobruns import JobReport, job_error, jobrun_record
 from gateway.storage import keys
 
@@ -263,7 +263,14 @@ def _manifests_delete(tenant: Tenant, doomed: list[Manifest]) -> None:
     object_deletions_record(
         tenant=tenant,
         items=[
-            (ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, m.repository.name, m.digest), m.repository.name, m.digest)
+            DeletionItem(
+                ObjectDeletion.Kind.MANIFEST,
+                keys.manifest_key(tenant.pk, m.repository.name, m.digest),
+                m.repository.name,
+                m.digest,
+                m.size,
+                m.created_at,
+            )
             for m in doomed
         ],
     )
@@ -273,10 +280,12 @@ def _blobs_delete(tenant: Tenant, doomed: list[Blob]) -> None:
     pks = [b.pk for b in doomed]
     RepositoryBlob.objects.filter(blob_id__in=pks).delete()
     Blob.objects.filter(pk__in=pks).delete()
-    items: list[tuple[str, str, str, str]] = []
+    items: list[DeletionItem] = []
     for b in doomed:
-        items.append((ObjectDeletion.Kind.DATA, b.storage_key, "", b.digest))
-        items.append((ObjectDeletion.Kind.INDEX, keys.blob_index_key(tenant.pk, b.digest), "", b.digest))
+        items.append(DeletionItem(ObjectDeletion.Kind.DATA, b.storage_key, "", b.digest, b.size, b.created_at))
+        index_size = keys.blob_index_size(b.digest, b.size, b.storage_key)
+        index_key = keys.blob_index_key(tenant.pk, b.digest)
+        items.append(DeletionItem(ObjectDeletion.Kind.INDEX, index_key, "", b.digest, index_size, b.created_at))
     object_deletions_record(tenant=tenant, items=items)
 
 

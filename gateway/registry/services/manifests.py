@@ -32,7 +32,7 @@ from gateway.registry.media_types import ParsedManifest, manifest_size_check, pa
 from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events, upload_limits
-from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.immutability import immutable_rules_load
 from gateway.registry.stores import store_for
 from gateway.storage import StorageError, keys
@@ -314,7 +314,16 @@ def _delete_by_tag(*, tenant: Tenant, repository: Repository, name: str, actor: 
         tag.delete()
         ids = object_deletions_record(
             tenant=tenant,
-            items=[(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, name), repository.name, name)],
+            items=[
+                DeletionItem(
+                    ObjectDeletion.Kind.TAG,
+                    keys.tag_key(tenant.pk, repository.name, name),
+                    repository.name,
+                    name,
+                    keys.tag_object_size(name, tagged),
+                    tag.last_pushed_at,
+                )
+            ],
         )
         audit_record(action="tag.delete", actor=actor, tenant=tenant, target=f"{repository.name}:{name}", ip=ip)
     _drain_now(tenant=tenant, ids=ids)
@@ -332,18 +341,35 @@ def _delete_by_digest(*, tenant: Tenant, repository: Repository, digest: str, ac
         parent = ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True).first()
         if parent:
             raise Denied(f"manifest is referenced by index {parent}; delete the index first", detail={"parent": parent})
-        tagged = list(Tag.objects.filter(repository=repository, manifest=manifest).values_list("name", "immutable"))
+        tagged = list(
+            Tag.objects.filter(repository=repository, manifest=manifest).values_list("name", "immutable", "last_pushed_at")
+        )
         rules = immutable_rules_load(tenant=tenant)
-        for name, immutable in tagged:
+        for name, immutable, _ in tagged:
             if (why := rules.reason(repository=repository.name, tag=name, immutable=immutable)) is not None:
                 raise Denied(f"manifest is tagged with {name!r}, which is {why}; it cannot be deleted", detail={"tag": name})
-        tag_names = [name for name, _ in tagged]
+        tag_names = [name for name, _, _ in tagged]
         Tag.objects.filter(repository=repository, manifest=manifest).delete()
         manifest.delete()
+        manifest_key = keys.manifest_key(tenant.pk, repository.name, digest)
         ids = object_deletions_record(
             tenant=tenant,
-            items=[(ObjectDeletion.Kind.MANIFEST, keys.manifest_key(tenant.pk, repository.name, digest), repository.name, digest)]
-            + [(ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, repository.name, t), repository.name, t) for t in tag_names],
+            items=[
+                DeletionItem(
+                    ObjectDeletion.Kind.MANIFEST, manifest_key, repository.name, digest, manifest.size, manifest.created_at
+                )
+            ]
+            + [
+                DeletionItem(
+                    ObjectDeletion.Kind.TAG,
+                    keys.tag_key(tenant.pk, repository.name, t),
+                    repository.name,
+                    t,
+                    keys.tag_object_size(t, digest),
+                    pushed,
+                )
+                for t, _, pushed in tagged
+            ],
         )
         audit_record(
             action="manifest.delete",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, transaction
@@ -28,7 +29,7 @@ from gateway.core.locks import advisory_lock
 from gateway.registry.errors import BlobUploadUnknown, RangeInvalid
 from gateway.registry.models import BlobUpload, JobRun, Manifest, ManifestChild, ObjectDeletion, Repository, RepositoryBlob, Tag
 from gateway.registry.services import events
-from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.jobruns import JobReport, jobrun_finish, jobrun_get_running, jobrun_record
 from gateway.registry.services.jobs import REPOSITORY_DELETE_TASK, job_enqueue, job_queued_create
 from gateway.registry.services.uploads import blob_upload_cancel
@@ -151,17 +152,24 @@ def _batches(*, tenant: Tenant, repo: Repository, job: JobRun, size: int, batche
 
 @dataclass(frozen=True)
 class _Gone:
-    """A deleted tag or manifest: its object's key, its reference (tag name or digest), the manifest digest and the size its event reports."""
+    """A deleted tag or manifest: its object's key, its reference (tag name or digest), the manifest digest and the size its event reports.
+
+    `object_size` and `stored_since` are what Storj bills the object for (the deletion ledger, docs/decisions/0052).
+    """
 
     key: str
     reference: str
     digest: str
     size: int
+    object_size: int
+    stored_since: datetime
 
 
 def _objects_record(tenant: Tenant, name: str, kind: str, gone: list[_Gone]) -> list[int]:
     """Record the objects of rows deleted in the caller's transaction, under the repository's old name (their keys' name)."""
-    return object_deletions_record(tenant=tenant, items=[(kind, g.key, name, g.reference) for g in gone])
+    return object_deletions_record(
+        tenant=tenant, items=[DeletionItem(kind, g.key, name, g.reference, g.object_size, g.stored_since) for g in gone]
+    )
 
 
 def _announced(tenant: Tenant, name: str, event_kind: str, gone: list[_Gone], ids: list[int], size: int) -> dict[str, int]:
@@ -187,13 +195,23 @@ def _tags_batch(*, tenant: Tenant, repo: Repository, size: int) -> dict[str, int
             Tag.objects.select_for_update(of=("self",))
             .filter(tenant=tenant, repository=repo)
             .select_related("manifest")
-            .only("id", "name", "manifest__digest")
+            .only("id", "name", "last_pushed_at", "manifest__digest")
             .order_by("pk")[:size]
         )
         if not tags:
             return {}
         Tag.objects.filter(pk__in=[t.pk for t in tags]).delete()
-        gone = [_Gone(keys.tag_key(tenant.pk, name, t.name), t.name, t.manifest.digest, 0) for t in tags]
+        gone = [
+            _Gone(
+                keys.tag_key(tenant.pk, name, t.name),
+                t.name,
+                t.manifest.digest,
+                0,
+                keys.tag_object_size(t.name, t.manifest.digest),
+                t.last_pushed_at,
+            )
+            for t in tags
+        ]
         ids = _objects_record(tenant, name, ObjectDeletion.Kind.TAG, gone)
     return {"tags_deleted": len(tags), **_announced(tenant, name, "tag", gone, ids, size)}
 
@@ -207,13 +225,15 @@ def _manifests_batch(*, tenant: Tenant, repo: Repository, size: int) -> dict[str
             Manifest.objects.select_for_update()
             .filter(tenant=tenant, repository=repo)
             .exclude(pk__in=held)
-            .only("id", "digest", "size")
+            .only("id", "digest", "size", "created_at")
             .order_by("-pk")[:size]
         )
         if not rows:
             return {}
         Manifest.objects.filter(pk__in=[m.pk for m in rows]).delete()
-        gone = [_Gone(keys.manifest_key(tenant.pk, name, m.digest), m.digest, m.digest, m.size) for m in rows]
+        gone = [
+            _Gone(keys.manifest_key(tenant.pk, name, m.digest), m.digest, m.digest, m.size, m.size, m.created_at) for m in rows
+        ]
         ids = _objects_record(tenant, name, ObjectDeletion.Kind.MANIFEST, gone)
     return {"manifests_deleted": len(rows), **_announced(tenant, name, "manifest", gone, ids, size)}
 

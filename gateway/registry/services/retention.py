@@ -28,7 +28,7 @@ from gateway.core.errors import NotFound, ValidationError
 from gateway.registry import locks
 from gateway.registry.models import JobRun, ObjectDeletion, Repository, RetentionPolicy, Tag
 from gateway.registry.services import events
-from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
 from gateway.registry.services.immutability import immutable_rules_load
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
@@ -195,7 +195,14 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
             object_deletions_record(
                 tenant=tenant,
                 items=[
-                    (ObjectDeletion.Kind.TAG, keys.tag_key(tenant.pk, t.repository.name, t.name), t.repository.name, t.name)
+                    DeletionItem(
+                        ObjectDeletion.Kind.TAG,
+                        keys.tag_key(tenant.pk, t.repository.name, t.name),
+                        t.repository.name,
+                        t.name,
+                        keys.tag_object_size(t.name, t.manifest.digest),
+                        t.last_pushed_at,
+                    )
                     for t in gone
                 ],
             )

@@ -46,7 +46,7 @@ from gateway.registry.models import (
     Tag,
     UsageEvent,
 )
-from gateway.registry.services.deletions import object_deletions_drain, object_deletions_record
+from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_get_running, jobrun_record, jobrun_start
 from gateway.registry.services.jobs import TaskRef, job_enqueue
 from gateway.registry.stores import store_for
@@ -129,7 +129,8 @@ def _delete_objects(tenant: Tenant, batch_size: int) -> int:
     if not keys:
         return 0
     with transaction.atomic():
-        ids = object_deletions_record(tenant=tenant, items=[(ObjectDeletion.Kind.DATA, k, "", "") for k in keys])
+        # Not ledgered (no size): the tenant row goes at the end, and its ledger with it.
+        ids = object_deletions_record(tenant=tenant, items=[DeletionItem(ObjectDeletion.Kind.DATA, k) for k in keys])
     deleted, _, _ = object_deletions_drain(tenant=tenant, batch_size=batch_size, max_batches=1, ids=ids)
     return deleted
 
