@@ -7,6 +7,8 @@ A bank-transfer subscription whose period ended unpaid becomes past_due here too
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +21,13 @@ from billing.services import subscription_status_set
 ACTOR = "billing.dunning"
 BATCH = 500
 Status = Subscription.Status
+
+
+def subscription_grace_end(*, subscription: Subscription) -> datetime | None:
+    """When the grace of a payment that failed ends (the sweep then suspends the tenant as unpaid); None: none failed."""
+    if subscription.past_due_since is None:
+        return None
+    return subscription.past_due_since + app_settings.grace
 
 
 def _due(**filters: object) -> list[int]:
@@ -34,8 +43,8 @@ def _step(*, tenant_id: int, status: str) -> bool:
     if tenant is None or subscription is None:
         return False
     if status == Status.SUSPENDED:
-        ready = subscription.status == Status.PAST_DUE and subscription.past_due_since is not None
-        if not ready or subscription.past_due_since > now - app_settings.grace:  # type: ignore[operator]
+        grace_end = subscription_grace_end(subscription=subscription)
+        if subscription.status != Status.PAST_DUE or grace_end is None or grace_end > now:
             return False
     elif not (subscription.status in (Status.ACTIVE, Status.TRIALING) and subscription.current_period_end <= now):
         return False

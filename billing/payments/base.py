@@ -43,6 +43,11 @@ class PaymentProvider(Protocol):
         """The URL of the provider's page where the tenant's owners manage payment methods."""
         ...
 
+    def plan_changes_in_portal(self, *, subscription: Subscription | None) -> bool:
+        """Whether the subscription is already paid through the provider, so its plan changes on the provider's page
+        (portal) and `checkout_start` refuses a second one."""
+        ...
+
     def webhook_handle(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookResult:
         """Verify, parse and apply one webhook request, once per event id (WebhookRejected when not genuine)."""
         ...

@@ -92,6 +92,10 @@ class ManualProvider:
         payment = manual_payment_request(tenant=tenant, plan_code=plan_code, actor=actor)
         return f"{return_url}{'&' if '?' in return_url else '?'}payment={payment.reference}"
 
+    def plan_changes_in_portal(self, *, subscription: Subscription | None) -> bool:
+        """Never: every bank-transfer plan change is a new request."""
+        return False
+
     def portal_open(self, *, tenant: Tenant, return_url: str) -> str:
         raise ValidationError("Payments here are by bank transfer: there are no payment methods to manage.")
 

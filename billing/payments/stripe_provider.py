@@ -77,12 +77,7 @@ class StripeProvider:
         if not plan.stripe_price_id:
             raise ValidationError(f"Plan {plan.name} cannot be bought online (it has no Stripe price).")
         subscription = subscription_get(tenant=tenant)
-        if (
-            subscription
-            and subscription.provider == PROVIDER
-            and subscription.provider_subscription_id
-            and subscription.status in LIVE
-        ):
+        if self.plan_changes_in_portal(subscription=subscription):
             raise Conflict("This organisation already pays through Stripe: change the plan in the billing portal.")
         metadata = {"tenant_id": str(tenant.pk), "tenant": tenant.slug, "plan": plan.code}
         params: dict[str, Any] = {
@@ -103,6 +98,15 @@ class StripeProvider:
         session = _call("start the checkout", client().v1.checkout.sessions.create, params, key)
         audit_record(action="billing.checkout", actor=actor, tenant=tenant, target=tenant.slug, detail={"plan": plan.code})
         return str(session.url)
+
+    def plan_changes_in_portal(self, *, subscription: Subscription | None) -> bool:
+        """A live Stripe subscription: a second Checkout would bill twice, so plan changes go through the portal."""
+        return bool(
+            subscription
+            and subscription.provider == PROVIDER
+            and subscription.provider_subscription_id
+            and subscription.status in LIVE
+        )
 
     def portal_open(self, *, tenant: Tenant, return_url: str) -> str:
         """A Billing Portal session for the tenant's Stripe customer; its URL."""

@@ -390,6 +390,10 @@ GATEWAY_BILLING_DEFAULT_PLAN = E.string("GATEWAY_BILLING_DEFAULT_PLAN", "").stri
 
 # Payments: the provider, Stripe's keys, the dunning grace period (gateway/settings/billing.py; decisions/0045).
 from gateway.settings.billing import *  # noqa: E402,F403
+from gateway.settings.billing import stripe_form_action_origins  # noqa: E402
+
+# Subscribing and "Payment methods" are forms whose answer redirects to Stripe's pages: form-action covers redirects.
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += stripe_form_action_origins()
 
 # Invoices (docs/decisions/0044): who issues them, the prefix of their numbers ("WHARF-000001") and the sequence they
 # are numbered in (letters and digits, at most 32); another value starts its own sequence at 1.

@@ -6,6 +6,8 @@ GATEWAY_BILLING_PROVIDER picks the payment provider: "stripe" (Checkout, the cus
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway.settings import env as E
@@ -20,6 +22,27 @@ GATEWAY_STRIPE_WEBHOOK_SECRET = E.string("GATEWAY_STRIPE_WEBHOOK_SECRET", "").st
 GATEWAY_STRIPE_API_BASE = E.url("GATEWAY_STRIPE_API_BASE", "https://api.stripe.com", schemes=("https", "http")).rstrip("/")
 # A webhook signed longer ago than this is refused (replay protection; Stripe's SDK default is 300 s).
 GATEWAY_STRIPE_WEBHOOK_TOLERANCE_SECONDS = E.integer("GATEWAY_STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1, maximum=3600)
+
+
+def _origins(name: str, default: str) -> list[str]:
+    """Space- or comma-separated origins (scheme://host[:port], no path), each checked."""
+    origins = (E.string(name, default) or default).replace(",", " ").split()
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.path.strip("/") or parts.query:
+            raise ImproperlyConfigured(f"{name} lists origins like https://checkout.stripe.com, not {origin!r}.")
+    return [origin.rstrip("/") for origin in origins]
+
+
+# Where Stripe's hosted pages live (Checkout, the customer portal; a custom domain for them changes both): the billing
+# page's subscribe and "Payment methods" forms redirect there, and CSP form-action must let them (decision 0053).
+GATEWAY_STRIPE_PAGE_ORIGINS = _origins("GATEWAY_STRIPE_PAGE_ORIGINS", "https://checkout.stripe.com https://billing.stripe.com")
+
+
+def stripe_form_action_origins() -> list[str]:
+    """What CSP form-action adds for the payment provider: Stripe's page origins with Stripe, nothing otherwise."""
+    return GATEWAY_STRIPE_PAGE_ORIGINS if GATEWAY_BILLING_PROVIDER == "stripe" else []
+
 
 if GATEWAY_BILLING_PROVIDER == "stripe" and not (GATEWAY_STRIPE_SECRET_KEY and GATEWAY_STRIPE_WEBHOOK_SECRET):
     raise ImproperlyConfigured(

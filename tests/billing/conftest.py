@@ -29,6 +29,26 @@ def stripe_server():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def stripe_wharf(django_db_setup, django_db_blocker, tmp_path_factory, stripe_server):
+    """A live Wharf (gunicorn) for the module with Stripe as the provider from its environment, the SDK against the
+    stand-in; the browser may follow its redirects to the stand-in's Checkout and portal pages (CSP form-action)."""
+    from tests.billing.stripe_standin import CHECKOUT_HOST, PORTAL_HOST, SECRET_KEY, WEBHOOK_SECRET
+    from tests.e2e.wharf import start_wharf
+
+    with django_db_blocker.unblock():
+        server = start_wharf(
+            tmp_path_factory.mktemp("stripe-wharf"),
+            GATEWAY_BILLING_PROVIDER="stripe",
+            GATEWAY_STRIPE_SECRET_KEY=SECRET_KEY,
+            GATEWAY_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            GATEWAY_STRIPE_API_BASE=stripe_server.url,
+            GATEWAY_STRIPE_PAGE_ORIGINS=f"{CHECKOUT_HOST} {PORTAL_HOST}",
+        )
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def stripe_api(stripe_server, settings, plans):
     """Stripe as the provider, the real SDK pointed at the stand-in (emptied), and Pro and Team sold as Stripe prices."""

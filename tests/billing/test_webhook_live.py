@@ -13,26 +13,10 @@ from accounts.limits import tenant_limits_get
 from billing import payments
 from billing.models import ProviderEvent
 from billing.selectors import subscription_get
-from tests.billing.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, checkout_session, event, sign
+from tests.billing.stripe_standin import checkout_session, event, sign
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def stripe_wharf(django_db_setup, django_db_blocker, tmp_path_factory, stripe_server):
-    from tests.e2e.wharf import start_wharf
-
-    with django_db_blocker.unblock():
-        server = start_wharf(
-            tmp_path_factory.mktemp("stripe-wharf"),
-            GATEWAY_BILLING_PROVIDER="stripe",
-            GATEWAY_STRIPE_SECRET_KEY=SECRET_KEY,
-            GATEWAY_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            GATEWAY_STRIPE_API_BASE=stripe_server.url,
-        )
-    yield server
-    server.stop()
 
 
 def _post(url: str, body: bytes, signature: str | None, method: str = "POST") -> tuple[int, dict]:

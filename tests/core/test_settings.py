@@ -62,11 +62,12 @@ def test_choice_and_domain(setenv):
     assert E.domain("GATEWAY_REGISTRY_DOMAIN", "x") == "registry.example.com"
 
 
-def _import_settings(module: str, **env: str) -> subprocess.CompletedProcess:
+def _import_settings(module: str, *, show: str = "s.DEBUG", **env: str) -> subprocess.CompletedProcess:
+    """Import the settings `module` as `s` in a child with only `env` set; it prints `show` (an expression of `s`)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GATEWAY_"))}
     full.update(env, GATEWAY_VAR_DIR=str(ROOT / "var" / "nonexistent"))
     return subprocess.run(
-        [sys.executable, "-c", f"import {module} as s; print(s.DEBUG)"], cwd=ROOT, env=full, capture_output=True, text=True
+        [sys.executable, "-c", f"import {module} as s; print({show})"], cwd=ROOT, env=full, capture_output=True, text=True
     )
 
 

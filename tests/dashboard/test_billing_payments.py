@@ -3,14 +3,19 @@ provider the direct plan change is gone; without one the page is as before (test
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import AuditEvent, Tenant
+from accounts.tenant_admin import tenant_suspend
 from billing.models import ManualPayment, Subscription
 from billing.selectors import subscription_get
-from billing.services import subscription_start
+from billing.services import subscription_start, subscription_status_set
 from tests.billing import conftest as billing_fixtures
 from tests.billing.stripe_standin import CHECKOUT_HOST, PORTAL_HOST
 from tests.dashboard.conftest import CALLERS, assert_denied
@@ -156,3 +161,52 @@ def test_coming_back_from_checkout_says_what_happens_next(as_caller, paying, que
     assert (b'id="billing-checkout-return"' in response.content) == (notice is not None)
     assert notice is None or notice in _text(response)
     assert b"<script>" not in response.content
+
+
+def _said(response) -> str:
+    """The page's text as read (no space that a closing tag left before punctuation)."""
+    return re.sub(r" ([:,.)])", r"\1", _text(response))
+
+
+def test_payment_methods_and_plan_buttons_follow_what_is_paid_through_stripe(as_caller, tenant, stripe_api):
+    subscription_start(tenant=tenant, plan_code="free")
+    page = _said(as_caller("owner").get(URL))
+    assert "Payment methods" not in page and "Change to Pro with Stripe" in page  # nothing paid through Stripe yet
+    Subscription.objects.filter(tenant=tenant).update(
+        provider="stripe", provider_customer_id="cus_acme", provider_subscription_id="sub_acme"
+    )
+    page = _said(as_caller("owner").get(URL))
+    assert "Payment methods" in page and "with Stripe" not in page  # a second Checkout would be refused: no button
+    assert "acme pays for its plan through Stripe: change it under “Payment methods”, on Stripe's page." in page
+    Subscription.objects.filter(tenant=tenant).update(status="canceled")  # ended: subscribing again is Checkout again
+    assert "Change to Pro with Stripe" in _said(as_caller("owner").get(URL))
+
+
+def test_past_due_shows_the_grace_end_to_owners_and_admins(as_caller, paying, settings):
+    settings.GATEWAY_BILLING_GRACE_DAYS = 3
+    since = timezone.now() - timedelta(days=1)
+    Subscription.objects.filter(tenant=paying).update(status="past_due", past_due_since=since)
+    grace_end = (since + timedelta(days=3)).strftime("%Y-%m-%d %H:%M UTC")
+    for caller, hint in [("owner", "Give Stripe a working card under “Payment methods” below"),
+                         ("admin", "An owner can give Stripe a working card under Payment methods")]:  # fmt: skip
+        page = _said(as_caller(caller).get(URL))
+        assert f"Payment failed on {since:%Y-%m-%d}: the subscription is past due." in page
+        assert f"Unless it is paid by {grace_end}, pushes to acme will be refused (pulls go on)." in page and hint in page
+    Subscription.objects.filter(tenant=paying).update(past_due_since=timezone.now() - timedelta(days=4))
+    page = _said(as_caller("owner").get(URL))  # the sweep has not run yet: the page says it will
+    assert "The grace period ended on" in page and "pushes to acme will be refused shortly" in page
+
+
+def test_a_suspension_says_whether_paying_lifts_it_never_the_operators_reason(as_caller, paying):
+    subscription_status_set(tenant=paying, status="suspended", actor="test")  # unpaid: billing's own suspension
+    page = _said(as_caller("owner").get(URL))
+    assert "acme is suspended because its subscription is unpaid" in page and "refused until it is paid" in page
+    subscription_status_set(tenant=paying, status="active", actor="test")
+    tenant_suspend(tenant=paying, reason="abuse report #4711", actor="staff")
+    page = _said(as_caller("admin").get(URL))
+    assert "acme is suspended by the platform operators" in page and "Contact support." in page
+    assert "4711" not in page and "working card" not in page  # paying does not lift an operator's suspension
+
+
+def test_no_notice_while_paid(as_caller, paying):
+    assert b'id="billing-dunning"' not in as_caller("owner").get(URL).content

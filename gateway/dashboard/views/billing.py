@@ -3,7 +3,8 @@
 Sections, each from its own source so later slices add theirs beside them: `subscription` (the
 plan), `standing` (billing.standing: every limit with a bar, warning at 80 % and 100 % like the usage
 page's quota), `upcoming` and `invoices` (invoice_estimate; the issued invoices, their documents in
-billing_invoices.py), `provider` (the payment provider, billing_payments.py, decision 0050), `plans` (owners:
+billing_invoices.py), `provider` (the payment provider, billing_payments.py, decision 0050), `dunning` (a failed payment's grace
+period and its end, or the suspension and whether paying lifts it, decisions 0045 and 0053), `plans` (owners:
 each active plan with a confirmation page, then billing.services.subscription_change_plan, or with a
 provider its checkout) and, for staff, `drift` (the latest storage reconciliation).
 A downgrade is allowed when the organisation is past the lower plan's limits: nothing is deleted
@@ -23,10 +24,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import Membership, Tenant
+from accounts.tenant_admin import UNPAID_REASON
 from billing.documents import money
+from billing.dunning import subscription_grace_end
 from billing.invoicing import invoice_estimate
-from billing.models import Plan
+from billing.models import Plan, Subscription
 from billing.payments import provider_get
 from billing.selectors import invoice_list, manual_payment_open_get, plan_get, plan_list, subscription_get
 from billing.services import subscription_change_plan
@@ -100,14 +103,38 @@ def _invoices(tenant: Any) -> dict[str, Any]:
     return {"invoices": invoices, "upcoming": upcoming}
 
 
-def _payments(org: Any) -> dict[str, Any]:
-    """`provider` (None: no payments here, plans change directly), its label, and the open bank-transfer request."""
+def _payments(org: Any, subscription: Subscription | None) -> dict[str, Any]:
+    """`provider` (None: no payments here, plans change directly), its label, the open bank-transfer request, and
+    `portal`: whether there are payment methods to manage (the subscription is paid through the provider's customer), and
+    `plans_in_portal`: whether the plan changes there too (a live Stripe subscription: a second checkout is refused)."""
     provider = provider_get()
     if provider is None:
         return {"provider": None}
     transfer = manual_payment_open_get(tenant=org.tenant) if provider.name == "manual" else None
     amount = money(transfer.amount_minor, transfer.currency) if transfer else ""
-    return {"provider": provider, "provider_label": provider_label(provider), "transfer": transfer, "transfer_amount": amount}
+    paying_here = subscription is not None and subscription.provider == provider.name and subscription.provider_customer_id
+    return {
+        "provider": provider,
+        "provider_label": provider_label(provider),
+        "transfer": transfer,
+        "transfer_amount": amount,
+        "portal": provider.has_portal and bool(paying_here),
+        "plans_in_portal": provider.plan_changes_in_portal(subscription=subscription),
+    }
+
+
+def _standing_notice(tenant: Tenant, subscription: Subscription | None) -> dict[str, Any] | None:
+    """The `dunning` notice: a failed payment's grace (past_due, until when), or the suspension and why (None: neither).
+
+    What a member sees of a suspension is whether it is for non-payment (paying lifts it); an operator's own reason is
+    not shown to members (decision 0023), only that the operators lift it."""
+    if tenant.status == Tenant.Status.SUSPENDED:
+        return {"state": "unpaid" if tenant.suspension_reason == UNPAID_REASON else "operator", "since": tenant.suspended_at}
+    if subscription is not None and subscription.status == Subscription.Status.PAST_DUE:
+        grace_end = subscription_grace_end(subscription=subscription)
+        ended = grace_end is not None and grace_end <= timezone.now()
+        return {"state": "past_due", "since": subscription.past_due_since, "grace_end": grace_end, "grace_ended": ended}
+    return None
 
 
 CHECKOUT_RETURNS = {  # Stripe Checkout's success_url and cancel_url come back with ?checkout=…
@@ -128,8 +155,9 @@ def billing(request: HttpRequest, slug: str) -> HttpResponse:
         "meters": _meters(standing),
         "usage": usage,
         **_invoices(org.tenant),
+        "dunning": _standing_notice(org.tenant, subscription),
     }
-    context |= _payments(org)
+    context |= _payments(org, subscription)
     if context["provider"] is not None:
         context["checkout_return"] = CHECKOUT_RETURNS.get(request.GET.get("checkout", ""))
     if org.is_owner:
