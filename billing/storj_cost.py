@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.utils import timezone
@@ -224,18 +224,27 @@ _OBJECTS_SQL = f"""
 
 def _tallies(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPrices) -> dict[str, ObjectTally]:
     """Every object of the tenant stored before `end`, per kind, in one query."""
-    tallies = {kind: ObjectTally(kind=kind) for kind in KINDS}
+    return _per_kind(ObjectTally, _OBJECTS_SQL, tenant=tenant, start=start, end=end, prices=prices)
+
+
+T = TypeVar("T", bound="ObjectTally")
+
+
+def _per_kind(tally: type[T], sql: str, *, tenant: Tenant, start: datetime, end: datetime, prices: StorjPrices) -> dict[str, T]:
+    """One tally per kind (zeros for a kind with no row) from `sql`, whose rows are (kind, *integer figures)."""
+    tallies = {kind: tally(kind=kind) for kind in KINDS}
     params: dict[str, Any] = {
         "tenant": tenant.pk,
         "start": start,
         "end": end,
         "min_bytes": prices.min_object_bytes,
         "segment": prices.segment_bytes,
+        "min_seconds": prices.min_duration_days * DAY_SECONDS,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_OBJECTS_SQL, params)
+        cursor.execute(sql, params)
         for kind, *figures in cursor.fetchall():
-            tallies[kind] = ObjectTally(kind, *(int(f or 0) for f in figures))
+            tallies[kind] = tally(kind, *(int(f or 0) for f in figures))
     return tallies
 
 
@@ -263,20 +272,7 @@ _DELETED_SQL = f"""
 
 def _deleted(*, tenant: Tenant, start: datetime, end: datetime, prices: StorjPrices) -> dict[str, DeletedTally]:
     """The ledger's objects deleted since `start` that were stored before `end`, per kind, in one query."""
-    tallies = {kind: DeletedTally(kind=kind) for kind in KINDS}
-    params: dict[str, Any] = {
-        "tenant": tenant.pk,
-        "start": start,
-        "end": end,
-        "min_bytes": prices.min_object_bytes,
-        "segment": prices.segment_bytes,
-        "min_seconds": prices.min_duration_days * DAY_SECONDS,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_DELETED_SQL, params)
-        for kind, *figures in cursor.fetchall():
-            tallies[kind] = DeletedTally(kind, *(int(f or 0) for f in figures))
-    return tallies
+    return _per_kind(DeletedTally, _DELETED_SQL, tenant=tenant, start=start, end=end, prices=prices)
 
 
 def month_of(moment: datetime) -> tuple[datetime, datetime]:
