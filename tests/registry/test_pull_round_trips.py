@@ -1,8 +1,10 @@
-"""What a manifest request costs in Redis (docs/decisions/0047): one round trip for a limited tenant's GET (the window
-script, which also queues the pull's event), one for an unlimited tenant's (the event's RPUSH), none for an unlimited HEAD.
+"""What a manifest request costs in Redis (docs/decisions/0047, 0054): one round trip for a limited tenant's GET (the
+window script, which also queues the pull's event); none for an unlimited tenant's, whose event's RPUSH is written
+without waiting for a reply (a ReplylessSender); nothing at all for an unlimited HEAD.
 
 Round trips are counted where redis-py writes to the socket (a pipeline would be one write, one round trip),
-with the command each carried, in this process, where the Django test client runs the whole request.
+with the command each carried, in this process, where the Django test client runs the whole request; writes on a
+replyless connection are listed apart (`round_trips.unanswered`): nothing waits for them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import pytest
 import redis
 
+from gateway.core import redis as core_redis
 from gateway.registry import pull_limits
 from gateway.registry.media_types import OCI_INDEX
 from gateway.registry.pull_limits import KEY_PREFIX
@@ -30,9 +33,10 @@ def round_trips(monkeypatch):
 
     class Trips:
         sent: list[list[str]] = []
+        unanswered: list[list[str]] = []
 
         def during(self, fn):
-            self.sent = []
+            self.sent, self.unanswered = [], []
             result = fn()
             return result, self.sent
 
@@ -42,7 +46,8 @@ def round_trips(monkeypatch):
     def counting(self, command, check_health=True):
         packed = command if isinstance(command, bytes) else b"".join(command)
         names = [m.group(1).decode().upper() for m in _COMMAND.finditer(packed)] or ["?"]
-        trips.sent.append(names)
+        replyless = any(self is sender._connection for sender in core_redis._senders.values())
+        (trips.unanswered if replyless else trips.sent).append(names)
         return original(self, command, check_health)
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
@@ -93,7 +98,7 @@ def test_a_limited_tenants_counted_get_is_one_round_trip_that_also_queues_its_ev
     assert _window(redis_client, tenant) == 2
 
 
-def test_an_unlimited_tenants_get_is_its_rpush_and_its_head_costs_nothing(
+def test_an_unlimited_tenants_get_waits_for_no_reply_and_its_head_costs_nothing(
     reg, tenant, image, event_stream, redis_client, round_trips
 ):
     _limits(tenant, authenticated=None, anonymous=3)  # members unlimited
@@ -101,7 +106,7 @@ def test_an_unlimited_tenants_get_is_its_rpush_and_its_head_costs_nothing(
     redis_client.delete(events.QUEUE_KEY)
     r, sent = round_trips.during(lambda: reg.get("/v2/acme/app/manifests/v1", HTTP_ACCEPT=OCI))
     assert r.status_code == 200 and "RateLimit-Limit" not in r
-    assert sent == [["RPUSH"]]
+    assert sent == [] and round_trips.unanswered == [["RPUSH"]]  # written, not waited for
     assert [e["ref"] for e in _queued(redis_client)] == ["v1"]
     r, sent = round_trips.during(lambda: reg.head("/v2/acme/app/manifests/v1", HTTP_ACCEPT=OCI))
     assert r.status_code == 200 and sent == []

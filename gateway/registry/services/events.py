@@ -1,8 +1,9 @@
 """The registry's event stream, producing side: what happened, one Redis RPUSH each; and who listens.
 
 A push or pull must not cost a database write, so `record` appends one compact JSON line to a
-Redis list (`event_line` is its one format: a manifest GET of a pull-limited tenant is appended by
-the pull limiter's script, in the round trip that counts it, docs/decisions/0047);
+Redis list, written without waiting for Redis's reply (a ReplylessSender, docs/decisions/0054;
+`event_line` is its one format: a manifest GET of a pull-limited tenant is appended by the pull
+limiter's script, in the round trip that counts it, docs/decisions/0047);
 `stream.events_flush` (Celery, every minute) takes a batch off it and hands it, in
 order and exactly once, to every subscriber (decision 0014). Subscribers are the layers above
 the registry (replication, and later webhooks and billing) plus the registry's own usage meter;
@@ -23,6 +24,7 @@ import redis
 from django.conf import settings
 
 from accounts.models import Tenant
+from gateway.core.redis import replyless_sender
 from gateway.registry.models import UsageEvent
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ DIRECTIONS: tuple[str, ...] = (*UsageEvent.Direction.values, "delete")
 MODES: tuple[str, ...] = tuple(UsageEvent.Mode.values)
 USAGE_TYPES = frozenset((kind, direction) for kind in UsageEvent.Kind.values for direction in UsageEvent.Direction.values)
 _clients: dict[str, redis.Redis] = {}
+SOCKET_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def redis_client() -> redis.Redis:
     url = settings.REDIS_URL
     client = _clients.get(url)
     if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
     return client
 
 
@@ -134,11 +137,12 @@ def event_line(
 
 
 def event_push(line: str) -> None:
-    """Queue one event line (`event_line`; "" queues nothing) with one RPUSH. Never fails the request: logged if lost."""
+    """Queue one event line (`event_line`; "" queues nothing) with one RPUSH whose reply nobody waits for
+    (gateway.core.redis.ReplylessSender, docs/decisions/0054). Never fails the request: logged if lost."""
     if not line:
         return
     try:
-        redis_client().rpush(QUEUE_KEY, line)
+        replyless_sender(settings.REDIS_URL, timeout=SOCKET_TIMEOUT).send("RPUSH", QUEUE_KEY, line)
     except redis.RedisError as exc:
         event_dropped(line, exc)
 
