@@ -9,6 +9,7 @@ prorated by the seconds it was in force, then the overage of the plan in force a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,6 +75,24 @@ def _totals(charges: list[int], credits: list[int]) -> tuple[int, int]:
     return subtotal, max(0, subtotal + sum(credits))
 
 
+def _month_invoice_locked(*, tenant: Tenant, start: datetime, end: datetime, currency: Callable[[], str]) -> Invoice:
+    """The tenant's invoice row of the month [start, end), created as a draft in `currency()` if it has none, locked.
+
+    Concurrent creators (the beat's generate, a staff credit) meet at the (tenant, period_start) unique constraint
+    (get_or_create), then wait on the row lock. Call inside a transaction."""
+    pk = Invoice.objects.filter(tenant=tenant, period_start=start).values_list("pk", flat=True).first()
+    if pk is None:
+        invoice, _ = Invoice.objects.get_or_create(
+            tenant=tenant,
+            period_start=start,
+            defaults={"period_end": end, "issuer": app_settings.invoice_issuer, "currency": currency()},
+        )
+        pk = invoice.pk
+    locked = locks.invoice_lock(pk=pk)
+    assert locked is not None  # found inside this transaction; an invoice is deleted only with its tenant
+    return locked
+
+
 @transaction.atomic
 def invoice_generate(*, tenant: Tenant, period_start: datetime) -> Invoice | None:
     """The tenant's invoice for the month starting at `period_start` (an ended month), created as a draft if new.
@@ -87,17 +106,9 @@ def invoice_generate(*, tenant: Tenant, period_start: datetime) -> Invoice | Non
     if end > timezone.now():
         raise ValidationError(f"{start:%Y-%m} has not ended; invoice_estimate shows the month so far.")
     currency, lines = _lines_compute(tenant=tenant, start=start, end=end, usage_end=end)
-    existing = Invoice.objects.filter(tenant=tenant, period_start=start).values_list("pk", flat=True).first()
-    if not lines and existing is None:
+    if not lines and not Invoice.objects.filter(tenant=tenant, period_start=start).exists():
         return None
-    invoice, _ = Invoice.objects.get_or_create(
-        tenant=tenant,
-        period_start=start,
-        defaults={"period_end": end, "issuer": app_settings.invoice_issuer, "currency": currency},
-    )
-    locked = locks.invoice_lock(pk=invoice.pk)
-    assert locked is not None  # found inside this transaction; an invoice is deleted only with its tenant
-    invoice = locked
+    invoice = _month_invoice_locked(tenant=tenant, start=start, end=end, currency=lambda: currency)
     if invoice.status != Invoice.Status.DRAFT:
         return invoice
     credits = list(invoice.lines.filter(kind=InvoiceLine.Kind.CREDIT).order_by("position", "pk"))
@@ -275,21 +286,12 @@ def invoice_credit_add(
         raise ValidationError(f"{start:%Y-%m} has not begun; credit the current month or an earlier one not yet issued.")
     if Tenant.objects.filter(pk=tenant.pk, status=Tenant.Status.DELETING).exists():
         raise Conflict(f"Tenant {tenant.slug!r} is being deleted; its invoices go with it.")
-    existing = Invoice.objects.filter(tenant=tenant, period_start=start).values_list("pk", flat=True).first()
-    if existing is None:
-        invoice, _ = Invoice.objects.get_or_create(
-            tenant=tenant,
-            period_start=start,
-            defaults={
-                "period_end": end,
-                "issuer": app_settings.invoice_issuer,
-                "currency": _credit_currency(tenant=tenant, start=start, end=end, currency=currency),
-            },
-        )
-        existing = invoice.pk
-    locked = locks.invoice_lock(pk=existing)
-    assert locked is not None  # found inside this transaction; an invoice is deleted only with its tenant
-    invoice = locked
+    invoice = _month_invoice_locked(
+        tenant=tenant,
+        start=start,
+        end=end,
+        currency=lambda: _credit_currency(tenant=tenant, start=start, end=end, currency=currency),
+    )
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(
             f"The invoice of {start:%Y-%m} is issued ({invoice.number}, {invoice.status}) and issued invoices never change: "

@@ -63,16 +63,18 @@ class RedisScript:
 
     def __call__(self, client: redis.Redis, *, keys: Sequence[str], args: Sequence[str | int | float | bytes]) -> object:
         connection = self._connection(client)
-        command = ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+        def run(*command: str | int | float | bytes) -> object:
+            connection.send_packed_command(connection.pack_command(*command), check_health=False)
+            return connection.read_response()
+
+        evalsha = ("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
             try:
-                connection.send_packed_command(connection.pack_command(*command), check_health=False)
-                return connection.read_response()
+                return run(*evalsha)
             except NoScriptError:  # a Redis that restarted or was flushed: load it, once
-                connection.send_packed_command(connection.pack_command("SCRIPT", "LOAD", self.source), check_health=False)
-                connection.read_response()
-                connection.send_packed_command(connection.pack_command(*command), check_health=False)
-                return connection.read_response()
+                run("SCRIPT", "LOAD", self.source)
+                return run(*evalsha)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             connection.disconnect()  # reconnected on the next call
             raise
@@ -144,9 +146,12 @@ class ReplylessSender:
                 if connection is None:
                     connection = self._connection = self._connect()
                 connection.send_command(*args, check_health=False)
-            except (redis.RedisError, OSError) as exc:
+            except redis.RedisError:
                 self._drop()
-                raise exc if isinstance(exc, redis.RedisError) else redis.ConnectionError(str(exc)) from exc
+                raise
+            except OSError as exc:
+                self._drop()
+                raise redis.ConnectionError(str(exc)) from exc
 
 
 _senders: dict[tuple[str, float], ReplylessSender] = {}

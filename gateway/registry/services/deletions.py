@@ -21,6 +21,7 @@ from accounts.models import Tenant
 from gateway.registry import locks
 from gateway.registry.models import Blob, DeletedObject, Manifest, ObjectDeletion, Tag
 from gateway.registry.stores import store_for
+from gateway.storage import keys
 
 LEDGER_KEEP_MONTHS = 2  # full calendar months of DeletedObject rows kept before the current one
 
@@ -34,6 +35,18 @@ class DeletionItem(NamedTuple):
     reference: str = ""
     size: int | None = None  # None (with stored_since): not known, not ledgered
     stored_since: datetime | None = None
+
+    @classmethod
+    def tag(cls, *, tenant_id: int, repository: str, name: str, digest: str, pushed_at: datetime) -> DeletionItem:
+        """A tag's {tag, digest} object, as last written when the tag was pushed."""
+        key = keys.tag_key(tenant_id, repository, name)
+        return cls(ObjectDeletion.Kind.TAG, key, repository, name, keys.tag_object_size(name, digest), pushed_at)
+
+    @classmethod
+    def manifest(cls, *, tenant_id: int, repository: str, digest: str, size: int, created_at: datetime) -> DeletionItem:
+        """A manifest's exact bytes in one repository."""
+        key = keys.manifest_key(tenant_id, repository, digest)
+        return cls(ObjectDeletion.Kind.MANIFEST, key, repository, digest, size, created_at)
 
 
 def object_deletions_record(*, tenant: Tenant, items: Sequence[DeletionItem]) -> list[int]:

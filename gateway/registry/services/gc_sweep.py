@@ -263,13 +263,8 @@ def _manifests_delete(tenant: Tenant, doomed: list[Manifest]) -> None:
     object_deletions_record(
         tenant=tenant,
         items=[
-            DeletionItem(
-                ObjectDeletion.Kind.MANIFEST,
-                keys.manifest_key(tenant.pk, m.repository.name, m.digest),
-                m.repository.name,
-                m.digest,
-                m.size,
-                m.created_at,
+            DeletionItem.manifest(
+                tenant_id=tenant.pk, repository=m.repository.name, digest=m.digest, size=m.size, created_at=m.created_at
             )
             for m in doomed
         ],

@@ -29,7 +29,7 @@ from gateway.registry.errors import (
     ManifestUnknown,
 )
 from gateway.registry.media_types import ParsedManifest, manifest_size_check, parse_manifest
-from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, ObjectDeletion, Repository, Tag
+from gateway.registry.models import Blob, Manifest, ManifestBlob, ManifestChild, Repository, Tag
 from gateway.registry.names import validate_tag
 from gateway.registry.services import events, upload_limits
 from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
@@ -315,13 +315,8 @@ def _delete_by_tag(*, tenant: Tenant, repository: Repository, name: str, actor: 
         ids = object_deletions_record(
             tenant=tenant,
             items=[
-                DeletionItem(
-                    ObjectDeletion.Kind.TAG,
-                    keys.tag_key(tenant.pk, repository.name, name),
-                    repository.name,
-                    name,
-                    keys.tag_object_size(name, tagged),
-                    tag.last_pushed_at,
+                DeletionItem.tag(
+                    tenant_id=tenant.pk, repository=repository.name, name=name, digest=tagged, pushed_at=tag.last_pushed_at
                 )
             ],
         )
@@ -351,24 +346,20 @@ def _delete_by_digest(*, tenant: Tenant, repository: Repository, digest: str, ac
         tag_names = [name for name, _, _ in tagged]
         Tag.objects.filter(repository=repository, manifest=manifest).delete()
         manifest.delete()
-        manifest_key = keys.manifest_key(tenant.pk, repository.name, digest)
         ids = object_deletions_record(
             tenant=tenant,
             items=[
-                DeletionItem(
-                    ObjectDeletion.Kind.MANIFEST, manifest_key, repository.name, digest, manifest.size, manifest.created_at
-                )
-            ]
-            + [
-                DeletionItem(
-                    ObjectDeletion.Kind.TAG,
-                    keys.tag_key(tenant.pk, repository.name, t),
-                    repository.name,
-                    t,
-                    keys.tag_object_size(t, digest),
-                    pushed,
-                )
-                for t, _, pushed in tagged
+                DeletionItem.manifest(
+                    tenant_id=tenant.pk,
+                    repository=repository.name,
+                    digest=digest,
+                    size=manifest.size,
+                    created_at=manifest.created_at,
+                ),
+                *(
+                    DeletionItem.tag(tenant_id=tenant.pk, repository=repository.name, name=t, digest=digest, pushed_at=pushed)
+                    for t, _, pushed in tagged
+                ),
             ],
         )
         audit_record(

@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 from gateway.core.errors import NotFound, ValidationError
 from gateway.registry import locks
-from gateway.registry.models import JobRun, ObjectDeletion, Repository, RetentionPolicy, Tag
+from gateway.registry.models import JobRun, Repository, RetentionPolicy, Tag
 from gateway.registry.services import events
 from gateway.registry.services.deletions import DeletionItem, object_deletions_drain, object_deletions_record
 from gateway.registry.services.gc_sweep import GcSettings
@@ -34,7 +34,6 @@ from gateway.registry.services.immutability import immutable_rules_load
 from gateway.registry.services.jobruns import JobReport, jobrun_claim, jobrun_record, jobrun_to_completion
 from gateway.registry.services.retention_rules import LISTED_MAX, Policies, repository_verdicts
 from gateway.registry.services.retention_rules import TagVerdict as _Doomed
-from gateway.storage import keys
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +194,12 @@ def _tags_delete(*, tenant: Tenant, doomed: list[_Doomed]) -> tuple[int, int]:
             object_deletions_record(
                 tenant=tenant,
                 items=[
-                    DeletionItem(
-                        ObjectDeletion.Kind.TAG,
-                        keys.tag_key(tenant.pk, t.repository.name, t.name),
-                        t.repository.name,
-                        t.name,
-                        keys.tag_object_size(t.name, t.manifest.digest),
-                        t.last_pushed_at,
+                    DeletionItem.tag(
+                        tenant_id=tenant.pk,
+                        repository=t.repository.name,
+                        name=t.name,
+                        digest=t.manifest.digest,
+                        pushed_at=t.last_pushed_at,
                     )
                     for t in gone
                 ],
